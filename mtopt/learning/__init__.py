@@ -1,0 +1,1 @@
+"""mtopt.learning"""
