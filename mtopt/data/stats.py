@@ -1,0 +1,92 @@
+"""Dataset statistics of an episode log (paper Fig. 4 and Fig. 11).
+
+Episodes are counted by the task they were *collected for*; a success is the ground-truth
+success for that task. Counts are split by collecting policy (``scripted-pick``,
+``scripted-place``, ``checkpoint:<id>`` with its ε). These statistics are analysis only; they
+never feed the learner.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtopt.data.log import EpisodeLogReader
+from mtopt.tasks import default_task_set
+
+
+def policy_label(policy: str, epsilon: float) -> str:
+    """Label of a collecting policy in the statistics, e.g. ``checkpoint:abc (eps=0.2)``."""
+    return f"{policy} (eps={epsilon:g})" if epsilon > 0 else policy
+
+
+def dataset_stats(directory: str | Path, task_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Per-task episode and success counts of the episode log in ``directory``.
+
+    Returns ``{"episodes", "corrupt_shards", "shards", "tasks": {task: {"episodes",
+    "successes", "success_rate", "by_policy": {policy: {"episodes", "successes"}}}}}``.
+    Tasks of ``task_names`` (default: the 12 paper tasks) with no episodes are listed with
+    zero counts, so gaps in the data are visible.
+    """
+    reader = EpisodeLogReader(directory)
+    meta = reader.metadata().to_pylist()
+    names = list(task_names or default_task_set().names)
+    tasks: dict[str, dict[str, Any]] = {
+        n: {"episodes": 0, "successes": 0, "by_policy": {}} for n in names
+    }
+    for row in meta:
+        task = row["task"]
+        entry = tasks.setdefault(task, {"episodes": 0, "successes": 0, "by_policy": {}})
+        success_tasks = list(row["success_tasks"])
+        succeeded = bool(row["success"][success_tasks.index(task)]) if task in success_tasks else False
+        label = policy_label(row["policy"], float(row["epsilon"]))
+        pol = entry["by_policy"].setdefault(label, {"episodes": 0, "successes": 0})
+        entry["episodes"] += 1
+        pol["episodes"] += 1
+        entry["successes"] += int(succeeded)
+        pol["successes"] += int(succeeded)
+    for entry in tasks.values():
+        n = entry["episodes"]
+        entry["success_rate"] = entry["successes"] / n if n else float("nan")
+    return {
+        "episodes": len(meta),
+        "corrupt_shards": reader.corrupt_shards,
+        "shards": len(reader.shard_paths()),
+        "tasks": tasks,
+    }
+
+
+def format_stats_table(stats: dict[str, Any]) -> str:
+    """A fixed-width text table of :func:`dataset_stats`, one row per task and policy."""
+    header = f"{'task':<18}{'policy':<34}{'episodes':>10}{'successes':>11}{'rate':>8}"
+    lines = [header, "-" * len(header)]
+    for task, entry in stats["tasks"].items():
+        rate = entry["success_rate"]
+        rate_s = "-" if np.isnan(rate) else f"{rate:.3f}"
+        lines.append(f"{task:<18}{'all':<34}{entry['episodes']:>10}{entry['successes']:>11}{rate_s:>8}")
+        for pol, c in sorted(entry["by_policy"].items()):
+            r = c["successes"] / c["episodes"] if c["episodes"] else float("nan")
+            lines.append(f"{'':<18}{pol:<34}{c['episodes']:>10}{c['successes']:>11}{r:>8.3f}")
+    lines.append("-" * len(header))
+    lines.append(
+        f"{stats['episodes']} episodes in {stats['shards']} shards; "
+        f"{stats['corrupt_shards']} corrupt shard(s) skipped"
+    )
+    return "\n".join(lines)
+
+
+def write_stats_json(stats: dict[str, Any], path: str | Path) -> None:
+    """Write :func:`dataset_stats` as JSON (NaN rates become ``null``)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, float) and np.isnan(v):
+            return None
+        return v
+
+    Path(path).write_text(json.dumps(clean(stats), indent=2) + "\n")

@@ -1,0 +1,257 @@
+"""The robot fleet: simulated robots that collect episodes into the episode log.
+
+Each robot owns a workcell, the collection policies and an episode-log writer. It repeatedly
+picks a task at random and runs the policy for that task's skill (paper Sec. 4 and App. 9.1):
+
+* a *lift* task resets the scene and runs the picking policy; a place episode for a random
+  place task is then *chained* on the same scene, starting from whatever the gripper holds;
+* a *place* task starts from a reset with an object already grasped.
+
+In the local runtime the robots run as separate processes (:func:`collect`); the main process
+shows a progress bar with the fleet's episodes per second.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import queue
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mtopt.data.episode import Episode
+from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
+from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
+from mtopt.policies.scripted import (
+    ScriptedPickConfig,
+    ScriptedPickPolicy,
+    ScriptedPlaceConfig,
+    ScriptedPlacePolicy,
+)
+from mtopt.tasks import OBJECT_ACQUISITION, TaskSet, default_task_set
+
+logger = logging.getLogger(__name__)
+
+OBS_KEYS = ("state", "gripper_status", "gripper_height")
+"""Observation keys recorded for every episode; ``image`` is added with ``obs: image``."""
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """Collection with a fleet of simulated robots (``mtopt collect``)."""
+
+    out: str = "runs/log"
+    """Episode-log directory to append to (created if missing)."""
+    robots: int = 2
+    """Number of robots, each run as its own process."""
+    episodes: int = 200
+    """Total number of episodes to collect across the fleet (chained episodes count)."""
+    obs: Literal["state", "image"] = "state"
+    """Observations to record: the low-dimensional ``state`` only, or also the camera image."""
+    side_images: bool = False
+    """Record the final side-camera images (success-detector input) of every episode."""
+    seed: int = 0
+    """Seed of the whole collection; robot ``i`` derives its own stream from it."""
+    tasks: tuple[str, ...] = ()
+    """Tasks the robots choose from (uniformly); empty means all tasks of the task set."""
+    chain_place: bool = True
+    """After a lift episode, chain a place episode on the same scene (paper App. 9.1)."""
+    progress: bool = True
+    """Show a progress bar."""
+    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
+    """The simulated workcell."""
+    pick: ScriptedPickConfig = field(default_factory=ScriptedPickConfig)
+    """The scripted picking policy (object-acquisition tasks)."""
+    place: ScriptedPlaceConfig = field(default_factory=ScriptedPlaceConfig)
+    """The scripted placing policy (object-manipulation tasks)."""
+    log: EpisodeLogConfig = field(default_factory=EpisodeLogConfig)
+    """Episode-log shard settings."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.robots, int) or not 1 <= self.robots <= 256:
+            raise ValueError(f"robots must be an integer in [1, 256], got {self.robots!r}")
+        if not isinstance(self.episodes, int) or self.episodes < 1:
+            raise ValueError(f"episodes must be a positive integer, got {self.episodes!r}")
+        if self.obs not in ("state", "image"):
+            raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
+        default_task_set().validate(self.tasks)
+
+
+def episode_counts(total: int, robots: int) -> list[int]:
+    """Split ``total`` episodes over ``robots`` as evenly as possible."""
+    base, extra = divmod(total, robots)
+    return [base + (1 if i < extra else 0) for i in range(robots)]
+
+
+class Robot:
+    """One simulated robot: a workcell, its collection policies and a log writer."""
+
+    def __init__(
+        self, robot_id: int, config: FleetConfig, run_tag: str, task_set: TaskSet | None = None
+    ) -> None:
+        self.robot_id = robot_id
+        self.config = config
+        self.task_set = task_set or default_task_set()
+        self.tasks = config.tasks or self.task_set.names
+        self.run_tag = run_tag
+        seq = np.random.SeedSequence([config.seed, robot_id])
+        self.rng = np.random.default_rng(seq)
+        self.env = WorkcellEnv(config.workcell)
+        self.pick = ScriptedPickPolicy(config.pick)
+        self.place = ScriptedPlacePolicy(config.place)
+        self.place_tasks = [t for t in self.tasks if self.task_set[t].skill != OBJECT_ACQUISITION]
+        if not self.place_tasks:
+            self.place_tasks = list(self.task_set.tasks_of_skill("object-manipulation"))
+        self._count = 0
+
+    def _next_id(self) -> str:
+        self._count += 1
+        return f"{self.run_tag}-r{self.robot_id:03d}-{self._count:07d}"
+
+    def run_episode(
+        self, task: str, options: dict, policy_name: str, chained_from: str | None = None
+    ) -> Episode:
+        """Run one episode of ``task`` and return it (not yet written)."""
+        policy = self.pick if policy_name == "scripted-pick" else self.place
+        seed = int(self.rng.integers(2**31 - 1))
+        start = time.time()
+        obs, info = self.env.reset(seed=seed, options={**options, "task": task})
+        policy.reset(np.random.default_rng(seed))
+        record_image = self.config.obs == "image"
+        keys = (*OBS_KEYS, "image") if record_image else OBS_KEYS
+        observations: dict[str, list[np.ndarray]] = {k: [obs[k]] for k in keys}
+        actions = []
+        done = False
+        while not done:
+            action = np.asarray(policy.act(obs), dtype=np.float32)
+            obs, _reward, terminated, truncated, info = self.env.step(action)
+            actions.append(action)
+            for k in keys:
+                observations[k].append(obs[k])
+            done = terminated or truncated
+        side = self.env.render_side_images() if self.config.side_images else None
+        return Episode(
+            episode_id=self._next_id(),
+            robot_id=self.robot_id,
+            task=task,
+            policy=policy_name,
+            epsilon=0.0,
+            seed=seed,
+            start_time=start,
+            end_time=time.time(),
+            observations={k: np.stack(v) for k, v in observations.items()},
+            actions=np.stack(actions).astype(np.float32),
+            success=np.asarray(info["success"], dtype=bool),
+            success_tasks=tuple(info["task_names"]),
+            final_side_images=side,
+            chained_from=chained_from,
+        )
+
+    def episodes(self, count: int):
+        """Yield ``count`` episodes, chaining place episodes after lift episodes."""
+        produced = 0
+        while produced < count:
+            task = str(self.rng.choice(self.tasks))
+            if self.task_set[task].skill == OBJECT_ACQUISITION:
+                lift = self.run_episode(task, {"scene": "random"}, "scripted-pick")
+                yield lift
+                produced += 1
+                if self.config.chain_place and produced < count:
+                    place_task = str(self.rng.choice(self.place_tasks))
+                    yield self.run_episode(
+                        place_task, {"chain": True}, "scripted-place", lift.episode_id
+                    )
+                    produced += 1
+            else:
+                yield self.run_episode(task, {"grasped": True}, "scripted-place")
+                produced += 1
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _robot_main(robot_id: int, count: int, config: FleetConfig, run_tag: str, q) -> None:
+    """Process entry point of one robot: collect ``count`` episodes into the log."""
+    logging.basicConfig(level=logging.WARNING)
+    robot = Robot(robot_id, config, run_tag)
+    try:
+        with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
+            for ep in robot.episodes(count):
+                written = writer.append(ep)
+                q.put(("episode", robot_id, 1, len(written)))
+            q.put(("flushed", robot_id, 0, len(writer.flush())))
+    except BaseException as exc:  # report, then let the process die with the error
+        q.put(("error", robot_id, 0, repr(exc)))
+        raise
+    finally:
+        robot.close()
+    q.put(("done", robot_id, 0, 0))
+
+
+def collect(config: FleetConfig) -> dict:
+    """Collect ``config.episodes`` episodes with ``config.robots`` robot processes.
+
+    Returns a summary with the number of episodes written, the wall time and episodes/s.
+    Raises ``RuntimeError`` if a robot process fails; shards it completed stay in the log.
+    """
+    out = Path(config.out)
+    EpisodeLogWriter.check_directory(out)
+    existing = EpisodeLogReader(out).metadata().num_rows if out.exists() else 0
+    run_tag = f"s{config.seed}-n{existing}"
+    counts = episode_counts(config.episodes, config.robots)
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [
+        ctx.Process(target=_robot_main, args=(i, n, config, run_tag, q), daemon=True)
+        for i, n in enumerate(counts)
+        if n > 0
+    ]
+    start = time.time()
+    for p in procs:
+        p.start()
+    finished, errors, collected = 0, [], 0
+    bar = tqdm(
+        total=config.episodes, unit="ep", desc="collect", disable=not config.progress, smoothing=0.1
+    )
+    first_episode_time = None
+    try:
+        while finished < len(procs):
+            try:
+                kind, robot_id, n, payload = q.get(timeout=1.0)
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    errors.append(f"robot process exited with code {dead[0].exitcode}")
+                    break
+                continue
+            if kind == "episode":
+                collected += n
+                if first_episode_time is None:
+                    first_episode_time = time.time()
+                bar.update(n)
+            elif kind == "error":
+                errors.append(f"robot {robot_id}: {payload}")
+            elif kind == "done":
+                finished += 1
+    finally:
+        bar.close()
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+    if errors:
+        raise RuntimeError("collection failed: " + "; ".join(errors))
+    wall = time.time() - start
+    steady = time.time() - (first_episode_time or start)
+    return {
+        "episodes": collected,
+        "robots": len(procs),
+        "wall_time_s": wall,
+        "episodes_per_s": collected / wall if wall > 0 else float("nan"),
+        "steady_episodes_per_s": collected / steady if steady > 0 else float("nan"),
+    }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh machine: Debian packages for CPU rendering, then mtopt itself.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+ldconfig -p | grep -q 'libOSMesa.so' || need_apt+=(libosmesa6)
+if ((${#need_apt[@]})); then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+python -m pip install --disable-pip-version-check -q -e ".[dev,ray]"
+echo "setup: done ($(python -c 'import mtopt, torch, mujoco; print("mtopt", mtopt.__version__, "torch", torch.__version__, "mujoco", mujoco.__version__)'))"

@@ -1,0 +1,40 @@
+import math
+
+import pytest
+
+from mtopt.evaluation.summary import low_data_tasks, summarize, wilson_interval
+
+
+def test_wilson_interval_hand_computed():
+    # p = 0.5, n = 100, z = 1.96: centre = (0.5 + 0.019208) / 1.038415 = 0.5
+    lo, hi = wilson_interval(50, 100)
+    half = 1.959963984540054 * math.sqrt(0.25 / 100 + 1.959963984540054**2 / 40000) / (
+        1 + 1.959963984540054**2 / 100
+    )
+    assert lo == pytest.approx(0.5 - half) and hi == pytest.approx(0.5 + half)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    lo0, hi0 = wilson_interval(0, 100)
+    assert lo0 == pytest.approx(0.0, abs=1e-12) and hi0 == pytest.approx(0.0370, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="successes <= trials"):
+        wilson_interval(5, 4)
+
+
+def test_summary_rows_hand_computed():
+    rates = {"a": 0.1, "b": 0.2, "c": 0.4, "d": 0.9}
+    s = summarize(rates, low_data=["a", "b"])
+    assert s["min"] == 0.1 and s["max"] == 0.9
+    assert s["median"] == pytest.approx(0.3)
+    assert s["mean"] == pytest.approx(0.4)
+    # linear interpolation: p25 at position 0.75 between 0.1 and 0.2
+    assert s["p25"] == pytest.approx(0.175)
+    assert s["p75"] == pytest.approx(0.525)
+    assert s["mean_low_data"] == pytest.approx(0.15)
+    assert math.isnan(summarize(rates)["mean_low_data"])
+    with pytest.raises(ValueError, match="no success rate"):
+        summarize(rates, low_data=["z"])
+
+
+def test_low_data_tasks_picks_fewest_episodes():
+    counts = {"lift-any": 1000, "lift-can": 5, "lift-box": 5, "place-any": 300, "x": 7}
+    assert low_data_tasks(counts, k=3) == ["lift-box", "lift-can", "x"]

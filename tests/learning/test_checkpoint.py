@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+
+from mtopt.learning.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+
+def _payload(seed: int) -> dict:
+    torch.manual_seed(seed)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    return {
+        "model": net.state_dict(),
+        "optimizer": opt.state_dict(),
+        "torch_rng": gen.get_state(),
+        "numpy_rng": rng.bit_generator.state,
+        "meta": {"tasks": ["lift-any", "place-any"]},
+    }
+
+
+def test_round_trip_with_weights_only(tmp_path):
+    p = _payload(0)
+    path = save_checkpoint(tmp_path, 100, p)
+    got = load_checkpoint(path)
+    assert got["step"] == 100
+    for k, v in p["model"].items():
+        assert torch.equal(got["model"][k], v)
+    assert got["numpy_rng"] == p["numpy_rng"]
+    assert torch.equal(got["torch_rng"], p["torch_rng"])
+    assert got["meta"]["tasks"] == ["lift-any", "place-any"]
+    assert not [q for q in tmp_path.iterdir() if q.name.startswith(".tmp")]
+
+
+def test_keep_newest_and_latest(tmp_path):
+    for step in (10, 20, 30, 40):
+        save_checkpoint(tmp_path, step, _payload(step), keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-000000030.pt", "ckpt-000000040.pt"]
+    assert latest_checkpoint(tmp_path).name == "ckpt-000000040.pt"
+    assert latest_checkpoint(tmp_path / "none") is None
+
+
+def test_truncated_checkpoint_fails_clearly_and_older_stays_usable(tmp_path):
+    save_checkpoint(tmp_path, 1, _payload(1))
+    newest = save_checkpoint(tmp_path, 2, _payload(2))
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(newest)
+    assert load_checkpoint(list_checkpoints(tmp_path)[0])["step"] == 1
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "foreign.pt").write_bytes(b"hello")
+    with pytest.raises(CheckpointError, match="no checksum header"):
+        load_checkpoint(tmp_path / "foreign.pt")
