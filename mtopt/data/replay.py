@@ -1,0 +1,211 @@
+"""Task replay: per-task buffers split into successes and failures (paper Fig. 10).
+
+Transitions of every episode are stored *once* in a ring buffer of bounded capacity. Each task
+has two buckets, successes and failures, holding the ids of the transitions routed to it by
+impersonation; the same transition can sit in several tasks' buckets with different labels.
+The reward of a transition for a task is its episode's label for that task on the episode's
+last step and 0 before it (sparse reward at the end, paper Sec. 4); the last step is terminal.
+
+Eviction rule: when the ring is full, the oldest transitions are overwritten first (FIFO over
+the whole replay, in the order episodes were added); bucket entries that point at overwritten
+transitions are dropped. So every task keeps the newest data routed to it, and no task's
+buckets can exceed the ring's capacity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from mtopt.data.sampling import draw_bucket_counts, sampling_proportions
+from mtopt.tasks import TaskSet
+
+DEFAULT_OBS_KEYS = ("state", "gripper_status", "gripper_height")
+"""Observation keys the state-based learner needs."""
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """The task replay and its sampler."""
+
+    capacity: int = 1_000_000
+    """Maximum number of transitions kept (FIFO eviction of the oldest)."""
+    sampler: Literal["uniform", "rebalanced"] = "rebalanced"
+    """``uniform`` over all impersonated data, or ``rebalanced`` (equal share per task)."""
+    success_fraction: float = 0.5
+    """Re-balanced sampler: fraction of each task's share drawn from its successes."""
+    obs_keys: tuple[str, ...] = DEFAULT_OBS_KEYS
+    """Observation keys stored for each transition (add ``image`` for the conv network)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.capacity, int) or self.capacity < 1:
+            raise ValueError(f"replay capacity must be a positive integer, got {self.capacity!r}")
+        if self.sampler not in ("uniform", "rebalanced"):
+            raise ValueError(f"sampler must be 'uniform' or 'rebalanced', got {self.sampler!r}")
+        if not 0.0 < self.success_fraction < 1.0:
+            raise ValueError(f"success_fraction must be in (0, 1), got {self.success_fraction!r}")
+        if not self.obs_keys:
+            raise ValueError("obs_keys must name at least one observation")
+
+
+@dataclass
+class TransitionBatch:
+    """A batch of transitions for one task each (numpy; ``task`` holds one-hot slots)."""
+
+    obs: dict[str, np.ndarray]
+    action: np.ndarray
+    next_obs: dict[str, np.ndarray]
+    reward: np.ndarray
+    done: np.ndarray
+    task: np.ndarray
+    bucket_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+
+class _Bucket:
+    """Increasing transition ids with amortised append and prefix purge."""
+
+    def __init__(self) -> None:
+        self.ids = np.empty(1024, dtype=np.int64)
+        self.start = 0
+        self.end = 0
+
+    def extend(self, ids: np.ndarray) -> None:
+        n = len(ids)
+        if self.end + n > len(self.ids):
+            live = self.ids[self.start : self.end]
+            new = np.empty(max(2 * len(live) + n, 1024), dtype=np.int64)
+            new[: len(live)] = live
+            self.ids, self.start, self.end = new, 0, len(live)
+        self.ids[self.end : self.end + n] = ids
+        self.end += n
+
+    def purge(self, threshold: int) -> None:
+        live = self.ids[self.start : self.end]
+        self.start += int(np.searchsorted(live, threshold, side="left"))
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.ids[self.start + rng.integers(0, len(self), size=n)]
+
+
+class TaskReplay:
+    """Per-task success/failure buckets over a shared transition ring buffer."""
+
+    def __init__(
+        self,
+        config: ReplayConfig,
+        task_set: TaskSet,
+        rng: np.random.Generator,
+        tasks: Sequence[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.task_set = task_set
+        self.tasks = tuple(task_set.validate(tasks)) if tasks else task_set.names
+        self._index = {t: i for i, t in enumerate(self.tasks)}
+        self._slots = np.array([task_set.slot(t) for t in self.tasks], dtype=np.int64)
+        self.rng = rng
+        self._buckets = [[_Bucket(), _Bucket()] for _ in self.tasks]
+        self._arrays: dict[str, np.ndarray] | None = None
+        self.total = 0  # transitions ever written
+        self.episodes = 0
+        self.routed_episodes = np.zeros((len(self.tasks), 2), dtype=np.int64)
+
+    # -- writing ---------------------------------------------------------------------------
+    def _allocate(self, obs: dict[str, np.ndarray], action_dim: int) -> dict[str, np.ndarray]:
+        cap = self.config.capacity
+        arrays = {"action": np.zeros((cap, action_dim), np.float32)}
+        arrays["last"] = np.zeros(cap, dtype=bool)
+        for k in self.config.obs_keys:
+            if k not in obs:
+                raise ValueError(
+                    f"episode has no observation {k!r} (has {sorted(obs)}); the replay "
+                    f"stores {self.config.obs_keys}"
+                )
+            shape, dtype = obs[k].shape[1:], obs[k].dtype
+            arrays[f"obs/{k}"] = np.zeros((cap, *shape), dtype)
+            arrays[f"next/{k}"] = np.zeros((cap, *shape), dtype)
+        return arrays
+
+    def add_episode(self, episode: object, routed: Sequence[tuple[str, bool]]) -> int:
+        """Store ``episode``'s transitions and file them under the routed ``(task, success)``.
+
+        Routed tasks outside this replay's task list are ignored. Returns the number of
+        transitions stored (0 if nothing was routed to a task of this replay).
+        """
+        routed = [(t, s) for t, s in routed if t in self._index]
+        obs = episode.observations  # type: ignore[attr-defined]
+        actions = np.asarray(episode.actions)  # type: ignore[attr-defined]
+        n = len(actions)
+        if not routed or n == 0:
+            return 0
+        if self._arrays is None:
+            self._arrays = self._allocate(obs, actions.shape[1])
+        cap = self.config.capacity
+        if n > cap:
+            raise ValueError(f"episode of {n} steps does not fit a replay of capacity {cap}")
+        ids = np.arange(self.total, self.total + n, dtype=np.int64)
+        pos = ids % cap
+        a = self._arrays
+        a["action"][pos] = actions
+        a["last"][pos] = False
+        a["last"][pos[-1]] = True
+        for k in self.config.obs_keys:
+            a[f"obs/{k}"][pos] = obs[k][:-1]
+            a[f"next/{k}"][pos] = obs[k][1:]
+        self.total += n
+        self.episodes += 1
+        threshold = self.total - cap
+        for t, success in routed:
+            i = self._index[t]
+            bucket = self._buckets[i][0 if success else 1]
+            bucket.extend(ids)
+            self.routed_episodes[i, 0 if success else 1] += 1
+        if threshold > 0:
+            for pair in self._buckets:
+                for b in pair:
+                    b.purge(threshold)
+        return n
+
+    # -- reading ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return min(self.total, self.config.capacity)
+
+    def sizes(self) -> np.ndarray:
+        """Transitions per bucket, shape ``(n_tasks, 2)``: column 0 successes, 1 failures."""
+        return np.array([[len(s), len(f)] for s, f in self._buckets], dtype=np.int64)
+
+    def sample(self, batch_size: int) -> TransitionBatch:
+        """Draw a batch with the configured sampler (task and success proportions)."""
+        sizes = self.sizes()
+        probs = sampling_proportions(sizes, self.config.sampler, self.config.success_fraction)
+        counts = draw_bucket_counts(probs, batch_size, self.rng)
+        ids, labels, task_idx = [], [], []
+        for i in range(len(self.tasks)):
+            for j in (0, 1):
+                c = int(counts[i, j])
+                if c:
+                    ids.append(self._buckets[i][j].sample(c, self.rng))
+                    labels.append(np.full(c, j == 0))
+                    task_idx.append(np.full(c, i))
+        pos = np.concatenate(ids) % self.config.capacity
+        label = np.concatenate(labels)
+        a = self._arrays
+        assert a is not None
+        last = a["last"][pos]
+        return TransitionBatch(
+            obs={k: a[f"obs/{k}"][pos] for k in self.config.obs_keys},
+            action=a["action"][pos],
+            next_obs={k: a[f"next/{k}"][pos] for k in self.config.obs_keys},
+            reward=(last & label).astype(np.float32),
+            done=last.astype(np.float32),
+            task=self._slots[np.concatenate(task_idx)],
+            bucket_counts=counts,
+        )

@@ -1,0 +1,77 @@
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mtopt.data.impersonation import Impersonation, ImpersonationConfig, OracleLabeller
+from mtopt.tasks import default_task_set
+
+TS = default_task_set()
+
+
+def _episode(successes: set[str]):
+    return SimpleNamespace(
+        success_tasks=TS.names, success=np.array([t in successes for t in TS.names])
+    )
+
+
+def _imp(kind, p_s=1.0, p_f=1.0, seed=0):
+    cfg = ImpersonationConfig(kind=kind, p_success=p_s, p_failure=p_f)
+    return Impersonation(cfg, TS, OracleLabeller(), np.random.default_rng(seed))
+
+
+def test_orig_routes_only_to_own_task():
+    ep = _episode({"lift-any", "lift-can"})
+    assert _imp("orig")(ep, "lift-can") == [("lift-can", True)]
+    assert _imp("orig")(ep, "place-any") == [("place-any", False)]
+
+
+def test_all_routes_to_every_task_with_labels():
+    ep = _episode({"lift-any", "lift-can"})
+    routed = dict(_imp("all")(ep, "lift-any"))
+    assert set(routed) == set(TS.names)
+    assert routed["lift-any"] and routed["lift-can"] and not routed["lift-box"]
+    assert not routed["place-any"]
+
+
+def test_skill_routes_within_skill_only():
+    ep = _episode({"lift-any", "lift-box"})
+    routed = _imp("skill")(ep, "lift-any")
+    assert [t for t, _ in routed] == list(TS.names[:8])
+    assert dict(routed)["lift-box"] is True and dict(routed)["lift-milk"] is False
+    place = _imp("skill")(_episode({"place-any", "place-bottom"}), "place-top-left")
+    assert [t for t, _ in place][0] == "place-top-left"
+    assert {t for t, _ in place} == set(TS.names[8:])
+
+
+def test_skill_keeps_failures_with_probability_p_f_and_own_task_always():
+    imp = _imp("skill", p_s=1.0, p_f=0.15, seed=1)
+    ep = _episode({"lift-any", "lift-can"})  # lift-any, lift-can succeed; 6 other lifts fail
+    kept_fail = 0
+    trials = 4000
+    for _ in range(trials):
+        routed = dict(imp(ep, "lift-any"))
+        assert routed["lift-any"] is True and routed["lift-can"] is True
+        kept_fail += sum(1 for t, ok in routed.items() if not ok)
+    frac = kept_fail / (6 * trials)
+    assert abs(frac - 0.15) < 0.01
+    # own task kept even when it failed and p_f = 0
+    imp0 = _imp("skill", p_s=1.0, p_f=0.0)
+    assert imp0(_episode(set()), "lift-box") == [("lift-box", False)]
+
+
+def test_skill_probabilities_are_seeded():
+    ep = _episode({"lift-any"})
+    a = [_imp("skill", 0.5, 0.5, seed=3)(ep, "lift-any") for _ in range(1)]
+    b = [_imp("skill", 0.5, 0.5, seed=3)(ep, "lift-any") for _ in range(1)]
+    assert a == b
+
+
+def test_bad_config_and_tasks():
+    with pytest.raises(ValueError, match="p_failure must be in"):
+        ImpersonationConfig(kind="skill", p_failure=1.5)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ImpersonationConfig(kind="cds-ish")
+    with pytest.raises(ValueError, match="not in the task set"):
+        _imp("orig")(_episode(set()), "lift-cloth")
+    assert ImpersonationConfig(kind="skill", p_failure=0.15).name == "skill-1-0.15"
