@@ -83,6 +83,22 @@ def cmd_data_stats(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_train(argv: Sequence[str]) -> int:
+    from mtopt.system.training import TrainConfig, train
+
+    cfg = parse_config(TrainConfig, argv, "mtopt train", TrainConfig.__doc__ or "")
+    print(json.dumps(train(cfg), indent=2))
+    return 0
+
+
+def cmd_eval(argv: Sequence[str]) -> int:
+    from mtopt.evaluation.evaluate import EvalConfig, run_eval
+
+    cfg = parse_config(EvalConfig, argv, "mtopt eval", EvalConfig.__doc__ or "")
+    run_eval(cfg)
+    return 0
+
+
 def cmd_demo(argv: Sequence[str]) -> int:
     from mtopt.experiments.demo import DemoConfig, run_demo
 
@@ -92,10 +108,12 @@ def cmd_demo(argv: Sequence[str]) -> int:
 
 
 def _command_configs() -> dict[str, type]:
+    from mtopt.evaluation.evaluate import EvalConfig
     from mtopt.experiments.demo import DemoConfig
     from mtopt.system.fleet import FleetConfig
+    from mtopt.system.training import TrainConfig
 
-    return {"demo": DemoConfig, "collect": FleetConfig}
+    return {"demo": DemoConfig, "collect": FleetConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
 def __getattr__(name: str) -> Any:  # lazy, so ``mtopt --help`` does not import MuJoCo
@@ -107,6 +125,8 @@ def __getattr__(name: str) -> Any:  # lazy, so ``mtopt --help`` does not import 
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "demo": (cmd_demo, "the main job on the embedded default (local runtime, simulated cell)"),
     "collect": (cmd_collect, "collect episodes with a fleet of simulated robots"),
+    "train": (cmd_train, "train a multi-task Q-function offline from an episode log"),
+    "eval": (cmd_eval, "evaluate a checkpoint on the standard evaluation scene"),
     "data stats": (cmd_data_stats, "per-task episode and success counts of an episode log"),
 }
 

@@ -47,7 +47,9 @@ class ImpersonationConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in IMPERSONATION_KINDS:
-            raise ValueError(f"impersonation kind must be one of {IMPERSONATION_KINDS}, got {self.kind!r}")
+            raise ValueError(
+                f"impersonation kind must be one of {IMPERSONATION_KINDS}, got {self.kind!r}"
+            )
         for name in ("p_success", "p_failure"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:

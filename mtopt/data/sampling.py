@@ -63,9 +63,7 @@ def sampling_proportions(
     raise ValueError(f"sampler must be one of {SAMPLER_KINDS}, got {kind!r}")
 
 
-def draw_bucket_counts(
-    probs: np.ndarray, batch_size: int, rng: np.random.Generator
-) -> np.ndarray:
+def draw_bucket_counts(probs: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """How many of ``batch_size`` samples come from each bucket (a multinomial draw)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

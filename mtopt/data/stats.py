@@ -42,7 +42,9 @@ def dataset_stats(directory: str | Path, task_names: Sequence[str] | None = None
         task = row["task"]
         entry = tasks.setdefault(task, {"episodes": 0, "successes": 0, "by_policy": {}})
         success_tasks = list(row["success_tasks"])
-        succeeded = bool(row["success"][success_tasks.index(task)]) if task in success_tasks else False
+        succeeded = (
+            bool(row["success"][success_tasks.index(task)]) if task in success_tasks else False
+        )
         label = policy_label(row["policy"], float(row["epsilon"]))
         pol = entry["by_policy"].setdefault(label, {"episodes": 0, "successes": 0})
         entry["episodes"] += 1
@@ -67,7 +69,9 @@ def format_stats_table(stats: dict[str, Any]) -> str:
     for task, entry in stats["tasks"].items():
         rate = entry["success_rate"]
         rate_s = "-" if np.isnan(rate) else f"{rate:.3f}"
-        lines.append(f"{task:<18}{'all':<34}{entry['episodes']:>10}{entry['successes']:>11}{rate_s:>8}")
+        lines.append(
+            f"{task:<18}{'all':<34}{entry['episodes']:>10}{entry['successes']:>11}{rate_s:>8}"
+        )
         for pol, c in sorted(entry["by_policy"].items()):
             r = c["successes"] / c["episodes"] if c["episodes"] else float("nan")
             lines.append(f"{'':<18}{pol:<34}{c['episodes']:>10}{c['successes']:>11}{r:>8.3f}")

@@ -59,6 +59,12 @@ class FleetConfig:
     """Seed of the whole collection; robot ``i`` derives its own stream from it."""
     tasks: tuple[str, ...] = ()
     """Tasks the robots choose from (uniformly); empty means all tasks of the task set."""
+    policy: str | None = None
+    """Collect with this training checkpoint's Q-policy instead of the scripted policies."""
+    epsilon: float = 0.2
+    """ε of the ε-greedy Q-policy (paper: 0.2); unused by the scripted policies."""
+    device: str = "cpu"
+    """Device of the Q-policy in the robot processes."""
     chain_place: bool = True
     """After a lift episode, chain a place episode on the same scene (paper App. 9.1)."""
     progress: bool = True
@@ -79,6 +85,10 @@ class FleetConfig:
             raise ValueError(f"episodes must be a positive integer, got {self.episodes!r}")
         if self.obs not in ("state", "image"):
             raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
+        if self.policy is not None and not Path(self.policy).is_file():
+            raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
         default_task_set().validate(self.tasks)
 
 
@@ -104,6 +114,14 @@ class Robot:
         self.env = WorkcellEnv(config.workcell)
         self.pick = ScriptedPickPolicy(config.pick)
         self.place = ScriptedPlacePolicy(config.place)
+        self.q_policy = None
+        if config.policy is not None:
+            import torch
+
+            from mtopt.policies.q_policy import load_q_policy
+
+            torch.set_num_threads(1)  # one core per robot process
+            self.q_policy = load_q_policy(config.policy, config.epsilon, config.device)
         self.place_tasks = [t for t in self.tasks if self.task_set[t].skill != OBJECT_ACQUISITION]
         if not self.place_tasks:
             self.place_tasks = list(self.task_set.tasks_of_skill("object-manipulation"))
@@ -117,11 +135,17 @@ class Robot:
         self, task: str, options: dict, policy_name: str, chained_from: str | None = None
     ) -> Episode:
         """Run one episode of ``task`` and return it (not yet written)."""
-        policy = self.pick if policy_name == "scripted-pick" else self.place
         seed = int(self.rng.integers(2**31 - 1))
         start = time.time()
         obs, info = self.env.reset(seed=seed, options={**options, "task": task})
-        policy.reset(np.random.default_rng(seed))
+        epsilon = 0.0
+        if self.q_policy is not None:
+            policy = self.q_policy
+            policy_name, epsilon = policy.name, policy.epsilon
+            policy.reset(np.random.default_rng(seed), task=task)
+        else:
+            policy = self.pick if policy_name == "scripted-pick" else self.place
+            policy.reset(np.random.default_rng(seed))
         record_image = self.config.obs == "image"
         keys = (*OBS_KEYS, "image") if record_image else OBS_KEYS
         observations: dict[str, list[np.ndarray]] = {k: [obs[k]] for k in keys}
@@ -140,7 +164,7 @@ class Robot:
             robot_id=self.robot_id,
             task=task,
             policy=policy_name,
-            epsilon=0.0,
+            epsilon=epsilon,
             seed=seed,
             start_time=start,
             end_time=time.time(),

@@ -1,0 +1,175 @@
+"""The evaluation protocol (paper Sec. 5.1): fixed seeds, the standard evaluation scene.
+
+Every task is attempted ``episodes_per_task`` times on the standard evaluation scene (one
+object of each category plus two extras, Fig. 17); the objects are reshuffled before every
+episode and episode ``k`` of task ``t`` always uses the same seed, so two policies are compared
+on identical scenes. Place tasks start with an object already grasped (the place episode of
+the paper's lift-then-place chain, without the lift's failures mixed in). Success is scored by
+the ground-truth predicates, never by a learned model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
+from mtopt.evaluation.summary import low_data_tasks, summarize, wilson_interval
+from mtopt.tasks import OBJECT_ACQUISITION, TaskSet, default_task_set
+
+logger = logging.getLogger(__name__)
+
+
+class EpisodePolicy(Protocol):
+    """What the protocol needs of a policy."""
+
+    def reset(self, rng: np.random.Generator, task: str | None = None) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """Evaluation protocol settings."""
+
+    episodes_per_task: int = 100
+    """Attempts per task (paper: 100)."""
+    seed: int = 10_000
+    """Base seed of the evaluation scenes (kept apart from training seeds)."""
+    tasks: tuple[str, ...] = ()
+    """Tasks to evaluate; empty means all tasks of the task set."""
+    low_data_k: int = 6
+    """Number of low-data tasks (fewest training episodes) in the summary (paper: 6)."""
+    progress: bool = True
+    """Show a progress bar."""
+    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
+    """The simulated workcell used for evaluation."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.episodes_per_task, int) or self.episodes_per_task < 1:
+            raise ValueError(
+                f"episodes_per_task must be a positive integer, got {self.episodes_per_task!r}"
+            )
+        default_task_set().validate(self.tasks)
+
+
+def episode_seed(base: int, task_index: int, k: int) -> int:
+    """The fixed seed of attempt ``k`` at the task in slot ``task_index``."""
+    return int(np.random.SeedSequence([base, task_index, k]).generate_state(1)[0])
+
+
+def run_task_episode(
+    env: WorkcellEnv, policy: EpisodePolicy, task: str, seed: int, task_set: TaskSet
+) -> bool:
+    """One evaluation attempt of ``task``; returns the ground-truth success."""
+    options: dict[str, Any] = {"scene": "evaluation", "task": task}
+    if task_set[task].skill != OBJECT_ACQUISITION:
+        options["grasped"] = True
+    obs, info = env.reset(seed=seed, options=options)
+    policy.reset(np.random.default_rng(seed), task=task)
+    done = False
+    while not done:
+        obs, _reward, terminated, truncated, info = env.step(policy.act(obs))
+        done = terminated or truncated
+    names = list(info["task_names"])
+    return bool(info["success"][names.index(task)])
+
+
+def evaluate(
+    policy_for_task: Callable[[str], EpisodePolicy],
+    config: ProtocolConfig,
+    train_episode_counts: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a policy on every task; returns the JSON-ready result.
+
+    ``policy_for_task(task)`` gives the policy to run for a task (the same multi-task policy
+    for every task, or a scripted policy per skill). ``train_episode_counts`` (episodes per
+    task in the training log) decides the low-data tasks of the summary.
+    """
+    task_set = default_task_set()
+    tasks = config.tasks or task_set.names
+    env = WorkcellEnv(config.workcell)
+    results: dict[str, dict[str, Any]] = {}
+    total = len(tasks) * config.episodes_per_task
+    bar = tqdm(total=total, desc="eval", unit="ep", disable=not config.progress)
+    try:
+        for task in tasks:
+            policy = policy_for_task(task)
+            slot = task_set.slot(task)
+            wins = 0
+            for k in range(config.episodes_per_task):
+                wins += run_task_episode(env, policy, task, episode_seed(config.seed, slot, k), task_set)
+                bar.update(1)
+            n = config.episodes_per_task
+            lo, hi = wilson_interval(wins, n)
+            results[task] = {
+                "success_rate": wins / n,
+                "episodes": n,
+                "successes": wins,
+                "ci95": [lo, hi],
+            }
+            if train_episode_counts is not None:
+                results[task]["train_episodes"] = int(train_episode_counts.get(task, 0))
+            logger.info("%s: %d/%d", task, wins, n)
+    finally:
+        bar.close()
+        env.close()
+    low = None
+    if train_episode_counts is not None and len(tasks) >= config.low_data_k:
+        low = low_data_tasks({t: int(train_episode_counts.get(t, 0)) for t in tasks},
+                             config.low_data_k)
+    summary = summarize({t: r["success_rate"] for t, r in results.items()}, low)
+    return {"tasks": results, "summary": summary, "low_data_tasks": low or []}
+
+
+def format_eval_table(result: dict[str, Any], title: str = "success rate") -> str:
+    """Per-task rows with 95 % CI, then the summary rows of paper Table 4."""
+    lines = [f"{'task':<18}{title:>14}{'95% CI':>18}{'train eps':>11}", "-" * 61]
+    for task, r in result["tasks"].items():
+        lo, hi = r["ci95"]
+        tr = r.get("train_episodes", "")
+        lines.append(f"{task:<18}{r['success_rate']:>14.2f}{f'[{lo:.2f}, {hi:.2f}]':>18}{tr:>11}")
+    lines.append("-" * 61)
+    names = {"min": "Min", "p25": "25th percentile", "median": "Median", "mean": "Mean",
+             "p75": "75th percentile", "max": "Max", "mean_low_data": "Mean (low data)"}
+    for key, label in names.items():
+        v = result["summary"][key]
+        lines.append(f"{label:<18}{'-' if np.isnan(v) else f'{v:.2f}':>14}")
+    return "\n".join(lines)
+
+
+def plot_success(results: dict[str, dict[str, Any]], path: str, title: str = "") -> None:
+    """Bar chart of per-task success with 95 % CIs, one bar group per policy (paper Fig. 6).
+
+    ``results`` maps a policy name to an evaluation result of :func:`evaluate`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    policies = list(results)
+    tasks: Sequence[str] = list(next(iter(results.values()))["tasks"])
+    x = np.arange(len(tasks))
+    width = 0.8 / max(1, len(policies))
+    fig, ax = plt.subplots(figsize=(max(8, len(tasks) * 0.9), 4))
+    for i, name in enumerate(policies):
+        rs = [results[name]["tasks"][t] for t in tasks]
+        rate = np.array([r["success_rate"] for r in rs])
+        err = np.array([[rate[j] - r["ci95"][0], r["ci95"][1] - rate[j]] for j, r in enumerate(rs)]).T
+        ax.bar(x + (i - (len(policies) - 1) / 2) * width, rate, width, yerr=err, capsize=2,
+               label=name)
+    ax.set_xticks(x, tasks, rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("success rate")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

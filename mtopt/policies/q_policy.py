@@ -1,0 +1,110 @@
+"""Policies from a learned Q-function: greedy CEM and ε-greedy (paper Sec. 4: ε = 0.2).
+
+At each step the policy maximises ``Q(s, a, task)`` over actions with CEM, embedding the state
+once and scoring the CEM samples from the embedding. With probability ε an ε-greedy policy
+takes a uniformly random action instead (continuous dims uniform in their bounds, discrete
+dims a fair coin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from mtopt.learning.networks import QNetwork
+from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig, cem_maximize
+from mtopt.tasks import TaskSet
+
+
+class QPolicy:
+    """Greedy (``epsilon=0``) or ε-greedy CEM policy over a multi-task Q-network."""
+
+    def __init__(
+        self,
+        network: QNetwork,
+        task_set: TaskSet,
+        cem: CEMConfig | None = None,
+        epsilon: float = 0.0,
+        obs_keys: tuple[str, ...] = ("state", "gripper_status", "gripper_height"),
+        action_spec: ActionSpec = WORKCELL_ACTION_SPEC,
+        name: str = "checkpoint",
+    ) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
+        self.network = network.eval()
+        self.task_set = task_set
+        self.cem = cem or CEMConfig()
+        self.epsilon = epsilon
+        self.obs_keys = obs_keys
+        self.action_spec = action_spec
+        self.name = name
+        self.device = next(network.parameters()).device
+        self._task: str | None = None
+        self._rng = np.random.default_rng(0)
+        self._gen = torch.Generator(device=self.device)
+
+    def reset(self, rng: np.random.Generator, task: str | None = None) -> None:
+        """Start an episode of ``task`` with randomness drawn from ``rng``."""
+        if task is not None:
+            self.task_set.validate([task])
+            self._task = task
+        self._rng = rng
+        self._gen.manual_seed(int(rng.integers(2**62)))
+
+    def random_action(self) -> np.ndarray:
+        """A uniformly random action (the ε branch)."""
+        spec = self.action_spec
+        low, high = np.asarray(spec.low), np.asarray(spec.high)
+        a = self._rng.uniform(low, high).astype(np.float32)
+        for d in spec.discrete_dims:
+            a[d] = high[d] if self._rng.random() < 0.5 else low[d]
+        return a
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The action for one observation of the current task."""
+        if self._task is None:
+            raise RuntimeError("QPolicy.reset(rng, task=...) must be called before act()")
+        if self.epsilon > 0 and self._rng.random() < self.epsilon:
+            return self.random_action()
+        batch = {
+            k: torch.from_numpy(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_keys
+        }
+        task = torch.tensor([self.task_set.slot(self._task)], device=self.device)
+        score = self.network.score_fn(batch, task, use_logits=True)
+        action, _ = cem_maximize(score, 1, self.action_spec, self.cem, self._gen, self.device)
+        return action[0].cpu().numpy().astype(np.float32)
+
+
+def load_q_policy(
+    checkpoint: str, epsilon: float = 0.0, device: str = "auto", cem: CEMConfig | None = None
+) -> QPolicy:
+    """A :class:`QPolicy` over the online network of a training checkpoint.
+
+    The checkpoint is loaded with ``weights_only=True``; its task slots must match the default
+    task set (a checkpoint for a different task set is refused, naming both).
+    """
+    from pathlib import Path
+
+    from mtopt.config import from_dict
+    from mtopt.learning.checkpoint import load_checkpoint
+    from mtopt.learning.networks import QNetworkConfig, build_q_network
+    from mtopt.learning.trainer import resolve_device
+    from mtopt.tasks import default_task_set
+
+    dev = resolve_device(device)
+    payload = load_checkpoint(checkpoint, dev)
+    task_set = default_task_set()
+    names = list(payload["task_names"])
+    if names != list(task_set.names)[: len(names)]:
+        raise ValueError(
+            f"checkpoint {checkpoint!r} was trained for tasks {names}, which do not match the "
+            f"task set {list(task_set.names)}"
+        )
+    net = build_q_network(from_dict(QNetworkConfig, payload["network_config"])).to(dev)
+    net.load_state_dict(payload["trainer"]["online"])
+    step = int(payload["step"])
+    name = f"checkpoint:{Path(checkpoint).parent.parent.name}@{step}"
+    return QPolicy(net, task_set, cem, epsilon, tuple(payload["obs_keys"]), name=name)

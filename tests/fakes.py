@@ -1,0 +1,141 @@
+"""Shared test fakes: realistic random episodes from a seeded generator.
+
+``make_fake_episode(rng, ...)`` builds an :class:`~mtopt.data.episode.Episode` that looks like
+one from the workcell: the gripper descends, closes and lifts, the last action terminates,
+and the ground-truth success vector respects the task relations of the paper's task set
+(a ``lift-carrot`` success implies ``lift-any`` and excludes the other semantic lifts).
+Same generator state, same episode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mtopt.data.episode import Episode, new_episode_id
+from mtopt.tasks import OBJECT_CATEGORIES, PLATE_SECTIONS, default_task_set
+
+TASK_SET = default_task_set()
+"""The 12 paper tasks; fake episodes carry success labels for all of them."""
+STATE_DIM = 16
+"""Width of the fake low-dimensional ``state`` observation."""
+
+
+def _success_vector(rng: np.random.Generator, task: str) -> np.ndarray:
+    """Ground-truth successes consistent with the task relations."""
+    success = np.zeros(len(TASK_SET), dtype=bool)
+    if task.startswith("lift"):
+        if rng.random() < 0.5:  # something was lifted
+            cat = OBJECT_CATEGORIES[int(rng.integers(len(OBJECT_CATEGORIES)))]
+            success[TASK_SET.slot("lift-any")] = True
+            success[TASK_SET.slot(f"lift-{cat}")] = True
+    elif rng.random() < 0.4:  # something was placed
+        sec = PLATE_SECTIONS[int(rng.integers(len(PLATE_SECTIONS)))]
+        success[TASK_SET.slot("place-any")] = True
+        success[TASK_SET.slot(f"place-{sec}")] = True
+    return success
+
+
+def make_fake_episode(
+    rng: np.random.Generator,
+    *,
+    robot_id: int = 0,
+    task: str | None = None,
+    num_steps: int | None = None,
+    state_dim: int = STATE_DIM,
+    image_size: int | None = None,
+    side_images: bool = False,
+    chained_from: str | None = None,
+    policy: str | None = None,
+    epsilon: float | None = None,
+    start_time: float = 1_700_000_000.0,
+    extra: dict[str, str | float | int] | None = None,
+) -> Episode:
+    """A random but plausible episode; every draw comes from ``rng``.
+
+    ``task`` defaults to a random paper task, ``num_steps`` to 3..20, ``policy`` to a
+    scripted policy matching the task's skill (or ``checkpoint:fake`` half the time) with a
+    random ε for checkpoints. ``image_size`` adds an ``image`` observation of that
+    height and width; ``side_images`` adds two final side-camera images of the same size
+    (64 if ``image_size`` is None).
+    """
+    names = TASK_SET.names
+    task = task or names[int(rng.integers(len(names)))]
+    T = int(num_steps if num_steps is not None else rng.integers(3, 21))
+    if policy is None:
+        if rng.random() < 0.5:
+            policy = "scripted-pick" if task.startswith("lift") else "scripted-place"
+        else:
+            policy = "checkpoint:fake"
+    if epsilon is None:
+        epsilon = float(rng.choice([0.0, 0.1, 0.2])) if policy.startswith("checkpoint:") else 0.0
+
+    actions = rng.uniform(-1.0, 1.0, size=(T, 6)).astype(np.float32)
+    actions[:, 5] = 0.0
+    if T:
+        actions[-1, 5] = 1.0  # terminate
+    # gripper goes down, closes, comes up
+    t = np.linspace(0.0, 1.0, T + 1, dtype=np.float32)
+    height = (0.3 * np.abs(2.0 * t - 1.0) + 0.02 * rng.standard_normal(T + 1)).astype(np.float32)
+    closed = (t >= 0.5).astype(np.float32)
+    state = rng.standard_normal((T + 1, state_dim)).astype(np.float32)
+    state[:, 0] = height
+    observations = {
+        "state": state,
+        "gripper_status": closed[:, None].copy(),
+        "gripper_height": height[:, None].copy(),
+    }
+    if image_size is not None:
+        observations["image"] = rng.integers(
+            0, 256, size=(T + 1, image_size, image_size, 3), dtype=np.uint8
+        )
+    side = None
+    if side_images:
+        size = image_size or 64
+        side = rng.integers(0, 256, size=(2, size, size, 3), dtype=np.uint8)
+    duration = float(rng.uniform(5.0, 40.0))
+    return Episode(
+        episode_id=new_episode_id(robot_id, rng),
+        robot_id=robot_id,
+        task=task,
+        policy=policy,
+        epsilon=epsilon,
+        seed=int(rng.integers(0, 2**31)),
+        start_time=start_time,
+        end_time=start_time + duration,
+        observations=observations,
+        actions=actions,
+        success=_success_vector(rng, task),
+        success_tasks=names,
+        final_side_images=side,
+        chained_from=chained_from,
+        extra=dict(extra or {}),
+    )
+
+
+def assert_episodes_equal(a: Episode, b: Episode) -> None:
+    """Exact equality of every field, array values and dtypes included."""
+    for name in (
+        "episode_id",
+        "robot_id",
+        "task",
+        "policy",
+        "epsilon",
+        "seed",
+        "start_time",
+        "end_time",
+        "success_tasks",
+        "chained_from",
+        "extra",
+    ):
+        assert getattr(a, name) == getattr(b, name), name
+    assert sorted(a.observations) == sorted(b.observations)
+    pairs = [(a.actions, b.actions), (a.success, b.success)]
+    pairs += [(a.observations[k], b.observations[k]) for k in a.observations]
+    for x, y in pairs:
+        assert x.dtype == y.dtype and x.shape == y.shape
+        np.testing.assert_array_equal(x, y)
+    assert (a.final_side_images is None) == (b.final_side_images is None)
+    if a.final_side_images is not None:
+        assert b.final_side_images is not None
+        assert a.final_side_images.dtype == b.final_side_images.dtype
+        np.testing.assert_array_equal(a.final_side_images, b.final_side_images)
