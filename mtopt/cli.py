@@ -156,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (ConfigError, ValueError, FileNotFoundError, NotADirectoryError) as exc:
                 print(f"mtopt {name}: error: {exc}", file=sys.stderr)
                 return 2
+            except SystemExit as exc:  # tyro reports bad flags and values, then exits
+                return exc.code if isinstance(exc.code, int) else 2
     print(f"mtopt: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
     return 2
 

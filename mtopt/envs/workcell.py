@@ -1,0 +1,524 @@
+"""The simulated MT-Opt workcell: a Gymnasium environment on MuJoCo (see ``docs/workcell.md``).
+
+A 4-DoF parallel-jaw gripper (x, y, z, yaw, driven by position servos with gravity
+compensation) works over two bins: the right bin holds the objects, the left bin a divided plate.
+One policy step is ``substeps`` physics steps taken by a single ``mujoco.mj_step`` call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from mtopt.envs import predicates, rendering, scene
+from mtopt.tasks import default_task_set
+
+logger = logging.getLogger(__name__)
+GRIPPER_DIM = 6
+"""State entries of the gripper: x, y, z, sin yaw, cos yaw, opening."""
+OBJECT_FIELDS: dict[str, slice] = {
+    "pos": slice(0, 3),
+    "yaw": slice(3, 5),
+    "category": slice(5, 5 + len(scene.CATEGORIES)),
+    "present": slice(5 + len(scene.CATEGORIES), 6 + len(scene.CATEGORIES)),
+}
+"""Layout of one object slot's block in the state vector (position, sin/cos yaw, one-hot
+category over :data:`scene.CATEGORIES`, present flag)."""
+OBJECT_DIM = 6 + len(scene.CATEGORIES)
+"""State entries per object slot (14)."""
+PLATE_DIM = 4
+"""State entries of the plate: x, y, sin yaw, cos yaw."""
+SCENES = ("random", "evaluation")
+"""Values of the ``scene`` reset option."""
+RESET_OPTIONS = ("scene", "grasped", "chain", "task")
+"""Keys accepted in ``reset(options=...)``."""
+_MARGIN = 0.015
+WORKSPACE_LOW = np.array(
+    [-scene.BIN_HALF + _MARGIN, -scene.BIN_CENTER_Y - scene.BIN_HALF + _MARGIN, 0.002, -math.pi]
+)
+"""Lower limits of the gripper target (x, y, z of the finger-tip centre, yaw)."""
+WORKSPACE_HIGH = np.array(
+    [scene.BIN_HALF - _MARGIN, scene.BIN_CENTER_Y + scene.BIN_HALF - _MARGIN, 0.30, math.pi]
+)
+"""Upper limits of the gripper target (x, y, z of the finger-tip centre, yaw)."""
+
+
+def state_layout(n_slots: int) -> dict[str, slice]:
+    """Named slices of the ``state`` observation for ``n_slots`` object slots.
+
+    ``gripper_pos`` (x, y, z), ``gripper_yaw`` (sin, cos), ``gripper_opening``; ``object<i>``
+    (a block of :data:`OBJECT_DIM`, see :data:`OBJECT_FIELDS`) and ``objects`` (all blocks);
+    ``plate_pos`` (x, y), ``plate_yaw`` (sin, cos).
+    """
+    layout = {
+        "gripper_pos": slice(0, 3),
+        "gripper_yaw": slice(3, 5),
+        "gripper_opening": slice(5, 6),
+        "objects": slice(GRIPPER_DIM, GRIPPER_DIM + OBJECT_DIM * n_slots),
+    }
+    for i in range(n_slots):
+        layout[f"object{i}"] = slice(
+            GRIPPER_DIM + OBJECT_DIM * i, GRIPPER_DIM + OBJECT_DIM * (i + 1)
+        )
+    end = GRIPPER_DIM + OBJECT_DIM * n_slots
+    layout["plate_pos"] = slice(end, end + 2)
+    layout["plate_yaw"] = slice(end + 2, end + 4)
+    return layout
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_float(name: str, value: object, low: float, high: float) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class WorkcellConfig:
+    """Configuration of the simulated workcell."""
+
+    n_slots: int = 10
+    """Object slots in the model (fixed state size); absent slots are parked. At least 9 (the
+    evaluation scene has 9 objects)."""
+    max_steps: int = 20
+    """Policy steps per episode; the episode is truncated after this many steps."""
+    substeps: int = 20
+    """Physics steps per policy step."""
+    timestep: float = 0.005
+    """Physics time step in seconds (one policy step lasts ``substeps * timestep``)."""
+    max_translation: float = 0.05
+    """Gripper translation in metres per policy step for an action component of +-1."""
+    max_yaw: float = 0.25
+    """Gripper rotation in radians per policy step for an action component of +-1."""
+    min_objects: int = 3
+    """Fewest task-category objects in a random training scene."""
+    max_objects: int = 8
+    """Most task-category objects in a random training scene."""
+    max_distractors: int = 2
+    """Most distractor objects in a random training scene (0 to this many)."""
+    lift_height: float = 0.08
+    """A grasped object counts as lifted when its centre is this high above the bin floor."""
+    start_height: tuple[float, float] = (0.14, 0.2)
+    """Range of the gripper's initial finger-tip height above the right bin."""
+    settle_substeps: int = 20
+    """Physics steps run after a reset so that objects come to rest."""
+    sleep: bool = True
+    """Let MuJoCo put resting objects to sleep (much faster; contacts are refreshed before
+    predicates are evaluated)."""
+    image: bool = False
+    """Add the over-the-shoulder RGB ``image`` to every observation."""
+    image_size: int = 64
+    """Height and width in pixels of ``image`` (16 to 1024)."""
+    side_images: bool = False
+    """Add the two side-camera images ``side_images`` to every observation (otherwise grab them
+    when needed with ``WorkcellEnv.render_side_images()``)."""
+    side_image_size: int = 64
+    """Height and width in pixels of each side image (16 to 1024)."""
+    render_backend: str | None = None
+    """OpenGL backend for images: ``osmesa``, ``egl`` or ``glfw``; ``None`` means ``$MUJOCO_GL``
+    or, if unset, ``osmesa``."""
+
+    def __post_init__(self) -> None:
+        _check_int("n_slots", self.n_slots, 9, 32)
+        _check_int("max_steps", self.max_steps, 1, 10_000)
+        _check_int("substeps", self.substeps, 1, 1000)
+        _check_float("timestep", self.timestep, 1e-4, 0.02)
+        _check_float("max_translation", self.max_translation, 1e-3, 0.2)
+        _check_float("max_yaw", self.max_yaw, 1e-3, math.pi)
+        _check_int("min_objects", self.min_objects, 1, self.n_slots)
+        _check_int("max_objects", self.max_objects, self.min_objects, self.n_slots)
+        _check_int("max_distractors", self.max_distractors, 0, self.n_slots - self.max_objects)
+        _check_float("lift_height", self.lift_height, 0.05, 0.3)
+        lo_hi = self.start_height
+        if (
+            not isinstance(lo_hi, tuple)
+            or len(lo_hi) != 2
+            or not all(isinstance(v, (int, float)) for v in lo_hi)
+            or not 0.1 <= lo_hi[0] <= lo_hi[1] <= WORKSPACE_HIGH[2]
+        ):
+            raise ValueError(
+                f"start_height must be a (low, high) tuple with 0.1 <= low <= high <= "
+                f"{WORKSPACE_HIGH[2]}, got {lo_hi!r}"
+            )
+        _check_int("settle_substeps", self.settle_substeps, 0, 10_000)
+        for name in ("sleep", "image", "side_images"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        _check_int("image_size", self.image_size, 16, 1024)
+        _check_int("side_image_size", self.side_image_size, 16, 1024)
+        if self.render_backend is not None and self.render_backend not in rendering.BACKENDS:
+            raise ValueError(
+                f"render_backend must be None or one of {rendering.BACKENDS}, "
+                f"got {self.render_backend!r}"
+            )
+
+
+class WorkcellEnv(gym.Env):
+    """The MT-Opt workcell as a Gymnasium environment (see ``docs/workcell.md``).
+
+    Action ``(dx, dy, dz, dyaw, gripper, terminate)``; observations ``state``,
+    ``gripper_status``, ``gripper_height`` and, if configured, ``image`` / ``side_images``.
+    ``info["success"]`` (bool vector over ``info["task_names"]``) is set on the final step.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
+
+    def __init__(self, config: WorkcellConfig | None = None, render_mode: str | None = None):
+        self.config = config if config is not None else WorkcellConfig()
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        cfg = self.config
+        self.task_set = default_task_set()
+        self.task_names: tuple[str, ...] = self.task_set.names
+        self.model = mujoco.MjModel.from_xml_string(scene.build_mjcf(cfg.n_slots))
+        self.model.opt.timestep = cfg.timestep
+        if cfg.sleep:
+            self.model.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+        self.data = mujoco.MjData(self.model)
+        self._contacts = predicates.ContactIndex(self.model, cfg.n_slots)
+        self._backend = rendering.resolve_backend(cfg.render_backend)
+        self._cameras: rendering.CameraRig | None = None
+        m = self.model
+        self._body = np.array([m.body(scene.slot_body_name(i)).id for i in range(cfg.n_slots)])
+        self._qadr = np.array([m.jnt_qposadr[m.body_jntadr[b]] for b in self._body])
+        self._vadr = np.array([m.jnt_dofadr[m.body_jntadr[b]] for b in self._body])
+        for v in self._vadr:
+            m.dof_damping[v + 3 : v + 6] = scene.OBJECT_ANGULAR_DAMPING
+        self._geoms = np.array(
+            [
+                [m.geom(scene.category_geom_name(i, c)).id for c in scene.CATEGORIES]
+                for i in range(cfg.n_slots)
+            ]
+        )
+        self._plate_geoms = np.flatnonzero(m.geom_bodyid == m.body("plate").id)
+        self._inertia = scene.category_inertia()
+        self._cats = np.full(cfg.n_slots, -1, dtype=np.int64)
+        self._onehot = np.zeros((cfg.n_slots, len(scene.CATEGORIES)), dtype=np.float32)
+        self._plate = np.zeros(3)  # x, y, yaw
+        self._steps = 0
+        self._closed = False
+        self._has_scene = False
+        self._done = True
+        self._task: str | None = None
+        self.state_layout = state_layout(cfg.n_slots)
+        self._obj_slice = self.state_layout["objects"]
+        if not np.array_equal(self._body, np.arange(self._body[0], self._body[0] + cfg.n_slots)):
+            raise RuntimeError("object slot bodies must be consecutive in the model")
+        self._body_range = (int(self._body[0]), int(self._body[0]) + cfg.n_slots)
+        self.state_dim = GRIPPER_DIM + OBJECT_DIM * cfg.n_slots + PLATE_DIM
+        self._update_template()
+        self._scale = np.array([cfg.max_translation] * 3 + [cfg.max_yaw])
+        self.action_space = gym.spaces.Box(
+            low=np.array([-1, -1, -1, -1, 0, 0], dtype=np.float32),
+            high=np.ones(6, dtype=np.float32),
+            dtype=np.float32,
+        )
+        spaces: dict[str, gym.spaces.Space] = {
+            "state": gym.spaces.Box(-np.inf, np.inf, (self.state_dim,), np.float32),
+            "gripper_status": gym.spaces.Box(0.0, 1.0, (1,), np.float32),
+            "gripper_height": gym.spaces.Box(-1.0, 1.0, (1,), np.float32),
+        }
+        if cfg.image:
+            size = (cfg.image_size, cfg.image_size, 3)
+            spaces["image"] = gym.spaces.Box(0, 255, size, np.uint8)
+        if cfg.side_images:
+            size = (2, cfg.side_image_size, cfg.side_image_size, 3)
+            spaces["side_images"] = gym.spaces.Box(0, 255, size, np.uint8)
+        self.observation_space = gym.spaces.Dict(spaces)
+        self._action_low = self.action_space.low.astype(np.float64)
+        self._action_high = self.action_space.high.astype(np.float64)
+
+    # -- reset ---------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode. Options: ``scene`` ("random" | "evaluation"), ``grasped`` (start
+        holding a random object above the right bin), ``chain`` (keep the scene and whatever
+        the gripper holds from the previous episode), ``task`` (a task name; the reward is its
+        success on the final step)."""
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(RESET_OPTIONS)}")
+        kind = options.get("scene", "random")
+        if kind not in SCENES:
+            raise ValueError(f"reset option scene must be one of {SCENES}, got {kind!r}")
+        flags = {}
+        for key in ("grasped", "chain"):
+            flags[key] = options.get(key, False)
+            if not isinstance(flags[key], (bool, np.bool_)):
+                raise ValueError(f"reset option {key} must be a bool, got {flags[key]!r}")
+        task = options.get("task")
+        if task is not None:
+            if not isinstance(task, str):
+                raise ValueError(f"reset option task must be a task name, got {task!r}")
+            self.task_set.validate([task])
+        if flags["chain"]:
+            if flags["grasped"]:
+                raise ValueError("reset options chain=True and grasped=True are exclusive")
+            if not self._has_scene:
+                raise ValueError("reset option chain=True needs a previous episode to continue")
+            self.data.ctrl[:4] = self.data.qpos[:4]
+        else:
+            self._new_scene(kind, bool(flags["grasped"]))
+        self._task = task
+        self._steps = 0
+        self._done = False
+        obs = self._observe()
+        return obs, {"task_names": self.task_names, "task": task}
+
+    def _assign_categories(self, cats: np.ndarray) -> None:
+        """Switch slot geoms/mass to ``cats`` (-1 = absent); returns after mj_setConst."""
+        m = self.model
+        changed = np.flatnonzero(cats != self._cats)
+        for i in changed:
+            old, new = self._cats[i], cats[i]
+            if old >= 0:
+                g = self._geoms[i, old]
+                m.geom_contype[g] = m.geom_conaffinity[g] = 0
+                m.geom_group[g] = scene.HIDDEN_GROUP
+            b = self._body[i]
+            if new >= 0:
+                g = self._geoms[i, new]
+                m.geom_contype[g] = m.geom_conaffinity[g] = 1
+                m.geom_group[g] = scene.VISIBLE_OBJECT_GROUP
+                mass, inertia = self._inertia[scene.CATEGORIES[new]]
+                m.body_mass[b] = mass
+                m.body_inertia[b] = inertia
+            m.body_gravcomp[b] = 0.0 if new >= 0 else 1.0
+        if len(changed):
+            self._cats = cats.copy()
+            self._onehot[:] = 0.0
+            present = cats >= 0
+            self._onehot[np.flatnonzero(present), cats[present]] = 1.0
+            mujoco.mj_setConst(m, self.data)
+
+    def _new_scene(self, kind: str, grasped: bool) -> None:
+        cfg, rng, m, d = self.config, self.np_random, self.model, self.data
+        listed = scene.sample_categories(
+            rng, kind, cfg.min_objects, cfg.max_objects, cfg.max_distractors
+        )
+        cats = np.full(cfg.n_slots, -1, dtype=np.int64)
+        slots = rng.permutation(cfg.n_slots)[: len(listed)]
+        cats[slots] = listed
+        self._assign_categories(cats)
+        mujoco.mj_resetData(m, d)
+        # plate: pose and one of three colours
+        px, py, pyaw = scene.sample_plate_pose(rng)
+        self._plate[:] = (px, py, pyaw)
+        d.mocap_pos[0] = (px, py, 0.0)
+        d.mocap_quat[0] = scene.yaw_quat(pyaw)
+        colour = scene.PLATE_COLORS[int(rng.integers(len(scene.PLATE_COLORS)))]
+        m.geom_rgba[self._plate_geoms, :3] = colour
+        # gripper: random pose above the right bin, open
+        room = scene.BIN_HALF - 0.05
+        gx, gy = rng.uniform(-room, room, size=2)
+        gz = rng.uniform(*cfg.start_height)
+        gyaw = rng.uniform(-math.pi / 2, math.pi / 2)
+        d.qpos[:4] = (gx, gy - scene.BIN_CENTER_Y, gz, gyaw)
+        d.qpos[4:6] = scene.MAX_HALF_OPENING
+        d.ctrl[:6] = d.qpos[:6]
+        self._closed = False
+        # objects
+        held = int(rng.choice(slots)) if grasped else -1
+        in_bin = [s for s in slots if s != held]
+        poses = scene.sample_object_poses(rng, [int(cats[s]) for s in in_bin])
+        for s, (x, y, z, yaw) in zip(in_bin, poses, strict=True):
+            a = self._qadr[s]
+            d.qpos[a : a + 3] = (x, y, z)
+            d.qpos[a + 3 : a + 7] = scene.yaw_quat(yaw)
+        for s in np.flatnonzero(cats < 0):
+            a = self._qadr[s]
+            d.qpos[a : a + 3] = (scene.PARK_POSITION[0] + 0.2 * s, *scene.PARK_POSITION[1:])
+        if held >= 0:
+            self._put_in_hand(held)
+        self._update_template()
+        mujoco.mj_step(m, d, nstep=cfg.settle_substeps)
+        self._has_scene = True
+
+    def _put_in_hand(self, slot: int) -> None:
+        """Place ``slot`` between the open fingers and close them (``grasped`` reset)."""
+        d = self.data
+        _, hy, hz = scene.SHAPES[scene.CATEGORIES[self._cats[slot]]].half_extent
+        z_local = min(scene.FINGER_LENGTH / 2, scene.FINGER_LENGTH - 0.006 - hz)
+        a = self._qadr[slot]
+        d.qpos[a : a + 3] = (d.qpos[0], d.qpos[1], d.qpos[2] + z_local)
+        d.qpos[a + 3 : a + 7] = scene.yaw_quat(d.qpos[3])
+        d.qpos[4:6] = hy + 0.001
+        d.ctrl[4:6] = 0.0
+        self._closed = True
+
+    # -- step ----------------------------------------------------------------------------
+    def _validate_action(self, action: Any) -> np.ndarray:
+        try:
+            a = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"action must be 6 numbers, got {action!r}") from err
+        if a.shape != (6,):
+            raise ValueError(f"action must have shape (6,), got shape {a.shape}")
+        low, high = self._action_low, self._action_high
+        ok = (a >= low - 1e-6) & (a <= high + 1e-6)  # False for NaN
+        if not ok.all():
+            names = ("dx", "dy", "dz", "dyaw", "gripper", "terminate")
+            wrong = ", ".join(
+                f"{names[i]}={float(a[i])!r} (allowed [{low[i]:g}, {high[i]:g}])"
+                for i in np.flatnonzero(~ok)
+            )
+            raise ValueError(f"invalid action component(s): {wrong}")
+        return np.minimum(np.maximum(a, low), high)
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Apply one action: move by ``action[:4]`` (scaled, clipped to the workspace) and
+        open/close the gripper over ``substeps`` physics steps, or, if ``terminate >= 0.5``,
+        end the episode without moving."""
+        if self._done:
+            raise RuntimeError("episode is over; call reset() before step()")
+        a = self._validate_action(action)
+        d = self.data
+        terminated = bool(a[5] >= 0.5)
+        if not terminated:
+            target = d.qpos[:4] + a[:4] * self._scale
+            np.clip(target, WORKSPACE_LOW, WORKSPACE_HIGH, out=target)
+            d.ctrl[:4] = target
+            self._closed = bool(a[4] >= 0.5)
+            d.ctrl[4:6] = 0.0 if self._closed else scene.MAX_HALF_OPENING
+            mujoco.mj_step(self.model, d, nstep=self.config.substeps)
+        self._steps += 1
+        truncated = not terminated and self._steps >= self.config.max_steps
+        self._done = terminated or truncated
+        info: dict[str, Any] = {"task_names": self.task_names, "task": self._task}
+        reward = 0.0
+        if self._done:
+            success = self.success_vector()
+            info["success"] = success
+            if self._task is not None:
+                reward = float(success[self.task_set.slot(self._task)])
+        return self._observe(), reward, terminated, truncated, info
+
+    # -- observations --------------------------------------------------------------------
+    def _state(self) -> np.ndarray:
+        d, q = self.data, self.data.qpos
+        out = self._template.copy()  # category, present and plate entries are set at reset
+        out[0:3] = q[0:3]
+        out[3] = math.sin(q[3])
+        out[4] = math.cos(q[3])
+        out[5] = q[4] + q[5]
+        obj = out[self._obj_slice].reshape(-1, OBJECT_DIM)
+        b0, b1 = self._body_range
+        obj[:, 0:3] = d.xpos[b0:b1]
+        xmat = d.xmat[b0:b1]
+        # yaw of the body's x axis projected on the floor, as (sin, cos)
+        norm = np.maximum(np.hypot(xmat[:, 0], xmat[:, 3]), 1e-9)
+        obj[:, 3] = xmat[:, 3] / norm
+        obj[:, 4] = xmat[:, 0] / norm
+        obj[self._absent] = 0.0
+        return out
+
+    def _update_template(self) -> None:
+        """Static part of the state: category one-hots, present flags, plate pose."""
+        t = np.zeros(self.state_dim, dtype=np.float32)
+        obj = t[self._obj_slice].reshape(-1, OBJECT_DIM)
+        obj[:, OBJECT_FIELDS["category"]] = self._onehot
+        obj[:, OBJECT_FIELDS["present"]] = (self._cats >= 0)[:, None]
+        px, py, pyaw = self._plate
+        t[-PLATE_DIM:] = (px, py, math.sin(pyaw), math.cos(pyaw))
+        self._template = t
+        self._absent = self._cats < 0
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        obs = {
+            "state": self._state(),
+            "gripper_status": np.array([float(self._closed)], dtype=np.float32),
+            "gripper_height": np.array([self.data.qpos[2]], dtype=np.float32),
+        }
+        if self.config.image:
+            obs["image"] = self.render_image()
+        if self.config.side_images:
+            obs["side_images"] = self.render_side_images()
+        return obs
+
+    @property
+    def task(self) -> str | None:
+        """Task of the current episode (``reset(options={"task": ...})``), if any."""
+        return self._task
+
+    @property
+    def categories(self) -> tuple[str | None, ...]:
+        """Category of every object slot (``None`` for absent slots)."""
+        return tuple(scene.CATEGORIES[c] if c >= 0 else None for c in self._cats)
+
+    def slot_positions(self) -> np.ndarray:
+        """World positions ``(n_slots, 3)`` of the object slots (parked ones included)."""
+        return self.data.xpos[self._body].copy()
+
+    # -- success -------------------------------------------------------------------------
+    def _refresh_contacts(self) -> None:
+        """Recompute all contacts, including those of sleeping bodies (wakes them up)."""
+        m = self.model
+        if self.config.sleep:
+            m.opt.enableflags &= ~int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+            mujoco.mj_forward(m, self.data)
+            m.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+
+    def scene_facts(self) -> predicates.SceneFacts:
+        """The facts the success predicates read from the current state."""
+        self._refresh_contacts()
+        left, right, plate = self._contacts.touches(self.data)
+        return predicates.SceneFacts(
+            categories=self.categories,
+            positions=self.slot_positions(),
+            touch_left=left,
+            touch_right=right,
+            touch_plate=plate,
+            plate_xy=self._plate[:2].copy(),
+            plate_yaw=float(self._plate[2]),
+        )
+
+    def success_vector(self) -> np.ndarray:
+        """Ground-truth success (bool, one per task in ``task_names``) of the current state."""
+        if not self._has_scene:
+            raise RuntimeError("call reset() before success_vector()")
+        return predicates.success_vector(
+            self.scene_facts(), self.task_names, self.config.lift_height
+        )
+
+    # -- rendering -----------------------------------------------------------------------
+    def _rig(self) -> rendering.CameraRig:
+        if self._cameras is None:
+            self._cameras = rendering.CameraRig(self.model, self._backend)
+        return self._cameras
+
+    def render_image(self) -> np.ndarray:
+        """Over-the-shoulder RGB image, uint8 ``(image_size, image_size, 3)``."""
+        return self._rig().render(self.data, "shoulder", self.config.image_size)
+
+    def render_side_images(self) -> np.ndarray:
+        """Left and right side-camera images, uint8 ``(2, side_image_size, side_image_size, 3)``
+        (inputs of the success detector)."""
+        size = self.config.side_image_size
+        rig = self._rig()
+        return np.stack(
+            [rig.render(self.data, "side_left", size), rig.render(self.data, "side_right", size)]
+        )
+
+    def render(self) -> np.ndarray | None:
+        """Gymnasium render: the over-the-shoulder image for ``render_mode="rgb_array"``."""
+        return self.render_image() if self.render_mode == "rgb_array" else None
+
+    def close(self) -> None:
+        """Release rendering resources."""
+        if self._cameras is not None:
+            self._cameras.close()
+            self._cameras = None
