@@ -80,8 +80,8 @@ class ScriptedPickPolicy(_NoisyPolicy):
         self._count = 0
         self._last_height = math.inf
 
-    def reset(self, rng: np.random.Generator) -> None:
-        """Start a new episode, drawing all noise from ``rng``."""
+    def reset(self, rng: np.random.Generator, task: str | None = None) -> None:
+        """Start a new episode, drawing all noise from ``rng`` (the task does not matter)."""
         self._rng = rng
         self._phase = "descend"
         self._count = 0
@@ -159,8 +159,8 @@ class ScriptedPlacePolicy(_NoisyPolicy):
         self._phase = "transit"
         self._count = 0
 
-    def reset(self, rng: np.random.Generator) -> None:
-        """Start a new episode: draw the release location from ``rng``."""
+    def reset(self, rng: np.random.Generator, task: str | None = None) -> None:
+        """Start a new episode: draw the release location from ``rng`` (task-agnostic)."""
         self._rng = rng
         half = scene.BIN_HALF - self.config.target_margin
         self._target = rng.uniform(-half, half, size=2) + np.array([0.0, scene.BIN_CENTER_Y])

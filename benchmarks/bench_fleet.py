@@ -1,0 +1,43 @@
+"""Fleet scaling: episodes/s of `mtopt collect` with 1 robot and with 2 robots, in one run.
+
+Usage: python benchmarks/bench_fleet.py [--episodes 2000] [--seed 0]
+
+Reports wall-clock episodes/s (process start-up included) and steady-state episodes/s
+(from the first written episode on), and the 2-robot / 1-robot ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+
+from mtopt.data.log import EpisodeLogConfig
+from mtopt.system.fleet import FleetConfig, collect
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--obs", choices=("state", "image"), default="state")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"command: python benchmarks/bench_fleet.py --episodes {args.episodes} --seed {args.seed}"
+          f" --obs {args.obs}")
+    rates = {}
+    for robots in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = FleetConfig(out=tmp, robots=robots, episodes=args.episodes, seed=args.seed,
+                              obs=args.obs, progress=False, log=EpisodeLogConfig())
+            s = collect(cfg)
+        rates[robots] = s
+        print(f"robots={robots}: {s['episodes']} episodes in {s['wall_time_s']:.1f} s -> "
+              f"{s['episodes_per_s']:.1f} ep/s wall, {s['steady_episodes_per_s']:.1f} ep/s steady")
+    print(f"scaling 2 vs 1 robot: wall {rates[2]['episodes_per_s'] / rates[1]['episodes_per_s']:.2f}x,"
+          f" steady {rates[2]['steady_episodes_per_s'] / rates[1]['steady_episodes_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Throughput of the Q-networks on this machine: Bellman updater, trainer step, FLOP/s.
+
+For the state MLP and the conv Q-network (64x64 images) it measures
+
+(a) Bellman-updater throughput: transitions/s through ``bellman_targets`` (CEM 2 x 64 over target
+    net 1, then Q of both target nets at a*);
+(b) trainer throughput: samples/s of forward + backward + Adam step on the log loss;
+(c) achieved FLOP/s of (a) and (b) -- FLOPs counted with ``torch.utils.flop_counter`` (matmul
+    and conv FLOPs, forward and backward; element-wise work and Adam are not counted) -- as a
+    fraction of what a large float32 ``torch.matmul`` reaches in the same run.
+
+Usage::
+
+    python benchmarks/bench_q_network.py [--threads N] [--seed 0] [--conv-batch 64]
+
+The small MLP kernels are latency-bound: if other processes load the CPU, OpenMP threads wait on
+each other and MLP throughput with 2 threads can drop 10-50x (use ``--threads 1`` then). The
+load average is printed so a contended run is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from mtopt.learning.networks import QNetworkConfig, build_q_network
+from mtopt.learning.targets import bellman_targets, q_log_loss
+from mtopt.policies.cem import WORKCELL_ACTION_SPEC, CEMConfig
+
+STATE_DIM = 32
+
+
+REPEATS = 3
+"""Timing windows per entry; the fastest is reported (this VM's throughput is noisy)."""
+
+
+def timed(fn: Callable[[], object], min_seconds: float, warmup: int = 2) -> float:
+    """Seconds per call of ``fn``: the best of ``REPEATS`` windows of >= ``min_seconds``."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(REPEATS):
+        calls, start = 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds and calls >= 3:
+                break
+        best = min(best, elapsed / calls)
+    return best
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def matmul_flops_per_s(min_seconds: float, sizes: tuple[int, ...] = (2048, 4096)) -> float:
+    """Best float32 FLOP/s of a square ``torch.matmul`` over ``sizes``."""
+    g = torch.Generator().manual_seed(0)
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+        best = max(best, 2 * n**3 / timed(lambda a=a, b=b: torch.matmul(a, b), min_seconds))
+    return best
+
+
+def make_obs(cfg: QNetworkConfig, batch: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+    obs = {
+        "gripper_status": torch.randint(0, 2, (batch, 1), generator=g).float(),
+        "gripper_height": torch.rand(batch, 1, generator=g),
+    }
+    if cfg.kind == "conv":
+        shape = (batch, cfg.image_height, cfg.image_width, 3)
+        obs["image"] = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+    else:
+        obs["state"] = torch.randn(batch, cfg.state_dim, generator=g)
+    return obs
+
+
+def bench(
+    name: str,
+    cfg: QNetworkConfig,
+    train_batch: int,
+    bellman_batch: int,
+    args: argparse.Namespace,
+    peak: float,
+) -> list[tuple[str, str, int, float, float, float]]:
+    torch.manual_seed(args.seed)
+    g = torch.Generator().manual_seed(args.seed)
+    fmt = torch.channels_last if (args.channels_last and cfg.kind == "conv") else None
+    online = build_q_network(cfg)
+    t1, t2 = build_q_network(cfg).eval(), build_q_network(cfg).eval()
+    if fmt is not None:
+        for net in (online, t1, t2):
+            net.to(memory_format=fmt)
+    opt = torch.optim.Adam(online.parameters(), lr=1e-4)
+    cem = CEMConfig()
+
+    obs = make_obs(cfg, train_batch, g)
+    actions = torch.rand(train_batch, 6, generator=g) * 2 - 1
+    task = torch.randint(0, cfg.task_capacity, (train_batch,), generator=g)
+    target = torch.rand(train_batch, generator=g)
+
+    def train_step() -> None:
+        loss = q_log_loss(online.logits(obs, actions, task), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    next_obs = make_obs(cfg, bellman_batch, g)
+    next_task = torch.randint(0, cfg.task_capacity, (bellman_batch,), generator=g)
+    reward, done = torch.zeros(bellman_batch), torch.zeros(bellman_batch)
+    cem_gen = torch.Generator().manual_seed(args.seed)
+
+    def bellman() -> None:
+        bellman_targets(
+            t1, t2, next_obs, next_task, reward, done, cem, WORKCELL_ACTION_SPEC, cem_gen, 0.9
+        )
+
+    rows = []
+    for label, fn, batch in (
+        ("bellman", bellman, bellman_batch),
+        ("train", train_step, train_batch),
+    ):
+        flops = count_flops(fn)
+        sec = timed(fn, args.min_seconds)
+        rows.append((name, label, batch, batch / sec, flops / sec, flops / sec / peak))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-seconds", type=float, default=1.5, help="length of a timing window")
+    p.add_argument("--mlp-batch", type=int, default=256)
+    p.add_argument("--conv-batch", type=int, default=64)
+    p.add_argument("--mlp-bellman-batch", type=int, default=256)
+    p.add_argument("--conv-bellman-batch", type=int, default=16)
+    p.add_argument("--conv-channels", type=int, default=QNetworkConfig().conv_channels)
+    p.add_argument("--channels-last", action="store_true", help="channels-last conv weights")
+    p.add_argument("--only", choices=("mlp", "conv"), default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    print("command:", " ".join([sys.executable, *sys.argv]))
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, seed {args.seed}, "
+        f"channels_last {args.channels_last}"
+    )
+    print(f"load average (1 min) before the run: {os.getloadavg()[0]:.2f}")
+    peak = matmul_flops_per_s(args.min_seconds)
+    print(f"float32 matmul (best of 2048^3, 4096^3): {peak / 1e9:.1f} GFLOP/s")
+
+    rows = []
+    if args.only in (None, "mlp"):
+        mlp = QNetworkConfig(kind="mlp", state_dim=STATE_DIM)
+        rows += bench("mlp", mlp, args.mlp_batch, args.mlp_bellman_batch, args, peak)
+    if args.only in (None, "conv"):
+        conv = dataclasses.replace(QNetworkConfig(), conv_channels=args.conv_channels)
+        rows += bench("conv64", conv, args.conv_batch, args.conv_bellman_batch, args, peak)
+
+    print(
+        f"\n{'net':8} {'stage':8} {'batch':>6} {'samples/s':>11} {'GFLOP/s':>9} {'of matmul':>10}"
+    )
+    for name, label, batch, sps, fps, frac in rows:
+        print(f"{name:8} {label:8} {batch:6d} {sps:11.1f} {fps / 1e9:9.1f} {frac:10.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The two Q-network trunks: the image conv net of paper Fig. 8 and a state MLP.
+
+Both implement :class:`mtopt.learning.networks.QNetwork`; build them with
+:func:`mtopt.learning.networks.build_q_network`.
+
+Where the inputs enter:
+
+* **Conv** (Fig. 8): the image goes through ``tower_layers`` convs (``embed``, once per
+  state). Action, gripper status/height and the one-hot task go through two FC layers; the
+  first FC layer is split into a per-state part (gripper + task, computed in ``embed`` as
+  ``StateEmbedding.context``) and a per-action part -- the sum equals one FC layer on the
+  concatenation. The result is tiled over the feature map's ``h x w`` and added to it, then
+  ``head_conv_layers`` convs, flatten, and the 3-FC-layer output head(s).
+* **MLP**: state + gripper + one-hot task are embedded once per state (``embed``); the action
+  is embedded per sample, added, followed by ``mlp_merged_layers`` FC layers and the head(s).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtopt.learning.networks import (
+    Observation,
+    QNetwork,
+    QNetworkConfig,
+    StateEmbedding,
+    TaskHeads,
+    gripper_features,
+    task_one_hot,
+)
+
+_GRIPPER_DIMS = 2
+
+
+def _he_init(module: nn.Module) -> None:
+    """He (fan-in, ReLU) initialisation of every conv / linear layer, zero biases.
+
+    The networks have no normalisation layers; PyTorch's default init shrinks the signal
+    about 3x in variance per ReLU layer, which leaves a 16-conv stack nearly constant at init.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _pooled(size: int) -> int:
+    """Spatial size after a 2x2 max-pool with ``ceil_mode=True``."""
+    return (size + 1) // 2
+
+
+def conv_output_size(config: QNetworkConfig) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Spatial sizes ``(tower_hw, head_hw)`` of the conv feature maps for ``config``."""
+    h, w = config.image_height, config.image_width
+    h, w = (h + 1) // 2, (w + 1) // 2  # first conv: kernel 5, stride 2, padding 2
+    for i in range(config.tower_layers):
+        if i in config.tower_pool_after:
+            h, w = _pooled(h), _pooled(w)
+    tower = (h, w)
+    for i in range(config.head_conv_layers):
+        if i in config.head_pool_after:
+            h, w = _pooled(h), _pooled(w)
+    return tower, (h, w)
+
+
+def _conv_stack(
+    in_channels: int, channels: int, layers: int, pool_after: tuple[int, ...], first_stride: int
+) -> nn.Sequential:
+    modules: list[nn.Module] = []
+    for i in range(layers):
+        if i == 0 and first_stride > 1:
+            modules.append(nn.Conv2d(in_channels, channels, 5, stride=first_stride, padding=2))
+        else:
+            modules.append(nn.Conv2d(in_channels if i == 0 else channels, channels, 3, padding=1))
+        modules.append(nn.ReLU(inplace=True))
+        if i in pool_after:
+            modules.append(nn.MaxPool2d(2, ceil_mode=True))
+    return nn.Sequential(*modules)
+
+
+class ConvQNetwork(QNetwork):
+    """Image Q-network of paper Fig. 8 (7 convs, FC action/state/task merge, 9 convs, FCs)."""
+
+    def __init__(self, config: QNetworkConfig) -> None:
+        super().__init__()
+        if config.kind != "conv":
+            raise ValueError(f"ConvQNetwork needs kind='conv', got {config.kind!r}")
+        self.config = config
+        c, width = config.conv_channels, config.fc_width
+        self.tower = _conv_stack(3, c, config.tower_layers, config.tower_pool_after, 2)
+        self.context_fc = nn.Linear(_GRIPPER_DIMS + config.task_capacity, width, bias=False)
+        self.action_fc = nn.Linear(config.action_dim, width)
+        self.merge_fc = nn.Linear(width, c)
+        self.head_convs = _conv_stack(c, c, config.head_conv_layers, config.head_pool_after, 1)
+        (_, (h, w)) = conv_output_size(config)
+        _he_init(self)
+        self.heads = TaskHeads(
+            c * h * w, width, config.task_capacity if config.heads == "multi" else 1
+        )
+
+    def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
+        if "image" not in obs:
+            raise ValueError(f"conv Q-network needs obs['image']; got keys {sorted(obs)}")
+        image = obs["image"]
+        cfg = self.config
+        if image.dim() != 4 or tuple(image.shape[1:]) != (cfg.image_height, cfg.image_width, 3):
+            raise ValueError(
+                f"image must have shape (B, {cfg.image_height}, {cfg.image_width}, 3), "
+                f"got {tuple(image.shape)}"
+            )
+        batch = image.shape[0]
+        # (B, H, W, 3) -> NCHW view whose memory is channels-last; float() keeps the strides.
+        x = image.permute(0, 3, 1, 2).float().div_(255.0)
+        features = self.tower(x)
+        ctx_in = torch.cat([gripper_features(obs, batch), task_one_hot(task, cfg.task_capacity)], 1)
+        return StateEmbedding(features, self.context_fc(ctx_in), task.long())
+
+    def q_logits_from_embedding(
+        self, embedding: StateEmbedding, actions: torch.Tensor
+    ) -> torch.Tensor:
+        self._check_actions(embedding, actions)
+        b, n = actions.shape[:2]
+        act = torch.relu(self.action_fc(actions) + embedding.context.unsqueeze(1))
+        act = self.merge_fc(act)  # (B, N, C)
+        feat = embedding.features.permute(0, 2, 3, 1)  # (B, h, w, C)
+        _, h, w, c = feat.shape
+        # tile: (B, 1, h, w, C) + (B, N, 1, 1, C) -> (B*N, h, w, C), then an NCHW view
+        x = (feat.unsqueeze(1) + act[:, :, None, None, :]).reshape(b * n, h, w, c)
+        x = self.head_convs(x.permute(0, 3, 1, 2))
+        x = x.reshape(b, n, -1)
+        return self.heads(x, embedding.task)
+
+
+class MLPQNetwork(QNetwork):
+    """Q-network on the low-dimensional ``state`` observation."""
+
+    def __init__(self, config: QNetworkConfig) -> None:
+        super().__init__()
+        if config.kind != "mlp":
+            raise ValueError(f"MLPQNetwork needs kind='mlp', got {config.kind!r}")
+        if config.state_dim < 1:
+            raise ValueError(
+                f"MLPQNetwork needs state_dim >= 1 (the size of obs['state']), "
+                f"got {config.state_dim}"
+            )
+        self.config = config
+        width = config.mlp_width
+        in_dim = config.state_dim + _GRIPPER_DIMS + config.task_capacity
+        layers: list[nn.Module] = []
+        for i in range(config.mlp_state_layers):
+            layers.append(nn.Linear(in_dim if i == 0 else width, width))
+            if i < config.mlp_state_layers - 1:
+                layers.append(nn.ReLU(inplace=True))
+        self.state_tower = nn.Sequential(*layers)
+        self.action_fc = nn.Linear(config.action_dim, width)
+        merged: list[nn.Module] = []
+        for _ in range(config.mlp_merged_layers):
+            merged += [nn.Linear(width, width), nn.ReLU(inplace=True)]
+        self.merged = nn.Sequential(*merged)
+        _he_init(self)
+        self.heads = TaskHeads(
+            width, config.fc_width, config.task_capacity if config.heads == "multi" else 1
+        )
+
+    def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
+        if "state" not in obs:
+            raise ValueError(f"MLP Q-network needs obs['state']; got keys {sorted(obs)}")
+        state = obs["state"]
+        if state.dim() != 2 or state.shape[1] != self.config.state_dim:
+            raise ValueError(
+                f"state must have shape (B, {self.config.state_dim}), got {tuple(state.shape)}"
+            )
+        batch = state.shape[0]
+        x = torch.cat(
+            [
+                state.float(),
+                gripper_features(obs, batch),
+                task_one_hot(task, self.config.task_capacity),
+            ],
+            dim=1,
+        )
+        features = self.state_tower(x)  # pre-activation; the action embedding is added to it
+        return StateEmbedding(features, features.new_zeros(batch, 0), task.long())
+
+    def q_logits_from_embedding(
+        self, embedding: StateEmbedding, actions: torch.Tensor
+    ) -> torch.Tensor:
+        self._check_actions(embedding, actions)
+        x = torch.relu(embedding.features.unsqueeze(1) + self.action_fc(actions))
+        return self.heads(self.merged(x), embedding.task)

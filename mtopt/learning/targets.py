@@ -1,0 +1,171 @@
+"""Pure learning math of (multi-task) QT-Opt: clipped double-Q targets, log loss, Polyak.
+
+* :func:`clipped_double_q_target` -- ``r + gamma * (1 - done) * min(Q1', Q2')``;
+* :func:`bellman_targets` -- the Bellman updater's computation: ``a* = CEM argmax`` of the
+  first target network at ``s'``, ``V(s') = min_i Q_target_i(s', a*)``, then the target above;
+* :func:`q_log_loss` -- binary cross-entropy between ``Q`` (given as logits) and soft targets;
+* :func:`polyak_update` / :func:`hard_update` -- target-network maintenance.
+
+The rewards are the binary end-of-episode task rewards of MT-Opt (Sec. 3.1), so targets lie in
+``[0, 1]`` whenever the Q-values do, which is what the log loss needs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from mtopt.learning.networks import Observation, QNetwork
+from mtopt.policies.cem import ActionSpec, CEMConfig, cem_maximize
+
+DEFAULT_GAMMA = 0.9
+"""QT-Opt's discount factor."""
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+def clipped_double_q_target(
+    reward: torch.Tensor,
+    done: torch.Tensor,
+    q1_next: torch.Tensor,
+    q2_next: torch.Tensor,
+    gamma: float = DEFAULT_GAMMA,
+) -> torch.Tensor:
+    """``reward + gamma * (1 - done) * min(q1_next, q2_next)``, element-wise.
+
+    ``done`` is 1 (or True) for a terminal transition, which is not bootstrapped. All tensors
+    share one shape, typically ``(B,)``.
+    """
+    _check_unit("gamma", gamma)
+    shapes = {tuple(t.shape) for t in (reward, done, q1_next, q2_next)}
+    if len(shapes) != 1:
+        raise ValueError(f"reward, done, q1_next, q2_next must share a shape, got {shapes}")
+    not_done = 1.0 - done.to(q1_next.dtype)
+    return reward.to(q1_next.dtype) + gamma * not_done * torch.minimum(q1_next, q2_next)
+
+
+def _select_rows(obs: Observation, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {key: value.index_select(0, rows) for key, value in obs.items()}
+
+
+@torch.no_grad()
+def bellman_targets(
+    target_net_1: QNetwork,
+    target_net_2: QNetwork,
+    next_obs: Observation,
+    next_task: torch.Tensor,
+    reward: torch.Tensor,
+    done: torch.Tensor,
+    cem_config: CEMConfig,
+    action_spec: ActionSpec,
+    generator: torch.Generator,
+    gamma: float = DEFAULT_GAMMA,
+) -> torch.Tensor:
+    """Clipped double-Q targets ``(B,)`` for transitions ending in ``next_obs``.
+
+    ``a*`` maximises target network 1 at ``s'`` by CEM (the next state is embedded once and its
+    embedding tiled over the CEM samples); ``V(s') = min(Q1(s', a*), Q2(s', a*))``. CEM runs only
+    on the non-terminal rows (terminal rows get ``target = reward``), so the generator's draws
+    depend on which rows are terminal. The generator must live on the networks' device.
+    """
+    _check_unit("gamma", gamma)
+    batch = reward.shape[0]
+    if done.shape != (batch,) or next_task.shape != (batch,) or reward.dim() != 1:
+        raise ValueError(
+            f"reward, done and next_task must have shape (B,), got {tuple(reward.shape)}, "
+            f"{tuple(done.shape)} and {tuple(next_task.shape)}"
+        )
+    reward = reward.float()
+    v_next = torch.zeros_like(reward)
+    live = torch.nonzero(done.float() < 0.5).squeeze(1)
+    if live.numel() > 0:
+        obs = _select_rows(next_obs, live)
+        task = next_task.index_select(0, live)
+        emb_1 = target_net_1.embed(obs, task)
+        best_action, q1 = cem_maximize(
+            lambda a: target_net_1.q_from_embedding(emb_1, a),
+            live.numel(),
+            action_spec,
+            cem_config,
+            generator,
+            device=reward.device,
+        )
+        q2 = target_net_2(obs, best_action, task)
+        v_next[live] = torch.minimum(q1, q2)
+    return clipped_double_q_target(reward, done, v_next, v_next, gamma)
+
+
+def q_log_loss(
+    logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean binary cross-entropy between ``sigmoid(logits)`` and soft targets in ``[0, 1]``.
+
+    ``-[t log q + (1 - t) log(1 - q)]`` computed from logits for numerical stability. With
+    ``weights`` the result is ``mean(weights * loss)`` (weights are not renormalised).
+    ``target`` is treated as a constant (detached).
+    """
+    if logits.shape != target.shape:
+        raise ValueError(
+            f"logits and target must share a shape, got {tuple(logits.shape)} and "
+            f"{tuple(target.shape)}"
+        )
+    target = target.detach().to(logits.dtype)
+    if target.numel() and (float(target.min()) < 0.0 or float(target.max()) > 1.0):
+        raise ValueError(
+            f"targets must be in [0, 1], got values in [{float(target.min())}, "
+            f"{float(target.max())}]"
+        )
+    loss = functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    if weights is not None:
+        if weights.shape != loss.shape:
+            raise ValueError(
+                f"weights must have shape {tuple(loss.shape)}, got {tuple(weights.shape)}"
+            )
+        loss = loss * weights.to(loss.dtype)
+    return loss.mean()
+
+
+def _matching_params(
+    target: nn.Module, source: nn.Module
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    t_params = dict(target.named_parameters())
+    s_params = dict(source.named_parameters())
+    if t_params.keys() != s_params.keys():
+        missing = sorted(set(t_params) ^ set(s_params))
+        raise ValueError(f"target and source have different parameters: {missing[:5]}")
+    for name, p in t_params.items():
+        if p.shape != s_params[name].shape:
+            raise ValueError(
+                f"parameter {name!r} shape differs: {tuple(p.shape)} vs "
+                f"{tuple(s_params[name].shape)}"
+            )
+    names = list(t_params)
+    return [t_params[n] for n in names], [s_params[n] for n in names]
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """In place: ``target <- tau * target + (1 - tau) * source`` for every parameter.
+
+    ``tau`` is the fraction of the *target* kept (QT-Opt: 0.9999). Buffers (e.g. norm
+    statistics) are copied from ``source``.
+    """
+    _check_unit("tau", tau)
+    t_params, s_params = _matching_params(target, source)
+    torch._foreach_mul_(t_params, tau)
+    torch._foreach_add_(t_params, s_params, alpha=1.0 - tau)
+    for t_buf, s_buf in zip(target.buffers(), source.buffers(), strict=True):
+        t_buf.copy_(s_buf)
+
+
+@torch.no_grad()
+def hard_update(target: nn.Module, source: nn.Module) -> None:
+    """In place: copy every parameter and buffer of ``source`` into ``target``."""
+    t_params, s_params = _matching_params(target, source)
+    torch._foreach_copy_(t_params, s_params)
+    for t_buf, s_buf in zip(target.buffers(), source.buffers(), strict=True):
+        t_buf.copy_(s_buf)

@@ -1,0 +1,98 @@
+"""The fleet end to end: robot processes write episodes that the tailer reads back whole."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogTailer
+from mtopt.data.stats import dataset_stats
+from mtopt.system.fleet import FleetConfig, Robot, collect, episode_counts
+
+
+def test_episode_counts_split_evenly():
+    assert episode_counts(10, 3) == [4, 3, 3]
+    assert sum(episode_counts(7, 7)) == 7
+
+
+def test_two_robots_collect_and_tailer_reads_everything(tmp_path):
+    out = tmp_path / "log"
+    tailer = EpisodeLogTailer(out)  # started before the log exists
+    cfg = FleetConfig(out=str(out), robots=2, episodes=24, seed=3, progress=False,
+                      log=EpisodeLogConfig(shard_episodes=4, fsync=False))
+    summary = collect(cfg)
+    assert summary["episodes"] == 24 and summary["robots"] == 2
+    episodes = tailer.poll()
+    assert len(episodes) == 24
+    assert {e.robot_id for e in episodes} == {0, 1}
+    assert len({e.episode_id for e in episodes}) == 24
+    for e in episodes:
+        assert e.policy in ("scripted-pick", "scripted-place")
+        assert e.observations["state"].shape[0] == e.num_steps + 1
+        assert e.success.shape == (12,)
+    # place episodes chained after lifts point at an episode of the same robot
+    by_id = {e.episode_id: e for e in episodes}
+    chained = [e for e in episodes if e.chained_from]
+    assert chained, "expected chained place episodes"
+    for e in chained:
+        parent = by_id[e.chained_from]
+        assert parent.task.startswith("lift") and e.task.startswith("place")
+        assert parent.robot_id == e.robot_id
+        np.testing.assert_allclose(e.observations["state"][0], parent.observations["state"][-1],
+                                   atol=1e-3)
+    stats = dataset_stats(out)
+    assert stats["episodes"] == 24 and stats["corrupt_shards"] == 0
+    assert sum(t["episodes"] for t in stats["tasks"].values()) == 24
+
+
+def test_same_seed_same_episodes(tmp_path):
+    cfg = FleetConfig(robots=1, episodes=6, seed=11, progress=False)
+    a = list(Robot(0, cfg, "a").episodes(6))
+    b = list(Robot(0, cfg, "a").episodes(6))
+    for x, y in zip(a, b):
+        assert x.task == y.task and x.seed == y.seed
+        np.testing.assert_array_equal(x.actions, y.actions)
+        np.testing.assert_array_equal(x.success, y.success)
+
+
+def test_bad_inputs_are_named(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(NotADirectoryError, match="is an existing file"):
+        collect(FleetConfig(out=str(f), episodes=1, progress=False))
+    with pytest.raises(ValueError, match="robots must be an integer"):
+        FleetConfig(robots=0)
+    with pytest.raises(ValueError, match="unknown task name"):
+        FleetConfig(tasks=("lift-everything",))
+    with pytest.raises(ValueError, match="is not a file"):
+        FleetConfig(policy=str(tmp_path / "missing.pt"))
+
+
+def test_sigkilled_collector_leaves_only_whole_shards(tmp_path):
+    out = tmp_path / "log"
+    cmd = [sys.executable, "-m", "mtopt", "collect", "--out", str(out), "--robots", "2",
+           "--episodes", "100000", "--log.shard-episodes", "3", "--no-progress"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if out.is_dir() and len(EpisodeLogReader(out).shard_paths()) >= 6:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("collector wrote no shards in time")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the collector and its robot processes
+        proc.wait()
+    reader = EpisodeLogReader(out)
+    episodes = list(reader.episodes())
+    assert reader.corrupt_shards == 0
+    shards = reader.shard_paths()
+    assert len(shards) >= 6
+    assert len(episodes) == 3 * len(shards)  # whole shards only
+    assert len({e.episode_id for e in episodes}) == len(episodes)

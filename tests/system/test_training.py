@@ -1,0 +1,78 @@
+"""Offline training smoke tests on a fake episode log: runs, checkpoints, resumes exactly."""
+
+import numpy as np
+import pytest
+import torch
+from fakes import TASK_SET, make_fake_episode
+
+from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
+from mtopt.learning.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from mtopt.learning.networks import QNetworkConfig
+from mtopt.learning.trainer import TrainerConfig
+from mtopt.policies.cem import CEMConfig
+from mtopt.system.training import TrainConfig, train
+
+
+def _write_log(path, n=40, tasks=None, seed=0):
+    rng = np.random.default_rng(seed)
+    with EpisodeLogWriter(path, 0, EpisodeLogConfig(shard_episodes=8, fsync=False)) as w:
+        for i in range(n):
+            task = tasks[i % len(tasks)] if tasks else None
+            w.append(make_fake_episode(rng, task=task, num_steps=5))
+    return path
+
+
+def _config(data, out, **kw):
+    small = TrainerConfig(network=QNetworkConfig(kind="mlp", mlp_width=32), target_lag_steps=10,
+                          polyak=0.9, device="cpu")
+    base = dict(data=str(data), out=str(out), steps=40, batch_size=32, checkpoint_every=20,
+                log_every=10, progress=False, trainer=small,
+                cem=CEMConfig(num_samples=16, num_elites=4))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resume_gives_identical_results(tmp_path):
+    log = _write_log(tmp_path / "log")
+    full = train(_config(log, tmp_path / "a", steps=40))
+    train(_config(log, tmp_path / "b", steps=20))
+    resumed = train(_config(log, tmp_path / "b", steps=40, resume=True))
+    assert full["step"] == resumed["step"] == 40
+    a = load_checkpoint(full["checkpoint"])["trainer"]
+    b = load_checkpoint(resumed["checkpoint"])["trainer"]
+    for key in ("online", "target_1", "target_2"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resume"
+    assert full["loss"] == resumed["loss"]
+    assert (tmp_path / "a" / "tb").is_dir() and (tmp_path / "a" / "config.yaml").is_file()
+
+
+def test_truncated_checkpoint_fails_resume_and_older_stays_usable(tmp_path):
+    log = _write_log(tmp_path / "log")
+    train(_config(log, tmp_path / "r", steps=40))
+    ckpts = list_checkpoints(tmp_path / "r" / "checkpoints")
+    assert [p.name for p in ckpts] == ["ckpt-000000020.pt", "ckpt-000000040.pt"]
+    ckpts[-1].write_bytes(ckpts[-1].read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        train(_config(log, tmp_path / "r", steps=60, resume=True))
+    assert load_checkpoint(ckpts[0])["step"] == 20
+
+
+def test_empty_log_and_missing_task_data_stop_with_a_message(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no episodes"):
+        train(_config(tmp_path / "empty", tmp_path / "o"))
+    log = _write_log(tmp_path / "lifts", n=10, tasks=["lift-any"])
+    with pytest.raises(ValueError, match=r"routed to task\(s\) \['place-any'\]"):
+        train(_config(log, tmp_path / "o", tasks=("lift-any", "place-any")))
+    with pytest.raises(ValueError, match="unknown task name"):
+        _config(log, tmp_path / "o", tasks=("lift-everything",))
+
+
+def test_checkpoint_records_training_data(tmp_path):
+    log = _write_log(tmp_path / "log", n=24, tasks=["lift-any", "lift-can", "place-any"])
+    res = train(_config(log, tmp_path / "o", steps=20))
+    payload = load_checkpoint(res["checkpoint"])
+    assert payload["train_episode_counts"]["lift-any"] == 8
+    assert payload["task_names"] == list(TASK_SET.names)
+    assert payload["network_config"]["kind"] == "mlp"
