@@ -23,20 +23,34 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--obs", choices=("state", "image"), default="state")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
-    print(f"command: python benchmarks/bench_fleet.py --episodes {args.episodes} --seed {args.seed}"
-          f" --obs {args.obs}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+    )
+    print(
+        f"command: python benchmarks/bench_fleet.py --episodes {args.episodes} --seed {args.seed}"
+        f" --obs {args.obs}"
+    )
     rates = {}
     for robots in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = FleetConfig(out=tmp, robots=robots, episodes=args.episodes, seed=args.seed,
-                              obs=args.obs, progress=False, log=EpisodeLogConfig())
+            cfg = FleetConfig(
+                out=tmp,
+                robots=robots,
+                episodes=args.episodes,
+                seed=args.seed,
+                obs=args.obs,
+                progress=False,
+                log=EpisodeLogConfig(),
+            )
             s = collect(cfg)
         rates[robots] = s
-        print(f"robots={robots}: {s['episodes']} episodes in {s['wall_time_s']:.1f} s -> "
-              f"{s['episodes_per_s']:.1f} ep/s wall, {s['steady_episodes_per_s']:.1f} ep/s steady")
-    print(f"scaling 2 vs 1 robot: wall {rates[2]['episodes_per_s'] / rates[1]['episodes_per_s']:.2f}x,"
-          f" steady {rates[2]['steady_episodes_per_s'] / rates[1]['steady_episodes_per_s']:.2f}x")
+        print(
+            f"robots={robots}: {s['episodes']} episodes in {s['wall_time_s']:.1f} s -> "
+            f"{s['episodes_per_s']:.1f} ep/s wall, {s['steady_episodes_per_s']:.1f} ep/s steady"
+        )
+    wall = rates[2]["episodes_per_s"] / rates[1]["episodes_per_s"]
+    steady = rates[2]["steady_episodes_per_s"] / rates[1]["steady_episodes_per_s"]
+    print(f"scaling 2 vs 1 robot: wall {wall:.2f}x, steady {steady:.2f}x")
 
 
 if __name__ == "__main__":

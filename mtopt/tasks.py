@@ -99,7 +99,7 @@ class TaskSet:
         for other in excludes:
             o = self._tasks[other]
             if name not in o.excludes:
-                self._tasks[other] = Task(o.name, o.slot, o.skill, o.implies, o.excludes + (name,))
+                self._tasks[other] = Task(o.name, o.slot, o.skill, o.implies, (*o.excludes, name))
         return task
 
     # -- queries --------------------------------------------------------------------------

@@ -42,7 +42,14 @@ def test_relations_lift_carrot_implies_lift_any_and_excludes_other_lifts():
     ts = default_task_set()
     labels = ts.implied_labels("lift-carrot")
     assert labels["lift-any"] is True
-    for other in ("lift-banana", "lift-bottle", "lift-sausage", "lift-milk", "lift-box", "lift-can"):
+    for other in (
+        "lift-banana",
+        "lift-bottle",
+        "lift-sausage",
+        "lift-milk",
+        "lift-box",
+        "lift-can",
+    ):
         assert labels[other] is False
     assert "place-any" not in labels and "lift-carrot" not in labels
     # excludes is symmetric: lift-banana (added first) also excludes lift-carrot
@@ -61,7 +68,7 @@ def test_one_hot_rows():
 
 def test_unknown_task_names_list_known_ones():
     ts = default_task_set()
-    with pytest.raises(ValueError, match="unknown task name.*lift-any"):
+    with pytest.raises(ValueError, match=r"unknown task name.*lift-any"):
         ts.validate(["lift-anything"])
     with pytest.raises(KeyError, match="known tasks"):
         ts["nope"]

@@ -106,7 +106,7 @@ class Impersonation:
                 f"success labeller returned shape {labels.shape}, expected ({len(cands)},)"
             )
         routed = []
-        for t, ok in zip(cands, labels.tolist()):
+        for t, ok in zip(cands, labels.tolist(), strict=True):
             if t != task:
                 p = self.config.p_success if ok else self.config.p_failure
                 if p < 1.0 and self.rng.random() >= p:

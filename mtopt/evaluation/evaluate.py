@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mtopt.envs.workcell import WorkcellConfig
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.policies.scripted import (
@@ -57,21 +55,11 @@ class EvalConfig:
         default_task_set().validate(self.tasks)
 
 
-class _ScriptedForTask:
-    """The scripted policy of a task's skill, with the protocol's ``reset(rng, task)``."""
-
-    def __init__(self, task: str) -> None:
-        ts = default_task_set()
-        if ts[task].skill == OBJECT_ACQUISITION:
-            self.policy = ScriptedPickPolicy(ScriptedPickConfig())
-        else:
-            self.policy = ScriptedPlacePolicy(ScriptedPlaceConfig())
-
-    def reset(self, rng: np.random.Generator, task: str | None = None) -> None:
-        self.policy.reset(rng)
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.policy.act(obs)
+def scripted_policy_for(task: str) -> ScriptedPickPolicy | ScriptedPlacePolicy:
+    """The scripted bootstrap policy of a task's skill (picking for lifts, placing otherwise)."""
+    if default_task_set()[task].skill == OBJECT_ACQUISITION:
+        return ScriptedPickPolicy(ScriptedPickConfig())
+    return ScriptedPlacePolicy(ScriptedPlaceConfig())
 
 
 def run_eval(config: EvalConfig) -> dict[str, Any]:
@@ -80,8 +68,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     if config.scripted:
         name = "scripted"
 
-        def policy_for(task: str) -> Any:
-            return _ScriptedForTask(task)
+        policy_for = scripted_policy_for
 
         tasks = config.tasks
     else:

@@ -103,7 +103,9 @@ def evaluate(
             slot = task_set.slot(task)
             wins = 0
             for k in range(config.episodes_per_task):
-                wins += run_task_episode(env, policy, task, episode_seed(config.seed, slot, k), task_set)
+                wins += run_task_episode(
+                    env, policy, task, episode_seed(config.seed, slot, k), task_set
+                )
                 bar.update(1)
             n = config.episodes_per_task
             lo, hi = wilson_interval(wins, n)
@@ -121,8 +123,9 @@ def evaluate(
         env.close()
     low = None
     if train_episode_counts is not None and len(tasks) >= config.low_data_k:
-        low = low_data_tasks({t: int(train_episode_counts.get(t, 0)) for t in tasks},
-                             config.low_data_k)
+        low = low_data_tasks(
+            {t: int(train_episode_counts.get(t, 0)) for t in tasks}, config.low_data_k
+        )
     summary = summarize({t: r["success_rate"] for t, r in results.items()}, low)
     return {"tasks": results, "summary": summary, "low_data_tasks": low or []}
 
@@ -135,8 +138,15 @@ def format_eval_table(result: dict[str, Any], title: str = "success rate") -> st
         tr = r.get("train_episodes", "")
         lines.append(f"{task:<18}{r['success_rate']:>14.2f}{f'[{lo:.2f}, {hi:.2f}]':>18}{tr:>11}")
     lines.append("-" * 61)
-    names = {"min": "Min", "p25": "25th percentile", "median": "Median", "mean": "Mean",
-             "p75": "75th percentile", "max": "Max", "mean_low_data": "Mean (low data)"}
+    names = {
+        "min": "Min",
+        "p25": "25th percentile",
+        "median": "Median",
+        "mean": "Mean",
+        "p75": "75th percentile",
+        "max": "Max",
+        "mean_low_data": "Mean (low data)",
+    }
     for key, label in names.items():
         v = result["summary"][key]
         lines.append(f"{label:<18}{'-' if np.isnan(v) else f'{v:.2f}':>14}")
@@ -161,9 +171,12 @@ def plot_success(results: dict[str, dict[str, Any]], path: str, title: str = "")
     for i, name in enumerate(policies):
         rs = [results[name]["tasks"][t] for t in tasks]
         rate = np.array([r["success_rate"] for r in rs])
-        err = np.array([[rate[j] - r["ci95"][0], r["ci95"][1] - rate[j]] for j, r in enumerate(rs)]).T
-        ax.bar(x + (i - (len(policies) - 1) / 2) * width, rate, width, yerr=err, capsize=2,
-               label=name)
+        err = np.array(
+            [[rate[j] - r["ci95"][0], r["ci95"][1] - rate[j]] for j, r in enumerate(rs)]
+        ).T
+        ax.bar(
+            x + (i - (len(policies) - 1) / 2) * width, rate, width, yerr=err, capsize=2, label=name
+        )
     ax.set_xticks(x, tasks, rotation=45, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("success rate")

@@ -16,7 +16,9 @@ SUMMARY_KEYS = ("min", "p25", "median", "mean", "p75", "max", "mean_low_data")
 """Keys of the across-task summary, in the paper's row order."""
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
+def wilson_interval(
+    successes: int, trials: int, z: float = 1.959963984540054
+) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (default 95 %).
 
     Unlike the normal approximation it stays inside [0, 1] and is sensible at 0 or all

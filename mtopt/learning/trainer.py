@@ -59,7 +59,9 @@ class TrainerConfig:
         if not 0.0 <= self.polyak < 1.0:
             raise ValueError(f"polyak must be in [0, 1), got {self.polyak!r}")
         if not isinstance(self.target_lag_steps, int) or self.target_lag_steps < 1:
-            raise ValueError(f"target_lag_steps must be an integer >= 1, got {self.target_lag_steps!r}")
+            raise ValueError(
+                f"target_lag_steps must be an integer >= 1, got {self.target_lag_steps!r}"
+            )
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("grad_clip and weight_decay must be >= 0")
 

@@ -142,10 +142,9 @@ class Robot:
         if self.q_policy is not None:
             policy = self.q_policy
             policy_name, epsilon = policy.name, policy.epsilon
-            policy.reset(np.random.default_rng(seed), task=task)
         else:
             policy = self.pick if policy_name == "scripted-pick" else self.place
-            policy.reset(np.random.default_rng(seed))
+        policy.reset(np.random.default_rng(seed), task=task)
         record_image = self.config.obs == "image"
         keys = (*OBS_KEYS, "image") if record_image else OBS_KEYS
         observations: dict[str, list[np.ndarray]] = {k: [obs[k]] for k in keys}

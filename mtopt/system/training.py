@@ -105,7 +105,9 @@ class TrainingRun:
         streams = np.random.SeedSequence(config.seed).spawn(3)
         obs_keys = IMAGE_OBS_KEYS if config.obs == "image" else STATE_OBS_KEYS
         replay_cfg = replace(config.replay, obs_keys=obs_keys)
-        self.replay = TaskReplay(replay_cfg, self.task_set, np.random.default_rng(streams[0]), self.tasks)
+        self.replay = TaskReplay(
+            replay_cfg, self.task_set, np.random.default_rng(streams[0]), self.tasks
+        )
         impersonation = Impersonation(
             config.impersonation,
             self.task_set,
@@ -147,10 +149,19 @@ class TrainingRun:
         sample = self.replay.sample(1)
         if self.config.obs == "image":
             h, w = sample.obs["image"].shape[1:3]
-            return replace(net, kind="conv", image_height=h, image_width=w,
-                           task_capacity=self.task_set.capacity)
-        return replace(net, kind="mlp", state_dim=int(sample.obs["state"].shape[1]),
-                       task_capacity=self.task_set.capacity)
+            return replace(
+                net,
+                kind="conv",
+                image_height=h,
+                image_width=w,
+                task_capacity=self.task_set.capacity,
+            )
+        return replace(
+            net,
+            kind="mlp",
+            state_dim=int(sample.obs["state"].shape[1]),
+            task_capacity=self.task_set.capacity,
+        )
 
     def build(self) -> None:
         """Build the trainer and the Bellman updater (after :meth:`load_data`)."""
@@ -222,8 +233,9 @@ class TrainingRun:
         last_path = None
         start_step = self.trainer.step
         t0 = time.time()
-        bar = tqdm(total=cfg.steps, initial=start_step, desc="train", unit="step",
-                   disable=not cfg.progress)
+        bar = tqdm(
+            total=cfg.steps, initial=start_step, desc="train", unit="step", disable=not cfg.progress
+        )
         try:
             while self.trainer.step < cfg.steps:
                 batch = self.replay.sample(cfg.batch_size)
@@ -239,8 +251,9 @@ class TrainingRun:
                     task_counts.clear()
                     bar.set_postfix(loss=f"{metrics['loss']:.4f}", q=f"{metrics['mean_q']:.3f}")
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    last_path = save_checkpoint(ckpt_dir, step, self.checkpoint_payload(),
-                                                keep=cfg.keep_checkpoints)
+                    last_path = save_checkpoint(
+                        ckpt_dir, step, self.checkpoint_payload(), keep=cfg.keep_checkpoints
+                    )
         finally:
             bar.close()
             writer.close()

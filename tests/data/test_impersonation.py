@@ -40,7 +40,7 @@ def test_skill_routes_within_skill_only():
     assert [t for t, _ in routed] == list(TS.names[:8])
     assert dict(routed)["lift-box"] is True and dict(routed)["lift-milk"] is False
     place = _imp("skill")(_episode({"place-any", "place-bottom"}), "place-top-left")
-    assert [t for t, _ in place][0] == "place-top-left"
+    assert next(t for t, _ in place) == "place-top-left"
     assert {t for t, _ in place} == set(TS.names[8:])
 
 

@@ -38,7 +38,9 @@ def test_transitions_rewards_and_terminal_step():
 
 
 def test_rebalanced_sampling_task_and_success_proportions():
-    r = TaskReplay(ReplayConfig(capacity=10_000, success_fraction=0.25), TS, np.random.default_rng(1))
+    r = TaskReplay(
+        ReplayConfig(capacity=10_000, success_fraction=0.25), TS, np.random.default_rng(1)
+    )
     for i in range(200):  # lift-any: 200 episodes, 10 % successes
         r.add_episode(_episode(5, i), [("lift-any", i % 10 == 0)])
     for i in range(10):  # lift-box: 10 episodes, half successes

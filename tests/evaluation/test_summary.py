@@ -8,8 +8,10 @@ from mtopt.evaluation.summary import low_data_tasks, summarize, wilson_interval
 def test_wilson_interval_hand_computed():
     # p = 0.5, n = 100, z = 1.96: centre = (0.5 + 0.019208) / 1.038415 = 0.5
     lo, hi = wilson_interval(50, 100)
-    half = 1.959963984540054 * math.sqrt(0.25 / 100 + 1.959963984540054**2 / 40000) / (
-        1 + 1.959963984540054**2 / 100
+    half = (
+        1.959963984540054
+        * math.sqrt(0.25 / 100 + 1.959963984540054**2 / 40000)
+        / (1 + 1.959963984540054**2 / 100)
     )
     assert lo == pytest.approx(0.5 - half) and hi == pytest.approx(0.5 + half)
     assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)

@@ -44,7 +44,10 @@ def test_round_trip_with_weights_only(tmp_path):
 def test_keep_newest_and_latest(tmp_path):
     for step in (10, 20, 30, 40):
         save_checkpoint(tmp_path, step, _payload(step), keep=2)
-    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-000000030.pt", "ckpt-000000040.pt"]
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "ckpt-000000030.pt",
+        "ckpt-000000040.pt",
+    ]
     assert latest_checkpoint(tmp_path).name == "ckpt-000000040.pt"
     assert latest_checkpoint(tmp_path / "none") is None
 

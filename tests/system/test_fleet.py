@@ -22,8 +22,14 @@ def test_episode_counts_split_evenly():
 def test_two_robots_collect_and_tailer_reads_everything(tmp_path):
     out = tmp_path / "log"
     tailer = EpisodeLogTailer(out)  # started before the log exists
-    cfg = FleetConfig(out=str(out), robots=2, episodes=24, seed=3, progress=False,
-                      log=EpisodeLogConfig(shard_episodes=4, fsync=False))
+    cfg = FleetConfig(
+        out=str(out),
+        robots=2,
+        episodes=24,
+        seed=3,
+        progress=False,
+        log=EpisodeLogConfig(shard_episodes=4, fsync=False),
+    )
     summary = collect(cfg)
     assert summary["episodes"] == 24 and summary["robots"] == 2
     episodes = tailer.poll()
@@ -42,8 +48,9 @@ def test_two_robots_collect_and_tailer_reads_everything(tmp_path):
         parent = by_id[e.chained_from]
         assert parent.task.startswith("lift") and e.task.startswith("place")
         assert parent.robot_id == e.robot_id
-        np.testing.assert_allclose(e.observations["state"][0], parent.observations["state"][-1],
-                                   atol=1e-3)
+        np.testing.assert_allclose(
+            e.observations["state"][0], parent.observations["state"][-1], atol=1e-3
+        )
     stats = dataset_stats(out)
     assert stats["episodes"] == 24 and stats["corrupt_shards"] == 0
     assert sum(t["episodes"] for t in stats["tasks"].values()) == 24
@@ -53,7 +60,7 @@ def test_same_seed_same_episodes(tmp_path):
     cfg = FleetConfig(robots=1, episodes=6, seed=11, progress=False)
     a = list(Robot(0, cfg, "a").episodes(6))
     b = list(Robot(0, cfg, "a").episodes(6))
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x.task == y.task and x.seed == y.seed
         np.testing.assert_array_equal(x.actions, y.actions)
         np.testing.assert_array_equal(x.success, y.success)
@@ -74,10 +81,24 @@ def test_bad_inputs_are_named(tmp_path):
 
 def test_sigkilled_collector_leaves_only_whole_shards(tmp_path):
     out = tmp_path / "log"
-    cmd = [sys.executable, "-m", "mtopt", "collect", "--out", str(out), "--robots", "2",
-           "--episodes", "100000", "--log.shard-episodes", "3", "--no-progress"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mtopt",
+        "collect",
+        "--out",
+        str(out),
+        "--robots",
+        "2",
+        "--episodes",
+        "100000",
+        "--log.shard-episodes",
+        "3",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:

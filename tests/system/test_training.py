@@ -23,11 +23,23 @@ def _write_log(path, n=40, tasks=None, seed=0):
 
 
 def _config(data, out, **kw):
-    small = TrainerConfig(network=QNetworkConfig(kind="mlp", mlp_width=32), target_lag_steps=10,
-                          polyak=0.9, device="cpu")
-    base = dict(data=str(data), out=str(out), steps=40, batch_size=32, checkpoint_every=20,
-                log_every=10, progress=False, trainer=small,
-                cem=CEMConfig(num_samples=16, num_elites=4))
+    small = TrainerConfig(
+        network=QNetworkConfig(kind="mlp", mlp_width=32),
+        target_lag_steps=10,
+        polyak=0.9,
+        device="cpu",
+    )
+    base = dict(
+        data=str(data),
+        out=str(out),
+        steps=40,
+        batch_size=32,
+        checkpoint_every=20,
+        log_every=10,
+        progress=False,
+        trainer=small,
+        cem=CEMConfig(num_samples=16, num_elites=4),
+    )
     base.update(kw)
     return TrainConfig(**base)
 
