@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.summary import low_data_tasks, summarize, wilson_interval
+from mtopt.progress import progress_bar
 from mtopt.tasks import OBJECT_ACQUISITION, TaskSet, default_task_set
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def evaluate(
     env = WorkcellEnv(config.workcell)
     results: dict[str, dict[str, Any]] = {}
     total = len(tasks) * config.episodes_per_task
-    bar = tqdm(total=total, desc="eval", unit="ep", disable=not config.progress)
+    bar = progress_bar(total, "eval", "ep", config.progress)
     try:
         for task in tasks:
             policy = policy_for_task(task)

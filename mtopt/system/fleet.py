@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
@@ -33,6 +32,7 @@ from mtopt.policies.scripted import (
     ScriptedPlaceConfig,
     ScriptedPlacePolicy,
 )
+from mtopt.progress import progress_bar
 from mtopt.tasks import OBJECT_ACQUISITION, TaskSet, default_task_set
 
 logger = logging.getLogger(__name__)
@@ -238,9 +238,7 @@ def collect(config: FleetConfig) -> dict:
     for p in procs:
         p.start()
     finished, errors, collected = 0, [], 0
-    bar = tqdm(
-        total=config.episodes, unit="ep", desc="collect", disable=not config.progress, smoothing=0.1
-    )
+    bar = progress_bar(config.episodes, "collect", "ep", config.progress)
     first_episode_time = None
     try:
         while finished < len(procs):

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from mtopt.config import save_config, to_dict
 from mtopt.data.impersonation import Impersonation, ImpersonationConfig, OracleLabeller
@@ -30,6 +29,7 @@ from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_c
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import Trainer, TrainerConfig
 from mtopt.policies.cem import CEMConfig
+from mtopt.progress import progress_bar
 from mtopt.tasks import default_task_set
 
 logger = logging.getLogger(__name__)
@@ -233,9 +233,7 @@ class TrainingRun:
         last_path = None
         start_step = self.trainer.step
         t0 = time.time()
-        bar = tqdm(
-            total=cfg.steps, initial=start_step, desc="train", unit="step", disable=not cfg.progress
-        )
+        bar = progress_bar(cfg.steps, "train", "step", cfg.progress, initial=start_step)
         try:
             while self.trainer.step < cfg.steps:
                 batch = self.replay.sample(cfg.batch_size)
