@@ -8,7 +8,6 @@ never feed the learner.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mtopt.data.log import EpisodeLogReader
+from mtopt.jsonio import write_json
 from mtopt.tasks import default_task_set
 
 
@@ -85,12 +85,4 @@ def format_stats_table(stats: dict[str, Any]) -> str:
 
 def write_stats_json(stats: dict[str, Any], path: str | Path) -> None:
     """Write :func:`dataset_stats` as JSON (NaN rates become ``null``)."""
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, float) and np.isnan(v):
-            return None
-        return v
-
-    Path(path).write_text(json.dumps(clean(stats), indent=2) + "\n")
+    write_json(stats, path)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mtopt.envs.workcell import WorkcellConfig
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
+from mtopt.jsonio import write_json
 from mtopt.policies.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
@@ -95,17 +93,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     result["policy"] = name
     print(format_eval_table(result))  # the command's product is this table on the console
     if config.json:
-        Path(config.json).write_text(json.dumps(_nan_to_none(result), indent=2) + "\n")
+        write_json(result, config.json)
     if config.plot:
         plot_success({name: result}, config.plot, title=f"{name}: success per task")
     return result
-
-
-def _nan_to_none(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _nan_to_none(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_nan_to_none(x) for x in v]
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v

@@ -1,45 +1,165 @@
 """``mtopt demo``: the main job on the embedded default (local runtime, simulated workcell).
 
-At this stage the demo bootstraps a dataset with the scripted fleet, exactly as the paper's
-collection starts (Sec. 4, App. 9.1), and prints its statistics (paper Fig. 4 / Fig. 11).
+The demo runs MT-Opt's continuous loop in miniature (paper Sec. 4, App. 9.1):
+
+1. a fleet of scripted robots collects a bootstrap dataset into the episode log;
+2. a 12-task state-based MT-Opt policy (f_skill impersonation, re-balanced sampling) is trained
+   offline on it;
+3. ``rounds`` times: the fleet collects with the newest policy at ε = 0.2 into the same log, and
+   the policy is fine-tuned on the grown log;
+4. the final policy and the scripted policies are evaluated on the standard evaluation scene
+   with identical seeds, and the table is printed.
+
+The same loop at a larger scale (``configs/demo/learning.yaml``) is the learning benchmark of
+docs/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
+from mtopt.evaluation.evaluate import scripted_policy_for
+from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
+from mtopt.jsonio import write_json
+from mtopt.learning.networks import QNetworkConfig
+from mtopt.learning.trainer import TrainerConfig
+from mtopt.policies.q_policy import load_q_policy
 from mtopt.system.fleet import FleetConfig, collect
+from mtopt.system.training import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
 
+def _demo_train_config() -> TrainConfig:
+    net = QNetworkConfig(kind="mlp", mlp_width=128)
+    return TrainConfig(
+        batch_size=128,
+        trainer=TrainerConfig(network=net, polyak=0.995, target_lag_steps=500),
+        checkpoint_every=1000,
+    )
+
+
 @dataclass(frozen=True)
 class DemoConfig:
-    """Run the MT-Opt demo on the simulated workcell."""
+    """Run MT-Opt end to end on the simulated workcell: collect, train, collect, fine-tune, eval."""
 
     out: str = "runs/demo"
-    """Run directory; the episode log goes to OUT/log and statistics to OUT/stats.json."""
-    fleet: FleetConfig = field(default_factory=lambda: FleetConfig(robots=2, episodes=1000))
-    """The bootstrap collection (its ``out`` is replaced by OUT/log)."""
+    """Run directory: OUT/log (episode log), OUT/round-K (training runs), OUT/eval.json."""
+    seed: int = 0
+    """Seed of the whole demo (collection, training and evaluation streams derive from it)."""
+    robots: int = 2
+    """Robots in the simulated fleet (one process each)."""
+    bootstrap_episodes: int = 3000
+    """Episodes collected by the scripted policies."""
+    bootstrap_steps: int = 4000
+    """Trainer steps of the first, offline training run."""
+    rounds: int = 1
+    """Rounds of ε-greedy collection with the newest policy followed by fine-tuning."""
+    round_episodes: int = 1500
+    """Episodes collected per round."""
+    round_steps: int = 2000
+    """Fine-tuning trainer steps per round."""
+    epsilon: float = 0.2
+    """ε of the collection policy (paper: 0.2)."""
+    eval_episodes_per_task: int = 30
+    """Evaluation attempts per task (paper: 100; fewer keeps the demo short)."""
+    train: TrainConfig = field(default_factory=_demo_train_config)
+    """Training settings (data, out, steps, seed and init are set by the demo)."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self) -> None:
+        for name in ("robots", "bootstrap_episodes", "bootstrap_steps", "eval_episodes_per_task"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(self.rounds, int) or self.rounds < 0:
+            raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
 
 
-def run_demo(config: DemoConfig) -> dict:
-    """Collect a scripted bootstrap dataset and print its statistics; returns the stats."""
+def run_demo(config: DemoConfig) -> dict[str, Any]:
+    """Run the demo; prints the dataset statistics and the evaluation table, returns results."""
     out = Path(config.out)
     log_dir = out / "log"
-    fleet = replace(config.fleet, out=str(log_dir))
-    logger.info("collecting %d scripted episodes into %s", fleet.episodes, log_dir)
-    summary = collect(fleet)
-    logger.info(
-        "collection: %d episodes in %.1f s (%.1f episodes/s)",
-        summary["episodes"],
-        summary["wall_time_s"],
-        summary["episodes_per_s"],
-    )
+    timings: dict[str, float] = {}
+    t_start = time.time()
+
+    def fleet(episodes: int, seed: int, policy: str | None) -> None:
+        t = time.time()
+        cfg = FleetConfig(
+            out=str(log_dir),
+            robots=config.robots,
+            episodes=episodes,
+            seed=seed,
+            policy=policy,
+            epsilon=config.epsilon,
+            progress=config.progress,
+        )
+        s = collect(cfg)
+        key = "collect-scripted" if policy is None else f"collect-round-{seed - config.seed}"
+        timings[key] = time.time() - t
+        logger.info("%s: %d episodes at %.1f episodes/s", key, s["episodes"], s["episodes_per_s"])
+
+    def fit(round_index: int, steps: int, init: str | None) -> str:
+        t = time.time()
+        cfg = replace(
+            config.train,
+            data=str(log_dir),
+            out=str(out / f"round-{round_index}"),
+            steps=steps,
+            seed=config.seed + round_index,
+            init=init,
+            resume=False,
+            progress=config.progress,
+        )
+        res = train(cfg)
+        timings[f"train-round-{round_index}"] = time.time() - t
+        logger.info(
+            "round %d: %d steps, %.0f samples/s, loss %.4f",
+            round_index,
+            res["step"],
+            res["samples_per_s"],
+            res["loss"],
+        )
+        return res["checkpoint"]
+
+    fleet(config.bootstrap_episodes, config.seed, None)
+    checkpoint = fit(0, config.bootstrap_steps, None)
+    for r in range(1, config.rounds + 1):
+        fleet(config.round_episodes, config.seed + r, checkpoint)
+        checkpoint = fit(r, config.round_steps, checkpoint)
+
     stats = dataset_stats(log_dir)
-    print(format_stats_table(stats))  # the demo's product is this table on the console
+    print(format_stats_table(stats))  # the demo's products are these tables on the console
     write_stats_json(stats, out / "stats.json")
-    return stats
+    counts = {t: v["episodes"] for t, v in stats["tasks"].items()}
+    protocol = ProtocolConfig(
+        episodes_per_task=config.eval_episodes_per_task,
+        seed=10_000 + config.seed,
+        progress=config.progress,
+    )
+    t = time.time()
+    policy = load_q_policy(checkpoint)
+    results = {
+        "mt-opt": evaluate(lambda task: policy, protocol, counts),
+        "scripted": evaluate(scripted_policy_for, protocol, counts),
+    }
+    timings["eval"] = time.time() - t
+    timings["total"] = time.time() - t_start
+    print(f"\nMT-Opt policy ({checkpoint}):\n{format_eval_table(results['mt-opt'])}")
+    print(f"\nscripted policies (same scenes):\n{format_eval_table(results['scripted'])}")
+    print(f"\ndemo wall time: {timings['total']:.0f} s")
+    summary = {
+        "checkpoint": checkpoint,
+        "results": results,
+        "timings_s": timings,
+        "episodes": stats["episodes"],
+    }
+    write_json(summary, out / "eval.json")
+    plot_success(results, str(out / "eval.png"), title="MT-Opt demo vs scripted policies")
+    return summary
