@@ -52,7 +52,7 @@ def success_count(env, policy, task: str, options: dict, episodes: int, seed: in
     rng = np.random.default_rng(seed)
     slot = env.task_names.index(task)
     wins = 0
-    for _ in tqdm(range(episodes), desc=task, leave=False):
+    for _ in tqdm(range(episodes), desc=task, leave=False, disable=None):
         obs, _ = env.reset(seed=int(rng.integers(2**31)), options=options)
         policy.reset(rng)
         done = False

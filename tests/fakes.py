@@ -139,3 +139,70 @@ def assert_episodes_equal(a: Episode, b: Episode) -> None:
         assert b.final_side_images is not None
         assert a.final_side_images.dtype == b.final_side_images.dtype
         np.testing.assert_array_equal(a.final_side_images, b.final_side_images)
+
+
+class ReachTask:
+    """A tiny, easy task for learning tests: move a point ``x`` to a goal ``g`` on a line.
+
+    ``state = [x, g]``; action dim 0 moves ``x`` by ``0.3 * a[0]``; ``a[5] >= 0.5`` terminates;
+    at most 6 steps. The episode succeeds when it ends with ``|x - g| < 0.15``. A random
+    policy succeeds about 13 % of the time, a good one about half the time (far goals are out
+    of reach in 6 steps).
+    """
+
+    max_steps = 6
+
+    def reset(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        self.x, self.g, self.t = float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1)), 0
+        return self.obs()
+
+    def obs(self) -> dict[str, np.ndarray]:
+        zero = np.zeros(1, np.float32)
+        return {
+            "state": np.array([self.x, self.g], np.float32),
+            "gripper_status": zero,
+            "gripper_height": zero,
+        }
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], bool]:
+        self.t += 1
+        self.x = float(np.clip(self.x + 0.3 * action[0], -1, 1))
+        return self.obs(), bool(action[5] >= 0.5 or self.t >= self.max_steps)
+
+    def success(self) -> bool:
+        return abs(self.x - self.g) < 0.15
+
+    @staticmethod
+    def random_action(rng: np.random.Generator) -> np.ndarray:
+        a = rng.uniform(-1, 1, 6).astype(np.float32)
+        a[4] = float(rng.integers(2))
+        a[5] = float(rng.random() < 0.2)
+        return a
+
+    def rollout(self, rng: np.random.Generator, policy=None, task: str = "lift-any"):
+        """Run one episode (random actions when ``policy`` is None); returns an Episode."""
+        obs = [self.reset(rng)]
+        if policy is not None:
+            policy.reset(rng, task=task)
+        actions, done = [], False
+        while not done:
+            a = self.random_action(rng) if policy is None else policy.act(obs[-1])
+            o, done = self.step(a)
+            obs.append(o)
+            actions.append(a)
+        success = np.zeros(len(TASK_SET), bool)
+        success[TASK_SET.slot(task)] = self.success()
+        return Episode(
+            episode_id=new_episode_id(0, rng),
+            robot_id=0,
+            task=task,
+            policy="scripted-random" if policy is None else "checkpoint:test",
+            epsilon=0.0,
+            seed=0,
+            start_time=0.0,
+            end_time=0.0,
+            observations={k: np.stack([o[k] for o in obs]) for k in obs[0]},
+            actions=np.stack(actions),
+            success=success,
+            success_tasks=TASK_SET.names,
+        )

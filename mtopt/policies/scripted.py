@@ -6,7 +6,11 @@
   bin, descend, open the gripper, retract, terminate. It never aims at the plate.
 
 Both read only the observation (gripper pose and height from ``obs["state"]`` /
-``obs["gripper_height"]``) and add Gaussian noise to the motion part of every action.
+``obs["gripper_height"]``) and inject noise into every action: Gaussian noise on the motion
+part, and on the discrete part a random flip of the gripper command and a random early
+termination. The discrete noise matters for learning: without it the bootstrap data never
+shows what terminating or toggling the gripper does in most states, and an offline Q-function
+is free to believe it is excellent.
 Usage: ``policy.reset(rng)`` at the start of each episode, then ``policy.act(obs)`` per step.
 """
 
@@ -33,8 +37,12 @@ def _check(name: str, value: object, low: float, high: float, integer: bool = Fa
 class ScriptedPickConfig:
     """Parameters of the scripted picking policy (see ``benchmarks/calibrate_scripted.py``)."""
 
-    noise_std: float = 0.65
+    noise_std: float = 0.45
     """Std of the Gaussian noise added to dx, dy, dz, dyaw (in action units, before clipping)."""
+    gripper_flip_prob: float = 0.05
+    """Probability per step that the gripper command is flipped (discrete action noise)."""
+    terminate_prob: float = 0.02
+    """Probability per step of terminating the episode early (discrete action noise)."""
     bottom_height: float = 0.012
     """Stop descending when the finger tips are this close to the bin floor (metres)."""
     stall_distance: float = 0.005
@@ -48,6 +56,8 @@ class ScriptedPickConfig:
 
     def __post_init__(self) -> None:
         _check("noise_std", self.noise_std, 0.0, 5.0)
+        _check("gripper_flip_prob", self.gripper_flip_prob, 0.0, 1.0)
+        _check("terminate_prob", self.terminate_prob, 0.0, 1.0)
         _check("bottom_height", self.bottom_height, 0.0, 0.2)
         _check("stall_distance", self.stall_distance, 0.0, 0.05)
         _check("max_descend_steps", self.max_descend_steps, 1, 20, integer=True)
@@ -56,17 +66,22 @@ class ScriptedPickConfig:
 
 
 class _NoisyPolicy:
-    def __init__(self, noise_std: float) -> None:
+    def __init__(self, noise_std: float, gripper_flip_prob: float, terminate_prob: float) -> None:
         self._noise_std = noise_std
+        self._flip = gripper_flip_prob
+        self._terminate = terminate_prob
         self._rng: np.random.Generator | None = None
 
     def _action(self, motion: np.ndarray, gripper: float) -> np.ndarray:
         if self._rng is None:
             raise RuntimeError("call reset(rng) before act()")
         noisy = motion + self._noise_std * self._rng.standard_normal(4)
+        flip, terminate = self._rng.random(2)
+        if terminate < self._terminate:
+            return _TERMINATE.copy()
         out = np.zeros(6, dtype=np.float32)
         out[:4] = np.clip(noisy, -1.0, 1.0)
-        out[4] = gripper
+        out[4] = 1.0 - gripper if flip < self._flip else gripper
         return out
 
 
@@ -75,7 +90,8 @@ class ScriptedPickPolicy(_NoisyPolicy):
 
     def __init__(self, config: ScriptedPickConfig | None = None) -> None:
         self.config = config if config is not None else ScriptedPickConfig()
-        super().__init__(self.config.noise_std)
+        cfg = self.config
+        super().__init__(cfg.noise_std, cfg.gripper_flip_prob, cfg.terminate_prob)
         self._phase = "descend"
         self._count = 0
         self._last_height = math.inf
@@ -122,6 +138,10 @@ class ScriptedPlaceConfig:
 
     noise_std: float = 0.1
     """Std of the Gaussian noise added to dx, dy, dz, dyaw (in action units, before clipping)."""
+    gripper_flip_prob: float = 0.015
+    """Probability per step that the gripper command is flipped (discrete action noise)."""
+    terminate_prob: float = 0.01
+    """Probability per step of terminating the episode early (discrete action noise)."""
     target_margin: float = 0.02
     """Targets are drawn uniformly from the left bin's inside shrunk by this margin (metres)."""
     transit_height: float = 0.13
@@ -139,6 +159,8 @@ class ScriptedPlaceConfig:
 
     def __post_init__(self) -> None:
         _check("noise_std", self.noise_std, 0.0, 5.0)
+        _check("gripper_flip_prob", self.gripper_flip_prob, 0.0, 1.0)
+        _check("terminate_prob", self.terminate_prob, 0.0, 1.0)
         _check("target_margin", self.target_margin, 0.0, scene.BIN_HALF - 0.01)
         _check("transit_height", self.transit_height, 0.0, 0.3)
         _check("release_height", self.release_height, 0.0, 0.3)
@@ -154,7 +176,8 @@ class ScriptedPlacePolicy(_NoisyPolicy):
 
     def __init__(self, config: ScriptedPlaceConfig | None = None) -> None:
         self.config = config if config is not None else ScriptedPlaceConfig()
-        super().__init__(self.config.noise_std)
+        cfg = self.config
+        super().__init__(cfg.noise_std, cfg.gripper_flip_prob, cfg.terminate_prob)
         self._target = np.zeros(2)
         self._phase = "transit"
         self._count = 0

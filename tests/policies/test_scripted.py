@@ -73,7 +73,9 @@ def test_place_targets_cover_the_left_bin() -> None:
 
 
 def test_pick_phases_without_noise(env: WorkcellEnv) -> None:
-    policy = ScriptedPickPolicy(ScriptedPickConfig(noise_std=0.0))
+    policy = ScriptedPickPolicy(
+        ScriptedPickConfig(noise_std=0.0, gripper_flip_prob=0.0, terminate_prob=0.0)
+    )
     obs, _ = env.reset(seed=3)
     policy.reset(np.random.default_rng(0))
     actions = []
@@ -87,6 +89,20 @@ def test_pick_phases_without_noise(env: WorkcellEnv) -> None:
     closing = np.flatnonzero(actions[:, 4] == 1.0)
     assert len(closing) >= 2 and actions[closing[-1], 2] == 1.0  # close then lift
     assert actions[-1, 5] == 1.0 and (actions[:-1, 5] == 0).all()
+
+
+def test_discrete_noise_flips_gripper_and_terminates_early(env: WorkcellEnv) -> None:
+    cfg = ScriptedPickConfig(noise_std=0.0, gripper_flip_prob=0.5, terminate_prob=0.0)
+    policy = ScriptedPickPolicy(cfg)
+    obs, _ = env.reset(seed=3)
+    first = []
+    for seed in range(200):  # the first action descends with the gripper open (0)
+        policy.reset(np.random.default_rng(seed))
+        first.append(policy.act(obs)[4])
+    assert 0.35 < np.mean(first) < 0.65
+    early = ScriptedPickPolicy(ScriptedPickConfig(terminate_prob=1.0))
+    early.reset(np.random.default_rng(0))
+    assert early.act(obs)[5] == 1.0
 
 
 def test_act_before_reset_raises() -> None:
