@@ -42,6 +42,8 @@ KINDS = ("conv", "mlp")
 """Allowed values of :attr:`QNetworkConfig.kind`."""
 HEADS = ("single", "multi")
 """Allowed values of :attr:`QNetworkConfig.heads`."""
+ENCODERS = ("flat", "objects")
+"""Allowed values of :attr:`QNetworkConfig.state_encoder`."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,16 @@ class QNetworkConfig:
     """FC layers embedding state + gripper + task once per state (MLP only, >= 1)."""
     mlp_merged_layers: int = 1
     """FC layers after adding the action embedding, before the output head(s) (MLP, >= 0)."""
+    state_encoder: str = "flat"
+    """MLP state encoder: ``"flat"`` (one MLP over the whole vector) or ``"objects"`` (a
+    shared per-object encoder over the workcell's object slots, gripper-relative positions,
+    pooled; see :mod:`mtopt.learning.object_networks`)."""
+    gripper_state_dim: int = 6
+    """``objects`` encoder: leading state entries describing the gripper (x, y, z, ...)."""
+    object_dim: int = 14
+    """``objects`` encoder: state entries per object slot (position xyz first)."""
+    plate_state_dim: int = 4
+    """``objects`` encoder: trailing state entries describing the plate (x, y first)."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -95,6 +107,16 @@ class QNetworkConfig:
         for name in positive:
             _check_int(name, getattr(self, name), 1)
         _check_int("mlp_merged_layers", self.mlp_merged_layers, 0)
+        if self.state_encoder not in ENCODERS:
+            raise ValueError(f"state_encoder must be one of {ENCODERS}, got {self.state_encoder!r}")
+        if self.state_encoder == "objects" and self.state_dim > 0:
+            body = self.state_dim - self.gripper_state_dim - self.plate_state_dim
+            if body < self.object_dim or body % self.object_dim:
+                raise ValueError(
+                    f"state_dim {self.state_dim} does not split into {self.gripper_state_dim} "
+                    f"gripper + k * {self.object_dim} object + {self.plate_state_dim} plate "
+                    "entries (state_encoder='objects')"
+                )
         _check_int("state_dim", self.state_dim, 0)
         for name, depth in (
             ("tower_pool_after", self.tower_layers),
@@ -246,4 +268,8 @@ def build_q_network(config: QNetworkConfig) -> QNetwork:
 
     if config.kind == "conv":
         return ConvQNetwork(config)
+    if config.state_encoder == "objects":
+        from mtopt.learning.object_networks import ObjectMLPQNetwork
+
+        return ObjectMLPQNetwork(config)
     return MLPQNetwork(config)
