@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def _demo_train_config() -> TrainConfig:
-    net = QNetworkConfig(kind="mlp", mlp_width=128)
+    net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
     return TrainConfig(
         batch_size=128,
         trainer=TrainerConfig(network=net, polyak=0.995, target_lag_steps=500),
@@ -54,13 +54,13 @@ class DemoConfig:
     """Seed of the whole demo (collection, training and evaluation streams derive from it)."""
     robots: int = 2
     """Robots in the simulated fleet (one process each)."""
-    bootstrap_episodes: int = 3000
+    bootstrap_episodes: int = 6000
     """Episodes collected by the scripted policies."""
     bootstrap_steps: int = 4000
     """Trainer steps of the first, offline training run."""
-    rounds: int = 1
+    rounds: int = 2
     """Rounds of ε-greedy collection with the newest policy followed by fine-tuning."""
-    round_episodes: int = 1500
+    round_episodes: int = 2000
     """Episodes collected per round."""
     round_steps: int = 2000
     """Fine-tuning trainer steps per round."""

@@ -7,9 +7,9 @@ returns of the training episodes almost exactly while doing worse than a constan
 episodes). This encoder gives the state network the inductive bias a conv net gets from
 images:
 
-* every slot goes through one shared MLP, with its position *relative to the gripper*, its yaw,
-  category, presence flag and the one-hot task (so a ``lift-banana`` query can single out
-  bananas);
+* every slot goes through one shared MLP, with its position *relative to the gripper*, its
+  position in the *plate's frame* (where place tasks are decided), its yaw, category, presence
+  flag and the one-hot task (so a ``lift-banana`` query can single out bananas);
 * the slot embeddings of present objects are pooled (max and mean), so the result does not
   depend on slot order or on how many objects there are;
 * the gripper, the plate (absolute and gripper-relative), gripper status/height and the task
@@ -41,7 +41,7 @@ class ObjectMLPQNetwork(MLPQNetwork):
         g, o, p = config.gripper_state_dim, config.object_dim, config.plate_state_dim
         self.n_slots = (config.state_dim - g - p) // o
         width, cap = config.mlp_width, config.task_capacity
-        slot_in = 3 + o + cap  # relative xyz, the slot block, the task
+        slot_in = 3 + 2 + o + cap  # gripper-relative xyz, plate-frame xy, the block, the task
         self.slot_encoder = nn.Sequential(
             nn.Linear(slot_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()
         )
@@ -66,7 +66,13 @@ class ObjectMLPQNetwork(MLPQNetwork):
         plate = state[:, cfg.state_dim - p :]
         onehot = task_one_hot(task, cfg.task_capacity)
         rel = slots[:, :, :3] - grip[:, None, :3]
-        x = torch.cat([rel, slots, onehot[:, None, :].expand(b, self.n_slots, -1)], dim=2)
+        # plate frame: rotate (object xy - plate xy) by -yaw; plate = (x, y, sin yaw, cos yaw)
+        d = slots[:, :, :2] - plate[:, None, :2]
+        sin, cos = plate[:, None, 2], plate[:, None, 3]
+        local = torch.stack(
+            [cos * d[..., 0] + sin * d[..., 1], -sin * d[..., 0] + cos * d[..., 1]], 2
+        )
+        x = torch.cat([rel, local, slots, onehot[:, None, :].expand(b, self.n_slots, -1)], dim=2)
         h = self.slot_encoder(x)  # (B, K, W)
         present = (slots[:, :, -1:] > 0.5).to(h.dtype)  # the block's last entry is "present"
         count = present.sum(dim=1).clamp(min=1.0)
