@@ -171,9 +171,14 @@ def plot_success(results: dict[str, dict[str, Any]], path: str, title: str = "")
     for i, name in enumerate(policies):
         rs = [results[name]["tasks"][t] for t in tasks]
         rate = np.array([r["success_rate"] for r in rs])
-        err = np.array(
-            [[rate[j] - r["ci95"][0], r["ci95"][1] - rate[j]] for j, r in enumerate(rs)]
-        ).T
+        # rounding can put a bound a hair past the rate (e.g. 0 successes); bars need >= 0
+        err = np.clip(
+            np.array(
+                [[rate[j] - r["ci95"][0], r["ci95"][1] - rate[j]] for j, r in enumerate(rs)]
+            ).T,
+            0.0,
+            None,
+        )
         ax.bar(
             x + (i - (len(policies) - 1) / 2) * width, rate, width, yerr=err, capsize=2, label=name
         )

@@ -40,3 +40,20 @@ def test_summary_rows_hand_computed():
 def test_low_data_tasks_picks_fewest_episodes():
     counts = {"lift-any": 1000, "lift-can": 5, "lift-box": 5, "place-any": 300, "x": 7}
     assert low_data_tasks(counts, k=3) == ["lift-box", "lift-can", "x"]
+
+
+def test_plot_handles_zero_and_full_success(tmp_path):
+    from mtopt.evaluation.protocol import plot_success
+
+    def result(rates):
+        tasks = {}
+        for t, (k, n) in rates.items():
+            tasks[t] = {"success_rate": k / n, "episodes": n, "ci95": list(wilson_interval(k, n))}
+        return {"tasks": tasks}
+
+    res = {
+        "a": result({"lift-any": (0, 100), "place-any": (100, 100)}),
+        "b": result({"lift-any": (37, 100), "place-any": (3, 100)}),
+    }
+    plot_success(res, str(tmp_path / "p.png"), title="t")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
