@@ -88,3 +88,26 @@ def test_checkpoint_records_training_data(tmp_path):
     assert payload["train_episode_counts"]["lift-any"] == 8
     assert payload["task_names"] == list(TASK_SET.names)
     assert payload["network_config"]["kind"] == "mlp"
+
+
+def test_image_observations_train_the_conv_network(tmp_path):
+    rng = np.random.default_rng(0)
+    with EpisodeLogWriter(tmp_path / "log", 0, EpisodeLogConfig(fsync=False)) as w:
+        for _ in range(6):
+            w.append(make_fake_episode(rng, task="lift-any", num_steps=3, image_size=32))
+    net = QNetworkConfig(kind="conv", conv_channels=8, fc_width=16)
+    cfg = _config(
+        tmp_path / "log",
+        tmp_path / "o",
+        obs="image",
+        steps=4,
+        batch_size=8,
+        tasks=("lift-any",),
+        checkpoint_every=4,
+        trainer=TrainerConfig(network=net, device="cpu"),
+    )
+    res = train(cfg)
+    payload = load_checkpoint(res["checkpoint"])
+    assert payload["network_config"]["kind"] == "conv"
+    assert payload["network_config"]["image_height"] == 32
+    assert payload["obs_keys"] == ["image", "gripper_status", "gripper_height"]
