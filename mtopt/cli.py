@@ -93,9 +93,10 @@ def cmd_train(argv: Sequence[str]) -> int:
 
 def cmd_eval(argv: Sequence[str]) -> int:
     from mtopt.evaluation.evaluate import EvalConfig, run_eval
+    from mtopt.evaluation.protocol import format_eval_table
 
     cfg = parse_config(EvalConfig, argv, "mtopt eval", EvalConfig.__doc__ or "")
-    run_eval(cfg)
+    print(format_eval_table(run_eval(cfg)))
     return 0
 
 
@@ -103,7 +104,7 @@ def cmd_demo(argv: Sequence[str]) -> int:
     from mtopt.experiments.demo import DemoConfig, run_demo
 
     cfg = parse_config(DemoConfig, argv, "mtopt demo", DemoConfig.__doc__ or "")
-    run_demo(cfg)
+    print(run_demo(cfg)["report"])
     return 0
 
 

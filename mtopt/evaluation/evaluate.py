@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mtopt.envs.workcell import WorkcellConfig
-from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
+from mtopt.evaluation.protocol import ProtocolConfig, evaluate, plot_success
 from mtopt.jsonio import write_json
 from mtopt.policies.scripted import (
     ScriptedPickConfig,
@@ -61,7 +61,7 @@ def scripted_policy_for(task: str) -> ScriptedPickPolicy | ScriptedPlacePolicy:
 
 
 def run_eval(config: EvalConfig) -> dict[str, Any]:
-    """Evaluate and print the table; write JSON and plot when asked. Returns the result."""
+    """Evaluate; write JSON and plot when asked. Returns the result (see format_eval_table)."""
     counts = None
     if config.scripted:
         name = "scripted"
@@ -91,7 +91,6 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     )
     result = evaluate(policy_for, protocol, counts)
     result["policy"] = name
-    print(format_eval_table(result))  # the command's product is this table on the console
     if config.json:
         write_json(result, config.json)
     if config.plot:

@@ -83,7 +83,7 @@ class DemoConfig:
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:
-    """Run the demo; prints the dataset statistics and the evaluation table, returns results."""
+    """Run the demo; returns the results, with ``report`` (statistics and tables) as text."""
     out = Path(config.out)
     log_dir = out / "log"
     timings: dict[str, float] = {}
@@ -135,7 +135,6 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         checkpoint = fit(r, config.round_steps, checkpoint)
 
     stats = dataset_stats(log_dir)
-    print(format_stats_table(stats))  # the demo's products are these tables on the console
     write_stats_json(stats, out / "stats.json")
     counts = {t: v["episodes"] for t, v in stats["tasks"].items()}
     protocol = ProtocolConfig(
@@ -151,10 +150,16 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     }
     timings["eval"] = time.time() - t
     timings["total"] = time.time() - t_start
-    print(f"\nMT-Opt policy ({checkpoint}):\n{format_eval_table(results['mt-opt'])}")
-    print(f"\nscripted policies (same scenes):\n{format_eval_table(results['scripted'])}")
-    print(f"\ndemo wall time: {timings['total']:.0f} s")
+    report = "\n".join(
+        [
+            format_stats_table(stats),
+            f"\nMT-Opt policy ({checkpoint}):\n{format_eval_table(results['mt-opt'])}",
+            f"\nscripted policies (same scenes):\n{format_eval_table(results['scripted'])}",
+            f"\ndemo wall time: {timings['total']:.0f} s",
+        ]
+    )
     summary = {
+        "report": report,
         "checkpoint": checkpoint,
         "results": results,
         "timings_s": timings,
