@@ -271,6 +271,9 @@ class WorkcellEnv(gym.Env):
         info: dict[str, Any] = {"task_names": self.task_names, "task": self._task}
         reward = 0.0
         if self._done:
+            if self.config.final_settle_substeps:
+                # the servos hold the last commanded pose; released objects come to rest
+                mujoco.mj_step(self.model, d, nstep=self.config.final_settle_substeps)
             success = self.success_vector()
             info["success"] = success
             if self._task is not None:

@@ -105,6 +105,10 @@ class WorkcellConfig:
     """Range of the gripper's initial finger-tip height above the right bin."""
     settle_substeps: int = 20
     """Physics steps run after a reset so that objects come to rest."""
+    final_settle_substeps: int = 60
+    """Physics steps run after the last step of an episode, with the gripper holding its pose,
+    before the final state is observed and judged: a released object finishes falling, so
+    success is decided on a scene at rest (as a camera looking after the episode would)."""
     sleep: bool = True
     """Let MuJoCo put resting objects to sleep (much faster; contacts are refreshed before
     predicates are evaluated)."""
@@ -125,6 +129,7 @@ class WorkcellConfig:
         _check_int("n_slots", self.n_slots, 9, 32)
         _check_int("max_steps", self.max_steps, 1, 10_000)
         _check_int("substeps", self.substeps, 1, 1000)
+        _check_int("final_settle_substeps", self.final_settle_substeps, 0, 10_000)
         _check_float("timestep", self.timestep, 1e-4, 0.02)
         _check_float("max_translation", self.max_translation, 1e-3, 0.2)
         _check_float("max_yaw", self.max_yaw, 1e-3, math.pi)

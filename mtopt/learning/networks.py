@@ -42,7 +42,7 @@ KINDS = ("conv", "mlp")
 """Allowed values of :attr:`QNetworkConfig.kind`."""
 HEADS = ("single", "multi")
 """Allowed values of :attr:`QNetworkConfig.heads`."""
-ENCODERS = ("flat", "objects")
+ENCODERS = ("flat", "objects", "objects-action")
 """Allowed values of :attr:`QNetworkConfig.state_encoder`."""
 
 
@@ -88,7 +88,18 @@ class QNetworkConfig:
     state_encoder: str = "flat"
     """MLP state encoder: ``"flat"`` (one MLP over the whole vector) or ``"objects"`` (a
     shared per-object encoder over the workcell's object slots, gripper-relative positions,
-    pooled; see :mod:`mtopt.learning.object_networks`)."""
+    pooled) or ``"objects-action"`` (the same, plus a per-(object, action) branch that sees
+    each object relative to the gripper *after* the action; see
+    :mod:`mtopt.learning.object_networks`)."""
+    slot_action_width: int = 48
+    """``objects-action`` encoder: width of the per-(object, action) layers that score where
+    each object would be relative to the gripper after the action."""
+    action_translation: float = 0.05
+    """``objects-action`` encoder: metres of gripper translation per unit of dx/dy/dz (the
+    workcell's ``max_translation``), used to move the gripper frame by the action."""
+    action_yaw: float = 0.25
+    """``objects-action`` encoder: radians of gripper rotation per unit of dyaw (the
+    workcell's ``max_yaw``)."""
     gripper_state_dim: int = 6
     """``objects`` encoder: leading state entries describing the gripper (x, y, z, ...)."""
     object_dim: int = 14
@@ -103,19 +114,23 @@ class QNetworkConfig:
             raise ValueError(f"heads must be one of {HEADS}, got {self.heads!r}")
         positive = ("task_capacity", "action_dim", "image_height", "image_width")
         positive += ("conv_channels", "tower_layers", "head_conv_layers", "fc_width")
-        positive += ("mlp_width", "mlp_state_layers")
+        positive += ("mlp_width", "mlp_state_layers", "slot_action_width")
         for name in positive:
             _check_int(name, getattr(self, name), 1)
         _check_int("mlp_merged_layers", self.mlp_merged_layers, 0)
+        for name in ("action_translation", "action_yaw"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
         if self.state_encoder not in ENCODERS:
             raise ValueError(f"state_encoder must be one of {ENCODERS}, got {self.state_encoder!r}")
-        if self.state_encoder == "objects" and self.state_dim > 0:
+        if self.state_encoder != "flat" and self.state_dim > 0:
             body = self.state_dim - self.gripper_state_dim - self.plate_state_dim
             if body < self.object_dim or body % self.object_dim:
                 raise ValueError(
                     f"state_dim {self.state_dim} does not split into {self.gripper_state_dim} "
                     f"gripper + k * {self.object_dim} object + {self.plate_state_dim} plate "
-                    "entries (state_encoder='objects')"
+                    f"entries (state_encoder={self.state_encoder!r})"
                 )
         _check_int("state_dim", self.state_dim, 0)
         for name, depth in (
@@ -144,6 +159,9 @@ class StateEmbedding(NamedTuple):
     (conv: ``(B, fc_width)``); an empty ``(B, 0)`` tensor for the MLP (already in features)."""
     task: torch.Tensor
     """The rows' task slots ``(B,)`` (int64), used to select output heads."""
+    extras: dict[str, torch.Tensor] | None = None
+    """Further per-state tensors a variant needs in its per-action part (``objects-action``
+    encoder: per-slot pre-activations, yaws and presence mask); ``None`` otherwise."""
 
 
 def task_one_hot(task: torch.Tensor, capacity: int) -> torch.Tensor:
@@ -272,4 +290,8 @@ def build_q_network(config: QNetworkConfig) -> QNetwork:
         from mtopt.learning.object_networks import ObjectMLPQNetwork
 
         return ObjectMLPQNetwork(config)
+    if config.state_encoder == "objects-action":
+        from mtopt.learning.object_networks import ObjectActionQNetwork
+
+        return ObjectActionQNetwork(config)
     return MLPQNetwork(config)

@@ -52,7 +52,8 @@ class ObjectMLPQNetwork(MLPQNetwork):
         self.state_tower = nn.Identity()  # replaced by the layers above
         _he_init(self)
 
-    def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
+    def _encode(self, obs: Observation, task: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The per-state tensors: slot embeddings, gripper, plate, presence, state features."""
         cfg = self.config
         state = obs["state"].float()
         if state.dim() != 2 or state.shape[1] != cfg.state_dim:
@@ -66,21 +67,131 @@ class ObjectMLPQNetwork(MLPQNetwork):
         plate = state[:, cfg.state_dim - p :]
         onehot = task_one_hot(task, cfg.task_capacity)
         rel = slots[:, :, :3] - grip[:, None, :3]
-        # plate frame: rotate (object xy - plate xy) by -yaw; plate = (x, y, sin yaw, cos yaw)
-        d = slots[:, :, :2] - plate[:, None, :2]
-        sin, cos = plate[:, None, 2], plate[:, None, 3]
-        local = torch.stack(
-            [cos * d[..., 0] + sin * d[..., 1], -sin * d[..., 0] + cos * d[..., 1]], 2
-        )
+        local = _plate_frame(slots[:, :, :2], plate)
         x = torch.cat([rel, local, slots, onehot[:, None, :].expand(b, self.n_slots, -1)], dim=2)
         h = self.slot_encoder(x)  # (B, K, W)
         present = (slots[:, :, -1:] > 0.5).to(h.dtype)  # the block's last entry is "present"
-        count = present.sum(dim=1).clamp(min=1.0)
-        h_max = (h * present - (1.0 - present) * 1e4).amax(dim=1)
-        h_max = torch.where(present.sum(dim=1) > 0, h_max, torch.zeros_like(h_max))
-        h_mean = (h * present).sum(dim=1) / count
+        h_max, h_mean = _masked_pool(h, present, dim=1)
         plate_rel = plate[:, :2] - grip[:, :2]
         glob = torch.cat([grip, plate, plate_rel, gripper_features(obs, b), onehot], dim=1)
         z = torch.relu(self.global_fc(glob) + self.pool_fc(torch.cat([h_max, h_mean], dim=1)))
-        features = self.state_out(z)  # pre-activation; the action embedding is added to it
-        return StateEmbedding(features, features.new_zeros(b, 0), task.long())
+        return {
+            "features": self.state_out(z),  # pre-activation; the action embedding is added
+            "slots": slots,
+            "slot_embedding": h,
+            "present": present,
+            "rel": rel,
+            "grip": grip,
+            "plate": plate,
+        }
+
+    def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
+        features = self._encode(obs, task)["features"]
+        return StateEmbedding(features, features.new_zeros(features.shape[0], 0), task.long())
+
+
+def _plate_frame(xy: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
+    """Points ``(B, ..., 2)`` in the plate frame; ``plate`` is ``(B, 4)`` = x, y, sin, cos yaw."""
+    shape = (plate.shape[0],) + (1,) * (xy.dim() - 2)
+    d0 = xy[..., 0] - plate[:, 0].view(shape)
+    d1 = xy[..., 1] - plate[:, 1].view(shape)
+    sin, cos = plate[:, 2].view(shape), plate[:, 3].view(shape)
+    return torch.stack([cos * d0 + sin * d1, -sin * d0 + cos * d1], dim=-1)
+
+
+def _masked_pool(
+    h: torch.Tensor, present: torch.Tensor, dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max and mean of ``h`` over ``dim`` counting only rows where ``present`` is 1 (zeros if
+    none is present); ``present`` broadcasts against ``h``."""
+    any_present = present.sum(dim=dim) > 0
+    h_max = (h * present - (1.0 - present) * 1e4).amax(dim=dim)
+    h_max = torch.where(any_present, h_max, torch.zeros_like(h_max))
+    h_mean = (h * present).sum(dim=dim) / present.sum(dim=dim).clamp(min=1.0)
+    return h_max, h_mean
+
+
+class ObjectActionQNetwork(ObjectMLPQNetwork):
+    """The object-centric network plus a per-(object, action) branch.
+
+    Where an object will be relative to the gripper after a move is what decides a grasp, and
+    pooling objects before the action enters forces the network to encode every object's
+    offset in a fixed vector. This branch instead pairs every object slot with every candidate
+    action: the object's offset from the gripper *after* the action (the same linear map is
+    applied to the offset before the move and to the move, so it is exact) and its yaw
+    relative to the rotated gripper (``sin/cos 2*angle``, a parallel gripper's symmetry) go
+    through two layers of width ``slot_action_width``, pooled over present objects. The
+    gripper's plate-frame position and height after the move feed the action branch too.
+    Per CEM sample the cost is ``n_slots * slot_action_width**2`` multiply-adds.
+    """
+
+    def __init__(self, config: QNetworkConfig) -> None:
+        super().__init__(config)
+        width, wa = config.mlp_width, config.slot_action_width
+        self.slot_pre = nn.Linear(width, wa)
+        self.offset_fc = nn.Linear(3, wa, bias=False)
+        self.yaw_fc = nn.Linear(2, wa, bias=False)
+        self.slot_action_fc = nn.Linear(config.action_dim, wa, bias=False)
+        self.slot_hidden = nn.Linear(wa, wa)
+        self.slot_out = nn.Linear(2 * wa, width, bias=False)
+        self.move_fc = nn.Linear(3, width, bias=False)
+        _he_init(self)
+
+    def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
+        enc = self._encode(obs, task)
+        slots, grip = enc["slots"], enc["grip"]
+        # yaw term: W_s sin(2(o - g')) + W_c cos(2(o - g')) with g' the gripper yaw after the
+        # action = cos(2g') * U + sin(2g') * V, where U, V depend on the state only
+        two_o = 2.0 * torch.atan2(slots[:, :, 3], slots[:, :, 4])  # (B, K)
+        sin_o, cos_o = torch.sin(two_o)[..., None], torch.cos(two_o)[..., None]
+        w_s, w_c = self.yaw_fc.weight[:, 0], self.yaw_fc.weight[:, 1]
+        b = slots.shape[0]
+        coeff = torch.stack(
+            [
+                self.slot_pre(enc["slot_embedding"]) + self.offset_fc(enc["rel"]),
+                w_s * sin_o + w_c * cos_o,
+                w_c * sin_o - w_s * cos_o,
+            ],
+            dim=1,
+        ).reshape(b, 3, -1)  # (B, 3, K * Wa)
+        extras = {
+            "slot_coeff": coeff,
+            "grip_yaw": torch.atan2(grip[:, 3], grip[:, 4]),
+            "present": enc["present"],
+            "grip_xyz": grip[:, :3],
+            "plate": enc["plate"],
+        }
+        features = enc["features"]
+        return StateEmbedding(
+            features, features.new_zeros(features.shape[0], 0), task.long(), extras
+        )
+
+    def q_logits_from_embedding(
+        self, embedding: StateEmbedding, actions: torch.Tensor
+    ) -> torch.Tensor:
+        self._check_actions(embedding, actions)
+        cfg, ex = self.config, embedding.extras
+        if ex is None:
+            raise ValueError("embedding lacks the objects-action extras; use this net's embed()")
+        b, n = actions.shape[:2]
+        k, wa = self.n_slots, cfg.slot_action_width
+        move = actions[..., :3] * cfg.action_translation  # (B, N, 3)
+        per_action = self.slot_action_fc(actions) - self.offset_fc(move)  # (B, N, Wa)
+        two_g = 2.0 * (ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw)  # (B, N)
+        mix = torch.stack([torch.ones_like(two_g), torch.cos(two_g), torch.sin(two_g)], dim=-1)
+        # (B, N, K * Wa): pre-activation of every (action, object) pair
+        z = torch.bmm(mix, ex["slot_coeff"]).view(b, n, k, wa)
+        if torch.is_grad_enabled():
+            z = torch.relu(self.slot_hidden(torch.relu(z + per_action[:, :, None])))
+            z = z * ex["present"][:, None]
+        else:  # CEM / targets: the same arithmetic in place, without big temporaries
+            z.add_(per_action[:, :, None]).relu_()
+            z = self.slot_hidden(z).relu_().mul_(ex["present"][:, None])
+        # absent slots are 0 and every entry is >= 0, so they never win the max
+        count = ex["present"].sum(dim=1).clamp(min=1.0)[:, None]  # (B, 1, 1)
+        pooled = self.slot_out(torch.cat([z.amax(dim=2), z.sum(dim=2) / count], dim=-1))
+        after = ex["grip_xyz"][:, None] + move
+        plate_xy = _plate_frame(after[..., :2], ex["plate"])
+        moved = self.move_fc(torch.cat([plate_xy, after[..., 2:3]], dim=-1))
+        x = torch.relu(embedding.features.unsqueeze(1) + self.action_fc(actions) + pooled + moved)
+        return self.heads(self.merged(x), embedding.task)
