@@ -100,6 +100,11 @@ class QNetworkConfig:
     action_yaw: float = 0.25
     """``objects-action`` encoder: radians of gripper rotation per unit of dyaw (the
     workcell's ``max_yaw``)."""
+    length_scale: float = 0.05
+    """``objects`` encoders: metres per unit of the network's geometric inputs. Positions,
+    offsets, the finger opening and the gripper height are divided by it, so that a one-step
+    move (5 cm) is an input change of 1 rather than 0.05 (raw metres left the network nearly
+    blind to the finger opening that tells a held object from an empty grasp)."""
     gripper_state_dim: int = 6
     """``objects`` encoder: leading state entries describing the gripper (x, y, z, ...)."""
     object_dim: int = 14
@@ -118,7 +123,7 @@ class QNetworkConfig:
         for name in positive:
             _check_int(name, getattr(self, name), 1)
         _check_int("mlp_merged_layers", self.mlp_merged_layers, 0)
-        for name in ("action_translation", "action_yaw"):
+        for name in ("action_translation", "action_yaw", "length_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ValueError(f"{name} must be a number > 0, got {value!r}")

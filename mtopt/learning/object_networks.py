@@ -62,9 +62,14 @@ class ObjectMLPQNetwork(MLPQNetwork):
             )
         b = state.shape[0]
         g, o, p = cfg.gripper_state_dim, cfg.object_dim, cfg.plate_state_dim
-        grip = state[:, :g]
-        slots = state[:, g : g + self.n_slots * o].reshape(b, self.n_slots, o)
-        plate = state[:, cfg.state_dim - p :]
+        inv = 1.0 / cfg.length_scale
+        grip = state[:, :g].clone()
+        grip[:, :3] *= inv
+        grip[:, 5:6] *= inv  # finger opening
+        slots = state[:, g : g + self.n_slots * o].reshape(b, self.n_slots, o).clone()
+        slots[:, :, :3] *= inv
+        plate = state[:, cfg.state_dim - p :].clone()
+        plate[:, :2] *= inv
         onehot = task_one_hot(task, cfg.task_capacity)
         rel = slots[:, :, :3] - grip[:, None, :3]
         local = _plate_frame(slots[:, :, :2], plate)
@@ -73,7 +78,8 @@ class ObjectMLPQNetwork(MLPQNetwork):
         present = (slots[:, :, -1:] > 0.5).to(h.dtype)  # the block's last entry is "present"
         h_max, h_mean = _masked_pool(h, present, dim=1)
         plate_rel = plate[:, :2] - grip[:, :2]
-        glob = torch.cat([grip, plate, plate_rel, gripper_features(obs, b), onehot], dim=1)
+        status_height = gripper_features(obs, b) * torch.tensor([1.0, inv], device=state.device)
+        glob = torch.cat([grip, plate, plate_rel, status_height, onehot], dim=1)
         z = torch.relu(self.global_fc(glob) + self.pool_fc(torch.cat([h_max, h_mean], dim=1)))
         return {
             "features": self.state_out(z),  # pre-activation; the action embedding is added
@@ -175,7 +181,7 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
             raise ValueError("embedding lacks the objects-action extras; use this net's embed()")
         b, n = actions.shape[:2]
         k, wa = self.n_slots, cfg.slot_action_width
-        move = actions[..., :3] * cfg.action_translation  # (B, N, 3)
+        move = actions[..., :3] * (cfg.action_translation / cfg.length_scale)  # (B, N, 3)
         per_action = self.slot_action_fc(actions) - self.offset_fc(move)  # (B, N, Wa)
         two_g = 2.0 * (ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw)  # (B, N)
         mix = torch.stack([torch.ones_like(two_g), torch.cos(two_g), torch.sin(two_g)], dim=-1)

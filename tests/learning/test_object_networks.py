@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mtopt.learning.networks import QNetworkConfig, build_q_network
-from mtopt.learning.object_networks import ObjectMLPQNetwork
+from mtopt.learning.object_networks import ObjectActionQNetwork, ObjectMLPQNetwork
 
 G, OBJ, P, K = 6, 14, 4, 5
 D = G + K * OBJ + P
@@ -24,15 +24,22 @@ def _obs(batch=3, seed=0):
     }
 
 
-def _net():
+ENCODERS = pytest.mark.parametrize("encoder", ["objects", "objects-action"])
+
+
+def _net(encoder="objects"):
     torch.manual_seed(0)
-    cfg = QNetworkConfig(kind="mlp", state_dim=D, state_encoder="objects", mlp_width=32)
+    cfg = QNetworkConfig(
+        kind="mlp", state_dim=D, state_encoder=encoder, mlp_width=32, slot_action_width=8
+    )
     return build_q_network(cfg)
 
 
-def test_builds_object_encoder_and_matches_tiled_path():
-    net = _net()
-    assert isinstance(net, ObjectMLPQNetwork) and net.n_slots == K
+@ENCODERS
+def test_builds_object_encoder_and_matches_tiled_path(encoder):
+    net = _net(encoder)
+    expected = ObjectActionQNetwork if encoder == "objects-action" else ObjectMLPQNetwork
+    assert type(net) is expected and net.n_slots == K
     obs, task = _obs(), torch.tensor([0, 3, 8])
     actions = torch.rand(3, 7, 6)
     tiled = net.q_from_embedding(net.embed(obs, task), actions)
@@ -40,8 +47,9 @@ def test_builds_object_encoder_and_matches_tiled_path():
     torch.testing.assert_close(tiled, single, atol=1e-6, rtol=1e-5)
 
 
-def test_slot_order_and_absent_slots_do_not_matter():
-    net = _net()
+@ENCODERS
+def test_slot_order_and_absent_slots_do_not_matter(encoder):
+    net = _net(encoder)
     obs, task, a = _obs(), torch.tensor([1, 2, 3]), torch.rand(3, 6)
     q = net(obs, a, task)
     swapped = {k: v.clone() for k, v in obs.items()}
@@ -60,3 +68,29 @@ def test_bad_layout_is_refused():
         QNetworkConfig(kind="mlp", state_dim=D + 1, state_encoder="objects")
     with pytest.raises(ValueError, match="state_encoder must be one of"):
         QNetworkConfig(kind="mlp", state_dim=D, state_encoder="graph")
+
+
+def test_objects_action_in_place_path_equals_autograd_path():
+    """CEM scores actions under no_grad with in-place ops; training uses autograd ops."""
+    net = _net("objects-action")
+    obs, task, actions = _obs(), torch.tensor([0, 8, 11]), torch.rand(3, 5, 6) * 2 - 1
+    with torch.no_grad():
+        fast = net.q_logits_from_embedding(net.embed(obs, task), actions)
+    slow = net.q_logits_from_embedding(net.embed(obs, task), actions)
+    assert slow.requires_grad
+    torch.testing.assert_close(fast, slow.detach())
+
+
+def test_objects_action_per_object_branch_sees_the_move():
+    """With the plain action input and the plate-frame branch zeroed, a move still changes
+    the score: it enters through the objects' offsets after the move."""
+    net = _net("objects-action")
+    obs, task = _obs(batch=1), torch.tensor([0])
+    with torch.no_grad():
+        net.action_fc.weight.zero_()
+        net.move_fc.weight.zero_()
+    emb = net.embed(obs, task)
+    a = torch.zeros(1, 2, 6)
+    a[0, 1, 0] = 1.0  # the second action moves the gripper one step along +x
+    q = net.q_logits_from_embedding(emb, a)
+    assert not torch.allclose(q[0, 0], q[0, 1])  # the move changes the score
