@@ -70,6 +70,9 @@ class LocalBackend:
     def gpus(self) -> float:
         return 0.0
 
+    def check_fits(self, actors: dict[str, int]) -> None:
+        pass
+
     def shutdown(self) -> None:
         pass
 
@@ -124,6 +127,25 @@ class RayBackend:
 
     def gpus(self) -> float:
         return float(self.ray.cluster_resources().get("GPU", 0.0))
+
+    def check_fits(self, actors: dict[str, int]) -> None:
+        """Refuse actor counts whose CPU reservations exceed a private Ray's CPUs."""
+        cfg = self.config
+        per = {
+            "robot": cfg.robot_cpus,
+            "log_replay": cfg.log_replay_cpus,
+            "updater": cfg.updater_cpus,
+            "trainer": cfg.trainer_cpus,
+        }
+        need = sum(per[k] * n for k, n in actors.items())
+        have = float(self.ray.cluster_resources().get("CPU", 0.0))
+        if self.owner and need > have + 1e-9:
+            raise ValueError(
+                f"the actors reserve {need:g} CPUs ({actors} with ray.robot_cpus="
+                f"{cfg.robot_cpus:g}, ray.log_replay_cpus={cfg.log_replay_cpus:g}, "
+                f"ray.updater_cpus={cfg.updater_cpus:g}, ray.trainer_cpus={cfg.trainer_cpus:g}) "
+                f"but Ray has {have:g}; lower the reservations or raise ray.num_cpus"
+            )
 
     def spawn(self, cls: type, kind: str, *args: Any) -> Any:
         cfg = self.config

@@ -83,6 +83,14 @@ def build_system(config: RunConfig, backend: LocalBackend | RayBackend) -> Syste
     """Make every worker of ``config`` on ``backend`` (the one builder of both backends)."""
     net = network_config(config)
     labeller = build_labeller(config.train)
+    backend.check_fits(
+        {
+            "robot": config.robots,
+            "log_replay": config.log_replays,
+            "updater": config.updaters,
+            "trainer": 1,
+        }
+    )
     threads = 1 if isinstance(backend, RayBackend) else 0
     return System(
         backend=backend,
@@ -112,6 +120,10 @@ class ContinuousRun:
         self.step = 0
         self.written: dict[int, list[str]] = {i: [] for i in range(config.robots)}
         self.restarts = {"robot": 0, "updater": 0}
+        self.robot_calls: dict[int, Any] = {}
+        """In-flight ``collect`` calls by robot index."""
+        self.target_calls: list[tuple[Any, Any]] = []
+        """In-flight Bellman-updater calls (targets future, sample future)."""
         self.schedule = CollectionSchedule(
             config.schedule, config.train.tasks or default_task_set().names
         )
@@ -176,10 +188,10 @@ class ContinuousRun:
         weights: tuple[int, Any] | None = None
         if start_step > 0:
             weights = (start_step, b.ref(b.call(s.trainer, "publish")))
-        robot_futs: dict[int, Any] = {}
+        robot_futs: dict[int, Any] = self.robot_calls
         poll_futs: dict[int, Any] = {}
         last_poll = [time.time()] * len(s.log_replays)
-        targets: list[tuple[Any, Any]] = []  # (targets future, sample future)
+        targets: list[tuple[Any, Any]] = self.target_calls  # (targets future, sample future)
         ready: deque[tuple[Any, Any]] = deque()  # (targets future, sample future)
         train_futs: list[tuple[Any, list[tuple[Any, Any]]]] = []
         rr_replay = rr_updater = 0

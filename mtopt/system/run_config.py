@@ -35,7 +35,7 @@ class RayConfig:
     workers' PYTHONPATH (one machine, or a source tree at the same path on every node);
     ``working_dir`` uploads the source tree to the cluster; ``installed`` relies on mtopt
     being pip-installed on every node."""
-    robot_cpus: float = 0.5
+    robot_cpus: float = 0.25
     """CPUs reserved by each robot actor (use 1 on a real cluster)."""
     log_replay_cpus: float = 0.25
     """CPUs reserved by each log-replay actor."""

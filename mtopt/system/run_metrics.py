@@ -57,13 +57,13 @@ class RunMetrics:
 
     def on_collect(self, report: dict[str, Any], staleness: int | None) -> None:
         self.produced += report["produced"]
-        self.busy.update(report["busy"])
+        self.on_busy(report["busy"])
         if staleness is not None:
             self.staleness["robot"].append(staleness)
 
     def on_poll(self, report: dict[str, Any]) -> None:
         self.ingested += report["episodes"]
-        self.busy.update(report["busy"])
+        self.on_busy(report["busy"])
         for task, (s, n) in report["outcomes"].items():
             o = self.outcomes.setdefault(task, [0, 0])
             o[0] += s
@@ -76,12 +76,17 @@ class RunMetrics:
 
     def on_busy(self, busy: dict[str, float]) -> None:
         self.busy.update(busy)
+        self.total_busy.update(busy)
 
     def maybe_write(
         self, step: int, queues: dict[str, int], learned_tasks: int, force: bool = False
     ) -> None:
         """Write the scalars (every ``log_every`` steps) and the console line when due."""
         now = time.time()
+        if force and step == self._steps_at_write:
+            self.all_staleness["updater"].extend(self.staleness["updater"])
+            self.all_staleness["robot"].extend(self.staleness["robot"])
+            return
         w = self.writer
         dt = max(now - self._last_write, 1e-9)
         w.add_scalar("fleet/episodes_per_s", (self.produced - self._episodes_at_write) / dt, step)
@@ -104,7 +109,6 @@ class RunMetrics:
         for stage, seconds in self.busy.items():
             w.add_scalar(f"busy/{stage}", seconds / dt, step)
         w.add_scalar("schedule/learned_tasks", learned_tasks, step)
-        self.total_busy.update(self.busy)
         eps_rate = (self.produced - self._episodes_at_write) / dt
         self.bar.set_postfix(
             eps=self.produced,

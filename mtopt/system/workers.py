@@ -264,6 +264,23 @@ class LogReplayWorker:
         return self.timer.take_busy()
 
 
+def _writable(batch: TransitionBatch) -> TransitionBatch:
+    """The batch with writable arrays (Ray hands over read-only views; torch wants writable)."""
+
+    def w(a: np.ndarray) -> np.ndarray:
+        return a if a.flags.writeable else a.copy()
+
+    return TransitionBatch(
+        obs={k: w(v) for k, v in batch.obs.items()},
+        action=w(batch.action),
+        next_obs={k: w(v) for k, v in batch.next_obs.items()},
+        reward=w(batch.reward),
+        done=w(batch.done),
+        task=w(batch.task),
+        bucket_counts=batch.bucket_counts,
+    )
+
+
 class UpdaterWorker:
     """A Bellman updater with its own copy of the target networks, refreshed on publish."""
 
@@ -288,7 +305,7 @@ class UpdaterWorker:
             weights: Weights = resolve(weights_box[0][1])
             self.updater.load_target_weights(weights.target_1, weights.target_2)
             self.version = weights.version
-        out = self.updater(batch)
+        out = self.updater(_writable(batch))
         self.timer.busy["targets"] += time.perf_counter() - t0
         return out, self.version
 
