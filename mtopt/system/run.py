@@ -119,7 +119,8 @@ class ContinuousRun:
         self.system: System | None = None
         self.step = 0
         self.written: dict[int, list[str]] = {i: [] for i in range(config.robots)}
-        self.restarts = {"robot": 0, "updater": 0}
+        self.failed_calls = {"robot": 0, "updater": 0}
+        """Calls lost because a robot or Bellman updater died (their work is redone)."""
         self.robot_calls: dict[int, Any] = {}
         """In-flight ``collect`` calls by robot index."""
         self.target_calls: list[tuple[Any, Any]] = []
@@ -262,7 +263,7 @@ class ContinuousRun:
                 try:
                     rep = b.get(f)
                 except WorkerDiedError as exc:
-                    self.restarts["robot"] += 1
+                    self.failed_calls["robot"] += 1
                     logger.warning("robot %d died (%s); Ray restarts it", i, exc)
                     continue
                 self.written[i] += rep["written"]
@@ -287,7 +288,7 @@ class ContinuousRun:
                     # A Bellman updater died before finishing a batch of this call, so the
                     # trainer ran none of them; redo their targets (Ray restarts the updater).
                     b.get(b.call(s.trainer, "status"))  # raises if the trainer itself died
-                    self.restarts["updater"] += 1
+                    self.failed_calls["updater"] += 1
                     logger.warning("a Bellman updater died (%s); Ray restarts it", exc)
                     for _, sample_future in batch:
                         submit_targets(sample_future)
@@ -311,14 +312,14 @@ class ContinuousRun:
                 self.written[i] += rep["written"]
                 metrics.on_collect(rep, None)
             except WorkerDiedError:
-                self.restarts["robot"] += 1
+                self.failed_calls["robot"] += 1
         for i, robot in enumerate(s.robots):
             for _attempt in range(3):
                 try:
                     self.written[i] += b.get(b.call(robot, "flush"))["written"]
                     break
                 except WorkerDiedError:
-                    self.restarts["robot"] += 1
+                    self.failed_calls["robot"] += 1
         for f in poll_futs.values():
             on_poll(b.get(f))
         for lr in s.log_replays:
@@ -351,7 +352,7 @@ class ContinuousRun:
             "duplicate_episode_ids": len(duplicates),
             "learned_tasks": sorted(self.schedule.learned_tasks),
             "collected": {t: {k: list(v) for k, v in c.items()} for t, c in summary.items()},
-            "restarts": dict(self.restarts),
+            "failed_calls": dict(self.failed_calls),
             **metrics.summary(),
         }
         logger.info(
