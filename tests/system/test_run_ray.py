@@ -1,5 +1,6 @@
 """The continuous system on the Ray backend: end to end, and robot / updater actors killed."""
 
+import contextlib
 import os
 import signal
 
@@ -51,10 +52,9 @@ def test_killed_robot_and_updater_are_restarted(ray_session, tmp_path):
                 state["killed"][name] = pid
         elif state["killed"] and len(state["restarted"]) < 2 and r.step % 10 == 0:
             for name, actor in (("robot", robot), ("updater", updater)):
-                try:
+                errors = (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError)
+                with contextlib.suppress(*errors):
                     state["restarted"][name] = ray.get(actor.pid.remote(), timeout=0.5)
-                except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
-                    pass
 
     ran = ContinuousRun(cfg, hook)
     report = ran.run()
