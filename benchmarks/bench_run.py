@@ -52,9 +52,13 @@ def stage_report(rep: dict, cfg: RunConfig) -> list[tuple[str, float, str, float
 
 
 def main() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument("--bootstrap", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -64,7 +68,7 @@ def main() -> None:
     )
     print(
         f"command: nice -n 10 python benchmarks/bench_run.py --steps {args.steps} "
-        f"--pairs {args.pairs} --seed {args.seed}"
+        f"--pairs {args.pairs} --bootstrap {args.bootstrap} --seed {args.seed}"
     )
     base = load_config(RunConfig, ROOT / "configs" / "run" / "default.yaml")
     base = replace(
@@ -76,6 +80,7 @@ def main() -> None:
         updaters=1,
         log_replays=1,
         console_every_s=30.0,
+        bootstrap_episodes=args.bootstrap,
     )
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -190,6 +190,7 @@ class ContinuousRun:
         if start_step > 0:
             weights = (start_step, b.ref(b.call(s.trainer, "publish")))
         robot_futs: dict[int, Any] = self.robot_calls
+        buffered: dict[int, int] = {}  # episodes each robot holds in its writer's buffer
         poll_futs: dict[int, Any] = {}
         last_poll = [time.time()] * len(s.log_replays)
         targets: list[tuple[Any, Any]] = self.target_calls  # (targets future, sample future)
@@ -224,7 +225,12 @@ class ContinuousRun:
             allowed = cfg.bootstrap_episodes + cfg.episodes_per_step * self.step
             for i, robot in enumerate(s.robots):
                 have = log_at_start + metrics.produced + in_flight()
-                if i in robot_futs or (cfg.episodes_per_step > 0 and have >= allowed):
+                if i in robot_futs:
+                    continue
+                if cfg.episodes_per_step > 0 and have >= allowed:
+                    if buffered.get(i):  # paused: make its buffered episodes visible
+                        robot_futs[i] = b.call(robot, "flush")
+                        buffered[i] = 0
                     continue
                 robot_futs[i] = b.call(
                     robot, "collect", cfg.attempts_per_call, [weights], self.schedule.state()
@@ -267,8 +273,9 @@ class ContinuousRun:
                     logger.warning("robot %d died (%s); Ray restarts it", i, exc)
                     continue
                 self.written[i] += rep["written"]
+                buffered[i] = rep["buffered"]
                 v = rep["weights_version"]
-                metrics.on_collect(rep, self.step - v if v >= 0 else None)
+                metrics.on_collect(rep, self.step - v if v >= 0 and rep["produced"] else None)
             for j, f in list(poll_futs.items()):
                 if id(f) in done:
                     del poll_futs[j]

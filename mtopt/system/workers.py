@@ -174,18 +174,22 @@ class RunRobot(Robot):
                 policies["learned" if episode.policy.startswith("checkpoint:") else "scripted"] += 1
                 written += self.writer.append(episode)
         self.timer.busy["collection"] += time.perf_counter() - t0
+        return self._report(written, produced, dict(policies))
+
+    def _report(self, written: list[str], produced: int, policies: dict[str, int]) -> dict:
         return {
             "robot_id": self.robot_id,
             "written": written,
             "produced": produced,
-            "policies": dict(policies),
+            "buffered": self.writer.buffered,
+            "policies": policies,
             "weights_version": self.weights_version,
             "busy": self.timer.take_busy(),
         }
 
     def flush(self) -> dict:
-        """Write the buffered episodes; returns the ids made durable."""
-        return {"robot_id": self.robot_id, "written": self.writer.flush()}
+        """Write the buffered episodes (same report as :meth:`collect`, nothing produced)."""
+        return self._report(self.writer.flush(), 0, {})
 
 
 class LogReplayWorker:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,21 @@ def test_no_resume_refuses_existing_checkpoints(tmp_path):
     run(cfg)
     with pytest.raises(ValueError, match="already holds checkpoints"):
         run(tiny_config(tmp_path / "run", steps=40, resume=False))
+
+
+def test_paused_robots_flush_so_training_can_start(tmp_path):
+    # 1 robot, shards of 5: the budget pauses it with episodes still buffered in its writer;
+    # training needs them in the log, so the paused robot must flush (no deadlock).
+    cfg = tiny_config(
+        tmp_path / "run",
+        robots=1,
+        steps=10,
+        bootstrap_episodes=7,
+        episodes_per_step=0.1,
+        attempts_per_call=1,
+    )
+    cfg = replace(cfg, fleet=replace(cfg.fleet, log=replace(cfg.fleet.log, shard_episodes=5)))
+    report = run(cfg)
+    assert report["step"] == 10
+    assert report["log_episodes"] >= 7
+    assert report["episodes_written"] == report["log_episodes"]
