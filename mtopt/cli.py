@@ -91,6 +91,15 @@ def cmd_train(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_run(argv: Sequence[str]) -> int:
+    from mtopt.system.run import run
+    from mtopt.system.run_config import RunConfig
+
+    cfg = parse_config(RunConfig, argv, "mtopt run", RunConfig.__doc__ or "")
+    print(json.dumps(run(cfg), indent=2))
+    return 0
+
+
 def cmd_eval(argv: Sequence[str]) -> int:
     from mtopt.evaluation.evaluate import EvalConfig, run_eval
     from mtopt.evaluation.protocol import format_eval_table
@@ -112,9 +121,16 @@ def _command_configs() -> dict[str, type]:
     from mtopt.evaluation.evaluate import EvalConfig
     from mtopt.experiments.demo import DemoConfig
     from mtopt.system.fleet import FleetConfig
+    from mtopt.system.run_config import RunConfig
     from mtopt.system.training import TrainConfig
 
-    return {"demo": DemoConfig, "collect": FleetConfig, "train": TrainConfig, "eval": EvalConfig}
+    return {
+        "demo": DemoConfig,
+        "collect": FleetConfig,
+        "train": TrainConfig,
+        "eval": EvalConfig,
+        "run": RunConfig,
+    }
 
 
 def __getattr__(name: str) -> Any:  # lazy, so ``mtopt --help`` does not import MuJoCo
@@ -127,6 +143,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "demo": (cmd_demo, "the main job on the embedded default (local runtime, simulated cell)"),
     "collect": (cmd_collect, "collect episodes with a fleet of simulated robots"),
     "train": (cmd_train, "train a multi-task Q-function offline from an episode log"),
+    "run": (cmd_run, "the continuous system: fleet, log replay, updaters, trainer (local|ray)"),
     "eval": (cmd_eval, "evaluate a checkpoint on the standard evaluation scene"),
     "data stats": (cmd_data_stats, "per-task episode and success counts of an episode log"),
 }

@@ -353,18 +353,32 @@ class EpisodeLogTailer(_ShardSource):
     directory may not exist yet when the tailer starts.
     """
 
-    def __init__(self, directory: str | Path, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        poll_interval: float = 0.5,
+        partition: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__(directory, must_exist=False)
         if not poll_interval > 0:
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
+        if partition is not None and not 0 <= partition[0] < partition[1]:
+            raise ValueError(
+                f"partition must be (index, count) with 0 <= index < count, got {partition!r}"
+            )
         self.poll_interval = float(poll_interval)
+        self.partition = partition
+        """``(i, n)``: read only the shards of robots with ``robot_id % n == i`` (so ``n``
+        log replays can share one log without reading any episode twice)."""
         self._done: set[str] = set()
 
     def poll(self) -> list[Episode]:
         """Episodes of the shards that appeared since the last poll, in shard order."""
         out: list[Episode] = []
-        for _, path in _list_shards(self.directory):
+        for name, path in _list_shards(self.directory):
             if path.name in self._done:
+                continue
+            if self.partition and name.robot_id % self.partition[1] != self.partition[0]:
                 continue
             try:
                 episodes = self._read(path)

@@ -49,16 +49,17 @@ class LogReplay:
             self.add(episode)
         return len(new)
 
-    def add(self, episode: object) -> None:
-        """Label, impersonate and store one episode."""
+    def add(self, episode: object) -> list[tuple[str, bool]]:
+        """Label, impersonate and store one episode; returns its routed ``(task, success)``."""
         task = episode.task  # type: ignore[attr-defined]
         self.episodes += 1
         self.collected_for[task] += 1
         if task not in self.impersonation.task_set:
             logger.warning("episode collected for unknown task %r skipped", task)
-            return
+            return []
         routed = self.impersonation(episode, task)
         self.replay.add_episode(episode, routed)
         for t, ok in routed:
             self.routed[t] += 1
             self.routed_successes[t] += int(ok)
+        return routed

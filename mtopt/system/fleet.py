@@ -131,6 +131,16 @@ class Robot:
         self._count += 1
         return f"{self.run_tag}-r{self.robot_id:03d}-{self._count:07d}"
 
+    def policy_for(self, task: str, scripted_name: str) -> tuple[object, str, float]:
+        """The policy for an episode of ``task``: ``(policy, policy name, epsilon)``.
+
+        The Q-policy when the robot has one, else the scripted policy ``scripted_name``.
+        The continuous system's robots override this to switch per task (paper App. 9.1).
+        """
+        if self.q_policy is not None:
+            return self.q_policy, self.q_policy.name, self.q_policy.epsilon
+        return (self.pick if scripted_name == "scripted-pick" else self.place), scripted_name, 0.0
+
     def run_episode(
         self, task: str, options: dict, policy_name: str, chained_from: str | None = None
     ) -> Episode:
@@ -138,12 +148,7 @@ class Robot:
         seed = int(self.rng.integers(2**31 - 1))
         start = time.time()
         obs, info = self.env.reset(seed=seed, options={**options, "task": task})
-        epsilon = 0.0
-        if self.q_policy is not None:
-            policy = self.q_policy
-            policy_name, epsilon = policy.name, policy.epsilon
-        else:
-            policy = self.pick if policy_name == "scripted-pick" else self.place
+        policy, policy_name, epsilon = self.policy_for(task, policy_name)
         policy.reset(np.random.default_rng(seed), task=task)
         record_image = self.config.obs == "image"
         keys = (*OBS_KEYS, "image") if record_image else OBS_KEYS

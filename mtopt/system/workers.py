@@ -1,0 +1,400 @@
+"""The components of the continuous system, as workers with a narrow call interface.
+
+Each worker wraps an existing component (fleet :class:`~mtopt.system.fleet.Robot`,
+:class:`~mtopt.data.log_replay.LogReplay`, :class:`~mtopt.learning.bellman.BellmanUpdater`,
+:class:`~mtopt.learning.trainer.Trainer`) and only takes and returns plain data, numpy arrays
+and tensors. The local backend calls them directly; the Ray backend runs each as an actor.
+Weights travel as :class:`Weights` (``version`` = trainer step) inside a one-element list, so a
+Ray object reference in it is fetched only when the version changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtopt.config import to_dict
+from mtopt.data.impersonation import Impersonation
+from mtopt.data.log import EpisodeLogReader, EpisodeLogTailer, EpisodeLogWriter
+from mtopt.data.log_replay import LogReplay
+from mtopt.data.replay import TaskReplay, TransitionBatch
+from mtopt.learning.bellman import BellmanUpdater, TrainBatch
+from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mtopt.learning.networks import QNetworkConfig, build_q_network
+from mtopt.learning.trainer import Trainer
+from mtopt.policies.q_policy import QPolicy
+from mtopt.system.fleet import Robot
+from mtopt.system.run_config import RunConfig
+from mtopt.system.schedule import OutcomeStats
+from mtopt.system.training import IMAGE_OBS_KEYS, STATE_OBS_KEYS
+from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
+
+logger = logging.getLogger(__name__)
+
+STREAMS = {"robot": 1, "log_replay": 2, "updater": 3, "trainer": 4}
+"""Sub-stream of the run seed each kind of worker draws from."""
+
+
+@dataclass
+class Weights:
+    """Weights published by the trainer at step ``version``."""
+
+    version: int
+    online: dict[str, torch.Tensor]
+    target_1: dict[str, torch.Tensor]
+    target_2: dict[str, torch.Tensor]
+
+
+def resolve(obj: Any) -> Any:
+    """``ray.get`` a Ray object reference; anything else is returned as is."""
+    if type(obj).__name__ == "ObjectRef":
+        import ray
+
+        return ray.get(obj)
+    return obj
+
+
+def obs_keys(config: RunConfig) -> tuple[str, ...]:
+    return IMAGE_OBS_KEYS if config.train.obs == "image" else STATE_OBS_KEYS
+
+
+def _seed(config: RunConfig, kind: str, index: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([config.seed, STREAMS[kind], index])
+
+
+class _Timed:
+    """Accumulates busy seconds per stage (reported for the stage throughputs)."""
+
+    def __init__(self) -> None:
+        self.busy: Counter[str] = Counter()
+
+    def take_busy(self) -> dict[str, float]:
+        out, self.busy = dict(self.busy), Counter()
+        return out
+
+
+class RunRobot(Robot):
+    """A fleet robot of the continuous system (paper App. 9.1).
+
+    Episode ids are ``NAME-rROBOT-COUNT`` with COUNT the robot's episode counter, and every
+    attempt draws from a generator seeded by ``(seed, robot, COUNT)``. On (re)start the robot
+    reads its newest durable id from the log and continues after it, so a robot restarted
+    after a crash redoes exactly the episodes it had not yet written: none is lost, none is
+    written twice.
+    """
+
+    def __init__(self, config: RunConfig, robot_id: int, network: QNetworkConfig) -> None:
+        torch.set_num_threads(1)
+        fleet = replace(
+            config.fleet,
+            out=str(config.log_dir),
+            robots=config.robots,
+            seed=config.seed,
+            policy=None,
+            obs=config.train.obs,
+            progress=False,
+        )
+        super().__init__(robot_id, fleet, config.name)
+        self.run_seed = config.seed
+        self._count = self.durable_count(config)
+        self.writer = EpisodeLogWriter(config.log_dir, robot_id, fleet.log)
+        net = build_q_network(network).eval()
+        cem = config.train.cem
+        self.learned = QPolicy(net, self.task_set, cem, config.schedule.epsilon, obs_keys(config))
+        self.weights_version = -1
+        self.schedule: dict[str, Any] = {"learned_tasks": [], "probe": 0.0}
+        self.timer = _Timed()
+
+    def durable_count(self, config: RunConfig) -> int:
+        """The highest COUNT of this robot's episodes already in the log (0 if none)."""
+        log = config.log_dir
+        if not log.is_dir():
+            return 0
+        pattern = re.compile(rf"^{re.escape(config.name)}-r{self.robot_id:03d}-(\d+)$")
+        table = EpisodeLogReader(log).metadata()
+        mine = np.asarray(table.column("robot_id").to_numpy()) == self.robot_id
+        ids = np.asarray(table.column("episode_id").to_numpy(zero_copy_only=False))[mine]
+        counts = [int(m.group(1)) for m in map(pattern.match, ids) if m]
+        return max(counts, default=0)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def policy_for(self, task: str, scripted_name: str) -> tuple[object, str, float]:
+        if self.weights_version >= 0:
+            learned = task in self.schedule["learned_tasks"]
+            if learned or self.rng.random() < self.schedule["probe"]:
+                return self.learned, self.learned.name, self.learned.epsilon
+        return super().policy_for(task, scripted_name)
+
+    def _pull(self, weights_box: list) -> None:
+        if not weights_box or weights_box[0] is None:
+            return
+        version, payload = weights_box[0]
+        if version != self.weights_version:
+            weights: Weights = resolve(payload)
+            self.learned.network.load_state_dict(weights.online)
+            self.weights_version = weights.version
+            self.learned.name = f"checkpoint:{self.run_tag}@{weights.version}"
+
+    def attempt(self) -> list:
+        """One attempt: a place episode, or a lift episode and its chained place episode."""
+        seq = np.random.SeedSequence([self.run_seed, STREAMS["robot"], self.robot_id, self._count])
+        self.rng = np.random.default_rng(seq)
+        gen = self.episodes(2 if self.config.chain_place else 1)
+        first = next(gen)
+        out = [first]
+        if self.config.chain_place and self.task_set[first.task].skill == OBJECT_ACQUISITION:
+            out.append(next(gen))
+        return out
+
+    def collect(self, attempts: int, weights_box: list, schedule: dict[str, Any]) -> dict:
+        """Run ``attempts`` attempts with the newest weights and schedule; append to the log.
+
+        Returns the ids made durable by this call (``written``), the episodes produced, the
+        weights version used, and the busy seconds.
+        """
+        t0 = time.perf_counter()
+        self._pull(weights_box)
+        self.schedule = schedule
+        written: list[str] = []
+        produced = 0
+        policies: Counter[str] = Counter()
+        for _ in range(attempts):
+            for episode in self.attempt():
+                produced += 1
+                policies["learned" if episode.policy.startswith("checkpoint:") else "scripted"] += 1
+                written += self.writer.append(episode)
+        self.timer.busy["collection"] += time.perf_counter() - t0
+        return self._report(written, produced, dict(policies))
+
+    def _report(self, written: list[str], produced: int, policies: dict[str, int]) -> dict:
+        return {
+            "robot_id": self.robot_id,
+            "written": written,
+            "produced": produced,
+            "buffered": self.writer.buffered,
+            "policies": policies,
+            "weights_version": self.weights_version,
+            "busy": self.timer.take_busy(),
+        }
+
+    def flush(self) -> dict:
+        """Write the buffered episodes (same report as :meth:`collect`, nothing produced)."""
+        return self._report(self.writer.flush(), 0, {})
+
+
+class LogReplayWorker:
+    """Log replay (paper Fig. 10): tails its share of the log into its task replay."""
+
+    def __init__(self, config: RunConfig, index: int, labeller: Any) -> None:
+        torch.set_num_threads(1)
+        self.config = config
+        self.index = index
+        task_set = default_task_set()
+        tasks = config.train.tasks or task_set.names
+        streams = _seed(config, "log_replay", index).spawn(2)
+        replay_cfg = replace(config.train.replay, obs_keys=obs_keys(config))
+        self.replay = TaskReplay(replay_cfg, task_set, np.random.default_rng(streams[0]), tasks)
+        self.timer = _Timed()
+        self._labeller = labeller
+        impersonation = Impersonation(
+            config.train.impersonation,
+            task_set,
+            self._timed_labeller,
+            np.random.default_rng(streams[1]),
+            tasks,
+        )
+        self.log_replay = LogReplay(config.log_dir, impersonation, self.replay)
+        self.log_replay.tailer = EpisodeLogTailer(
+            config.log_dir, partition=(index, config.log_replays)
+        )
+        self.stats = OutcomeStats(tasks, config.schedule.window)
+
+    def _timed_labeller(self, episode: object, tasks: Any) -> np.ndarray:
+        t0 = time.perf_counter()
+        labels = self._labeller(episode, tasks)
+        self.timer.busy["labelling"] += time.perf_counter() - t0
+        return labels
+
+    def poll(self) -> dict:
+        """Ingest the new shards; returns counts, labelled outcomes and busy seconds."""
+        t0 = time.perf_counter()
+        episodes = self.log_replay.tailer.poll()
+        t1 = time.perf_counter()
+        self.timer.busy["log read"] += t1 - t0
+        outcomes: dict[str, list[int]] = {}
+        run_ids: list[str] = []
+        prefix = f"{self.config.name}-r"
+        for ep in episodes:
+            routed = self.log_replay.add(ep)
+            own = dict(routed).get(ep.task)
+            if own is not None:
+                self.stats.add(ep.task, ep.policy, own)
+                o = outcomes.setdefault(ep.task, [0, 0])
+                o[0] += int(own)
+                o[1] += 1
+            if ep.episode_id.startswith(prefix):
+                run_ids.append(ep.episode_id)
+        busy = time.perf_counter() - t1
+        self.timer.busy["impersonation"] += busy - self.timer.busy.get("labelling", 0.0)
+        return {
+            "index": self.index,
+            "episodes": len(episodes),
+            "run_episode_ids": run_ids,
+            "transitions": int(sum(len(e.actions) for e in episodes)),
+            "outcomes": outcomes,
+            "counts": self.stats.counts(),
+            "replay_transitions": len(self.replay),
+            "busy": self.timer.take_busy(),
+        }
+
+    def sample(self, batch_size: int) -> TransitionBatch:
+        """A re-balanced (or uniform) batch of transitions from the task replay."""
+        t0 = time.perf_counter()
+        batch = self.replay.sample(batch_size)
+        self.timer.busy["sampling"] += time.perf_counter() - t0
+        return batch
+
+    def busy(self) -> dict[str, float]:
+        return self.timer.take_busy()
+
+
+def _writable(batch: TransitionBatch) -> TransitionBatch:
+    """The batch with writable arrays (Ray hands over read-only views; torch wants writable)."""
+
+    def w(a: np.ndarray) -> np.ndarray:
+        return a if a.flags.writeable else a.copy()
+
+    return TransitionBatch(
+        obs={k: w(v) for k, v in batch.obs.items()},
+        action=w(batch.action),
+        next_obs={k: w(v) for k, v in batch.next_obs.items()},
+        reward=w(batch.reward),
+        done=w(batch.done),
+        task=w(batch.task),
+        bucket_counts=batch.bucket_counts,
+    )
+
+
+class UpdaterWorker:
+    """A Bellman updater with its own copy of the target networks, refreshed on publish."""
+
+    def __init__(self, config: RunConfig, index: int, network: QNetworkConfig) -> None:
+        torch.set_num_threads(1)
+        self.index = index
+        gen_seed = int(_seed(config, "updater", index).generate_state(1)[0])
+        net_1 = build_q_network(network).requires_grad_(False)
+        net_2 = build_q_network(network).requires_grad_(False)
+        gen = torch.Generator().manual_seed(gen_seed)
+        self.updater = BellmanUpdater(net_1, net_2, config.train.cem, config.train.gamma, gen)
+        self.version = -1
+        self.timer = _Timed()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def targets(self, batch: TransitionBatch, weights_box: list) -> tuple[TrainBatch, int]:
+        """Clipped double-Q targets for ``batch``; returns it with the weights version used."""
+        t0 = time.perf_counter()
+        if weights_box and weights_box[0] is not None and weights_box[0][0] != self.version:
+            weights: Weights = resolve(weights_box[0][1])
+            self.updater.load_target_weights(weights.target_1, weights.target_2)
+            self.version = weights.version
+        out = self.updater(_writable(batch))
+        self.timer.busy["targets"] += time.perf_counter() - t0
+        return out, self.version
+
+    def busy(self) -> dict[str, float]:
+        return self.timer.take_busy()
+
+
+class TrainerWorker:
+    """The trainer: one Adam step per target batch, publishing, checkpoints, resume."""
+
+    def __init__(self, config: RunConfig, network: QNetworkConfig, threads: int = 0) -> None:
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.config = config
+        trainer_seed = int(_seed(config, "trainer", 0).generate_state(1)[0])
+        self.trainer = Trainer(replace(config.train.trainer, network=network), seed=trainer_seed)
+        self.task_set = default_task_set()
+        self.resumed_from: str | None = None
+        latest = latest_checkpoint(config.checkpoint_dir) if config.resume else None
+        if latest is not None:
+            payload = load_checkpoint(latest, self.trainer.device)
+            if payload.get("network_config") != to_dict(network):
+                raise ValueError(
+                    f"checkpoint {str(latest)!r} has network {payload.get('network_config')}, "
+                    f"this run builds {to_dict(network)}; use a new --out or --no-resume"
+                )
+            self.trainer.load_state_dict(payload["trainer"])
+            self.resumed_from = str(latest)
+        self.timer = _Timed()
+        self.episodes_seen = 0
+
+    def status(self) -> dict:
+        return {
+            "step": self.trainer.step,
+            "resumed_from": self.resumed_from,
+            "device": str(self.trainer.device),
+        }
+
+    def train(self, *results: tuple[TrainBatch, int]) -> dict:
+        """One step per ``(batch, weights version)``; returns metrics and target staleness."""
+        t0 = time.perf_counter()
+        dev = self.trainer.device
+        metrics: dict[str, float] = {}
+        staleness = []
+        for batch, version in results:
+            if dev.type != "cpu":
+                batch = TrainBatch(
+                    obs={k: v.to(dev) for k, v in batch.obs.items()},
+                    action=batch.action.to(dev),
+                    task=batch.task.to(dev),
+                    target=batch.target.to(dev),
+                )
+            staleness.append(self.trainer.step - version)
+            metrics = self.trainer.train_step(batch)
+            every = self.config.train.checkpoint_every
+            if self.trainer.step % every == 0 or self.trainer.step == self.config.steps:
+                self.checkpoint()
+        self.timer.busy["training"] += time.perf_counter() - t0
+        return {"step": self.trainer.step, "staleness": staleness, **metrics}
+
+    def publish(self) -> Weights:
+        """A CPU copy of the current weights."""
+
+        def copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+            return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+        t = self.trainer
+        return Weights(t.step, copy(t.online), copy(t.target_1), copy(t.target_2))
+
+    def checkpoint(self, episodes: int | None = None) -> str:
+        """Write a checkpoint of the trainer (loadable by ``mtopt eval`` / ``train --init``)."""
+        if episodes is not None:
+            self.episodes_seen = episodes
+        cfg = self.config
+        payload = {
+            "trainer": self.trainer.state_dict(),
+            "network_config": to_dict(self.trainer.config.network),
+            "task_names": list(self.task_set.names),
+            "trained_tasks": list(cfg.train.tasks or self.task_set.names),
+            "obs_keys": list(obs_keys(cfg)),
+            "log_episodes": self.episodes_seen,
+            "config": to_dict(cfg),
+        }
+        keep = cfg.train.keep_checkpoints
+        return str(save_checkpoint(cfg.checkpoint_dir, self.trainer.step, payload, keep=keep))
+
+    def busy(self) -> dict[str, float]:
+        return self.timer.take_busy()
