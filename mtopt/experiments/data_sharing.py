@@ -31,7 +31,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mtopt.config import load_config, save_config, to_dict
+import yaml
+
+from mtopt.config import from_dict, load_config, save_config, to_dict
 from mtopt.data.impersonation import ImpersonationConfig
 from mtopt.data.stats import dataset_stats, write_stats_json
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate
@@ -96,8 +98,10 @@ class DataSharingConfig:
     ``steps``, ``tasks``, ``seed``, ``impersonation`` and ``replay.sampler`` are set per
     strategy."""
     learner_config: str | None = None
-    """A ``mtopt train`` YAML whose learner settings replace ``train`` (e.g.
-    configs/train/state.yaml), so the experiment uses the current learner."""
+    """A ``mtopt train`` YAML (or a ``mtopt demo`` YAML, whose ``train:`` section is used) whose
+    learner settings replace ``train``, e.g. configs/train/state.yaml or
+    configs/demo/learning.yaml, so the experiment runs the current learner. Its ``steps``,
+    ``data``, ``out`` and ``seed`` are ignored (the experiment sets them)."""
     eval_episodes_per_task: int = 100
     """Evaluation attempts per task and strategy (paper: 100)."""
     eval_seed: int = 10_000
@@ -145,9 +149,12 @@ class DataSharingConfig:
 
     def learner(self) -> TrainConfig:
         """The learner settings: ``learner_config`` if given, else ``train``."""
-        if self.learner_config is not None:
-            return load_config(TrainConfig, self.learner_config)
-        return self.train
+        if self.learner_config is None:
+            return self.train
+        data = yaml.safe_load(Path(self.learner_config).read_text()) or {}
+        if isinstance(data, dict) and isinstance(data.get("train"), dict):
+            data = data["train"]  # a `mtopt demo` config: its training section
+        return from_dict(TrainConfig, data, "learner_config")
 
 
 def step_shares(steps: int, parts: int) -> list[int]:

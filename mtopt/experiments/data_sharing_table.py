@@ -71,7 +71,7 @@ def build_table(
             t: {
                 "success_rate": float(r["success_rate"]),
                 "episodes": int(r["episodes"]),
-                **({"ci95": list(r["ci95"])} if "ci95" in r else {}),
+                **{k: r[k] for k in ("successes", "ci95", "untrained") if k in r},
             }
             for t, r in res["tasks"].items()
         }
