@@ -9,6 +9,7 @@ import pytest
 from mtopt.cli import main
 from mtopt.config import load_config
 from mtopt.data.impersonation import ImpersonationConfig
+from mtopt.data.stats import dataset_stats
 from mtopt.evaluation.summary import SUMMARY_KEYS
 from mtopt.experiments.data_sharing import (
     STRATEGY_NAMES,
@@ -22,6 +23,13 @@ from mtopt.tasks import default_task_set
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TASKS = default_task_set().names
+
+
+def single_task_logs(out):
+    base = out / "strategies" / "qtopt-single" / "data"
+    return {p.name: p for p in base.iterdir()}
+
+
 TINY = ["--scale", "0.01", "--policy-train.steps", "20", "--policy-train.batch-size", "32"]
 
 
@@ -81,6 +89,9 @@ def test_quick_experiment_table_and_resume(tiny_dataset, tmp_path, capsys):
         assert s["training"]["samples_per_s"] > 0 and s["training"]["wall_time_s"] > 0
     single = table["strategies"]["qtopt-single"]
     assert single["training"]["policies"] == sum(1 for t in TASKS if table["train_episodes"][t])
+    # its per-task logs hold exactly the episodes collected for each task
+    for task, log in single_task_logs(out).items():
+        assert dataset_stats(log)["episodes"] == table["train_episodes"][task]
     trained = [r for r in single["tasks"].values() if not r.get("untrained")]
     assert all(r["episodes"] == quick.eval_episodes_per_task for r in trained)
     md = (out / "table.md").read_text()
@@ -107,9 +118,13 @@ def test_quick_experiment_table_and_resume(tiny_dataset, tmp_path, capsys):
     assert (
         again["strategies"]["all-uniform"]["tasks"] == table["strategies"]["all-uniform"]["tasks"]
     )
-    # a different config is refused instead of mixed into the same table
+    # a different config or dataset is refused instead of mixed into the same table
     assert main([*args, "--steps", "60"]) == 2
     assert "different config" in capsys.readouterr().err
+    other = args.copy()
+    other[other.index("--data") + 1] = str(single_task_logs(out)["lift-any"])
+    assert main(other) == 2
+    assert "holds results for the dataset" in capsys.readouterr().err
 
 
 def test_step_shares_and_trainable_tasks():
