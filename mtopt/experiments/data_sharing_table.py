@@ -92,7 +92,7 @@ def _fmt(v: float) -> str:
 
 def _row(label: str, values: list[float]) -> list[str]:
     finite = [v for v in values if v is not None and not np.isnan(v)]
-    best = max(finite) if finite else None
+    best = max(finite) if finite and min(finite) < max(finite) else None  # no bold on ties
     cells = [f"**{_fmt(v)}**" if best is not None and v == best else _fmt(v) for v in values]
     return [label, *cells]
 
@@ -114,7 +114,12 @@ def format_markdown(table: Mapping[str, Any]) -> str:
     for key in SUMMARY_KEYS:
         cells = _row(SUMMARY_LABELS[key], [strategies[n]["summary"][key] for n in names])
         lines.append("| " + " | ".join([cells[0], "", *cells[1:]]) + " |")
-    attempts = {r["episodes"] for s in strategies.values() for r in s["tasks"].values()}
+    attempts = {
+        r["episodes"]
+        for s in strategies.values()
+        for r in s["tasks"].values()
+        if not r.get("untrained")
+    }
     lines += [
         "",
         f"Success rate over {'/'.join(str(a) for a in sorted(attempts))} evaluation attempts per "
