@@ -132,6 +132,7 @@ def plot_composition(comp: dict[str, Any], path: str | Path, title: str = "") ->
             ax0.bar(x, n, 0.6, bottom=bottom, label=f"{kind} episodes")
             bottom += n
     ax0.set_yscale("log")
+    ax0.set_ylim(bottom=1)
     ax0.set_ylabel("episodes collected for the task")
     ax0.set_xticks(x, tasks, rotation=30, ha="right")
     rate_ax = ax0.twinx()
