@@ -22,10 +22,15 @@ logger = logging.getLogger("mtopt")
 T = TypeVar("T")
 
 
-def parse_config(cls: type[T], argv: Sequence[str], prog: str, description: str) -> T:
-    """Parse ``argv`` into ``cls``: optional ``--config FILE`` first, then flag overrides."""
+def parse_config(
+    cls: type[T], argv: Sequence[str], prog: str, description: str, default: T | None = None
+) -> T:
+    """Parse ``argv`` into ``cls``: optional ``--config FILE`` first, then flag overrides.
+
+    ``default`` (e.g. a command's ``--quick`` preset) replaces the dataclass defaults; it cannot
+    be combined with ``--config``.
+    """
     argv = list(argv)
-    default = None
     for i, arg in enumerate(argv):
         if arg == "--config" or arg.startswith("--config="):
             if "=" in arg:
@@ -36,6 +41,8 @@ def parse_config(cls: type[T], argv: Sequence[str], prog: str, description: str)
                     raise ConfigError("--config needs a YAML file path")
                 path = argv[i + 1]
                 del argv[i : i + 2]
+            if default is not None:
+                raise ConfigError("--config cannot be combined with a preset such as --quick")
             default = load_config(cls, path)
             break
     kwargs: dict[str, Any] = {"args": argv, "prog": prog, "description": description}
@@ -83,6 +90,68 @@ def cmd_data_stats(argv: Sequence[str]) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class DataPlotArgs:
+    """Plot the composition of an episode log and the data impersonation adds (paper Fig. 4/12)."""
+
+    directory: tyro.conf.Positional[str]
+    """Episode-log directory."""
+    out: str = "composition.png"
+    """PNG file to write."""
+    json: str | None = None
+    """Also write the composition as JSON to this file."""
+    seed: int = 0
+    """Seed of the stochastic impersonation function f_skill(1, 0.15)."""
+
+
+def cmd_data_plot(argv: Sequence[str]) -> int:
+    from mtopt.data.composition import (
+        dataset_composition,
+        format_composition_table,
+        plot_composition,
+    )
+    from mtopt.jsonio import write_json
+
+    args = parse_config(DataPlotArgs, argv, "mtopt data plot", DataPlotArgs.__doc__ or "")
+    comp = dataset_composition(args.directory, seed=args.seed)
+    print(format_composition_table(comp))
+    plot_composition(comp, args.out)
+    if args.json:
+        write_json(comp, args.json)
+    return 0
+
+
+def cmd_data_imbalanced(argv: Sequence[str]) -> int:
+    from mtopt.data.composition import format_composition_table
+    from mtopt.data.stats import format_stats_table
+    from mtopt.experiments.imbalanced_dataset import (
+        ImbalancedDatasetConfig,
+        build_imbalanced_dataset,
+    )
+
+    doc = ImbalancedDatasetConfig.__doc__ or ""
+    cfg = parse_config(ImbalancedDatasetConfig, argv, "mtopt data imbalanced", doc)
+    res = build_imbalanced_dataset(cfg)
+    print(format_stats_table(res["stats"]))
+    print(format_composition_table(res["composition"]))
+    print(json.dumps({"log": res["log"], "phases": res["phases"]}, indent=2))
+    return 0
+
+
+def cmd_experiment_data_sharing(argv: Sequence[str]) -> int:
+    from mtopt.experiments.data_sharing import DataSharingConfig, run_data_sharing
+
+    argv = list(argv)
+    preset = None
+    if "--quick" in argv:
+        argv.remove("--quick")
+        preset = DataSharingConfig.quick()
+    doc = DataSharingConfig.__doc__ or ""
+    cfg = parse_config(DataSharingConfig, argv, "mtopt experiment data-sharing", doc, preset)
+    print(run_data_sharing(cfg)["markdown"])
+    return 0
+
+
 def cmd_train(argv: Sequence[str]) -> int:
     from mtopt.system.training import TrainConfig, train
 
@@ -119,7 +188,9 @@ def cmd_demo(argv: Sequence[str]) -> int:
 
 def _command_configs() -> dict[str, type]:
     from mtopt.evaluation.evaluate import EvalConfig
+    from mtopt.experiments.data_sharing import DataSharingConfig
     from mtopt.experiments.demo import DemoConfig
+    from mtopt.experiments.imbalanced_dataset import ImbalancedDatasetConfig
     from mtopt.system.fleet import FleetConfig
     from mtopt.system.run_config import RunConfig
     from mtopt.system.training import TrainConfig
@@ -130,6 +201,8 @@ def _command_configs() -> dict[str, type]:
         "train": TrainConfig,
         "eval": EvalConfig,
         "run": RunConfig,
+        "data-imbalanced": ImbalancedDatasetConfig,
+        "experiment": DataSharingConfig,
     }
 
 
@@ -146,12 +219,18 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "run": (cmd_run, "the continuous system: fleet, log replay, updaters, trainer (local|ray)"),
     "eval": (cmd_eval, "evaluate a checkpoint on the standard evaluation scene"),
     "data stats": (cmd_data_stats, "per-task episode and success counts of an episode log"),
+    "data plot": (cmd_data_plot, "plot a log's composition and impersonation gains (Fig. 4/12)"),
+    "data imbalanced": (cmd_data_imbalanced, "build the imbalanced offline dataset (Fig. 4)"),
+    "experiment data-sharing": (
+        cmd_experiment_data_sharing,
+        "paper Table 4: 8 data-sharing strategies on one offline dataset",
+    ),
 }
 
 
 def usage() -> str:
     lines = ["usage: mtopt COMMAND [--config FILE.yaml] [flags]", "", "commands:"]
-    lines += [f"  {name:<14}{help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<25}{help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run 'mtopt COMMAND --help' for the flags of a command."]
     return "\n".join(lines)
 

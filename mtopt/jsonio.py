@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,5 +21,8 @@ def json_ready(value: Any) -> Any:
 
 
 def write_json(value: Any, path: str | Path) -> None:
-    """Write ``value`` as indented strict JSON."""
-    Path(path).write_text(json.dumps(json_ready(value), indent=2, default=str) + "\n")
+    """Write ``value`` as indented strict JSON, atomically (a crash leaves the old file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(json_ready(value), indent=2, default=str) + "\n")
+    os.replace(tmp, path)

@@ -59,6 +59,10 @@ class FleetConfig:
     """Seed of the whole collection; robot ``i`` derives its own stream from it."""
     tasks: tuple[str, ...] = ()
     """Tasks the robots choose from (uniformly); empty means all tasks of the task set."""
+    task_weights: tuple[float, ...] = ()
+    """Relative probability of each task of ``tasks`` (same order; all tasks of the task set
+    when ``tasks`` is empty); empty means uniform. A chained place task is drawn by the
+    weights of the place tasks. Used to collect imbalanced datasets (paper Fig. 4)."""
     policy: str | None = None
     """Collect with this training checkpoint's Q-policy instead of the scripted policies."""
     epsilon: float = 0.2
@@ -90,6 +94,24 @@ class FleetConfig:
         if self.policy is not None and not Path(self.policy).is_file():
             raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
         default_task_set().validate(self.tasks)
+        if self.task_weights:
+            n = len(self.tasks or default_task_set().names)
+            if len(self.task_weights) != n:
+                raise ValueError(
+                    f"task_weights must give one weight per task ({n}), got "
+                    f"{len(self.task_weights)}"
+                )
+            if min(self.task_weights) < 0 or sum(self.task_weights) <= 0:
+                raise ValueError(
+                    f"task_weights must be non-negative with a positive sum, got "
+                    f"{self.task_weights}"
+                )
+
+
+def _probabilities(weights: list[float]) -> np.ndarray | None:
+    """Normalised weights, or None (uniform) when no weights are given or they are all 0."""
+    total = float(sum(weights))
+    return np.asarray(weights, dtype=np.float64) / total if weights and total > 0 else None
 
 
 def episode_counts(total: int, robots: int) -> list[int]:
@@ -123,6 +145,11 @@ class Robot:
             torch.set_num_threads(1)  # one core per robot process
             self.q_policy = load_q_policy(config.policy, config.epsilon, config.device)
         self.place_tasks = [t for t in self.tasks if self.task_set[t].skill != OBJECT_ACQUISITION]
+        weights = (
+            dict(zip(self.tasks, config.task_weights, strict=True)) if config.task_weights else {}
+        )
+        self.task_probs = _probabilities([weights[t] for t in self.tasks] if weights else [])
+        self.place_probs = _probabilities([weights[t] for t in self.place_tasks] if weights else [])
         if not self.place_tasks:
             self.place_tasks = list(self.task_set.tasks_of_skill("object-manipulation"))
         self._count = 0
@@ -184,13 +211,13 @@ class Robot:
         """Yield ``count`` episodes, chaining place episodes after lift episodes."""
         produced = 0
         while produced < count:
-            task = str(self.rng.choice(self.tasks))
+            task = str(self.rng.choice(self.tasks, p=self.task_probs))
             if self.task_set[task].skill == OBJECT_ACQUISITION:
                 lift = self.run_episode(task, {"scene": "random"}, "scripted-pick")
                 yield lift
                 produced += 1
                 if self.config.chain_place and produced < count:
-                    place_task = str(self.rng.choice(self.place_tasks))
+                    place_task = str(self.rng.choice(self.place_tasks, p=self.place_probs))
                     yield self.run_episode(
                         place_task, {"chain": True}, "scripted-place", lift.episode_id
                     )

@@ -75,3 +75,20 @@ def test_bad_config_and_tasks():
     with pytest.raises(ValueError, match="not in the task set"):
         _imp("orig")(_episode(set()), "lift-cloth")
     assert ImpersonationConfig(kind="skill", p_failure=0.15).name == "skill-1-0.15"
+
+
+def test_skill_keeps_successes_with_probability_p_s_and_seeds_differ():
+    ep = _episode({"place-any", "place-bottom"})  # for place-top-left: 2 successes, 1 failure
+    imp = _imp("skill", p_s=0.3, p_f=1.0, seed=7)
+    kept = {"place-any": 0, "place-bottom": 0, "place-top-right": 0}
+    trials = 3000
+    for _ in range(trials):
+        routed = dict(imp(ep, "place-top-left"))
+        assert routed["place-top-left"] is False  # own task always, with its label
+        for t in kept:
+            kept[t] += t in routed
+    assert kept["place-top-right"] == trials  # failures kept with p_f = 1
+    assert abs(kept["place-any"] / trials - 0.3) < 0.03
+    assert abs(kept["place-bottom"] / trials - 0.3) < 0.03
+    draws = [[_imp("skill", 0.5, 0.5, seed=s)(ep, "place-any") for _ in range(20)] for s in (1, 2)]
+    assert draws[0] != draws[1]

@@ -36,3 +36,23 @@ def test_log_replay_picks_up_shards_written_after_it_started(tmp_path):
     assert lr.routed["place-any"] + lr.routed["lift-any"] == 6
     sizes = lr.replay.sizes()
     assert sizes[TS.slot("lift-any")].sum() == 16  # 4 episodes x 4 transitions
+
+
+def test_log_replay_follows_a_writer_that_is_still_open(tmp_path):
+    """Shards flushed while a robot keeps writing are ingested between trainer steps."""
+    lr = _log_replay(tmp_path / "log", kind="orig")
+    rng = np.random.default_rng(9)
+    cfg = EpisodeLogConfig(shard_episodes=3, fsync=False)
+    seen = []
+    with EpisodeLogWriter(tmp_path / "log", 0, cfg) as w:
+        for i in range(9):
+            w.append(make_fake_episode(rng, task="lift-box", num_steps=2))
+            seen.append(lr.poll())
+            if i % 3 == 2:  # a shard was just completed
+                assert lr.episodes == i + 1
+        w.append(make_fake_episode(rng, task="lift-box", num_steps=2))
+        assert lr.poll() == 0  # buffered, not yet a shard
+    assert lr.poll() == 1  # closing flushed the last partial shard
+    assert seen == [0, 0, 3] * 3
+    assert lr.routed["lift-box"] == 10 and lr.routed["lift-any"] == 0
+    assert lr.replay.sizes()[TS.slot("lift-box")].sum() == 20

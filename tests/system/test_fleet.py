@@ -117,3 +117,27 @@ def test_sigkilled_collector_leaves_only_whole_shards(tmp_path):
     assert len(shards) >= 6
     assert len(episodes) == 3 * len(shards)  # whole shards only
     assert len({e.episode_id for e in episodes}) == len(episodes)
+
+
+def test_task_weights_shape_the_task_mix():
+    cfg = FleetConfig(
+        robots=1,
+        episodes=8,
+        seed=2,
+        tasks=("lift-any", "lift-box", "place-bottom", "place-top-left"),
+        task_weights=(3.0, 0.0, 1.0, 0.0),
+        chain_place=True,
+        progress=False,
+    )
+    robot = Robot(0, cfg, "w")
+    np.testing.assert_allclose(robot.task_probs, [0.75, 0.0, 0.25, 0.0])
+    np.testing.assert_allclose(robot.place_probs, [1.0, 0.0])  # chained places by weight
+    draws = [str(robot.rng.choice(robot.tasks, p=robot.task_probs)) for _ in range(4000)]
+    assert draws.count("lift-box") == 0 and draws.count("place-top-left") == 0
+    assert abs(draws.count("lift-any") / 4000 - 0.75) < 0.03
+    episodes = list(Robot(0, cfg, "w").episodes(8))
+    assert {e.task for e in episodes} <= {"lift-any", "place-bottom"}
+    with pytest.raises(ValueError, match="one weight per task"):
+        FleetConfig(task_weights=(1.0, 2.0))
+    with pytest.raises(ValueError, match="non-negative with a positive sum"):
+        FleetConfig(tasks=("lift-any", "lift-box"), task_weights=(0.0, 0.0))

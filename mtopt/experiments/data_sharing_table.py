@@ -1,0 +1,190 @@
+"""The data-sharing table in the layout of paper Table 4: building, Markdown and plot.
+
+Rows are the tasks (with the number of episodes collected for each), then the across-task
+summary rows min / 25th percentile / median / mean / 75th percentile / max / mean over the
+low-data tasks; columns are the strategies. Every strategy is summarised over the *same*
+low-data tasks (the ``low_data_k`` tasks with the fewest collected episodes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtopt.evaluation.summary import SUMMARY_KEYS, low_data_tasks, summarize
+
+SUMMARY_LABELS = {
+    "min": "Min",
+    "p25": "25th percentile",
+    "median": "Median",
+    "mean": "Mean",
+    "p75": "75th percentile",
+    "max": "Max",
+    "mean_low_data": "Mean (low data)",
+}
+"""Row labels of the summary keys, as in the paper."""
+
+PAPER_TABLE4 = {
+    "qtopt-single": {"mean": 0.14, "mean_low_data": 0.01},
+    "orig-uniform": {"mean": 0.32, "mean_low_data": 0.18},
+    "orig-rebalanced": {"mean": 0.55, "mean_low_data": 0.42},
+    "all-uniform": {"mean": 0.21, "mean_low_data": 0.13},
+    "all-rebalanced": {"mean": 0.35, "mean_low_data": 0.21},
+    "skill-1-0.15-rebalanced": {"mean": 0.49, "mean_low_data": 0.36},
+    "skill-1-1-uniform": {"mean": 0.46, "mean_low_data": 0.32},
+    "skill-1-1-rebalanced": {"mean": 0.58, "mean_low_data": 0.50},
+}
+"""Mean and low-data mean of each strategy on the real robots (paper Table 4)."""
+
+
+def build_table(
+    results: Mapping[str, Mapping[str, Any]],
+    train_episodes: Mapping[str, int],
+    low_data_k: int = 6,
+) -> dict[str, Any]:
+    """The ``table.json`` content from per-strategy evaluation results.
+
+    ``results[strategy]["tasks"][task]`` needs ``success_rate`` and ``episodes`` (evaluation
+    attempts); any other per-strategy keys except ``tasks`` and ``summary`` (e.g.
+    ``training``) are copied. ``train_episodes`` are the episodes collected per task, which
+    pick the low-data tasks. All strategies must cover the same tasks.
+    """
+    if not results:
+        raise ValueError("no strategy results to tabulate")
+    tasks = list(next(iter(results.values()))["tasks"])
+    for name, res in results.items():
+        if list(res["tasks"]) != tasks:
+            raise ValueError(
+                f"strategy {name!r} was evaluated on tasks {list(res['tasks'])}, expected {tasks}"
+            )
+    missing = [t for t in tasks if t not in train_episodes]
+    if missing:
+        raise ValueError(f"no collected-episode count for tasks {missing}")
+    counts = {t: int(train_episodes[t]) for t in tasks}
+    low = low_data_tasks(counts, low_data_k) if len(tasks) >= low_data_k else []
+    strategies: dict[str, Any] = {}
+    for name, res in results.items():
+        per_task = {
+            t: {
+                "success_rate": float(r["success_rate"]),
+                "episodes": int(r["episodes"]),
+                **{k: r[k] for k in ("successes", "ci95", "untrained") if k in r},
+            }
+            for t, r in res["tasks"].items()
+        }
+        summary = summarize({t: r["success_rate"] for t, r in per_task.items()}, low or None)
+        extra = {k: v for k, v in res.items() if k not in ("tasks", "summary", "low_data_tasks")}
+        strategies[name] = {"tasks": per_task, "summary": summary, **extra}
+    return {
+        "tasks": tasks,
+        "train_episodes": counts,
+        "low_data_tasks": low,
+        "strategies": strategies,
+    }
+
+
+def _fmt(v: float) -> str:
+    return "-" if v is None or np.isnan(v) else f"{v:.2f}"
+
+
+def _row(label: str, values: list[float]) -> list[str]:
+    finite = [v for v in values if v is not None and not np.isnan(v)]
+    best = max(finite) if finite and min(finite) < max(finite) else None  # no bold on ties
+    cells = [f"**{_fmt(v)}**" if best is not None and v == best else _fmt(v) for v in values]
+    return [label, *cells]
+
+
+def format_markdown(table: Mapping[str, Any]) -> str:
+    """The table in the paper's layout (best value of each row in bold), then comparisons."""
+    names = list(table["strategies"])
+    strategies = table["strategies"]
+    lines = [
+        "| task | #eps | " + " | ".join(names) + " |",
+        "|---|---:|" + "---:|" * len(names),
+    ]
+    for task in table["tasks"]:
+        low = " (low data)" if task in table["low_data_tasks"] else ""
+        rates = [strategies[n]["tasks"][task]["success_rate"] for n in names]
+        cells = _row(f"{task}{low}", rates)
+        row = [cells[0], str(table["train_episodes"][task]), *cells[1:]]
+        lines.append("| " + " | ".join(row) + " |")
+    for key in SUMMARY_KEYS:
+        cells = _row(SUMMARY_LABELS[key], [strategies[n]["summary"][key] for n in names])
+        lines.append("| " + " | ".join([cells[0], "", *cells[1:]]) + " |")
+    attempts = {
+        r["episodes"]
+        for s in strategies.values()
+        for r in s["tasks"].values()
+        if not r.get("untrained")
+    }
+    lines += [
+        "",
+        f"Success rate over {'/'.join(str(a) for a in sorted(attempts))} evaluation attempts per "
+        f"task; #eps = episodes collected for the task; low-data tasks: "
+        f"{', '.join(table['low_data_tasks']) or '-'}.",
+        "",
+        "| strategy | mean | mean (low data) | paper mean | paper mean (low data) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for n in names:
+        s = strategies[n]["summary"]
+        p = PAPER_TABLE4.get(n, {})
+        lines.append(
+            f"| {n} | {_fmt(s['mean'])} | {_fmt(s['mean_low_data'])} | "
+            f"{_fmt(p.get('mean', float('nan')))} | {_fmt(p.get('mean_low_data', float('nan')))} |"
+        )
+    timed = [n for n in names if "training" in strategies[n]]
+    if timed:
+        lines += [
+            "",
+            "| strategy | gradient steps | batch | train wall (s) | steps/s | samples/s | "
+            "eval wall (s) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n in timed:
+            tr = strategies[n]["training"]
+            lines.append(
+                f"| {n} | {tr['steps']} | {tr['batch_size']} | {tr['wall_time_s']:.0f} | "
+                f"{tr['steps_per_s']:.1f} | {tr['samples_per_s']:.0f} | "
+                f"{strategies[n].get('eval_wall_time_s', float('nan')):.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def plot_table(table: Mapping[str, Any], path: str | Path, title: str = "") -> None:
+    """Per-task success of every strategy (top) and mean / low-data mean per strategy (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(table["strategies"])
+    tasks = list(table["tasks"])
+    strategies = table["strategies"]
+    fig, (ax0, ax1) = plt.subplots(
+        2, 1, figsize=(max(10, len(tasks) * 1.1), 8), gridspec_kw={"height_ratios": [3, 2]}
+    )
+    x = np.arange(len(tasks))
+    width = 0.85 / max(1, len(names))
+    for i, n in enumerate(names):
+        rates = [strategies[n]["tasks"][t]["success_rate"] for t in tasks]
+        ax0.bar(x + (i - (len(names) - 1) / 2) * width, rates, width, label=n)
+    ax0.set_xticks(x, tasks, rotation=30, ha="right")
+    ax0.set_ylim(0, 1)
+    ax0.set_ylabel("success rate")
+    ax0.legend(fontsize=7, ncol=4)
+    ax0.set_title(title or "data-sharing strategies (paper Table 4 layout)")
+    xs = np.arange(len(names))
+    for j, (key, label) in enumerate((("mean", "mean"), ("mean_low_data", "mean (low data)"))):
+        vals = [strategies[n]["summary"][key] for n in names]
+        ax1.bar(xs + (j - 0.5) * 0.4, vals, 0.4, label=label)
+    ax1.set_xticks(xs, names, rotation=20, ha="right")
+    ax1.set_ylim(0, 1)
+    ax1.set_ylabel("success rate")
+    ax1.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
