@@ -108,13 +108,49 @@ def cmd_demo(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_sd_examples(argv: Sequence[str]) -> int:
+    from mtopt.success.examples import SDExamplesConfig, make_examples
+
+    cfg = parse_config(SDExamplesConfig, argv, "mtopt sd examples", SDExamplesConfig.__doc__ or "")
+    print(json.dumps(make_examples(cfg), indent=2))
+    return 0
+
+
+def cmd_sd_train(argv: Sequence[str]) -> int:
+    from mtopt.success.training import SDTrainConfig, train_success_detector
+
+    cfg = parse_config(SDTrainConfig, argv, "mtopt sd train", SDTrainConfig.__doc__ or "")
+    print(json.dumps(train_success_detector(cfg), indent=2))
+    return 0
+
+
+def cmd_sd_eval(argv: Sequence[str]) -> int:
+    from mtopt.success.evaluate import SDEvalConfig, run_sd_eval
+    from mtopt.success.metrics import format_table3
+
+    cfg = parse_config(SDEvalConfig, argv, "mtopt sd eval", SDEvalConfig.__doc__ or "")
+    print(format_table3(run_sd_eval(cfg)))
+    return 0
+
+
 def _command_configs() -> dict[str, type]:
     from mtopt.evaluation.evaluate import EvalConfig
     from mtopt.experiments.demo import DemoConfig
+    from mtopt.success.evaluate import SDEvalConfig
+    from mtopt.success.examples import SDExamplesConfig
+    from mtopt.success.training import SDTrainConfig
     from mtopt.system.fleet import FleetConfig
     from mtopt.system.training import TrainConfig
 
-    return {"demo": DemoConfig, "collect": FleetConfig, "train": TrainConfig, "eval": EvalConfig}
+    return {
+        "demo": DemoConfig,
+        "collect": FleetConfig,
+        "train": TrainConfig,
+        "eval": EvalConfig,
+        "sd-examples": SDExamplesConfig,
+        "sd-train": SDTrainConfig,
+        "sd-eval": SDEvalConfig,
+    }
 
 
 def __getattr__(name: str) -> Any:  # lazy, so ``mtopt --help`` does not import MuJoCo
@@ -129,6 +165,9 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "train": (cmd_train, "train a multi-task Q-function offline from an episode log"),
     "eval": (cmd_eval, "evaluate a checkpoint on the standard evaluation scene"),
     "data stats": (cmd_data_stats, "per-task episode and success counts of an episode log"),
+    "sd examples": (cmd_sd_examples, "make success/failure outcome examples of a task"),
+    "sd train": (cmd_sd_train, "train or fine-tune a multi-task success detector"),
+    "sd eval": (cmd_sd_eval, "success-detector error rates per task (paper Table 3)"),
 }
 
 

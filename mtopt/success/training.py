@@ -84,6 +84,8 @@ class SDTrainConfig:
     """Seed of initialisation, labelling choices, sampling and augmentation."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``."""
+    torch_threads: int = 1
+    """CPU threads of torch (0 = torch's default); small batches run fastest on one."""
     checkpoint_every: int = 1000
     """Write a checkpoint every this many steps (and at the end)."""
     keep_checkpoints: int = 2
@@ -98,6 +100,10 @@ class SDTrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 0:
             raise ValueError(f"budget must be a non-negative integer, got {self.budget!r}")
+        if isinstance(self.torch_threads, bool) or not isinstance(self.torch_threads, int) or (
+            self.torch_threads < 0
+        ):
+            raise ValueError(f"torch_threads must be an integer >= 0, got {self.torch_threads!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0.0 < self.success_fraction < 1.0:
@@ -170,6 +176,8 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
     """Train as configured; returns a report (steps, loss, data counts, checkpoint path)."""
     task_set = task_set or default_task_set()
     device = resolve_device(config.device)
+    if config.torch_threads > 0:
+        torch.set_num_threads(config.torch_threads)
     streams = np.random.SeedSequence(config.seed).spawn(3)
     need_views = config.network.kind == "image"
     if config.init is not None:  # the checkpoint decides the kind
@@ -238,7 +246,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
             opt.step()
             with torch.no_grad():
                 hit = ((logits[idx, t] > 0).float() == y[idx, t]).float().mean()
-            loss_sum += float(loss)
+            loss_sum += float(loss.detach())
             acc_sum += float(hit)
             n_sum += 1
             bar.update(1)
