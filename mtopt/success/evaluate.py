@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtopt.jsonio import write_json
-from mtopt.success.dataset import is_examples_dir, load_examples
+from mtopt.success.dataset import is_examples_dir, load_examples, share_labels
 from mtopt.success.detector import SuccessDetector
 from mtopt.success.labelling import ground_truth_examples, read_log_episodes
 from mtopt.success.metrics import table3, worst_rates
@@ -56,6 +56,7 @@ def run_sd_eval(config: SDEvalConfig) -> dict[str, Any]:
     detector = SuccessDetector.load(config.checkpoint, task_set, config.device)
     if is_examples_dir(config.data):
         data = load_examples(config.data)
+        data.labels = share_labels(data.labels, data.task_names, task_set)
         if config.holdout_robot is not None:
             data = data.subset(data.robot == config.holdout_robot)
         source = "examples"

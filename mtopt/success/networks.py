@@ -80,6 +80,10 @@ class SDNetworkConfig:
                 )
 
 
+POSITION_SCALE = 10.0
+"""Positions and lengths (metres) are multiplied by this (decimetres) before the MLPs."""
+
+
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
@@ -144,11 +148,14 @@ class StateSuccessDetector(nn.Module):
         s, c = plate[:, None, 2], plate[:, None, 3]
         local = torch.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
         opening = grip[:, None, 5:6].expand(n, self.n_slots, 1)
+        obj = torch.cat([obj[..., :3] * POSITION_SCALE, obj[..., 3:]], -1)
         x = torch.cat([obj, rel, local, opening, grip[:, None, 2:3].expand_as(opening)], -1)
+        x[..., OBJECT_DIM:] = x[..., OBJECT_DIM:] * POSITION_SCALE
         h = torch.relu(self.encoder(x))
         present = obj[..., OBJECT_FIELDS["present"]]  # (n, slots, 1)
         pooled_max = (h * present - (1 - present) * 1e4).amax(1).clamp_min(0.0)
         pooled_sum = (h * present).sum(1)
+        grip = torch.cat([grip[:, :3] * POSITION_SCALE, grip[:, 3:5], grip[:, 5:] * POSITION_SCALE], -1)
         return torch.cat([pooled_max, pooled_sum, grip], -1)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
