@@ -54,7 +54,9 @@ class SceneArrangementMixin:
                 raise ValueError(f"light {name} must be a number in [0, 1.5], got {v!r}")
         d = np.asarray(direction, dtype=float)
         if d.shape != (3,) or not np.isfinite(d).all() or d[2] >= 0:
-            raise ValueError(f"light direction must be 3 finite numbers with z < 0, got {direction!r}")
+            raise ValueError(
+                f"light direction must be 3 finite numbers with z < 0, got {direction!r}"
+            )
         self.model.light_diffuse[0] = diffuse
         self.model.light_ambient[0] = ambient
         self.model.light_dir[0] = d / np.linalg.norm(d)

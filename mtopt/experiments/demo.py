@@ -33,9 +33,9 @@ from mtopt.jsonio import write_json
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
 from mtopt.policies.q_policy import load_q_policy
-from mtopt.system.fleet import FleetConfig, collect
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
+from mtopt.system.fleet import FleetConfig, collect
 from mtopt.system.training import TrainConfig, train
 
 logger = logging.getLogger(__name__)
@@ -156,8 +156,14 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         )
         sd_report = train_success_detector(sd_cfg)
         timings["train-success-detector"] = time.time() - t
-        config = replace(config, train=replace(config.train, success_detector=sd_report["checkpoint"]))
-        logger.info("success detector: %s (%.0f s)", sd_report["checkpoint"], timings["train-success-detector"])
+        config = replace(
+            config, train=replace(config.train, success_detector=sd_report["checkpoint"])
+        )
+        logger.info(
+            "success detector: %s (%.0f s)",
+            sd_report["checkpoint"],
+            timings["train-success-detector"],
+        )
     checkpoint = fit(0, config.bootstrap_steps, None)
     for r in range(1, config.rounds + 1):
         fleet(config.round_episodes, config.seed + r, checkpoint)

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional as nnf
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,14 @@ class AugmentConfig:
                 raise ValueError(f"augment.{name} must be in [{lo}, {hi}], got {v!r}")
         lo, hi = self.shadow_strength
         if not 0.0 <= lo <= hi <= 1.0:
-            raise ValueError(f"augment.shadow_strength must be 0 <= low <= high <= 1, got {(lo, hi)}")
+            raise ValueError(
+                f"augment.shadow_strength must be 0 <= low <= high <= 1, got {(lo, hi)}"
+            )
 
 
-def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+def _uniform(
+    n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device
+) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=gen, device=device)
 
 
@@ -60,8 +64,10 @@ def crop_rotate(
     theta = torch.stack(
         [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
     )
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    grid = nnf.affine_grid(theta, list(images.shape), align_corners=False)
+    return nnf.grid_sample(
+        images, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
 def shadow_mask(
@@ -77,7 +83,9 @@ def shadow_mask(
     return ((d >= 0) & (d <= band.view(-1, 1, 1))).unsqueeze(1)
 
 
-def augment_views(images: torch.Tensor, config: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def augment_views(
+    images: torch.Tensor, config: AugmentConfig, gen: torch.Generator
+) -> torch.Tensor:
     """Augment float images ``(N, 3, H, W)`` in [0, 1] (see the module docstring)."""
     if not config.enabled:
         return images

@@ -175,8 +175,8 @@ def load_examples(directory: str | Path) -> SDExamples:
                     z["labels"],
                     z["primary"].astype(np.int64),
                     z["robot"].astype(np.int64),
-                    z["state"] if "state" in z else None,
-                    z["views"] if "views" in z else None,
+                    z.get("state"),
+                    z.get("views"),
                 )
             )
     return concat_examples(parts)

@@ -7,7 +7,7 @@ and predicts, per example, the probability of success for every task of its task
 label episodes with it (``rewards: success_detector``) without reading ground truth.
 
 A checkpoint records the task names of its output slots; loading it for a different task set
-raises :class:`SDTaskSetMismatch` naming the difference.
+raises :class:`SDTaskSetMismatchError` naming the difference.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ PAYLOAD_KIND = "success_detector"
 """Value of the ``kind`` entry of a success-detector checkpoint."""
 
 
-class SDTaskSetMismatch(ValueError):
+class SDTaskSetMismatchError(ValueError):
     """A success-detector checkpoint was trained for a different task set."""
 
 
 def check_task_names(found: Sequence[str], expected: Sequence[str], source: str) -> None:
-    """Raise :class:`SDTaskSetMismatch` naming the difference unless the slots are identical."""
+    """Raise :class:`SDTaskSetMismatchError` naming the difference unless the slots match."""
     found, expected = list(found), list(expected)
     if found == expected:
         return
@@ -53,10 +53,13 @@ def check_task_names(found: Sequence[str], expected: Sequence[str], source: str)
     if extra:
         parts.append(f"tasks not in this task set: {extra}")
     if not parts:
-        moved = [f"{t} (slot {found.index(t)} vs {expected.index(t)})" for t in expected
-                 if found.index(t) != expected.index(t)]
+        moved = [
+            f"{t} (slot {found.index(t)} vs {expected.index(t)})"
+            for t in expected
+            if found.index(t) != expected.index(t)
+        ]
         parts.append(f"task slots differ: {moved}")
-    raise SDTaskSetMismatch(
+    raise SDTaskSetMismatchError(
         f"success detector {source} was trained for a different task set: {'; '.join(parts)} "
         f"(checkpoint tasks {found}; expected {expected})"
     )

@@ -62,7 +62,9 @@ class SDExamplesConfig:
         if isinstance(self.pairs, bool) or not isinstance(self.pairs, int) or self.pairs < 1:
             raise ValueError(f"pairs must be a positive integer, got {self.pairs!r}")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
-            raise ValueError(f"image_size must be an integer in [16, 1024], got {self.image_size!r}")
+            raise ValueError(
+                f"image_size must be an integer in [16, 1024], got {self.image_size!r}"
+            )
 
 
 def section_point(section: str, rng: np.random.Generator, margin: float = 0.035) -> tuple:
@@ -195,4 +197,3 @@ def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
         "skipped_pairs": skipped,
         "file": str(path),
     }
-

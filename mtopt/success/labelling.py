@@ -106,7 +106,9 @@ def relabel_episodes(
         spent[task] = len(chosen)
     rows = np.flatnonzero((labels != UNKNOWN).any(axis=1))
     chosen_eps = [episodes[i] for i in rows]
-    logger.info("relabelled %d of %d episodes; queries per task: %s", len(rows), len(episodes), spent)
+    logger.info(
+        "relabelled %d of %d episodes; queries per task: %s", len(rows), len(episodes), spent
+    )
     return _stack(chosen_eps, labels[rows], task_set, need_views), spent
 
 

@@ -97,7 +97,7 @@ def format_table3(result: dict[str, Any]) -> str:
         f"{'oth FN':>8}{'oth FP':>8}"
     )
     lines = [head, "-" * len(head)]
-    rows = list(result["tasks"].items()) + [("overall", result["overall"])]
+    rows = [*result["tasks"].items(), ("overall", result["overall"])]
     for name, r in rows:
         fails = r["count"] - r["successes"]
         rate = r.get("success_rate", _rate(r["successes"], r["count"]))

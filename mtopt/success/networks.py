@@ -14,6 +14,7 @@ meaning when tasks are added in free slots.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,7 +87,7 @@ POSITION_SCALE = 10.0
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
+    for a, b in itertools.pairwise(sizes[:-1]):
         layers += [nn.Linear(a, b), nn.ReLU()]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers)
@@ -155,7 +156,9 @@ class StateSuccessDetector(nn.Module):
         present = obj[..., OBJECT_FIELDS["present"]]  # (n, slots, 1)
         pooled_max = (h * present - (1 - present) * 1e4).amax(1).clamp_min(0.0)
         pooled_sum = (h * present).sum(1)
-        grip = torch.cat([grip[:, :3] * POSITION_SCALE, grip[:, 3:5], grip[:, 5:] * POSITION_SCALE], -1)
+        grip = torch.cat(
+            [grip[:, :3] * POSITION_SCALE, grip[:, 3:5], grip[:, 5:] * POSITION_SCALE], -1
+        )
         return torch.cat([pooled_max, pooled_sum, grip], -1)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:

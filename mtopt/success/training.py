@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional as nnf
 
 from mtopt.config import from_dict, save_config, to_dict
 from mtopt.learning.checkpoint import load_checkpoint, save_checkpoint
@@ -100,8 +100,10 @@ class SDTrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 0:
             raise ValueError(f"budget must be a non-negative integer, got {self.budget!r}")
-        if isinstance(self.torch_threads, bool) or not isinstance(self.torch_threads, int) or (
-            self.torch_threads < 0
+        if (
+            isinstance(self.torch_threads, bool)
+            or not isinstance(self.torch_threads, int)
+            or (self.torch_threads < 0)
         ):
             raise ValueError(f"torch_threads must be an integer >= 0, got {self.torch_threads!r}")
         if not self.learning_rate > 0:
@@ -239,7 +241,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
             t = torch.as_tensor(tasks, device=device)
             w[idx, t] = 1.0
             logits = model(x)[:, : len(task_set)]
-            bce = F.binary_cross_entropy_with_logits(logits, y.clamp_min(0.0), reduction="none")
+            bce = nnf.binary_cross_entropy_with_logits(logits, y.clamp_min(0.0), reduction="none")
             loss = (bce * w).sum() / w.sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mtopt.learning.checkpoint import save_checkpoint
-from mtopt.success.detector import SDTaskSetMismatch, SuccessDetector
+from mtopt.success.detector import SDTaskSetMismatchError, SuccessDetector
 from mtopt.success.examples import SDExamplesConfig
 from mtopt.success.networks import SDNetworkConfig, build_sd_network
 from mtopt.tasks import TaskSet, default_task_set
@@ -45,12 +45,14 @@ def test_checkpoint_for_another_task_set_is_refused(tmp_path):
         "threshold": 0.5,
     }
     path = save_checkpoint(tmp_path, 1, payload)
-    with pytest.raises(SDTaskSetMismatch, match=r"tasks missing from the checkpoint: \['lift-banana'"):
+    with pytest.raises(
+        SDTaskSetMismatchError, match=r"tasks missing from the checkpoint: \['lift-banana'"
+    ):
         SuccessDetector.load(path, default_task_set())
     other = TaskSet()
     other.add("lift-carrot", "object-acquisition")
     other.add("lift-any", "object-acquisition")
-    with pytest.raises(SDTaskSetMismatch, match=r"slots differ.*lift-any \(slot 0 vs 1\)"):
+    with pytest.raises(SDTaskSetMismatchError, match=r"slots differ.*lift-any \(slot 0 vs 1\)"):
         SuccessDetector.load(path, other)
     ok = SuccessDetector.load(path)  # no task set given: loads as trained
     assert ok.task_names == ("lift-any", "lift-carrot")

@@ -64,10 +64,12 @@ def sd_run(tmp_path_factory):
 
 
 def test_log_replay_labels_with_the_success_detector(sd_run):
-    root, log, report = sd_run
+    _root, log, report = sd_run
     detector = SuccessDetector.load(report["checkpoint"], TASK_SET)
     labeller = SuccessDetectorLabeller(detector)
-    imp = Impersonation(ImpersonationConfig(kind="skill"), TASK_SET, labeller, np.random.default_rng(0))
+    imp = Impersonation(
+        ImpersonationConfig(kind="skill"), TASK_SET, labeller, np.random.default_rng(0)
+    )
     replay = TaskReplay(ReplayConfig(), TASK_SET, np.random.default_rng(1))
     lr = LogReplay(log, imp, replay)
     lr.poll()
