@@ -2,9 +2,11 @@
 
 * :func:`episode_inputs` extracts the final ``state`` and the three final views of an episode.
 * :func:`relabel_episodes` plays the human labeller of paper Sec. 4 / App. 8: within a labelling
-  *budget* per task it answers "did this episode succeed at task T?" for episodes of T's skill
-  (episodes collected for T first, then relabelled episodes of other tasks, e.g. lift-any data
-  for lift-carrot), from the episode's ground truth. Label sharing then extends the answers.
+  *budget* per task it answers "did this episode succeed at task T?" from the episode's ground
+  truth, for episodes collected for T first, then for other episodes of T's skill (e.g. lift-any
+  data relabelled for lift-carrot), then for episodes of other skills (whose final states, e.g.
+  an open gripper above the plate, are negatives the detector must also know). Label sharing
+  then extends the answers.
 * :func:`ground_truth_examples` labels every task of every episode from ground truth; it is for
   *scoring* success detectors (evaluation), never for training.
 """
@@ -93,12 +95,17 @@ def relabel_episodes(
     for task in tasks:
         skill = task_set[task].skill
         own = [i for i in known if episodes[i].task == task]
-        other = [
+        same_skill = [
             i
             for i in known
             if episodes[i].task != task and task_set[episodes[i].task].skill == skill
         ]
-        order = list(rng.permutation(own)) + list(rng.permutation(other))
+        other_skill = [i for i in known if task_set[episodes[i].task].skill != skill]
+        order = [
+            *rng.permutation(own),
+            *rng.permutation(same_skill),
+            *rng.permutation(other_skill),
+        ]
         chosen = [int(i) for i in order[:budget]]
         col = names.index(task)
         for i in chosen:

@@ -134,7 +134,7 @@ class StateSuccessDetector(nn.Module):
             self.net = _mlp([config.state_dim, w, w, w, config.task_capacity])
             return
         self.n_slots = (config.state_dim - GRIPPER_DIM - PLATE_DIM) // OBJECT_DIM
-        self.encoder = _mlp([OBJECT_DIM + 7, w // 2, w // 2, w // 2])
+        self.encoder = _mlp([OBJECT_DIM - 2 + 7, w // 2, w // 2, w // 2])
         self.net = _mlp([w + GRIPPER_DIM, w, w, config.task_capacity])
 
     def _object_features(self, state: torch.Tensor) -> torch.Tensor:
@@ -143,17 +143,18 @@ class StateSuccessDetector(nn.Module):
         obj = state[:, GRIPPER_DIM : GRIPPER_DIM + OBJECT_DIM * self.n_slots]
         obj = obj.reshape(n, self.n_slots, OBJECT_DIM)
         plate = state[:, -PLATE_DIM:]
+        present = obj[..., OBJECT_FIELDS["present"]]  # (n, slots, 1)
         pos = obj[..., OBJECT_FIELDS["pos"]]
         rel = pos - grip[:, None, 0:3]
         d = pos[..., :2] - plate[:, None, 0:2]
         s, c = plate[:, None, 2], plate[:, None, 3]
         local = torch.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
         opening = grip[:, None, 5:6].expand(n, self.n_slots, 1)
-        obj = torch.cat([obj[..., :3] * POSITION_SCALE, obj[..., 3:]], -1)
+        # an object's height, not where it lies in the bin: absolute x, y would fingerprint scenes
+        obj = torch.cat([obj[..., 2:3] * POSITION_SCALE, obj[..., 3:]], -1)
         x = torch.cat([obj, rel, local, opening, grip[:, None, 2:3].expand_as(opening)], -1)
-        x[..., OBJECT_DIM:] = x[..., OBJECT_DIM:] * POSITION_SCALE
+        x[..., OBJECT_DIM - 2 :] = x[..., OBJECT_DIM - 2 :] * POSITION_SCALE
         h = torch.relu(self.encoder(x))
-        present = obj[..., OBJECT_FIELDS["present"]]  # (n, slots, 1)
         pooled_max = (h * present - (1 - present) * 1e4).amax(1).clamp_min(0.0)
         pooled_sum = (h * present).sum(1)
         grip = torch.cat(
