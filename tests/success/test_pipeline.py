@@ -31,17 +31,24 @@ def _write_log(path, n=160, seed=0):
     return path
 
 
-def test_relabelling_respects_the_budget_and_prefers_own_task_episodes(tmp_path):
+def test_relabelling_respects_the_budget_and_asks_own_task_then_skill_then_rest(tmp_path):
     episodes = read_log_episodes(_write_log(tmp_path / "log"), need_views=False)
-    labelled, spent = relabel_episodes(episodes, TASK_SET, 5, np.random.default_rng(0))
-    assert all(n <= 5 for n in spent.values())
     col = TASK_SET.names.index("lift-carrot")
-    rows = np.flatnonzero(labelled.labels[:, col] >= 0)
     own = sum(ep.task == "lift-carrot" for ep in episodes)
-    assert len(rows) == spent["lift-carrot"] == 5
-    assert (labelled.primary[rows] == col).sum() == min(own, 5)
-    # episodes of the other skill are never asked about lift-carrot
-    assert all(TASK_SET.names[p].startswith("lift") for p in labelled.primary[rows])
+    lifts = sum(ep.task.startswith("lift") for ep in episodes)
+    assert own >= 5  # the fake log has enough lift-carrot episodes for the first case
+    for budget, want_own, want_lifts in ((5, 5, 5), (lifts + 3, own, lifts)):
+        labelled, spent = relabel_episodes(episodes, TASK_SET, budget, np.random.default_rng(0))
+        assert all(n <= budget for n in spent.values())
+        rows = np.flatnonzero(labelled.labels[:, col] >= 0)
+        assert len(rows) == spent["lift-carrot"] == budget
+        primary = [TASK_SET.names[p] for p in labelled.primary[rows]]
+        assert sum(p == "lift-carrot" for p in primary) == want_own
+        assert sum(p.startswith("lift") for p in primary) == want_lifts
+    # every episode is labelled (budget > episodes) with its ground truth for the task asked
+    labelled, _ = relabel_episodes(episodes, TASK_SET, 1000, np.random.default_rng(0))
+    truth = np.array([ep.success_for("lift-carrot") for ep in episodes])
+    np.testing.assert_array_equal(labelled.labels[:, col], truth)
 
 
 @pytest.fixture(scope="module")
