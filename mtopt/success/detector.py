@@ -126,7 +126,9 @@ class SuccessDetector:
 
     def _tensor(self, inputs: np.ndarray) -> torch.Tensor:
         if self.config.kind == "image":
-            return views_to_tensor(inputs, self.config.image_size, self.device)
+            return views_to_tensor(
+                inputs, self.config.image_size, self.device, self.config.input_size
+            )
         return state_to_tensor(inputs, self.config.state_dim, self.device)
 
     @torch.no_grad()

@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from mtopt.envs.workcell_config import GRIPPER_DIM, OBJECT_DIM, OBJECT_FIELDS, PLATE_DIM
 from mtopt.success.dataset import NUM_VIEWS, check_views
@@ -35,7 +36,10 @@ class SDNetworkConfig:
     task_capacity: int = DEFAULT_CAPACITY
     """Output columns: one per one-hot task slot."""
     image_size: int = 64
-    """image: height and width of every view (all three views have this size)."""
+    """image: height and width of every view as the network sees it."""
+    input_size: int = 0
+    """image: height and width of the stored views when larger than ``image_size`` (0 = the
+    same); they are average-pooled by the integer factor ``input_size / image_size``."""
     channels: int = 32
     """image: channels of the first conv layer (doubled after every second layer)."""
     conv_layers: int = 4
@@ -68,6 +72,13 @@ class SDNetworkConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"network.{name} must be an integer >= {low}, got {v!r}")
+        if self.input_size and (
+            self.input_size < self.image_size or self.input_size % self.image_size
+        ):
+            raise ValueError(
+                f"network.input_size {self.input_size} must be 0 or a multiple of image_size "
+                f"{self.image_size}"
+            )
         if self.kind == "image" and self.image_size >> self.conv_layers < 1:
             raise ValueError(
                 f"image_size {self.image_size} is too small for {self.conv_layers} stride-2 layers"
@@ -176,11 +187,19 @@ def build_sd_network(config: SDNetworkConfig) -> nn.Module:
     return StateSuccessDetector(config)
 
 
-def views_to_tensor(views: object, image_size: int, device: torch.device) -> torch.Tensor:
-    """uint8 views ``(N, 3, S, S, 3)`` as float ``(N, 3, 3, S, S)`` in [0, 1] (checked)."""
-    check_views(views, image_size)  # type: ignore[arg-type]
-    t = torch.as_tensor(views, device=device)
-    return t.permute(0, 1, 4, 2, 3).float().div_(255.0)
+def views_to_tensor(
+    views: object, image_size: int, device: torch.device, input_size: int = 0
+) -> torch.Tensor:
+    """uint8 views ``(N, 3, S, S, 3)`` (``S = input_size or image_size``, checked) as float
+    ``(N, 3, 3, image_size, image_size)`` in [0, 1], average-pooled when ``S > image_size``."""
+    size = input_size or image_size
+    check_views(views, size)  # type: ignore[arg-type]
+    t = torch.as_tensor(views, device=device).permute(0, 1, 4, 2, 3).float().div_(255.0)
+    if size != image_size:
+        n = t.shape[0]
+        t = nnf.avg_pool2d(t.reshape(n * NUM_VIEWS, 3, size, size), size // image_size)
+        t = t.reshape(n, NUM_VIEWS, 3, image_size, image_size)
+    return t
 
 
 def state_to_tensor(state: object, state_dim: int, device: torch.device) -> torch.Tensor:

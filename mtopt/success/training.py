@@ -204,10 +204,8 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         data.labels, np.random.default_rng(streams[2]), config.success_fraction
     )
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    if net_cfg.kind == "image":
-        views = data.views
-        check_image = views_to_tensor(views[:1], net_cfg.image_size, device)  # clear size error
-        del check_image
+    if net_cfg.kind == "image":  # a clear error for views of the wrong size, before training
+        views_to_tensor(data.views[:1], net_cfg.image_size, device, net_cfg.input_size)
     labels_all = torch.as_tensor(data.labels, dtype=torch.float32)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,7 +226,9 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         for step in range(1, config.steps + 1):
             rows, tasks = sampler.sample(config.batch_size)
             if net_cfg.kind == "image":
-                x = views_to_tensor(data.views[rows], net_cfg.image_size, device)
+                x = views_to_tensor(
+                    data.views[rows], net_cfg.image_size, device, net_cfg.input_size
+                )
                 n, v = x.shape[:2]
                 x = augment_views(x.reshape(n * v, *x.shape[2:]), config.augment, gen)
                 x = x.reshape(n, v, *x.shape[1:])

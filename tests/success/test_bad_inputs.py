@@ -64,3 +64,13 @@ def test_q_checkpoint_is_not_a_success_detector(tmp_path):
     path = save_checkpoint(tmp_path, 1, {"trainer": {}, "task_names": []})
     with pytest.raises(ValueError, match="not a success-detector checkpoint"):
         SuccessDetector.load(path)
+
+
+def test_larger_stored_views_are_pooled_only_by_an_integer_factor():
+    cfg = SDNetworkConfig(kind="image", image_size=16, input_size=32, conv_layers=2, width=8)
+    det = SuccessDetector(build_sd_network(cfg), cfg, default_task_set().names)
+    assert det.predict_proba(np.zeros((1, 3, 32, 32, 3), np.uint8)).shape == (1, 12)
+    with pytest.raises(ValueError, match=r"\(N, 3, 32, 32, 3\).*got \(1, 3, 16, 16, 3\)"):
+        det.predict_proba(np.zeros((1, 3, 16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="multiple of image_size"):
+        SDNetworkConfig(kind="image", image_size=16, input_size=24)
