@@ -4,11 +4,13 @@ Measures the two ways an SD labels episodes of an episode log:
 
 * ``per-episode``: :class:`SuccessDetectorLabeller` called once per episode for the tasks of its
   skill, as log replay / impersonation do (one forward pass per episode);
-* ``batched``: :meth:`SuccessDetector.label` on batches of episodes (one forward per batch).
+* ``batched``: :meth:`SuccessDetector.label` on batches of episodes (one forward per batch);
+* ``log_replay_primed``: what log replay does: ``prime`` a poll's episodes in batches, then the
+  per-episode calls of impersonation read the primed labels.
 
 Reading the log is not timed (the final states / views are loaded first).
 
-    python benchmarks/bench_sd_labelling.py --checkpoint runs/sd-state --log runs/log \
+    PYTHONPATH=. python benchmarks/bench_sd_labelling.py --checkpoint runs/sd-state --log runs/log \
         [--episodes 2000] [--threads 1]
 """
 
@@ -47,6 +49,12 @@ def main() -> None:
     for i in range(0, len(episodes), args.batch_size):
         detector.label(episodes[i : i + args.batch_size], task_set.names)
     batched = len(episodes) / (time.perf_counter() - t0)
+    primed = SuccessDetectorLabeller(detector, args.batch_size)
+    t0 = time.perf_counter()
+    primed.prime(episodes)  # what log replay does with every poll's new episodes
+    for ep in episodes:
+        primed(ep, skill_tasks[task_set[ep.task].skill])
+    log_replay = len(episodes) / (time.perf_counter() - t0)
     print(
         json.dumps(
             {
@@ -55,6 +63,7 @@ def main() -> None:
                 "threads": args.threads,
                 "per_episode_episodes_per_s": round(per_episode, 1),
                 "batched_episodes_per_s": round(batched, 1),
+                "log_replay_primed_episodes_per_s": round(log_replay, 1),
                 "batch_size": args.batch_size,
             },
             indent=2,

@@ -42,8 +42,8 @@ for kind in state image; do
 done
 
 # 5. labelling throughput
-python benchmarks/bench_sd_labelling.py --checkpoint "$ROOT/sd-state" --log "$ROOT/log-state"
-python benchmarks/bench_sd_labelling.py --checkpoint "$ROOT/sd-image" --log "$ROOT/log-image" \
+PYTHONPATH=. python benchmarks/bench_sd_labelling.py --checkpoint "$ROOT/sd-state" --log "$ROOT/log-state"
+PYTHONPATH=. python benchmarks/bench_sd_labelling.py --checkpoint "$ROOT/sd-image" --log "$ROOT/log-image" \
     --episodes 1500
 
 # 6. SD rewards vs oracle rewards: same log, same seed, same settings

@@ -170,13 +170,32 @@ class SuccessDetector:
 
 
 class SuccessDetectorLabeller:
-    """The :class:`~mtopt.data.impersonation.SuccessLabeller` of ``rewards: success_detector``."""
+    """The :class:`~mtopt.data.impersonation.SuccessLabeller` of ``rewards: success_detector``.
 
-    def __init__(self, detector: SuccessDetector) -> None:
+    Called per episode it runs one forward pass; :meth:`prime` labels a batch of episodes in
+    one pass per ``batch_size`` and keeps the results until each episode is asked for (log
+    replay primes every poll's new episodes, so labelling keeps up with the fleet).
+    """
+
+    def __init__(self, detector: SuccessDetector, batch_size: int = 256) -> None:
         self.detector = detector
+        self.batch_size = batch_size
         self.labelled = 0
         """Episodes labelled so far."""
+        self._primed: dict[str, np.ndarray] = {}
 
-    def __call__(self, episode: object, tasks: Sequence[str]) -> np.ndarray:
+    def prime(self, episodes: Sequence[Any]) -> None:
+        """Label ``episodes`` for every task now, in batches."""
+        names = self.detector.task_names
+        for i in range(0, len(episodes), self.batch_size):
+            chunk = episodes[i : i + self.batch_size]
+            for ep, row in zip(chunk, self.detector.label(chunk, names), strict=True):
+                self._primed[ep.episode_id] = row
+
+    def __call__(self, episode: Any, tasks: Sequence[str]) -> np.ndarray:
         self.labelled += 1
-        return self.detector.label([episode], tasks)[0]
+        row = self._primed.pop(episode.episode_id, None)
+        if row is None:
+            return self.detector.label([episode], tasks)[0]
+        cols = [self.detector.task_names.index(t) for t in tasks]
+        return row[cols]
