@@ -28,10 +28,10 @@ done
 OMP_NUM_THREADS=1 $RUN sd train --examples "$ROOT/examples" --log "$ROOT/log-state" \
     --budget 3000 --holdout-robot 1 --out "$ROOT/sd-state" --steps 3000 --batch-size 128 \
     --network.kind state --no-progress
-OMP_NUM_THREADS=2 $RUN sd train --examples "$ROOT/examples" --log "$ROOT/log-image" \
-    --budget 3000 --holdout-robot 1 --out "$ROOT/sd-image" --steps 2000 --batch-size 32 \
-    --network.kind image --network.channels 16 --torch-threads 2 --checkpoint-every 250 \
-    --no-progress
+OMP_NUM_THREADS=1 $RUN sd train --examples "$ROOT/examples" --log "$ROOT/log-image" \
+    --budget 3000 --holdout-robot 1 --out "$ROOT/sd-image" --steps 3000 --batch-size 32 \
+    --network.kind image --network.image-size 32 --network.input-size 64 --network.channels 16 \
+    --checkpoint-every 500 --no-progress
 
 # 4. paper Table 3 on the held-out robot, and on held-out outcome examples
 for kind in state image; do

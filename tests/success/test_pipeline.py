@@ -81,6 +81,7 @@ def test_log_replay_labels_with_the_success_detector(sd_run):
     lr = LogReplay(log, imp, replay)
     lr.poll()
     assert labeller.labelled == lr.episodes == 160
+    assert not labeller._primed  # every poll was labelled in one batch and fully consumed
     # the SD learned the outcome encoded in the final state: its labels match ground truth
     episodes = read_log_episodes(log, need_views=False)
     truth = np.stack([ep.success for ep in episodes])
