@@ -1,7 +1,8 @@
 """Success-detector networks: one success logit per task slot for a final outcome.
 
 * ``image`` (paper Sec. 4, App. 8): the three final views (over-the-shoulder, side left, side
-  right) each go through one convolutional *tower shared across views*; the per-view features
+  right) each go through one convolutional *tower shared across views* (stride-2 convolutions
+  with group normalisation and ReLU); the per-view features
   are concatenated in view order and a fully connected head outputs one logit per task slot.
 * ``state``: a low-dimensional variant on the final workcell ``state`` for fast CPU runs. With
   ``state_encoder: objects`` a shared per-object encoder (object block, position relative to
@@ -114,7 +115,11 @@ class ImageSuccessDetector(nn.Module):
         c_in, c = 3, config.channels
         for i in range(config.conv_layers):
             c_out = c * (2 ** (i // 2))
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU()]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
+                nn.GroupNorm(min(8, c_out), c_out),
+                nn.ReLU(),
+            ]
             c_in = c_out
         side = config.image_size
         for _ in range(config.conv_layers):
