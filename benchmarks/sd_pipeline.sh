@@ -29,9 +29,13 @@ OMP_NUM_THREADS=1 $RUN sd train --examples "$ROOT/examples" --log "$ROOT/log-sta
     --budget 3000 --holdout-robot 1 --out "$ROOT/sd-state" --steps 3000 --batch-size 128 \
     --network.kind state --no-progress
 OMP_NUM_THREADS=1 $RUN sd train --examples "$ROOT/examples" --log "$ROOT/log-image" \
-    --budget 3000 --holdout-robot 1 --out "$ROOT/sd-image" --steps 3000 --batch-size 32 \
-    --network.kind image --network.image-size 32 --network.input-size 64 --network.channels 16 \
-    --checkpoint-every 500 --no-progress
+    --budget 3000 --holdout-robot 1 --out "$ROOT/sd-image-base" --steps 4000 --batch-size 32 \
+    --network.kind image --network.channels 16 --checkpoint-every 500 --no-progress
+# continual fine-tuning (--init) on the same data
+OMP_NUM_THREADS=1 $RUN sd train --init "$ROOT/sd-image-base" --examples "$ROOT/examples" \
+    --log "$ROOT/log-image" --budget 3000 --holdout-robot 1 --out "$ROOT/sd-image" \
+    --steps 6000 --batch-size 32 --learning-rate 0.0005 --checkpoint-every 1000 --seed 1 \
+    --no-progress
 
 # 4. paper Table 3 on the held-out robot, and on held-out outcome examples
 for kind in state image; do
@@ -44,7 +48,9 @@ done
 # 5. labelling throughput
 PYTHONPATH=. python benchmarks/bench_sd_labelling.py --checkpoint "$ROOT/sd-state" --log "$ROOT/log-state"
 PYTHONPATH=. python benchmarks/bench_sd_labelling.py --checkpoint "$ROOT/sd-image" --log "$ROOT/log-image" \
-    --episodes 1500
+    --episodes 500
+PYTHONPATH=. python benchmarks/sd_reward_agreement.py --checkpoint "$ROOT/sd-state" \
+    --log "$ROOT/log-state"
 
 # 6. SD rewards vs oracle rewards: same log, same seed, same settings
 for rewards in oracle success_detector; do
@@ -54,3 +60,6 @@ for rewards in oracle success_detector; do
   $RUN eval --checkpoint "$ROOT/q-$rewards/checkpoints/ckpt-000003000.pt" \
       --episodes-per-task 30 --seed 10000 --json "$ROOT/eval-$rewards.json" --no-progress
 done
+
+# 7. the demo with the new default (SD rewards)
+/usr/bin/time -f "%e s wall %M KB" $RUN demo --out "$ROOT/demo" --no-progress
