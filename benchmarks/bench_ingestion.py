@@ -28,7 +28,8 @@ from mtopt.system.workers import LogReplayWorker
 
 def ingest(ray, log: str, actors: int, episodes: int) -> tuple[float, dict]:
     base = RunConfig(log=log, robots=2, log_replays=actors)
-    cfg = replace(base, train=replace(base.train, replay=ReplayConfig(capacity=200_000)))
+    train = replace(base.train, rewards="oracle", replay=ReplayConfig(capacity=200_000))
+    cfg = replace(base, train=train)
     cls = ray.remote(num_cpus=1)(LogReplayWorker)
     workers = [cls.remote(cfg, i, build_labeller(cfg.train)) for i in range(actors)]
     ray.get([w.busy.remote() for w in workers])  # started

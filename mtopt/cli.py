@@ -186,11 +186,39 @@ def cmd_demo(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_sd_examples(argv: Sequence[str]) -> int:
+    from mtopt.success.examples import SDExamplesConfig, make_examples
+
+    cfg = parse_config(SDExamplesConfig, argv, "mtopt sd examples", SDExamplesConfig.__doc__ or "")
+    print(json.dumps(make_examples(cfg), indent=2))
+    return 0
+
+
+def cmd_sd_train(argv: Sequence[str]) -> int:
+    from mtopt.success.training import SDTrainConfig, train_success_detector
+
+    cfg = parse_config(SDTrainConfig, argv, "mtopt sd train", SDTrainConfig.__doc__ or "")
+    print(json.dumps(train_success_detector(cfg), indent=2))
+    return 0
+
+
+def cmd_sd_eval(argv: Sequence[str]) -> int:
+    from mtopt.success.evaluate import SDEvalConfig, run_sd_eval
+    from mtopt.success.metrics import format_table3
+
+    cfg = parse_config(SDEvalConfig, argv, "mtopt sd eval", SDEvalConfig.__doc__ or "")
+    print(format_table3(run_sd_eval(cfg)))
+    return 0
+
+
 def _command_configs() -> dict[str, type]:
     from mtopt.evaluation.evaluate import EvalConfig
     from mtopt.experiments.data_sharing import DataSharingConfig
     from mtopt.experiments.demo import DemoConfig
     from mtopt.experiments.imbalanced_dataset import ImbalancedDatasetConfig
+    from mtopt.success.evaluate import SDEvalConfig
+    from mtopt.success.examples import SDExamplesConfig
+    from mtopt.success.training import SDTrainConfig
     from mtopt.system.fleet import FleetConfig
     from mtopt.system.run_config import RunConfig
     from mtopt.system.training import TrainConfig
@@ -203,6 +231,9 @@ def _command_configs() -> dict[str, type]:
         "run": RunConfig,
         "data-imbalanced": ImbalancedDatasetConfig,
         "experiment": DataSharingConfig,
+        "sd-examples": SDExamplesConfig,
+        "sd-train": SDTrainConfig,
+        "sd-eval": SDEvalConfig,
     }
 
 
@@ -225,6 +256,9 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
         cmd_experiment_data_sharing,
         "paper Table 4: 8 data-sharing strategies on one offline dataset",
     ),
+    "sd examples": (cmd_sd_examples, "make success/failure outcome examples of a task"),
+    "sd train": (cmd_sd_train, "train or fine-tune a multi-task success detector"),
+    "sd eval": (cmd_sd_eval, "success-detector error rates per task (paper Table 3)"),
 }
 
 

@@ -45,6 +45,9 @@ class LogReplay:
     def poll(self) -> int:
         """Ingest every episode that appeared in the log since the last poll."""
         new = self.tailer.poll()
+        prime = getattr(self.impersonation.labeller, "prime", None)
+        if prime is not None:  # batched labelling (e.g. the success detector)
+            prime([ep for ep in new if ep.task in self.impersonation.task_set])
         for episode in new:
             self.add(episode)
         return len(new)

@@ -16,6 +16,7 @@ import mujoco
 import numpy as np
 
 from mtopt.envs import predicates, rendering, scene
+from mtopt.envs.arrange import SceneArrangementMixin
 from mtopt.envs.workcell_config import (
     GRIPPER_DIM,
     OBJECT_DIM,
@@ -33,12 +34,13 @@ from mtopt.tasks import default_task_set
 logger = logging.getLogger(__name__)
 
 
-class WorkcellEnv(gym.Env):
+class WorkcellEnv(SceneArrangementMixin, gym.Env):
     """The MT-Opt workcell as a Gymnasium environment (see ``docs/workcell.md``).
 
     Action ``(dx, dy, dz, dyaw, gripper, terminate)``; observations ``state``,
     ``gripper_status``, ``gripper_height`` and, if configured, ``image`` / ``side_images``.
     ``info["success"]`` (bool vector over ``info["task_names"]``) is set on the final step.
+    ``arrange`` / ``set_lighting`` (:mod:`mtopt.envs.arrange`) build outcome examples.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012

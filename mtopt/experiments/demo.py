@@ -3,6 +3,10 @@
 The demo runs MT-Opt's continuous loop in miniature (paper Sec. 4, App. 9.1):
 
 1. a fleet of scripted robots collects a bootstrap dataset into the episode log;
+   with ``train.rewards: success_detector`` (the default) a state success detector is then
+   trained on bootstrap episodes labelled within a per-task labelling budget, and it labels
+   every episode for the learner from then on (ground truth only makes those labels and scores
+   the evaluation);
 2. a 12-task state-based MT-Opt policy (f_skill impersonation, re-balanced sampling) is trained
    offline on it;
 3. ``rounds`` times: the fleet collects with the newest policy at ε = 0.2 into the same log, and
@@ -29,6 +33,8 @@ from mtopt.jsonio import write_json
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
 from mtopt.policies.q_policy import load_q_policy
+from mtopt.success.networks import SDNetworkConfig
+from mtopt.success.training import SDTrainConfig, train_success_detector
 from mtopt.system.fleet import FleetConfig, collect
 from mtopt.system.training import TrainConfig, train
 
@@ -41,6 +47,12 @@ def _demo_train_config() -> TrainConfig:
         batch_size=128,
         trainer=TrainerConfig(network=net, polyak=0.995, target_lag_steps=500),
         checkpoint_every=1000,
+    )
+
+
+def _demo_sd_config() -> SDTrainConfig:
+    return SDTrainConfig(
+        budget=2000, steps=1500, batch_size=128, network=SDNetworkConfig(kind="state")
     )
 
 
@@ -70,6 +82,9 @@ class DemoConfig:
     """Evaluation attempts per task (paper: 100; fewer keeps the demo short)."""
     train: TrainConfig = field(default_factory=_demo_train_config)
     """Training settings (data, out, steps, seed and init are set by the demo)."""
+    success_detector: SDTrainConfig = field(default_factory=_demo_sd_config)
+    """Success detector trained on the bootstrap log under ``train.rewards: success_detector``
+    when ``train.success_detector`` is not given (log, out, seed are set by the demo)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -129,6 +144,26 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         return res["checkpoint"]
 
     fleet(config.bootstrap_episodes, config.seed, None)
+    sd_report = None
+    if config.train.rewards == "success_detector" and not config.train.success_detector:
+        t = time.time()
+        sd_cfg = replace(
+            config.success_detector,
+            log=str(log_dir),
+            out=str(out / "sd"),
+            seed=config.seed,
+            progress=config.progress,
+        )
+        sd_report = train_success_detector(sd_cfg)
+        timings["train-success-detector"] = time.time() - t
+        config = replace(
+            config, train=replace(config.train, success_detector=sd_report["checkpoint"])
+        )
+        logger.info(
+            "success detector: %s (%.0f s)",
+            sd_report["checkpoint"],
+            timings["train-success-detector"],
+        )
     checkpoint = fit(0, config.bootstrap_steps, None)
     for r in range(1, config.rounds + 1):
         fleet(config.round_episodes, config.seed + r, checkpoint)
@@ -155,6 +190,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             format_stats_table(stats),
             f"\nMT-Opt policy ({checkpoint}):\n{format_eval_table(results['mt-opt'])}",
             f"\nscripted policies (same scenes):\n{format_eval_table(results['scripted'])}",
+            f"\nrewards: {config.train.rewards}"
+            + (f" (success detector {config.train.success_detector})" if sd_report else ""),
             f"\ndemo wall time: {timings['total']:.0f} s",
         ]
     )
@@ -164,6 +201,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "results": results,
         "timings_s": timings,
         "episodes": stats["episodes"],
+        "rewards": config.train.rewards,
+        "success_detector": sd_report,
     }
     write_json(summary, out / "eval.json")
     plot_success(results, str(out / "eval.png"), title="MT-Opt demo vs scripted policies")

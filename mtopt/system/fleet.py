@@ -17,7 +17,7 @@ import logging
 import multiprocessing as mp
 import queue
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -133,7 +133,10 @@ class Robot:
         self.run_tag = run_tag
         seq = np.random.SeedSequence([config.seed, robot_id])
         self.rng = np.random.default_rng(seq)
-        self.env = WorkcellEnv(config.workcell)
+        workcell = config.workcell
+        if config.obs == "image" and not workcell.image:  # obs: image needs the camera on
+            workcell = replace(workcell, image=True)
+        self.env = WorkcellEnv(workcell)
         self.pick = ScriptedPickPolicy(config.pick)
         self.place = ScriptedPlacePolicy(config.place)
         self.q_policy = None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mtopt.config import save_config
-from mtopt.data.impersonation import OracleLabeller, SuccessLabeller
+from mtopt.data.impersonation import SuccessLabeller
 from mtopt.data.log import EpisodeLogWriter
 from mtopt.envs.workcell_config import GRIPPER_DIM, OBJECT_DIM, PLATE_DIM
 from mtopt.jsonio import write_json
@@ -37,7 +37,7 @@ from mtopt.system.backends import LocalBackend, RayBackend, WorkerDiedError, mak
 from mtopt.system.run_config import RunConfig
 from mtopt.system.run_metrics import RunMetrics
 from mtopt.system.schedule import CollectionSchedule, merge_counts
-from mtopt.system.training import TrainConfig
+from mtopt.system.training import TrainConfig, reward_labeller
 from mtopt.system.workers import LogReplayWorker, RunRobot, TrainerWorker, UpdaterWorker
 from mtopt.tasks import default_task_set
 
@@ -48,10 +48,9 @@ POLL_INTERVAL_S = 0.2
 
 
 def build_labeller(config: TrainConfig) -> SuccessLabeller:
-    """The success labeller for ``config.rewards`` (add new reward sources here)."""
-    if config.rewards == "oracle":
-        return OracleLabeller()
-    raise ValueError(f"rewards must be 'oracle', got {config.rewards!r}")
+    """The success labeller for ``config.rewards``: the learned success detector, or the
+    ground truth only under ``rewards: oracle`` (see :func:`training.reward_labeller`)."""
+    return reward_labeller(config, default_task_set())
 
 
 def network_config(config: RunConfig) -> QNetworkConfig:

@@ -21,7 +21,12 @@ import numpy as np
 import torch
 
 from mtopt.config import save_config, to_dict
-from mtopt.data.impersonation import Impersonation, ImpersonationConfig, OracleLabeller
+from mtopt.data.impersonation import (
+    Impersonation,
+    ImpersonationConfig,
+    OracleLabeller,
+    SuccessLabeller,
+)
 from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import ReplayConfig, TaskReplay
 from mtopt.learning.bellman import BellmanUpdater
@@ -30,12 +35,14 @@ from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import Trainer, TrainerConfig
 from mtopt.policies.cem import CEMConfig
 from mtopt.progress import progress_bar
-from mtopt.tasks import default_task_set
+from mtopt.tasks import TaskSet, default_task_set
 
 logger = logging.getLogger(__name__)
 
 IMAGE_OBS_KEYS = ("image", "gripper_status", "gripper_height")
 STATE_OBS_KEYS = ("state", "gripper_status", "gripper_height")
+REWARD_SOURCES = ("success_detector", "oracle")
+"""Values of ``TrainConfig.rewards``."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,12 @@ class TrainConfig:
     """Seed of network initialisation, impersonation, sampling and CEM streams."""
     batch_size: int = 256
     """Transitions per training batch."""
-    rewards: Literal["oracle"] = "oracle"
-    """Reward source. ``oracle`` reads the ground-truth success vector of each episode."""
+    rewards: Literal["success_detector", "oracle"] = "success_detector"
+    """Reward source: ``success_detector`` labels episodes with the learned success detector
+    given by ``success_detector``; ``oracle`` reads each episode's ground-truth success vector."""
+    success_detector: str | None = None
+    """Success-detector checkpoint (or ``mtopt sd train`` run directory) that labels episodes
+    under ``rewards: success_detector``."""
     gamma: float = 0.9
     """Discount factor (QT-Opt: 0.9)."""
     impersonation: ImpersonationConfig = field(default_factory=ImpersonationConfig)
@@ -86,13 +97,29 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.rewards != "oracle":
-            raise ValueError(f"rewards must be 'oracle', got {self.rewards!r}")
+        if self.rewards not in REWARD_SOURCES:
+            raise ValueError(f"rewards must be one of {REWARD_SOURCES}, got {self.rewards!r}")
         if self.obs not in ("state", "image"):
             raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
         default_task_set().validate(self.tasks)
         if self.resume and self.init:
             raise ValueError("use either resume (continue this run) or init (fine-tune), not both")
+
+
+def reward_labeller(config: TrainConfig, task_set: TaskSet) -> SuccessLabeller:
+    """The success labeller of ``config.rewards``: the learned success detector, or (only under
+    ``rewards: oracle``) the episodes' ground truth."""
+    if config.rewards == "oracle":
+        return OracleLabeller()
+    if not config.success_detector:
+        raise ValueError(
+            "rewards: success_detector needs a success-detector checkpoint: pass "
+            "--success-detector PATH (train one with 'mtopt sd train') or use --rewards oracle"
+        )
+    from mtopt.success.detector import SuccessDetector, SuccessDetectorLabeller
+
+    detector = SuccessDetector.load(config.success_detector, task_set, config.trainer.device)
+    return SuccessDetectorLabeller(detector)
 
 
 class TrainingRun:
@@ -111,7 +138,7 @@ class TrainingRun:
         impersonation = Impersonation(
             config.impersonation,
             self.task_set,
-            OracleLabeller(),
+            reward_labeller(config, self.task_set),
             np.random.default_rng(streams[1]),
             self.tasks,
         )

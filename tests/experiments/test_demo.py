@@ -27,9 +27,14 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
             checkpoint_every=10,
             cem=CEMConfig(num_samples=16, num_elites=4),
         ),
+        success_detector=replace(base.success_detector, steps=50, batch_size=32),
     )
     summary = run_demo(cfg)
     assert summary["episodes"] == 80
+    # the default reward source: a success detector trained on labelled bootstrap episodes
+    assert summary["rewards"] == "success_detector"
+    sd_ckpt = summary["success_detector"]["checkpoint"]
+    assert load_checkpoint(summary["checkpoint"])["config"]["success_detector"] == sd_ckpt
     eval_json = json.loads((tmp_path / "demo" / "eval.json").read_text())
     for name in ("mt-opt", "scripted"):
         tasks = eval_json["results"][name]["tasks"]

@@ -26,6 +26,7 @@ def test_q_learning_beats_random_on_reach(tmp_path):
         out=str(tmp_path / "run"),
         steps=1500,
         tasks=("lift-any",),
+        rewards="oracle",
         batch_size=128,
         impersonation=ImpersonationConfig(kind="orig"),
         trainer=TrainerConfig(

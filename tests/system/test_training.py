@@ -39,6 +39,7 @@ def _config(data, out, **kw):
         progress=False,
         trainer=small,
         cem=CEMConfig(num_samples=16, num_elites=4),
+        rewards="oracle",
     )
     base.update(kw)
     return TrainConfig(**base)

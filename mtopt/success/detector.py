@@ -1,0 +1,201 @@
+"""A trained success detector: loading, batched prediction, and the log-replay labeller.
+
+:class:`SuccessDetector` wraps a network loaded from a checkpoint written by ``mtopt sd train``
+and predicts, per example, the probability of success for every task of its task set.
+:class:`SuccessDetectorLabeller` implements the
+:class:`~mtopt.data.impersonation.SuccessLabeller` protocol, so log replay and impersonation
+label episodes with it (``rewards: success_detector``) without reading ground truth.
+
+A checkpoint records the task names of its output slots; loading it for a different task set
+raises :class:`SDTaskSetMismatchError` naming the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtopt.config import from_dict
+from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint
+from mtopt.learning.trainer import resolve_device
+from mtopt.success.dataset import SDExamples
+from mtopt.success.labelling import episode_inputs
+from mtopt.success.networks import (
+    SDNetworkConfig,
+    build_sd_network,
+    state_to_tensor,
+    views_to_tensor,
+)
+from mtopt.tasks import TaskSet
+
+PAYLOAD_KIND = "success_detector"
+"""Value of the ``kind`` entry of a success-detector checkpoint."""
+
+
+class SDTaskSetMismatchError(ValueError):
+    """A success-detector checkpoint was trained for a different task set."""
+
+
+def check_task_names(found: Sequence[str], expected: Sequence[str], source: str) -> None:
+    """Raise :class:`SDTaskSetMismatchError` naming the difference unless the slots match."""
+    found, expected = list(found), list(expected)
+    if found == expected:
+        return
+    missing = [t for t in expected if t not in found]
+    extra = [t for t in found if t not in expected]
+    parts = []
+    if missing:
+        parts.append(f"tasks missing from the checkpoint: {missing}")
+    if extra:
+        parts.append(f"tasks not in this task set: {extra}")
+    if not parts:
+        moved = [
+            f"{t} (slot {found.index(t)} vs {expected.index(t)})"
+            for t in expected
+            if found.index(t) != expected.index(t)
+        ]
+        parts.append(f"task slots differ: {moved}")
+    raise SDTaskSetMismatchError(
+        f"success detector {source} was trained for a different task set: {'; '.join(parts)} "
+        f"(checkpoint tasks {found}; expected {expected})"
+    )
+
+
+def resolve_sd_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the newest checkpoint of a run directory / checkpoints directory."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path) or latest_checkpoint(path / "checkpoints")
+        if found is None:
+            raise ValueError(f"no success-detector checkpoint in directory {str(path)!r}")
+        return found
+    if not path.is_file():
+        raise ValueError(f"success-detector checkpoint {str(path)!r} does not exist")
+    return path
+
+
+class SuccessDetector:
+    """A success detector ready for inference (see the module docstring)."""
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        config: SDNetworkConfig,
+        task_names: Sequence[str],
+        threshold: float = 0.5,
+        device: str | torch.device = "cpu",
+        name: str = "sd",
+    ) -> None:
+        self.device = torch.device(device)
+        self.network = network.to(self.device).eval()
+        self.config = config
+        self.task_names = tuple(task_names)
+        self.threshold = threshold
+        self.name = name
+        self._col = {t: i for i, t in enumerate(self.task_names)}
+
+    @classmethod
+    def load(
+        cls, path: str | Path, task_set: TaskSet | None = None, device: str = "cpu"
+    ) -> SuccessDetector:
+        """Load from a checkpoint (or run directory); refuse one made for another task set."""
+        path = resolve_sd_checkpoint(path)
+        dev = resolve_device(device)
+        payload = load_checkpoint(path, dev)
+        if payload.get("kind") != PAYLOAD_KIND:
+            raise ValueError(
+                f"{str(path)!r} is not a success-detector checkpoint (kind "
+                f"{payload.get('kind')!r}); train one with 'mtopt sd train'"
+            )
+        names = list(payload["task_names"])
+        if task_set is not None:
+            check_task_names(names, task_set.names, repr(str(path)))
+        config = from_dict(SDNetworkConfig, payload["network_config"])
+        net = build_sd_network(config)
+        net.load_state_dict(payload["model"])
+        return cls(net, config, names, float(payload.get("threshold", 0.5)), dev, str(path))
+
+    @property
+    def needs_views(self) -> bool:
+        """True for the image detector (episodes must carry the final images)."""
+        return self.config.kind == "image"
+
+    def _tensor(self, inputs: np.ndarray) -> torch.Tensor:
+        if self.config.kind == "image":
+            return views_to_tensor(
+                inputs, self.config.image_size, self.device, self.config.input_size
+            )
+        return state_to_tensor(inputs, self.config.state_dim, self.device)
+
+    @torch.no_grad()
+    def predict_proba(self, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Success probabilities ``(N, n_tasks)`` of views ``(N, 3, S, S, 3)`` uint8 (image)
+        or states ``(N, D)`` (state)."""
+        out = []
+        for i in range(0, len(inputs), batch_size):
+            logits = self.network(self._tensor(inputs[i : i + batch_size]))
+            out.append(torch.sigmoid(logits[:, : len(self.task_names)]).cpu().numpy())
+        if not out:
+            return np.zeros((0, len(self.task_names)), dtype=np.float32)
+        return np.concatenate(out)
+
+    def predict_examples(self, examples: SDExamples, batch_size: int = 512) -> np.ndarray:
+        """Bool predictions ``(N, n_tasks)`` for examples with the same task columns."""
+        check_task_names(self.task_names, examples.task_names, repr(self.name))
+        inputs = examples.views if self.config.kind == "image" else examples.state
+        if inputs is None:
+            what = "views (images)" if self.config.kind == "image" else "states"
+            raise ValueError(f"the examples have no {what} for a {self.config.kind} detector")
+        return self.predict_proba(inputs, batch_size) >= self.threshold
+
+    def episode_input(self, episode: Any) -> np.ndarray:
+        """The detector's input of one episode (its final state or final views)."""
+        state, views = episode_inputs(episode, self.needs_views)
+        return views if views is not None else state
+
+    def label(self, episodes: Sequence[Any], tasks: Sequence[str]) -> np.ndarray:
+        """Bool successes ``(len(episodes), len(tasks))`` of a batch of episodes."""
+        unknown = [t for t in tasks if t not in self._col]
+        if unknown:
+            raise ValueError(f"success detector has no output for task(s) {unknown}")
+        if not episodes:
+            return np.zeros((0, len(tasks)), dtype=bool)
+        inputs = np.stack([self.episode_input(ep) for ep in episodes])
+        probs = self.predict_proba(inputs)
+        return probs[:, [self._col[t] for t in tasks]] >= self.threshold
+
+
+class SuccessDetectorLabeller:
+    """The :class:`~mtopt.data.impersonation.SuccessLabeller` of ``rewards: success_detector``.
+
+    Called per episode it runs one forward pass; :meth:`prime` labels a batch of episodes in
+    one pass per ``batch_size`` and keeps the results until each episode is asked for (log
+    replay primes every poll's new episodes, so labelling keeps up with the fleet).
+    """
+
+    def __init__(self, detector: SuccessDetector, batch_size: int = 256) -> None:
+        self.detector = detector
+        self.batch_size = batch_size
+        self.labelled = 0
+        """Episodes labelled so far."""
+        self._primed: dict[str, np.ndarray] = {}
+
+    def prime(self, episodes: Sequence[Any]) -> None:
+        """Label ``episodes`` for every task now, in batches."""
+        names = self.detector.task_names
+        for i in range(0, len(episodes), self.batch_size):
+            chunk = episodes[i : i + self.batch_size]
+            for ep, row in zip(chunk, self.detector.label(chunk, names), strict=True):
+                self._primed[ep.episode_id] = row
+
+    def __call__(self, episode: Any, tasks: Sequence[str]) -> np.ndarray:
+        self.labelled += 1
+        row = self._primed.pop(episode.episode_id, None)
+        if row is None:
+            return self.detector.label([episode], tasks)[0]
+        cols = [self.detector.task_names.index(t) for t in tasks]
+        return row[cols]

@@ -1,0 +1,199 @@
+"""Outcome examples for a task (``mtopt sd examples``; paper Sec. 4, App. 8, Fig. 14).
+
+A user specifies a task by showing what its desired and undesired *outcomes* look like. Here the
+user is simulated: for each *pair*, a random training scene is reset (a new object set and plate
+pose), the lighting is changed, and two final scenes are arranged on it with
+:meth:`~mtopt.envs.workcell.WorkcellEnv.arrange` -- one a success for the task and one a failure
+(often a hard one: the wrong object lifted, an object held too low, placed in the wrong plate
+section, held over the plate). Pairs share everything but the outcome, to de-correlate spurious
+scene features from the task, as the paper's paired videos do.
+
+The physics settles each arranged scene; the ground-truth predicate only confirms that the
+arrangement shows the intended outcome (a scene that does not, e.g. an object that slid off the
+plate, is re-arranged). Each example is labelled for its task only; label sharing adds the
+implied labels when training.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from mtopt.envs import scene
+from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
+from mtopt.progress import progress_bar
+from mtopt.success.dataset import UNKNOWN, USER_ROBOT, SDExamples
+from mtopt.tasks import OBJECT_ACQUISITION, PLATE_SECTIONS, default_task_set
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+"""Arrangements tried per example before the pair is skipped."""
+
+
+@dataclass(frozen=True)
+class SDExamplesConfig:
+    """Make outcome examples (successes and failures) of a task for the success detector."""
+
+    task: str = "lift-any"
+    """The task whose outcomes are shown."""
+    out: str = "runs/sd-examples"
+    """Directory the examples are written to (one ``examples-*.npz`` shard per run)."""
+    pairs: int = 200
+    """Success/failure pairs (each pair shares scene, object set, plate pose and lighting)."""
+    seed: int = 0
+    """Seed of scenes, arrangements and lighting."""
+    images: bool = True
+    """Render the three views (needed by the image detector; off = states only, faster)."""
+    image_size: int = 64
+    """Height and width of every view."""
+    vary_lighting: bool = True
+    """Change the light's intensity, ambient level and direction for every pair."""
+    progress: bool = True
+    """Show a progress bar."""
+    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
+    """The simulated workcell (image sizes are set from ``image_size``)."""
+
+    def __post_init__(self) -> None:
+        default_task_set().validate([self.task])
+        if isinstance(self.pairs, bool) or not isinstance(self.pairs, int) or self.pairs < 1:
+            raise ValueError(f"pairs must be a positive integer, got {self.pairs!r}")
+        if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
+            raise ValueError(
+                f"image_size must be an integer in [16, 1024], got {self.image_size!r}"
+            )
+
+
+def section_point(section: str, rng: np.random.Generator, margin: float = 0.035) -> tuple:
+    """A random plate-local ``(x, y)`` inside ``section`` (at least ``margin`` from its edges)."""
+    hx, hy = scene.PLATE_HALF
+    dy = scene.PLATE_DIVIDER_Y
+    if section == "bottom":
+        x, y = rng.uniform(-hx + margin, hx - margin), rng.uniform(-hy + margin, dy - margin)
+    else:
+        y = rng.uniform(dy + margin, hy - margin)
+        lo, hi = (-hx + margin, -margin) if section == "top-left" else (margin, hx - margin)
+        x = rng.uniform(lo, hi)
+    return float(x), float(y)
+
+
+def _plate_object(cat: str, section: str, rng: np.random.Generator) -> tuple:
+    x, y = section_point(section, rng)
+    return (cat, x, y, float(rng.uniform(-np.pi, np.pi)))
+
+
+def outcome_arrangement(task: str, success: bool, rng: np.random.Generator) -> dict[str, Any]:
+    """Keyword arguments of ``WorkcellEnv.arrange`` showing a success or failure of ``task``."""
+    any_cat = str(rng.choice(scene.CATEGORIES))
+    high = float(rng.uniform(0.1, 0.25))
+    low = float(rng.uniform(0.02, 0.03))
+    if default_task_set()[task].skill == OBJECT_ACQUISITION:
+        cat = task.removeprefix("lift-") if task != "lift-any" else any_cat
+        if success:
+            return {"held": cat, "held_height": high}
+        kinds = ["low", "empty-closed", "empty-open", "on-plate"]
+        if task != "lift-any":
+            kinds += ["wrong-object"] * 3
+        kind = str(rng.choice(kinds))
+        if kind == "wrong-object":
+            other = [c for c in scene.CATEGORIES if c != cat]
+            return {"held": str(rng.choice(other)), "held_height": high}
+        if kind == "low":
+            return {"held": cat, "held_height": low}
+        if kind == "empty-closed":
+            return {"gripper_closed": True, "held_height": high}
+        if kind == "empty-open":
+            return {"held_height": high}
+        return {"on_plate": [_plate_object(cat, str(rng.choice(PLATE_SECTIONS)), rng)]}
+    section = task.removeprefix("place-")
+    if success:
+        sec = section if section in PLATE_SECTIONS else str(rng.choice(PLATE_SECTIONS))
+        return {"on_plate": [_plate_object(any_cat, sec, rng)], "held_height": high}
+    kinds = ["over-plate", "empty", "held-low"]
+    if section in PLATE_SECTIONS:
+        kinds += ["wrong-section"] * 3
+    kind = str(rng.choice(kinds))
+    if kind == "wrong-section":
+        other = str(rng.choice([s for s in PLATE_SECTIONS if s != section]))
+        return {"on_plate": [_plate_object(any_cat, other, rng)], "held_height": high}
+    if kind == "over-plate":
+        return {"held": any_cat, "held_height": float(rng.uniform(0.06, 0.2)), "over_plate": True}
+    if kind == "held-low":
+        return {"held": any_cat, "held_height": low}
+    return {"held_height": high}
+
+
+def _random_lighting(env: WorkcellEnv, rng: np.random.Generator) -> None:
+    env.set_lighting(
+        diffuse=float(rng.uniform(0.35, 1.1)),
+        ambient=float(rng.uniform(0.0, 0.3)),
+        direction=(float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5)), -1.0),
+    )
+
+
+def _render_views(env: WorkcellEnv) -> np.ndarray:
+    return np.concatenate([env.render_image()[None], env.render_side_images()])
+
+
+def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
+    """Make and write the examples; returns a summary (counts, skipped pairs, file)."""
+    task_set = default_task_set()
+    col = task_set.slot(config.task)
+    wc = replace(config.workcell, image_size=config.image_size, side_image_size=config.image_size)
+    env = WorkcellEnv(wc)
+    rng = np.random.default_rng(config.seed)
+    states, views, labels = [], [], []
+    skipped = 0
+    bar = progress_bar(config.pairs, f"examples {config.task}", "pair", config.progress)
+    try:
+        for _ in range(config.pairs):
+            scene_seed = int(rng.integers(2**31 - 1))
+            if config.vary_lighting:
+                _random_lighting(env, rng)
+            pair = []
+            for desired in (True, False):
+                for _attempt in range(MAX_ATTEMPTS):
+                    kwargs = outcome_arrangement(config.task, desired, rng)
+                    env.reset(seed=scene_seed)
+                    if kwargs.pop("over_plate", False):
+                        kwargs["gripper_xy"] = tuple(env.scene_facts().plate_xy)
+                    obs = env.arrange(**kwargs)
+                    if bool(env.success_vector()[col]) == desired:
+                        view = _render_views(env) if config.images else None
+                        pair.append((obs["state"], view, desired))
+                        break
+            if len(pair) == 2:
+                for state, view, desired in pair:
+                    states.append(state)
+                    views.append(view)
+                    labels.append(int(desired))
+            else:
+                skipped += 1
+            bar.update(1)
+    finally:
+        bar.close()
+        env.set_lighting()
+        env.close()
+    n = len(labels)
+    label_matrix = np.full((n, len(task_set)), UNKNOWN, dtype=np.int8)
+    label_matrix[:, col] = labels
+    examples = SDExamples(
+        task_set.names,
+        label_matrix,
+        np.full(n, col, dtype=np.int64),
+        np.full(n, USER_ROBOT, dtype=np.int64),
+        np.stack(states).astype(np.float32) if n else np.zeros((0, 0), np.float32),
+        np.stack(views) if config.images and n else None,
+    )
+    path = examples.save(config.out, f"{config.task}-s{config.seed}")
+    logger.info("%s: %d examples (%d pairs skipped) -> %s", config.task, n, skipped, path)
+    return {
+        "task": config.task,
+        "examples": n,
+        "successes": int(sum(labels)),
+        "skipped_pairs": skipped,
+        "file": str(path),
+    }

@@ -1,0 +1,217 @@
+"""Success-detector networks: one success logit per task slot for a final outcome.
+
+* ``image`` (paper Sec. 4, App. 8): the three final views (over-the-shoulder, side left, side
+  right) each go through one convolutional *tower shared across views* (stride-2 convolutions
+  with group normalisation and ReLU); the per-view features
+  are concatenated in view order and a fully connected head outputs one logit per task slot.
+* ``state``: a low-dimensional variant on the final workcell ``state`` for fast CPU runs. With
+  ``state_encoder: objects`` a shared per-object encoder (object block, position relative to
+  the gripper and in the plate's frame, gripper opening) is max- and sum-pooled over the
+  present objects; ``flat`` is a plain MLP on the whole vector (any state layout).
+
+Outputs have ``task_capacity`` columns, one per one-hot task slot, so a detector keeps its
+meaning when tasks are added in free slots.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as nnf
+
+from mtopt.envs.workcell_config import GRIPPER_DIM, OBJECT_DIM, OBJECT_FIELDS, PLATE_DIM
+from mtopt.success.dataset import NUM_VIEWS, check_views
+from mtopt.tasks import DEFAULT_CAPACITY
+
+
+@dataclass(frozen=True)
+class SDNetworkConfig:
+    """Architecture of a success detector."""
+
+    kind: Literal["image", "state"] = "state"
+    """``image`` (3-view CNN) or ``state`` (low-dimensional final state)."""
+    task_capacity: int = DEFAULT_CAPACITY
+    """Output columns: one per one-hot task slot."""
+    image_size: int = 64
+    """image: height and width of every view as the network sees it."""
+    input_size: int = 0
+    """image: height and width of the stored views when larger than ``image_size`` (0 = the
+    same); they are average-pooled by the integer factor ``input_size / image_size``."""
+    channels: int = 32
+    """image: channels of the first conv layer (doubled after every second layer)."""
+    conv_layers: int = 4
+    """image: stride-2 3x3 conv layers of the shared tower."""
+    view_features: int = 128
+    """image: features per view out of the tower."""
+    state_dim: int = 0
+    """state: width of the state vector (0 = taken from the data)."""
+    state_encoder: Literal["objects", "flat"] = "objects"
+    """state: per-object encoder with pooling (workcell layout) or a flat MLP (any layout)."""
+    width: int = 256
+    """Width of the hidden layers of the head (and of the flat / object encoders)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("image", "state"):
+            raise ValueError(f"success detector kind must be 'image' or 'state', got {self.kind!r}")
+        if self.state_encoder not in ("objects", "flat"):
+            raise ValueError(
+                f"state_encoder must be 'objects' or 'flat', got {self.state_encoder!r}"
+            )
+        for name, low in (
+            ("task_capacity", 1),
+            ("image_size", 16),
+            ("channels", 1),
+            ("conv_layers", 1),
+            ("view_features", 1),
+            ("state_dim", 0),
+            ("width", 1),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"network.{name} must be an integer >= {low}, got {v!r}")
+        if self.input_size and (
+            self.input_size < self.image_size or self.input_size % self.image_size
+        ):
+            raise ValueError(
+                f"network.input_size {self.input_size} must be 0 or a multiple of image_size "
+                f"{self.image_size}"
+            )
+        if self.kind == "image" and self.image_size >> self.conv_layers < 1:
+            raise ValueError(
+                f"image_size {self.image_size} is too small for {self.conv_layers} stride-2 layers"
+            )
+        if self.kind == "state" and self.state_encoder == "objects" and self.state_dim:
+            slots, rest = divmod(self.state_dim - GRIPPER_DIM - PLATE_DIM, OBJECT_DIM)
+            if rest or slots < 1:
+                raise ValueError(
+                    f"state_encoder 'objects' needs the workcell state layout (6 + 14 * slots + "
+                    f"4 entries), got state_dim {self.state_dim}; use state_encoder 'flat'"
+                )
+
+
+POSITION_SCALE = 10.0
+"""Positions and lengths (metres) are multiplied by this (decimetres) before the MLPs."""
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes[:-1]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+class ImageSuccessDetector(nn.Module):
+    """Multi-view CNN: a tower shared across the 3 views, one logit per task slot."""
+
+    def __init__(self, config: SDNetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        c_in, c = 3, config.channels
+        for i in range(config.conv_layers):
+            c_out = c * (2 ** (i // 2))
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
+                nn.GroupNorm(min(8, c_out), c_out),
+                nn.ReLU(),
+            ]
+            c_in = c_out
+        side = config.image_size
+        for _ in range(config.conv_layers):
+            side = (side + 1) // 2
+        layers += [nn.Flatten(), nn.Linear(c_in * side * side, config.view_features), nn.ReLU()]
+        self.tower = nn.Sequential(*layers)
+        self.head = _mlp(
+            [NUM_VIEWS * config.view_features, config.width, config.width, config.task_capacity]
+        )
+
+    def forward(self, views: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, task_capacity)`` of float views ``(N, 3, 3, H, W)`` in [0, 1]."""
+        n = views.shape[0]
+        feats = self.tower(views.reshape(n * NUM_VIEWS, *views.shape[2:]))
+        return self.head(feats.reshape(n, -1))
+
+
+class StateSuccessDetector(nn.Module):
+    """MLP on the final state (object-centric or flat), one logit per task slot."""
+
+    def __init__(self, config: SDNetworkConfig) -> None:
+        super().__init__()
+        if config.state_dim < 1:
+            raise ValueError("state success detector needs network.state_dim >= 1")
+        self.config = config
+        w = config.width
+        if config.state_encoder == "flat":
+            self.net = _mlp([config.state_dim, w, w, w, config.task_capacity])
+            return
+        self.n_slots = (config.state_dim - GRIPPER_DIM - PLATE_DIM) // OBJECT_DIM
+        self.encoder = _mlp([OBJECT_DIM - 2 + 7, w // 2, w // 2, w // 2])
+        self.net = _mlp([w + GRIPPER_DIM, w, w, config.task_capacity])
+
+    def _object_features(self, state: torch.Tensor) -> torch.Tensor:
+        n = state.shape[0]
+        grip = state[:, :GRIPPER_DIM]
+        obj = state[:, GRIPPER_DIM : GRIPPER_DIM + OBJECT_DIM * self.n_slots]
+        obj = obj.reshape(n, self.n_slots, OBJECT_DIM)
+        plate = state[:, -PLATE_DIM:]
+        present = obj[..., OBJECT_FIELDS["present"]]  # (n, slots, 1)
+        pos = obj[..., OBJECT_FIELDS["pos"]]
+        rel = pos - grip[:, None, 0:3]
+        d = pos[..., :2] - plate[:, None, 0:2]
+        s, c = plate[:, None, 2], plate[:, None, 3]
+        local = torch.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
+        opening = grip[:, None, 5:6].expand(n, self.n_slots, 1)
+        # an object's height, not where it lies in the bin: absolute x, y would fingerprint scenes
+        obj = torch.cat([obj[..., 2:3] * POSITION_SCALE, obj[..., 3:]], -1)
+        x = torch.cat([obj, rel, local, opening, grip[:, None, 2:3].expand_as(opening)], -1)
+        x[..., OBJECT_DIM - 2 :] = x[..., OBJECT_DIM - 2 :] * POSITION_SCALE
+        h = torch.relu(self.encoder(x))
+        pooled_max = (h * present - (1 - present) * 1e4).amax(1).clamp_min(0.0)
+        pooled_sum = (h * present).sum(1)
+        grip = torch.cat(
+            [grip[:, :3] * POSITION_SCALE, grip[:, 3:5], grip[:, 5:] * POSITION_SCALE], -1
+        )
+        return torch.cat([pooled_max, pooled_sum, grip], -1)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, task_capacity)`` of final states ``(N, state_dim)``."""
+        if self.config.state_encoder == "flat":
+            return self.net(state)
+        return self.net(self._object_features(state))
+
+
+def build_sd_network(config: SDNetworkConfig) -> nn.Module:
+    """The success-detector network of ``config.kind``."""
+    if config.kind == "image":
+        return ImageSuccessDetector(config)
+    return StateSuccessDetector(config)
+
+
+def views_to_tensor(
+    views: object, image_size: int, device: torch.device, input_size: int = 0
+) -> torch.Tensor:
+    """uint8 views ``(N, 3, S, S, 3)`` (``S = input_size or image_size``, checked) as float
+    ``(N, 3, 3, image_size, image_size)`` in [0, 1], average-pooled when ``S > image_size``."""
+    size = input_size or image_size
+    check_views(views, size)  # type: ignore[arg-type]
+    t = torch.as_tensor(views, device=device).permute(0, 1, 4, 2, 3).float().div_(255.0)
+    if size != image_size:
+        n = t.shape[0]
+        t = nnf.avg_pool2d(t.reshape(n * NUM_VIEWS, 3, size, size), size // image_size)
+        t = t.reshape(n, NUM_VIEWS, 3, image_size, image_size)
+    return t
+
+
+def state_to_tensor(state: object, state_dim: int, device: torch.device) -> torch.Tensor:
+    """float32 states ``(N, state_dim)`` as a tensor (checked)."""
+    t = torch.as_tensor(state, dtype=torch.float32, device=device)
+    if t.ndim != 2 or t.shape[1] != state_dim:
+        raise ValueError(
+            f"success-detector states must have shape (N, {state_dim}), got {tuple(t.shape)}"
+        )
+    return t

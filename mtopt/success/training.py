@@ -1,0 +1,282 @@
+"""Training a multi-task success detector (``mtopt sd train``; paper Sec. 4, App. 8).
+
+Training data, as a user would give it: outcome-example directories (``mtopt sd examples``)
+and/or episodes of an episode log relabelled within a labelling budget per task
+(:func:`~mtopt.success.labelling.relabel_episodes`); every episode of ``holdout_robot`` is left
+out for evaluation. Labels are extended by label sharing from the task relations, batches are
+balanced between tasks and between successes and failures
+(:class:`~mtopt.success.sampler.BalancedSampler`), image views are augmented, and the loss is a
+weighted binary cross-entropy: weight 1 for the (example, task) pair that was drawn and
+``other_label_weight`` for the example's other known labels.
+
+``init`` fine-tunes an existing detector on new examples (continual fine-tuning); checkpoints
+are atomic (:mod:`mtopt.learning.checkpoint`) and record the task set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as nnf
+
+from mtopt.config import from_dict, save_config, to_dict
+from mtopt.learning.checkpoint import load_checkpoint, save_checkpoint
+from mtopt.learning.trainer import resolve_device
+from mtopt.progress import progress_bar
+from mtopt.success.augment import AugmentConfig, augment_views
+from mtopt.success.dataset import SDExamples, concat_examples, load_examples, share_labels
+from mtopt.success.detector import PAYLOAD_KIND, check_task_names, resolve_sd_checkpoint
+from mtopt.success.labelling import read_log_episodes, relabel_episodes
+from mtopt.success.networks import (
+    SDNetworkConfig,
+    build_sd_network,
+    state_to_tensor,
+    views_to_tensor,
+)
+from mtopt.success.sampler import BalancedSampler, bucket_sizes
+from mtopt.tasks import TaskSet, default_task_set
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUDGET = 3000
+"""Default labelling budget: label queries per task on episodes from the log."""
+
+
+@dataclass(frozen=True)
+class SDTrainConfig:
+    """Train (or fine-tune) a multi-task success detector."""
+
+    examples: tuple[str, ...] = ()
+    """Outcome-example directories made by ``mtopt sd examples``."""
+    log: str | None = None
+    """Episode log whose episodes are relabelled (within ``budget``) as training examples."""
+    budget: int = DEFAULT_BUDGET
+    """Labelling budget: label queries per task on episodes of the log."""
+    holdout_robot: int | None = None
+    """Leave out every episode of this robot (the evaluation holdout of paper Table 3)."""
+    out: str = "runs/sd"
+    """Run directory: checkpoints in OUT/checkpoints, the config in OUT/config.yaml."""
+    steps: int = 3000
+    """Optimiser steps."""
+    batch_size: int = 64
+    """Examples per batch."""
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    weight_decay: float = 1e-4
+    """Adam (L2) weight decay."""
+    success_fraction: float = 0.5
+    """Fraction of each task's share of a batch drawn from its successes."""
+    other_label_weight: float = 0.5
+    """Loss weight of an example's known labels for tasks other than the one it was drawn for."""
+    network: SDNetworkConfig = field(default_factory=SDNetworkConfig)
+    """Architecture (``kind: image`` or ``state``)."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Image augmentation (image detector only)."""
+    init: str | None = None
+    """Fine-tune this success-detector checkpoint (its architecture is kept)."""
+    seed: int = 0
+    """Seed of initialisation, labelling choices, sampling and augmentation."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``."""
+    torch_threads: int = 1
+    """CPU threads of torch (0 = torch's default); small batches run fastest on one."""
+    checkpoint_every: int = 1000
+    """Write a checkpoint every this many steps (and at the end)."""
+    keep_checkpoints: int = 2
+    """Number of newest checkpoints kept."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 0:
+            raise ValueError(f"budget must be a non-negative integer, got {self.budget!r}")
+        if (
+            isinstance(self.torch_threads, bool)
+            or not isinstance(self.torch_threads, int)
+            or (self.torch_threads < 0)
+        ):
+            raise ValueError(f"torch_threads must be an integer >= 0, got {self.torch_threads!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not 0.0 < self.success_fraction < 1.0:
+            raise ValueError(f"success_fraction must be in (0, 1), got {self.success_fraction!r}")
+        if not 0.0 <= self.other_label_weight <= 1.0:
+            raise ValueError(
+                f"other_label_weight must be in [0, 1], got {self.other_label_weight!r}"
+            )
+
+
+def collect_training_examples(
+    config: SDTrainConfig, task_set: TaskSet, need_views: bool, rng: np.random.Generator
+) -> tuple[SDExamples, dict[str, Any]]:
+    """Outcome examples plus relabelled log episodes, with label sharing applied."""
+    parts: list[SDExamples] = []
+    info: dict[str, Any] = {}
+    for directory in config.examples:
+        ex = load_examples(directory)
+        check_task_names(ex.task_names, task_set.names, f"examples {directory!r}")
+        if config.holdout_robot is not None:
+            ex = ex.subset(ex.robot != config.holdout_robot)
+        parts.append(ex)
+    if config.log is not None:
+        exclude = [config.holdout_robot] if config.holdout_robot is not None else []
+        episodes = read_log_episodes(config.log, need_views, exclude_robots=exclude)
+        relabelled, spent = relabel_episodes(episodes, task_set, config.budget, rng, need_views)
+        info["label_queries"] = spent
+        info["log_episodes"] = len(episodes)
+        parts.append(relabelled)
+    if not parts or sum(len(p) for p in parts) == 0:
+        raise ValueError(
+            "no success-detector training examples: give --examples DIR (from 'mtopt sd "
+            "examples') and/or --log DIR with a labelling --budget > 0"
+        )
+    if need_views and any(p.views is None for p in parts):
+        raise ValueError(
+            "the image success detector needs views in every example source; make examples "
+            "with images (the default of 'mtopt sd examples') and collect the log with "
+            "--obs image --side-images"
+        )
+    data = concat_examples(parts)
+    data.labels = share_labels(data.labels, data.task_names, task_set)
+    sizes = bucket_sizes(data.labels)
+    info["examples"] = len(data)
+    info["labels"] = {
+        t: {"successes": int(sizes[i, 0]), "failures": int(sizes[i, 1])}
+        for i, t in enumerate(data.task_names)
+    }
+    return data, info
+
+
+def _network_config(config: SDTrainConfig, data: SDExamples) -> tuple[SDNetworkConfig, Any]:
+    """The architecture (from ``init`` when fine-tuning) and the initial weights, if any."""
+    if config.init is None:
+        net = config.network
+        if net.kind == "state" and net.state_dim == 0:
+            if data.state is None:
+                raise ValueError("the examples have no final states for a state detector")
+            net = replace(net, state_dim=int(data.state.shape[1]))
+        return net, None
+    path = resolve_sd_checkpoint(config.init)
+    payload = load_checkpoint(path)
+    if payload.get("kind") != PAYLOAD_KIND:
+        raise ValueError(f"--init {str(path)!r} is not a success-detector checkpoint")
+    check_task_names(payload["task_names"], data.task_names, repr(str(path)))
+    return from_dict(SDNetworkConfig, payload["network_config"]), payload["model"]
+
+
+def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = None) -> dict:
+    """Train as configured; returns a report (steps, loss, data counts, checkpoint path)."""
+    task_set = task_set or default_task_set()
+    device = resolve_device(config.device)
+    if config.torch_threads > 0:
+        torch.set_num_threads(config.torch_threads)
+    streams = np.random.SeedSequence(config.seed).spawn(3)
+    need_views = config.network.kind == "image"
+    if config.init is not None:  # the checkpoint decides the kind
+        kind = load_checkpoint(resolve_sd_checkpoint(config.init))["network_config"]["kind"]
+        need_views = kind == "image"
+    data, info = collect_training_examples(
+        config, task_set, need_views, np.random.default_rng(streams[0])
+    )
+    net_cfg, weights = _network_config(config, data)
+    if net_cfg.task_capacity < len(task_set):
+        raise ValueError(
+            f"network.task_capacity {net_cfg.task_capacity} < {len(task_set)} tasks in the task set"
+        )
+    torch.manual_seed(int(streams[1].generate_state(1)[0]))
+    model = build_sd_network(net_cfg).to(device)
+    if weights is not None:
+        model.load_state_dict(weights)
+    opt = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    sampler = BalancedSampler(
+        data.labels, np.random.default_rng(streams[2]), config.success_fraction
+    )
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    if net_cfg.kind == "image":  # a clear error for views of the wrong size, before training
+        views_to_tensor(data.views[:1], net_cfg.image_size, device, net_cfg.input_size)
+    labels_all = torch.as_tensor(data.labels, dtype=torch.float32)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+    payload_base = {
+        "kind": PAYLOAD_KIND,
+        "network_config": to_dict(net_cfg),
+        "task_names": list(task_set.names),
+        "threshold": 0.5,
+        "train_data": info,
+        "config": to_dict(config),
+    }
+    bar = progress_bar(config.steps, "sd train", "step", config.progress)
+    t0 = time.time()
+    model.train()
+    loss_sum, acc_sum, n_sum, path = 0.0, 0.0, 0, None
+    try:
+        for step in range(1, config.steps + 1):
+            rows, tasks = sampler.sample(config.batch_size)
+            if net_cfg.kind == "image":
+                x = views_to_tensor(
+                    data.views[rows], net_cfg.image_size, device, net_cfg.input_size
+                )
+                n, v = x.shape[:2]
+                x = augment_views(x.reshape(n * v, *x.shape[2:]), config.augment, gen)
+                x = x.reshape(n, v, *x.shape[1:])
+            else:
+                x = state_to_tensor(data.state[rows], net_cfg.state_dim, device)
+            y = labels_all[rows].to(device)
+            known = (y >= 0).float()
+            w = known * config.other_label_weight
+            idx = torch.arange(len(rows), device=device)
+            t = torch.as_tensor(tasks, device=device)
+            w[idx, t] = 1.0
+            logits = model(x)[:, : len(task_set)]
+            bce = nnf.binary_cross_entropy_with_logits(logits, y.clamp_min(0.0), reduction="none")
+            loss = (bce * w).sum() / w.sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                hit = ((logits[idx, t] > 0).float() == y[idx, t]).float().mean()
+            loss_sum += float(loss.detach())
+            acc_sum += float(hit)
+            n_sum += 1
+            bar.update(1)
+            if step % 100 == 0:
+                bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}", acc=f"{acc_sum / n_sum:.3f}")
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                payload = {**payload_base, "model": model.state_dict()}
+                path = save_checkpoint(
+                    out / "checkpoints", step, payload, keep=config.keep_checkpoints
+                )
+                logger.info(
+                    "sd step %d: loss %.4f, drawn-pair accuracy %.3f",
+                    step,
+                    loss_sum / n_sum,
+                    acc_sum / n_sum,
+                )
+                last = (loss_sum / n_sum, acc_sum / n_sum)
+                loss_sum, acc_sum, n_sum = 0.0, 0.0, 0
+    finally:
+        bar.close()
+    wall = time.time() - t0
+    return {
+        "checkpoint": str(path),
+        "steps": config.steps,
+        "kind": net_cfg.kind,
+        "wall_time_s": wall,
+        "examples_per_s": config.steps * config.batch_size / wall if wall > 0 else float("nan"),
+        "loss": last[0],
+        "pair_accuracy": last[1],
+        **info,
+    }

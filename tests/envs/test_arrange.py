@@ -1,0 +1,79 @@
+"""Arranged final scenes (success-detector outcome examples) and lighting changes."""
+
+import numpy as np
+import pytest
+
+from mtopt.envs.workcell import WorkcellEnv
+from mtopt.success.examples import outcome_arrangement, section_point
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = WorkcellEnv()
+    yield e
+    e.close()
+
+
+def _successes(env):
+    return {n for n, ok in zip(env.task_names, env.success_vector(), strict=True) if ok}
+
+
+def test_arranged_outcomes_are_judged_by_the_predicates(env):
+    env.reset(seed=3)
+    env.arrange(held="carrot", held_height=0.18)
+    assert _successes(env) == {"lift-any", "lift-carrot"}
+    assert env.categories.count("carrot") >= 1
+    env.reset(seed=3)
+    env.arrange(held="carrot", held_height=0.02)  # held, but not lifted high enough
+    assert _successes(env) == set()
+    rng = np.random.default_rng(0)
+    for section in ("bottom", "top-left", "top-right"):
+        env.reset(seed=4)
+        env.arrange(on_plate=[("can", *section_point(section, rng), 0.0)])
+        assert _successes(env) == {"place-any", f"place-{section}"}
+
+
+def test_arrangement_keeps_the_rest_of_the_scene(env):
+    env.reset(seed=5)
+    before = env.slot_positions()
+    cats = env.categories
+    env.arrange(held="milk")
+    after = env.slot_positions()
+    moved = [i for i in range(len(cats)) if not np.allclose(before[i], after[i], atol=0.02)]
+    assert len(moved) == 1  # only the object put in the hand moved
+    present = [i for i, c in enumerate(env.categories) if c is not None]
+    assert after[present, 2].min() > 0.0 and after[present, 2].max() < 0.4  # none flung away
+
+
+def test_outcome_arrangements_show_the_intended_outcome_mostly(env):
+    rng = np.random.default_rng(1)
+    for task in ("lift-any", "lift-box", "place-any", "place-top-right"):
+        col = env.task_names.index(task)
+        hits = 0
+        for desired in (True, False) * 5:
+            kwargs = outcome_arrangement(task, desired, rng)
+            env.reset(seed=int(rng.integers(1000)))
+            if kwargs.pop("over_plate", False):
+                kwargs["gripper_xy"] = tuple(env.scene_facts().plate_xy)
+            env.arrange(**kwargs)
+            hits += bool(env.success_vector()[col]) == desired
+        assert hits >= 8, (task, hits)
+
+
+def test_lighting_changes_images_and_bad_values_are_refused():
+    env = WorkcellEnv()
+    try:
+        env.reset(seed=0)
+        bright = env.render_image().astype(float).mean()
+        env.set_lighting(diffuse=0.2, ambient=0.0)
+        assert env.render_image().astype(float).mean() < bright - 5
+        env.set_lighting()
+        assert abs(env.render_image().astype(float).mean() - bright) < 1e-6
+        with pytest.raises(ValueError, match="diffuse"):
+            env.set_lighting(diffuse=3.0)
+        with pytest.raises(ValueError, match="z < 0"):
+            env.set_lighting(direction=(0, 0, 1))
+        with pytest.raises(ValueError, match="unknown object category 'anvil'"):
+            env.arrange(held="anvil")
+    finally:
+        env.close()

@@ -1,0 +1,49 @@
+"""The balanced sampler: equal share per task, half successes and half failures."""
+
+import numpy as np
+
+from mtopt.success.sampler import BalancedSampler, balanced_proportions, bucket_sizes
+
+
+def _labels() -> np.ndarray:
+    # task 0: 90 successes / 10 failures; task 1: 2 / 98; task 2: failures only; task 3: unknown
+    labels = np.full((200, 4), -1, dtype=np.int8)
+    labels[:100, 0] = 0
+    labels[:90, 0] = 1
+    labels[100:200, 1] = 0
+    labels[100:102, 1] = 1
+    labels[150:170, 2] = 0
+    return labels
+
+
+def test_bucket_sizes_and_proportions_by_hand():
+    labels = _labels()
+    np.testing.assert_array_equal(bucket_sizes(labels), [[90, 10], [2, 98], [0, 20], [0, 0]])
+    probs = balanced_proportions(labels)
+    third = 1 / 3
+    np.testing.assert_allclose(
+        probs, [[third / 2, third / 2], [third / 2, third / 2], [0, third], [0, 0]]
+    )
+
+
+def test_sampler_draws_the_balanced_proportions():
+    labels = _labels()
+    sampler = BalancedSampler(labels, np.random.default_rng(0))
+    rows, tasks = sampler.sample(60_000)
+    drawn = labels[rows, tasks]
+    assert (drawn >= 0).all()  # every pair has a known label for its task
+    for t, want_success in ((0, 0.5), (1, 0.5), (2, 0.0)):
+        mine = tasks == t
+        assert abs(mine.mean() - 1 / 3) < 0.01
+        assert abs((drawn[mine] == 1).mean() - want_success) < 0.01
+    assert not (tasks == 3).any()
+    # the two rare successes of task 1 are each drawn about equally often
+    counts = np.bincount(rows[(tasks == 1) & (drawn == 1)], minlength=102)[100:102]
+    assert abs(counts[0] - counts[1]) < 0.1 * counts.sum()
+
+
+def test_sampler_is_reproducible():
+    a = BalancedSampler(_labels(), np.random.default_rng(3)).sample(50)
+    b = BalancedSampler(_labels(), np.random.default_rng(3)).sample(50)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
