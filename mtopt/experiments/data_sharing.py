@@ -75,6 +75,7 @@ def _learner() -> TrainConfig:
     """The learner of ``configs/train/state.yaml`` (object-centric state MLP)."""
     net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
     return TrainConfig(
+        rewards="oracle",  # ground-truth labels: this compares data sharing, not rewards
         batch_size=128,
         trainer=TrainerConfig(network=net, polyak=0.995, target_lag_steps=500),
         checkpoint_every=1000,

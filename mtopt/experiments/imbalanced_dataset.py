@@ -82,6 +82,7 @@ def _policy_train_config() -> TrainConfig:
     net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
     return TrainConfig(
         steps=4000,
+        rewards="oracle",  # ground-truth labels: this compares data sharing, not rewards
         batch_size=128,
         trainer=TrainerConfig(network=net, polyak=0.995, target_lag_steps=500),
         checkpoint_every=1000,
