@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 
 from mtopt.data.replay import ReplayConfig
-from mtopt.system.backends import runtime_env
+from mtopt.system.backends import init_ray
 from mtopt.system.fleet import FleetConfig, collect
 from mtopt.system.run import build_labeller
 from mtopt.system.run_config import RayConfig, RunConfig
@@ -68,13 +68,7 @@ def main() -> None:
         collect(
             FleetConfig(out=log, robots=2, episodes=args.episodes, seed=args.seed, progress=False)
         )
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            object_store_memory=100 * 1024 * 1024,
-            runtime_env=runtime_env(RayConfig()),
-            logging_level="WARNING",
-        )
+        init_ray(RayConfig(num_cpus=2, object_store_mb=100))
         try:
             for rep in range(args.repeats):
                 one, busy1 = ingest(ray, log, 1, args.episodes)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-from mtopt.evaluation.summary import low_data_tasks, summarize, wilson_interval
+from mtopt.evaluation.summary import SUMMARY_LABELS, low_data_tasks, summarize, wilson_interval
 from mtopt.progress import progress_bar
 from mtopt.tasks import OBJECT_ACQUISITION, TaskSet, default_task_set
 
@@ -138,16 +138,7 @@ def format_eval_table(result: dict[str, Any], title: str = "success rate") -> st
         tr = r.get("train_episodes", "")
         lines.append(f"{task:<18}{r['success_rate']:>14.2f}{f'[{lo:.2f}, {hi:.2f}]':>18}{tr:>11}")
     lines.append("-" * 61)
-    names = {
-        "min": "Min",
-        "p25": "25th percentile",
-        "median": "Median",
-        "mean": "Mean",
-        "p75": "75th percentile",
-        "max": "Max",
-        "mean_low_data": "Mean (low data)",
-    }
-    for key, label in names.items():
+    for key, label in SUMMARY_LABELS.items():
         v = result["summary"][key]
         lines.append(f"{label:<18}{'-' if np.isnan(v) else f'{v:.2f}':>14}")
     return "\n".join(lines)

@@ -14,6 +14,16 @@ import numpy as np
 
 SUMMARY_KEYS = ("min", "p25", "median", "mean", "p75", "max", "mean_low_data")
 """Keys of the across-task summary, in the paper's row order."""
+SUMMARY_LABELS = {
+    "min": "Min",
+    "p25": "25th percentile",
+    "median": "Median",
+    "mean": "Mean",
+    "p75": "75th percentile",
+    "max": "Max",
+    "mean_low_data": "Mean (low data)",
+}
+"""Row labels of the summary keys, as in paper Table 4."""
 
 
 def wilson_interval(

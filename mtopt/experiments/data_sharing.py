@@ -43,9 +43,7 @@ from mtopt.evaluation.summary import low_data_tasks, summarize
 from mtopt.experiments.data_sharing_table import build_table, format_markdown, plot_table
 from mtopt.experiments.runtime import set_torch_threads
 from mtopt.jsonio import write_json
-from mtopt.learning.networks import QNetworkConfig
-from mtopt.learning.trainer import TrainerConfig
-from mtopt.system.training import TrainConfig, train
+from mtopt.system.training import TrainConfig, state_learner_config, train
 from mtopt.tasks import default_task_set
 
 logger = logging.getLogger(__name__)
@@ -73,13 +71,8 @@ STRATEGY_NAMES = tuple(STRATEGIES)
 
 def _learner() -> TrainConfig:
     """The learner of ``configs/train/state.yaml`` (object-centric state MLP)."""
-    net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
-    return TrainConfig(
-        rewards="oracle",  # ground-truth labels: this compares data sharing, not rewards
-        batch_size=128,
-        trainer=TrainerConfig(network=net, polyak=0.995, target_lag_steps=500),
-        checkpoint_every=1000,
-    )
+    # ground-truth labels: this compares data sharing, not reward sources
+    return state_learner_config(rewards="oracle")
 
 
 @dataclass(frozen=True)
@@ -255,17 +248,23 @@ def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
     return d
 
 
+def _finished(path: Path, fingerprint: Any, what: str) -> dict[str, Any] | None:
+    """The finished record at ``path`` if there is one; refuse one from a different config."""
+    if not path.exists():
+        return None
+    done = json.loads(path.read_text())
+    if done["fingerprint"] != fingerprint:
+        raise ValueError(f"{what!r} holds results of a different config; use another --out")
+    return done
+
+
 def _train_part(cfg: TrainConfig) -> dict[str, Any]:
     """Train one part (or reuse its finished result); returns its training record."""
     out = Path(cfg.out)
     done_path = out / "train_result.json"
     fp = _fingerprint(cfg)
-    if done_path.exists():
-        done = json.loads(done_path.read_text())
-        if done["fingerprint"] != fp:
-            raise ValueError(
-                f"{str(out)!r} holds a training run with a different config; use another --out"
-            )
+    done = _finished(done_path, fp, str(out))
+    if done is not None:
         logger.info("%s: training already finished, reused", out)
         return done
     resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
@@ -303,12 +302,8 @@ def run_strategy(
         "eval": [config.eval_episodes_per_task, config.eval_seed],
     }
     result_path = sdir / "result.json"
-    if result_path.exists():
-        done = json.loads(result_path.read_text())
-        if done["fingerprint"] != fingerprint:
-            raise ValueError(
-                f"{str(result_path)!r} was produced with a different config; use another --out"
-            )
+    done = _finished(result_path, fingerprint, str(result_path))
+    if done is not None:
         logger.info("strategy %s already finished, reused", name)
         return done
     t0 = time.time()

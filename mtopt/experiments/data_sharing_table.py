@@ -14,18 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mtopt.evaluation.summary import SUMMARY_KEYS, low_data_tasks, summarize
-
-SUMMARY_LABELS = {
-    "min": "Min",
-    "p25": "25th percentile",
-    "median": "Median",
-    "mean": "Mean",
-    "p75": "75th percentile",
-    "max": "Max",
-    "mean_low_data": "Mean (low data)",
-}
-"""Row labels of the summary keys, as in the paper."""
+from mtopt.evaluation.summary import SUMMARY_KEYS, SUMMARY_LABELS, low_data_tasks, summarize
 
 PAPER_TABLE4 = {
     "qtopt-single": {"mean": 0.14, "mean_low_data": 0.01},

@@ -30,24 +30,17 @@ from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.jsonio import write_json
-from mtopt.learning.networks import QNetworkConfig
-from mtopt.learning.trainer import TrainerConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
 from mtopt.system.fleet import FleetConfig, collect
-from mtopt.system.training import TrainConfig, train
+from mtopt.system.training import TrainConfig, state_learner_config, train
 
 logger = logging.getLogger(__name__)
 
 
 def _demo_train_config() -> TrainConfig:
-    net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
-    return TrainConfig(
-        batch_size=128,
-        trainer=TrainerConfig(network=net, polyak=0.995, target_lag_steps=500),
-        checkpoint_every=1000,
-    )
+    return state_learner_config()
 
 
 def _demo_sd_config() -> SDTrainConfig:

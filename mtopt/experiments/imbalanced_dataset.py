@@ -33,10 +33,8 @@ from mtopt.data.composition import dataset_composition, plot_composition
 from mtopt.data.stats import dataset_stats, write_stats_json
 from mtopt.experiments.runtime import set_torch_threads
 from mtopt.jsonio import write_json
-from mtopt.learning.networks import QNetworkConfig
-from mtopt.learning.trainer import TrainerConfig
 from mtopt.system.fleet import FleetConfig, collect
-from mtopt.system.training import TrainConfig, train
+from mtopt.system.training import TrainConfig, state_learner_config, train
 from mtopt.tasks import default_task_set
 
 logger = logging.getLogger(__name__)
@@ -79,14 +77,8 @@ POLICY_EPISODES = {
 
 
 def _policy_train_config() -> TrainConfig:
-    net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
-    return TrainConfig(
-        steps=4000,
-        rewards="oracle",  # ground-truth labels: this compares data sharing, not rewards
-        batch_size=128,
-        trainer=TrainerConfig(network=net, polyak=0.995, target_lag_steps=500),
-        checkpoint_every=1000,
-    )
+    # ground-truth labels: the dataset is for comparing data sharing, not reward sources
+    return state_learner_config(steps=4000, rewards="oracle")
 
 
 @dataclass(frozen=True)

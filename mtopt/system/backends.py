@@ -96,6 +96,26 @@ def runtime_env(config: RayConfig) -> dict[str, Any]:
     return {"env_vars": {"PYTHONPATH": path}}
 
 
+def init_ray(config: RayConfig) -> None:
+    """Start a private Ray (or join ``config.address``) with the workers' code on their path."""
+    import ray
+
+    kwargs: dict[str, Any] = {
+        "runtime_env": runtime_env(config),
+        "logging_level": logging.WARNING,
+        "log_to_driver": True,
+    }
+    if config.address is None:
+        kwargs.update(
+            num_cpus=config.num_cpus,
+            object_store_memory=config.object_store_mb * 1024 * 1024,
+            include_dashboard=config.include_dashboard,
+        )
+    else:
+        kwargs["address"] = config.address
+    ray.init(**kwargs)
+
+
 class RayBackend:
     """Every worker is a Ray actor; robots and updaters are restarted when they die."""
 
@@ -108,20 +128,7 @@ class RayBackend:
         self.config = config
         self.owner = False
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {
-                "runtime_env": runtime_env(config),
-                "logging_level": logging.WARNING,
-                "log_to_driver": True,
-            }
-            if config.address is None:
-                kwargs.update(
-                    num_cpus=config.num_cpus,
-                    object_store_memory=config.object_store_mb * 1024 * 1024,
-                    include_dashboard=config.include_dashboard,
-                )
-            else:
-                kwargs["address"] = config.address
-            ray.init(**kwargs)
+            init_ray(config)
             self.owner = True
         logger.info("ray: %s", ray.cluster_resources())
 

@@ -122,6 +122,18 @@ def reward_labeller(config: TrainConfig, task_set: TaskSet) -> SuccessLabeller:
     return SuccessDetectorLabeller(detector)
 
 
+def state_learner_config(**overrides: Any) -> TrainConfig:
+    """The CPU state learner of ``configs/train/state.yaml`` (object-centric MLP, width 128,
+    batch 128, Polyak 0.995, target-2 lag 500); ``overrides`` replace single fields."""
+    net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
+    base = TrainConfig(
+        batch_size=128,
+        trainer=TrainerConfig(network=net, polyak=0.995, target_lag_steps=500),
+        checkpoint_every=1000,
+    )
+    return replace(base, **overrides)
+
+
 class TrainingRun:
     """The wired local pipeline: log replay -> task replay -> Bellman updater -> trainer."""
 

@@ -9,7 +9,7 @@ from run_helpers import assert_log_consistent, log_ids, tiny_config
 
 ray = pytest.importorskip("ray")
 
-from mtopt.system.backends import runtime_env  # noqa: E402
+from mtopt.system.backends import init_ray  # noqa: E402
 from mtopt.system.run import ContinuousRun, run  # noqa: E402
 from mtopt.system.run_config import RayConfig  # noqa: E402
 
@@ -17,13 +17,7 @@ from mtopt.system.run_config import RayConfig  # noqa: E402
 @pytest.fixture(scope="module")
 def ray_session():
     """One small private Ray for the module (the runs join it instead of starting their own)."""
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=100 * 1024 * 1024,
-        runtime_env=runtime_env(RayConfig()),
-        logging_level="WARNING",
-    )
+    init_ray(RayConfig(num_cpus=2, object_store_mb=100))
     yield
     ray.shutdown()
 
