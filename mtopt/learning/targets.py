@@ -4,6 +4,8 @@
 * :func:`bellman_targets` -- the Bellman updater's computation: ``a* = CEM argmax`` of the
   first target network at ``s'``, ``V(s') = min_i Q_target_i(s', a*)``, then the target above;
 * :func:`q_log_loss` -- binary cross-entropy between ``Q`` (given as logits) and soft targets;
+* :func:`conservative_penalty` -- an optional CQL-style term that pushes the logits of sampled
+  actions down relative to the logged action (not part of QT-Opt or MT-Opt; off by default);
 * :func:`polyak_update` / :func:`hard_update` -- target-network maintenance.
 
 The rewards are the binary end-of-episode task rewards of MT-Opt (Sec. 3.1), so targets lie in
@@ -11,6 +13,8 @@ The rewards are the binary end-of-episode task rewards of MT-Opt (Sec. 3.1), so 
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -145,6 +149,25 @@ def _matching_params(
             )
     names = list(t_params)
     return [t_params[n] for n in names], [s_params[n] for n in names]
+
+
+def conservative_penalty(sampled_logits: torch.Tensor, data_logits: torch.Tensor) -> torch.Tensor:
+    """``mean_b [log mean_n exp(l(s_b, a_n)) - l(s_b, a_b)]`` (CQL(H) of Kumar et al. 2020,
+    on logits).
+
+    ``sampled_logits`` ``(B, N)`` scores ``N`` actions drawn per state (uniformly over the
+    action space), ``data_logits`` ``(B,)`` the logged actions. The term is small when no
+    sampled action scores above the logged one, and its gradient lowers the scores of
+    whichever sampled actions the network currently over-values -- the ones CEM would pick.
+    """
+    if sampled_logits.dim() != 2 or data_logits.shape != sampled_logits.shape[:1]:
+        raise ValueError(
+            f"need sampled_logits (B, N) and data_logits (B,), got "
+            f"{tuple(sampled_logits.shape)} and {tuple(data_logits.shape)}"
+        )
+    n = sampled_logits.shape[1]
+    soft_max = torch.logsumexp(sampled_logits, dim=1) - math.log(n)
+    return (soft_max - data_logits).mean()
 
 
 @torch.no_grad()

@@ -18,7 +18,13 @@ import torch
 
 from mtopt.learning.bellman import TrainBatch
 from mtopt.learning.networks import QNetwork, QNetworkConfig, build_q_network
-from mtopt.learning.targets import hard_update, polyak_update, q_log_loss
+from mtopt.learning.targets import (
+    conservative_penalty,
+    hard_update,
+    polyak_update,
+    q_log_loss,
+)
+from mtopt.policies.cem import WORKCELL_ACTION_SPEC, sample_uniform_actions
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +58,12 @@ class TrainerConfig:
     """Target network 2 is refreshed from target network 1 every this many steps."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``."""
+    conservative_weight: float = 0.0
+    """Weight of the CQL-style penalty on ``conservative_samples`` uniformly drawn actions per
+    state (:func:`mtopt.learning.targets.conservative_penalty`); 0 (the default) trains plain
+    QT-Opt. Not part of the paper: an option against CEM's over-estimation on offline data."""
+    conservative_samples: int = 16
+    """Uniformly drawn actions per state for the conservative penalty."""
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
@@ -64,6 +76,13 @@ class TrainerConfig:
             )
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("grad_clip and weight_decay must be >= 0")
+        if not self.conservative_weight >= 0:
+            raise ValueError(f"conservative_weight must be >= 0, got {self.conservative_weight!r}")
+        if not isinstance(self.conservative_samples, int) or self.conservative_samples < 1:
+            raise ValueError(
+                f"conservative_samples must be a positive integer, got "
+                f"{self.conservative_samples!r}"
+            )
 
 
 class Trainer:
@@ -81,12 +100,35 @@ class Trainer:
             self.online.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
         self.step = 0
+        # the conservative penalty's action draws (its state is checkpointed)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed + 7919)
+
+    def _loss(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """The log loss (plus the conservative penalty when enabled) and the batch logits."""
+        cfg = self.config
+        if cfg.conservative_weight == 0:
+            logits = self.online.logits(batch.obs, batch.action, batch.task)
+            return q_log_loss(logits, batch.target), logits, {}
+        embedding = self.online.embed(batch.obs, batch.task)
+        logits = self.online.q_logits_from_embedding(embedding, batch.action.unsqueeze(1))[:, 0]
+        sampled = sample_uniform_actions(
+            WORKCELL_ACTION_SPEC,
+            len(batch),
+            cfg.conservative_samples,
+            self.generator,
+            self.device,
+        )
+        penalty = conservative_penalty(
+            self.online.q_logits_from_embedding(embedding, sampled), logits
+        )
+        loss = q_log_loss(logits, batch.target) + cfg.conservative_weight * penalty
+        return loss, logits, {"conservative_penalty": float(penalty.detach())}
 
     def train_step(self, batch: TrainBatch) -> dict[str, float]:
         """One Adam step on the log loss; then maintain the target networks."""
         self.online.train()
-        logits = self.online.logits(batch.obs, batch.action, batch.task)
-        loss = q_log_loss(logits, batch.target)
+        loss, logits, extra = self._loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
@@ -102,6 +144,7 @@ class Trainer:
             "loss": float(loss.detach()),
             "mean_q": float(q.mean()),
             "mean_target": float(batch.target.mean()),
+            **extra,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -112,6 +155,7 @@ class Trainer:
             "target_2": self.target_2.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "trainer_step": self.step,
+            "generator": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -121,3 +165,5 @@ class Trainer:
         self.target_2.load_state_dict(state["target_2"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["trainer_step"])
+        if "generator" in state:  # absent in checkpoints written before the option existed
+            self.generator.set_state(state["generator"].cpu())

@@ -75,6 +75,22 @@ WORKCELL_ACTION_SPEC = ActionSpec()
 """The workcell's 6-D action: 4 continuous motion dims, binary gripper and terminate."""
 
 
+def sample_uniform_actions(
+    spec: ActionSpec, batch: int, num: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """``(batch, num, A)`` actions drawn uniformly: continuous dims uniform in their bounds,
+    discrete dims ``low`` or ``high`` with probability 1/2 each."""
+    if batch < 0 or num < 1:
+        raise ValueError(f"need batch >= 0 and num >= 1, got batch={batch}, num={num}")
+    low = torch.tensor(spec.low, device=device)
+    high = torch.tensor(spec.high, device=device)
+    u = torch.rand((batch, num, spec.dim), generator=generator, device=device)
+    actions = low + u * (high - low)
+    for d in spec.discrete_dims:
+        actions[..., d] = torch.where(u[..., d] < 0.5, low[d], high[d])
+    return actions
+
+
 @dataclass(frozen=True)
 class CEMConfig:
     """Hyper-parameters of the cross-entropy method (defaults: QT-Opt's 2 x 64, 6 elites)."""

@@ -12,6 +12,7 @@ from mtopt.learning.networks import QNetwork, QNetworkConfig, StateEmbedding, bu
 from mtopt.learning.targets import (
     bellman_targets,
     clipped_double_q_target,
+    conservative_penalty,
     hard_update,
     polyak_update,
     q_log_loss,
@@ -194,3 +195,23 @@ def test_bellman_targets_all_terminal_skips_networks() -> None:
     )
     torch.testing.assert_close(out, torch.tensor([1.0, 0.0]))
     assert net.embed_calls == 0
+
+
+def test_conservative_penalty_hand_computed() -> None:
+    # state 0: log mean(exp(ln 3), exp(ln 1)) = ln 2, minus data logit 0 -> ln 2
+    # state 1: log mean(exp(0), exp(0)) = 0, minus data logit 1 -> -1
+    sampled = torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]], requires_grad=True)
+    data = torch.tensor([0.0, 1.0], requires_grad=True)
+    penalty = conservative_penalty(sampled, data)
+    assert penalty.item() == pytest.approx((math.log(2.0) - 1.0) / 2)
+    penalty.backward()
+    # d/d sampled = softmax over the row / B; d/d data = -1 / B
+    assert torch.allclose(sampled.grad, torch.tensor([[0.375, 0.125], [0.25, 0.25]]))
+    assert torch.allclose(data.grad, torch.tensor([-0.5, -0.5]))
+
+
+def test_conservative_penalty_validation() -> None:
+    with pytest.raises(ValueError, match="sampled_logits"):
+        conservative_penalty(torch.zeros(3), torch.zeros(3))
+    with pytest.raises(ValueError, match="data_logits"):
+        conservative_penalty(torch.zeros(3, 2), torch.zeros(2))

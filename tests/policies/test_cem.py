@@ -11,6 +11,7 @@ from mtopt.policies.cem import (
     CEMConfig,
     cem_maximize,
     refit,
+    sample_uniform_actions,
 )
 
 CONT_SPEC = ActionSpec(low=(-1.0, -1.0), high=(1.0, 1.0), discrete_dims=())
@@ -152,3 +153,21 @@ def test_action_spec_validation() -> None:
     with pytest.raises(ValueError, match="discrete dim 3"):
         ActionSpec(low=(0.0,), high=(1.0,), discrete_dims=(3,))
     assert WORKCELL_ACTION_SPEC.continuous_dims == (0, 1, 2, 3)
+
+
+def test_sample_uniform_actions_bounds_discrete_values_and_moments() -> None:
+    gen = torch.Generator().manual_seed(0)
+    spec = WORKCELL_ACTION_SPEC
+    a = sample_uniform_actions(spec, 200, 50, gen, torch.device("cpu"))
+    assert a.shape == (200, 50, 6)
+    cont = a[..., :4]
+    assert cont.min() >= -1 and cont.max() <= 1
+    assert abs(float(cont.mean())) < 0.02 and abs(float(cont.var()) - 1 / 3) < 0.01
+    for d in spec.discrete_dims:
+        values = a[..., d]
+        assert set(values.unique().tolist()) == {0.0, 1.0}
+        assert abs(float(values.mean()) - 0.5) < 0.02
+    again = sample_uniform_actions(spec, 200, 50, torch.Generator().manual_seed(0), "cpu")
+    assert torch.equal(a, again)
+    with pytest.raises(ValueError, match="num"):
+        sample_uniform_actions(spec, 2, 0, gen, torch.device("cpu"))

@@ -22,12 +22,14 @@ def _write_log(path, n=40, tasks=None, seed=0):
     return path
 
 
-def _config(data, out, **kw):
+def _config(data, out, conservative_weight=0.0, **kw):
     small = TrainerConfig(
         network=QNetworkConfig(kind="mlp", mlp_width=32),
         target_lag_steps=10,
         polyak=0.9,
         device="cpu",
+        conservative_weight=conservative_weight,
+        conservative_samples=4,
     )
     base = dict(
         data=str(data),
@@ -45,11 +47,13 @@ def _config(data, out, **kw):
     return TrainConfig(**base)
 
 
-def test_resume_gives_identical_results(tmp_path):
+@pytest.mark.parametrize("conservative_weight", [0.0, 0.5])
+def test_resume_gives_identical_results(tmp_path, conservative_weight):
     log = _write_log(tmp_path / "log")
-    full = train(_config(log, tmp_path / "a", steps=40))
-    train(_config(log, tmp_path / "b", steps=20))
-    resumed = train(_config(log, tmp_path / "b", steps=40, resume=True))
+    cw = conservative_weight
+    full = train(_config(log, tmp_path / "a", cw, steps=40))
+    train(_config(log, tmp_path / "b", cw, steps=20))
+    resumed = train(_config(log, tmp_path / "b", cw, steps=40, resume=True))
     assert full["step"] == resumed["step"] == 40
     a = load_checkpoint(full["checkpoint"])["trainer"]
     b = load_checkpoint(resumed["checkpoint"])["trainer"]
