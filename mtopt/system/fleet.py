@@ -14,6 +14,7 @@ shows a progress bar with the fleet's episodes per second.
 from __future__ import annotations
 
 import logging
+import os
 import multiprocessing as mp
 import queue
 import time
@@ -236,12 +237,16 @@ class Robot:
 def _robot_main(robot_id: int, count: int, config: FleetConfig, run_tag: str, q) -> None:
     """Process entry point of one robot: collect ``count`` episodes into the log."""
     logging.basicConfig(level=logging.WARNING)
+    parent = os.getppid()
     robot = Robot(robot_id, config, run_tag)
     try:
         with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
             for ep in robot.episodes(count):
                 written = writer.append(ep)
                 q.put(("episode", robot_id, 1, len(written)))
+                if os.getppid() != parent:  # the collector was killed: flush and stop
+                    logger.warning("robot %d: collector process gone, stopping", robot_id)
+                    break
             q.put(("flushed", robot_id, 0, len(writer.flush())))
     except BaseException as exc:  # report, then let the process die with the error
         q.put(("error", robot_id, 0, repr(exc)))

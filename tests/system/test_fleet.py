@@ -141,3 +141,47 @@ def test_task_weights_shape_the_task_mix():
         FleetConfig(task_weights=(1.0, 2.0))
     with pytest.raises(ValueError, match="non-negative with a positive sum"):
         FleetConfig(tasks=("lift-any", "lift-box"), task_weights=(0.0, 0.0))
+
+
+def test_robots_stop_when_the_collector_is_killed(tmp_path):
+    """Killing only the collector (not its process group) must not leave robots writing on."""
+    out = tmp_path / "log"
+    cmd = [sys.executable, "-m", "mtopt", "collect", "--out", str(out), "--robots", "2"]
+    cmd += ["--episodes", "100000", "--log.shard-episodes", "3", "--no-progress"]
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 120
+        while not (out.is_dir() and len(EpisodeLogReader(out).shard_paths()) >= 2):
+            if time.time() > deadline:
+                pytest.fail("collector wrote no shards in time")
+            time.sleep(0.05)
+        proc.kill()  # SIGKILL the collector alone; the robots are orphaned
+        proc.wait()
+        deadline = time.time() + 60
+        previous = -1
+        while True:  # the shard count must stop growing once the robots noticed
+            time.sleep(2.0)
+            count = len(EpisodeLogReader(out).shard_paths())
+            if count == previous:
+                break
+            previous = count
+            assert time.time() < deadline, "robots kept writing after the collector died"
+    finally:
+        alive_after = _group_alive(proc.pid)
+        if alive_after:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader = EpisodeLogReader(out)
+    episodes = list(reader.episodes())
+    assert reader.corrupt_shards == 0
+    assert len({e.episode_id for e in episodes}) == len(episodes)
+    assert not alive_after, "robot processes are still running"
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
