@@ -14,8 +14,8 @@ shows a progress bar with the fleet's episodes per second.
 from __future__ import annotations
 
 import logging
-import os
 import multiprocessing as mp
+import os
 import queue
 import time
 from dataclasses import dataclass, field, replace
