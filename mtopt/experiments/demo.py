@@ -24,7 +24,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
 from mtopt.evaluation.evaluate import scripted_policy_for
@@ -71,6 +71,9 @@ class DemoConfig:
     """Fine-tuning trainer steps per round."""
     epsilon: float = 0.2
     """ε of the collection policy (paper: 0.2)."""
+    exploration: Literal["all", "motion"] = "all"
+    """What an ε step of the collection policy randomises: ``all`` dims or only the
+    ``motion`` dims (see ``mtopt.policies.q_policy``)."""
     eval_episodes_per_task: int = 30
     """Evaluation attempts per task (paper: 100; fewer keeps the demo short)."""
     train: TrainConfig = field(default_factory=_demo_train_config)
@@ -106,6 +109,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             seed=seed,
             policy=policy,
             epsilon=config.epsilon,
+            exploration=config.exploration,
             progress=config.progress,
         )
         s = collect(cfg)

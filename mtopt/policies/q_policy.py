@@ -2,13 +2,20 @@
 
 At each step the policy maximises ``Q(s, a, task)`` over actions with CEM, embedding the state
 once and scoring the CEM samples from the embedding. With probability ε an ε-greedy policy
-takes a uniformly random action instead (continuous dims uniform in their bounds, discrete
-dims a fair coin).
+explores instead; what it randomises is set by ``exploration``:
+
+* ``all``: a uniformly random action (continuous dims uniform in their bounds, discrete dims
+  a fair coin);
+* ``motion``: the greedy action with its continuous (motion) dims replaced by uniform ones;
+  the gripper and terminate choices stay greedy. With ``all`` and ε = 0.2, a random step opens
+  or closes the gripper against the policy's choice, or terminates, with probability 0.1 each
+  per step, so most ε-greedy episodes of a 10-step carry drop the object or stop early.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 import torch
@@ -16,6 +23,9 @@ import torch
 from mtopt.learning.networks import QNetwork
 from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig, cem_maximize
 from mtopt.tasks import TaskSet
+
+EXPLORATION_MODES = ("all", "motion")
+"""What the ε branch randomises (see the module docstring)."""
 
 
 class QPolicy:
@@ -30,9 +40,13 @@ class QPolicy:
         obs_keys: tuple[str, ...] = ("state", "gripper_status", "gripper_height"),
         action_spec: ActionSpec = WORKCELL_ACTION_SPEC,
         name: str = "checkpoint",
+        exploration: Literal["all", "motion"] = "all",
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
+        if exploration not in EXPLORATION_MODES:
+            raise ValueError(f"exploration must be one of {EXPLORATION_MODES}, got {exploration!r}")
+        self.exploration = exploration
         self.network = network.eval()
         self.task_set = task_set
         self.cem = cem or CEMConfig()
@@ -67,8 +81,17 @@ class QPolicy:
         """The action for one observation of the current task."""
         if self._task is None:
             raise RuntimeError("QPolicy.reset(rng, task=...) must be called before act()")
-        if self.epsilon > 0 and self._rng.random() < self.epsilon:
+        explore = self.epsilon > 0 and self._rng.random() < self.epsilon
+        if explore and self.exploration == "all":
             return self.random_action()
+        greedy = self._greedy(obs)
+        if explore:  # motion: random continuous dims, greedy gripper and terminate
+            random = self.random_action()
+            for d in self.action_spec.continuous_dims:
+                greedy[d] = random[d]
+        return greedy
+
+    def _greedy(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         batch = {
             k: torch.from_numpy(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_keys
         }
@@ -79,7 +102,11 @@ class QPolicy:
 
 
 def load_q_policy(
-    checkpoint: str, epsilon: float = 0.0, device: str = "auto", cem: CEMConfig | None = None
+    checkpoint: str,
+    epsilon: float = 0.0,
+    device: str = "auto",
+    cem: CEMConfig | None = None,
+    exploration: Literal["all", "motion"] = "all",
 ) -> QPolicy:
     """A :class:`QPolicy` over the online network of a training checkpoint.
 
@@ -107,4 +134,5 @@ def load_q_policy(
     net.load_state_dict(payload["trainer"]["online"])
     step = int(payload["step"])
     name = f"checkpoint:{Path(checkpoint).parent.parent.name}@{step}"
-    return QPolicy(net, task_set, cem, epsilon, tuple(payload["obs_keys"]), name=name)
+    keys = tuple(payload["obs_keys"])
+    return QPolicy(net, task_set, cem, epsilon, keys, name=name, exploration=exploration)

@@ -68,6 +68,10 @@ class FleetConfig:
     """Collect with this training checkpoint's Q-policy instead of the scripted policies."""
     epsilon: float = 0.2
     """ε of the ε-greedy Q-policy (paper: 0.2); unused by the scripted policies."""
+    exploration: Literal["all", "motion"] = "all"
+    """What an ε step randomises: ``all`` dims (a uniformly random action) or only the
+    ``motion`` dims, keeping the greedy gripper and terminate choices (see
+    ``mtopt.policies.q_policy``)."""
     device: str = "cpu"
     """Device of the Q-policy in the robot processes."""
     chain_place: bool = True
@@ -92,6 +96,8 @@ class FleetConfig:
             raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
+        if self.exploration not in ("all", "motion"):
+            raise ValueError(f"exploration must be 'all' or 'motion', got {self.exploration!r}")
         if self.policy is not None and not Path(self.policy).is_file():
             raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
         default_task_set().validate(self.tasks)
@@ -147,7 +153,9 @@ class Robot:
             from mtopt.policies.q_policy import load_q_policy
 
             torch.set_num_threads(1)  # one core per robot process
-            self.q_policy = load_q_policy(config.policy, config.epsilon, config.device)
+            self.q_policy = load_q_policy(
+                config.policy, config.epsilon, config.device, exploration=config.exploration
+            )
         self.place_tasks = [t for t in self.tasks if self.task_set[t].skill != OBJECT_ACQUISITION]
         weights = (
             dict(zip(self.tasks, config.task_weights, strict=True)) if config.task_weights else {}

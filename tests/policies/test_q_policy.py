@@ -1,0 +1,57 @@
+"""The greedy / ε-greedy CEM policy over a Q-network and its two exploration modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mtopt.learning.networks import QNetworkConfig, build_q_network
+from mtopt.policies.cem import CEMConfig
+from mtopt.policies.q_policy import QPolicy
+from mtopt.tasks import default_task_set
+
+OBS = {
+    "state": np.linspace(-1, 1, 8).astype(np.float32),
+    "gripper_status": np.zeros(1, np.float32),
+    "gripper_height": np.full(1, 0.1, np.float32),
+}
+
+
+def _policy(epsilon: float, exploration: str = "all") -> QPolicy:
+    torch.manual_seed(0)
+    net = build_q_network(QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16))
+    cem = CEMConfig(num_samples=16, num_elites=4)
+    return QPolicy(net, default_task_set(), cem, epsilon, exploration=exploration)
+
+
+def _actions(policy: QPolicy, seed: int, n: int) -> np.ndarray:
+    policy.reset(np.random.default_rng(seed), task="lift-any")
+    return np.stack([policy.act(OBS) for _ in range(n)])
+
+
+def test_greedy_is_seeded_and_valid():
+    a = _actions(_policy(0.0), 3, 20)
+    assert np.array_equal(a, _actions(_policy(0.0), 3, 20))
+    assert a[:, :4].min() >= -1 and a[:, :4].max() <= 1
+    assert set(np.unique(a[:, 4:])) <= {0.0, 1.0}
+
+
+def test_motion_exploration_keeps_the_greedy_gripper_and_terminate():
+    greedy = _actions(_policy(0.0), 5, 30)
+    explored = _actions(_policy(1.0, "motion"), 5, 30)
+    # every step explores, yet the discrete choices are exactly the greedy ones
+    assert np.array_equal(explored[:, 4:], greedy[:, 4:])
+    assert not np.allclose(explored[:, :4], greedy[:, :4])
+
+
+def test_all_exploration_randomises_every_dim():
+    a = _actions(_policy(1.0, "all"), 5, 400)
+    for d in (4, 5):
+        assert 0.4 < a[:, d].mean() < 0.6  # a fair coin, whatever the greedy choice is
+    assert abs(a[:, :4].mean()) < 0.1
+
+
+def test_bad_exploration_is_named():
+    with pytest.raises(ValueError, match="'sideways'"):
+        _policy(0.2, "sideways")
