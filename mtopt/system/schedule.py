@@ -24,6 +24,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from mtopt.data.episode import SCRIPTED_POLICY_PREFIX
 
@@ -43,12 +44,19 @@ class ScheduleConfig:
     rate exceeds the scripted success rate; 0 compares the plain rates."""
     epsilon: float = 0.2
     """ε of the learned collection policy (paper: 0.2)."""
+    exploration: Literal["all", "motion"] = "all"
+    """What an ε step randomises: ``all`` dims or only the ``motion`` dims (keeping the greedy
+    gripper and terminate choices; see ``mtopt.policies.q_policy``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probe <= 1.0:
             raise ValueError(f"schedule.probe must be in [0, 1], got {self.probe!r}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"schedule.epsilon must be in [0, 1], got {self.epsilon!r}")
+        if self.exploration not in ("all", "motion"):
+            raise ValueError(
+                f"schedule.exploration must be 'all' or 'motion', got {self.exploration!r}"
+            )
         for name in ("min_episodes", "window"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

@@ -108,7 +108,14 @@ class RunRobot(Robot):
         self.writer = EpisodeLogWriter(config.log_dir, robot_id, fleet.log)
         net = build_q_network(network).eval()
         cem = config.train.cem
-        self.learned = QPolicy(net, self.task_set, cem, config.schedule.epsilon, obs_keys(config))
+        self.learned = QPolicy(
+            net,
+            self.task_set,
+            cem,
+            config.schedule.epsilon,
+            obs_keys(config),
+            exploration=config.schedule.exploration,
+        )
         self.weights_version = -1
         self.schedule: dict[str, Any] = {"learned_tasks": [], "probe": 0.0}
         self.timer = _Timed()
