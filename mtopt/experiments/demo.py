@@ -24,12 +24,13 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.jsonio import write_json
+from mtopt.policies import Exploration, check_exploration
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
@@ -71,7 +72,7 @@ class DemoConfig:
     """Fine-tuning trainer steps per round."""
     epsilon: float = 0.2
     """ε of the collection policy (paper: 0.2)."""
-    exploration: Literal["all", "motion"] = "all"
+    exploration: Exploration = "motion"
     """What an ε step of the collection policy randomises: ``all`` dims or only the
     ``motion`` dims (see ``mtopt.policies.q_policy``)."""
     eval_episodes_per_task: int = 30
@@ -89,6 +90,7 @@ class DemoConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_exploration(self.exploration)
         if not isinstance(self.rounds, int) or self.rounds < 0:
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
 

@@ -33,6 +33,7 @@ from mtopt.data.composition import dataset_composition, plot_composition
 from mtopt.data.stats import dataset_stats, write_stats_json
 from mtopt.experiments.runtime import set_torch_threads
 from mtopt.jsonio import write_json
+from mtopt.policies import Exploration, check_exploration
 from mtopt.system.fleet import FleetConfig, collect
 from mtopt.system.training import TrainConfig, state_learner_config, train
 from mtopt.tasks import default_task_set
@@ -100,6 +101,9 @@ class ImbalancedDatasetConfig:
     skips the policy phases."""
     epsilon: float = 0.2
     """ε of the learned collection policy (paper: 0.2)."""
+    exploration: Exploration = "all"
+    """What an ε step of the learned collection policy randomises: ``all`` dims or only the
+    ``motion`` dims (see ``mtopt.policies.q_policy``)."""
     chain_place: bool = False
     """Chain a place episode after every lift episode. Off by default: chaining would give the
     place tasks as many episodes as all lifts together, not the paper's imbalance."""
@@ -120,6 +124,7 @@ class ImbalancedDatasetConfig:
             raise ValueError(f"robots must be a positive integer, got {self.robots!r}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
+        check_exploration(self.exploration)
         if not self.scripted_episodes:
             raise ValueError("scripted_episodes must name at least one task")
         task_set = default_task_set()
@@ -145,6 +150,7 @@ def _fleet(config: ImbalancedDatasetConfig, counts: dict[str, int], seed: int, p
         task_weights=tuple(float(n) for n in counts.values()),
         policy=policy,
         epsilon=config.epsilon,
+        exploration=config.exploration,
         chain_place=config.chain_place,
         progress=config.progress,
     )

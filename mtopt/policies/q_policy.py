@@ -15,17 +15,14 @@ explores instead; what it randomises is set by ``exploration``:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 import numpy as np
 import torch
 
 from mtopt.learning.networks import QNetwork
+from mtopt.policies import Exploration, check_exploration
 from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig, cem_maximize
 from mtopt.tasks import TaskSet
-
-EXPLORATION_MODES = ("all", "motion")
-"""What the ε branch randomises (see the module docstring)."""
 
 
 class QPolicy:
@@ -40,12 +37,11 @@ class QPolicy:
         obs_keys: tuple[str, ...] = ("state", "gripper_status", "gripper_height"),
         action_spec: ActionSpec = WORKCELL_ACTION_SPEC,
         name: str = "checkpoint",
-        exploration: Literal["all", "motion"] = "all",
+        exploration: Exploration = "all",
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
-        if exploration not in EXPLORATION_MODES:
-            raise ValueError(f"exploration must be one of {EXPLORATION_MODES}, got {exploration!r}")
+        check_exploration(exploration)
         self.exploration = exploration
         self.network = network.eval()
         self.task_set = task_set
@@ -106,7 +102,7 @@ def load_q_policy(
     epsilon: float = 0.0,
     device: str = "auto",
     cem: CEMConfig | None = None,
-    exploration: Literal["all", "motion"] = "all",
+    exploration: Exploration = "all",
 ) -> QPolicy:
     """A :class:`QPolicy` over the online network of a training checkpoint.
 

@@ -27,6 +27,7 @@ import numpy as np
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
+from mtopt.policies import Exploration, check_exploration
 from mtopt.policies.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
@@ -68,7 +69,7 @@ class FleetConfig:
     """Collect with this training checkpoint's Q-policy instead of the scripted policies."""
     epsilon: float = 0.2
     """ε of the ε-greedy Q-policy (paper: 0.2); unused by the scripted policies."""
-    exploration: Literal["all", "motion"] = "all"
+    exploration: Exploration = "all"
     """What an ε step randomises: ``all`` dims (a uniformly random action) or only the
     ``motion`` dims, keeping the greedy gripper and terminate choices (see
     ``mtopt.policies.q_policy``)."""
@@ -96,8 +97,7 @@ class FleetConfig:
             raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
-        if self.exploration not in ("all", "motion"):
-            raise ValueError(f"exploration must be 'all' or 'motion', got {self.exploration!r}")
+        check_exploration(self.exploration)
         if self.policy is not None and not Path(self.policy).is_file():
             raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
         default_task_set().validate(self.tasks)

@@ -24,9 +24,9 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from mtopt.data.episode import SCRIPTED_POLICY_PREFIX
+from mtopt.policies import Exploration, check_exploration
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ScheduleConfig:
     rate exceeds the scripted success rate; 0 compares the plain rates."""
     epsilon: float = 0.2
     """ε of the learned collection policy (paper: 0.2)."""
-    exploration: Literal["all", "motion"] = "all"
+    exploration: Exploration = "all"
     """What an ε step randomises: ``all`` dims or only the ``motion`` dims (keeping the greedy
     gripper and terminate choices; see ``mtopt.policies.q_policy``)."""
 
@@ -53,10 +53,7 @@ class ScheduleConfig:
             raise ValueError(f"schedule.probe must be in [0, 1], got {self.probe!r}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"schedule.epsilon must be in [0, 1], got {self.epsilon!r}")
-        if self.exploration not in ("all", "motion"):
-            raise ValueError(
-                f"schedule.exploration must be 'all' or 'motion', got {self.exploration!r}"
-            )
+        check_exploration(self.exploration, "schedule.exploration")
         for name in ("min_episodes", "window"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
