@@ -64,6 +64,8 @@ class TrainerConfig:
     QT-Opt. Not part of the paper: an option against CEM's over-estimation on offline data."""
     conservative_samples: int = 16
     """Uniformly drawn actions per state for the conservative penalty."""
+    conservative_temperature: float = 0.1
+    """Temperature of the penalty's soft maximum over the drawn actions' Q (-> 0: hard max)."""
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
@@ -78,6 +80,10 @@ class TrainerConfig:
             raise ValueError("grad_clip and weight_decay must be >= 0")
         if not self.conservative_weight >= 0:
             raise ValueError(f"conservative_weight must be >= 0, got {self.conservative_weight!r}")
+        if not self.conservative_temperature > 0:
+            raise ValueError(
+                f"conservative_temperature must be > 0, got {self.conservative_temperature!r}"
+            )
         if not isinstance(self.conservative_samples, int) or self.conservative_samples < 1:
             raise ValueError(
                 f"conservative_samples must be a positive integer, got "
@@ -120,7 +126,9 @@ class Trainer:
             self.device,
         )
         penalty = conservative_penalty(
-            self.online.q_logits_from_embedding(embedding, sampled), logits
+            self.online.q_logits_from_embedding(embedding, sampled),
+            logits,
+            cfg.conservative_temperature,
         )
         loss = q_log_loss(logits, batch.target) + cfg.conservative_weight * penalty
         return loss, logits, {"conservative_penalty": float(penalty.detach())}

@@ -198,16 +198,27 @@ def test_bellman_targets_all_terminal_skips_networks() -> None:
 
 
 def test_conservative_penalty_hand_computed() -> None:
-    # state 0: log mean(exp(ln 3), exp(ln 1)) = ln 2, minus data logit 0 -> ln 2
-    # state 1: log mean(exp(0), exp(0)) = 0, minus data logit 1 -> -1
-    sampled = torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]], requires_grad=True)
-    data = torch.tensor([0.0, 1.0], requires_grad=True)
-    penalty = conservative_penalty(sampled, data)
-    assert penalty.item() == pytest.approx((math.log(2.0) - 1.0) / 2)
+    # row 0: Q = (0.5, 0.5) -> soft max 0.5, data Q 0.5 -> 0
+    # row 1: Q = (0.75, 0.25), tau = 0.1 -> 0.1 * log((e^7.5 + e^2.5) / 2), data Q 0.5
+    sampled = torch.tensor([[0.0, 0.0], [math.log(3.0), -math.log(3.0)]], requires_grad=True)
+    data = torch.tensor([0.0, 0.0], requires_grad=True)
+    penalty = conservative_penalty(sampled, data, temperature=0.1)
+    row1 = 0.1 * math.log((math.exp(7.5) + math.exp(2.5)) / 2) - 0.5
+    assert penalty.item() == pytest.approx(row1 / 2, rel=1e-5)
+    assert row1 == pytest.approx(0.181357, abs=1e-6)
     penalty.backward()
-    # d/d sampled = softmax over the row / B; d/d data = -1 / B
-    assert torch.allclose(sampled.grad, torch.tensor([[0.375, 0.125], [0.25, 0.25]]))
-    assert torch.allclose(data.grad, torch.tensor([-0.5, -0.5]))
+    # d/d logit_n = softmax_n(Q / tau) * Q_n (1 - Q_n) / B; d/d data logit = -Q (1 - Q) / B
+    w = 1 / (1 + math.exp(-5.0))
+    expected = torch.tensor([[0.0625, 0.0625], [0.5 * w * 0.1875, 0.5 * (1 - w) * 0.1875]])
+    assert torch.allclose(sampled.grad, expected, atol=1e-6)
+    assert torch.allclose(data.grad, torch.tensor([-0.125, -0.125]))
+
+
+def test_conservative_penalty_stays_bounded_for_saturated_logits() -> None:
+    # the logit-space version pulled a logged action up by a constant force; on Q it fades
+    data = torch.tensor([30.0], requires_grad=True)
+    conservative_penalty(torch.zeros(1, 4), data).backward()
+    assert abs(float(data.grad)) < 1e-9
 
 
 def test_conservative_penalty_validation() -> None:
@@ -215,3 +226,5 @@ def test_conservative_penalty_validation() -> None:
         conservative_penalty(torch.zeros(3), torch.zeros(3))
     with pytest.raises(ValueError, match="data_logits"):
         conservative_penalty(torch.zeros(3, 2), torch.zeros(2))
+    with pytest.raises(ValueError, match="temperature"):
+        conservative_penalty(torch.zeros(3, 2), torch.zeros(3), temperature=0.0)
