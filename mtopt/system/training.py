@@ -124,11 +124,11 @@ def reward_labeller(config: TrainConfig, task_set: TaskSet) -> SuccessLabeller:
 
 def state_learner_config(**overrides: Any) -> TrainConfig:
     """The CPU state learner of ``configs/train/state.yaml`` (object-centric MLP, width 128,
-    batch 128, Polyak 0.995, target-2 lag 500, conservative penalty 0.1); ``overrides``
+    batch 128, Polyak 0.995, target-2 lag 500, conservative penalty 0.5); ``overrides``
     replace single fields."""
     net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
     trainer = TrainerConfig(
-        network=net, polyak=0.995, target_lag_steps=500, conservative_weight=0.1
+        network=net, polyak=0.995, target_lag_steps=500, conservative_weight=0.5
     )
     base = TrainConfig(
         batch_size=128,
