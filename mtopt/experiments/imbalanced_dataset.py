@@ -101,7 +101,7 @@ class ImbalancedDatasetConfig:
     skips the policy phases."""
     epsilon: float = 0.2
     """ε of the learned collection policy (paper: 0.2)."""
-    exploration: Exploration = "all"
+    exploration: Exploration = "motion"
     """What an ε step of the learned collection policy randomises: ``all`` dims or only the
     ``motion`` dims (see ``mtopt.policies.q_policy``)."""
     chain_place: bool = False

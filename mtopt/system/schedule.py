@@ -44,7 +44,7 @@ class ScheduleConfig:
     rate exceeds the scripted success rate; 0 compares the plain rates."""
     epsilon: float = 0.2
     """ε of the learned collection policy (paper: 0.2)."""
-    exploration: Exploration = "all"
+    exploration: Exploration = "motion"
     """What an ε step randomises: ``all`` dims or only the ``motion`` dims (keeping the greedy
     gripper and terminate choices; see ``mtopt.policies.q_policy``)."""
 
