@@ -62,13 +62,13 @@ class DemoConfig:
     """Robots in the simulated fleet (one process each)."""
     bootstrap_episodes: int = 6000
     """Episodes collected by the scripted policies."""
-    bootstrap_steps: int = 4000
+    bootstrap_steps: int = 3000
     """Trainer steps of the first, offline training run."""
     rounds: int = 2
     """Rounds of ε-greedy collection with the newest policy followed by fine-tuning."""
-    round_episodes: int = 2000
+    round_episodes: int = 1500
     """Episodes collected per round."""
-    round_steps: int = 2000
+    round_steps: int = 1500
     """Fine-tuning trainer steps per round."""
     epsilon: float = 0.2
     """ε of the collection policy (paper: 0.2)."""
