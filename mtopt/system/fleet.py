@@ -242,10 +242,12 @@ class Robot:
         self.env.close()
 
 
-def _robot_main(robot_id: int, count: int, config: FleetConfig, run_tag: str, q) -> None:
-    """Process entry point of one robot: collect ``count`` episodes into the log."""
+def _robot_main(
+    robot_id: int, count: int, config: FleetConfig, run_tag: str, q, parent: int
+) -> None:
+    """Process entry point of one robot: collect ``count`` episodes into the log; stop early
+    (after flushing) when the collector process ``parent`` is gone."""
     logging.basicConfig(level=logging.WARNING)
-    parent = os.getppid()
     robot = Robot(robot_id, config, run_tag)
     try:
         with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
@@ -278,7 +280,7 @@ def collect(config: FleetConfig) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [
-        ctx.Process(target=_robot_main, args=(i, n, config, run_tag, q), daemon=True)
+        ctx.Process(target=_robot_main, args=(i, n, config, run_tag, q, os.getpid()), daemon=True)
         for i, n in enumerate(counts)
         if n > 0
     ]
