@@ -4,8 +4,9 @@
 * :func:`bellman_targets` -- the Bellman updater's computation: ``a* = CEM argmax`` of the
   first target network at ``s'``, ``V(s') = min_i Q_target_i(s', a*)``, then the target above;
 * :func:`q_log_loss` -- binary cross-entropy between ``Q`` (given as logits) and soft targets;
-* :func:`conservative_penalty` -- an optional CQL-style term that pushes the logits of sampled
-  actions down relative to the logged action (not part of QT-Opt or MT-Opt; off by default);
+* :func:`conservative_penalty` -- an optional CQL-style term that pushes the Q of sampled
+  actions down relative to the logged action (not part of QT-Opt or MT-Opt; used when
+  ``trainer.conservative_weight > 0``);
 * :func:`polyak_update` / :func:`hard_update` -- target-network maintenance.
 
 The rewards are the binary end-of-episode task rewards of MT-Opt (Sec. 3.1), so targets lie in

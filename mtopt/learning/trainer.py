@@ -113,11 +113,10 @@ class Trainer:
     def _loss(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """The log loss (plus the conservative penalty when enabled) and the batch logits."""
         cfg = self.config
-        if cfg.conservative_weight == 0:
-            logits = self.online.logits(batch.obs, batch.action, batch.task)
-            return q_log_loss(logits, batch.target), logits, {}
         embedding = self.online.embed(batch.obs, batch.task)
         logits = self.online.q_logits_from_embedding(embedding, batch.action.unsqueeze(1))[:, 0]
+        if cfg.conservative_weight == 0:
+            return q_log_loss(logits, batch.target), logits, {}
         sampled = sample_uniform_actions(
             WORKCELL_ACTION_SPEC,
             len(batch),

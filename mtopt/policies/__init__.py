@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Exploration = Literal["all", "motion"]
 """What the ε step of an ε-greedy Q-policy randomises (see :mod:`mtopt.policies.q_policy`)."""
-EXPLORATION_MODES: tuple[str, ...] = ("all", "motion")
+EXPLORATION_MODES: tuple[str, ...] = get_args(Exploration)
 
 
 def check_exploration(value: str, name: str = "exploration") -> None:
