@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
@@ -34,6 +34,8 @@ class Args:
     """Episodes (scripted picking) rendered with one camera image per step."""
     image_size: int = 64
     """Image height and width in pixels."""
+    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
+    """The workcell (e.g. ``--workcell.noslip-iterations 0`` to time the physics without it)."""
 
 
 def run(env: WorkcellEnv, policy, episodes: int, options: dict, seed: int) -> dict[str, float]:
@@ -65,7 +67,7 @@ def main(args: Args) -> None:
         f"bench_workcell  seed={args.seed}  python={platform.python_version()}  "
         f"cpu={platform.processor() or platform.machine()}  cores={os.cpu_count()}"
     )
-    env = WorkcellEnv(WorkcellConfig())
+    env = WorkcellEnv(args.workcell)
     for name, policy, options in (
         ("scripted pick (state)", ScriptedPickPolicy(), {}),
         ("scripted place (state)", ScriptedPlacePolicy(), {"grasped": True}),
@@ -77,7 +79,7 @@ def main(args: Args) -> None:
             f"{r['mean_episode_length']:.1f} steps/episode)"
         )
     env.close()
-    img_env = WorkcellEnv(WorkcellConfig(image=True, image_size=args.image_size))
+    img_env = WorkcellEnv(replace(args.workcell, image=True, image_size=args.image_size))
     r = run(img_env, ScriptedPickPolicy(), args.image_episodes, {}, args.seed)
     print(
         f"{'scripted pick (image)':<24} {r['steps_per_s']:8.0f} image steps/s "

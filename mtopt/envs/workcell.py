@@ -33,6 +33,12 @@ from mtopt.tasks import default_task_set
 
 logger = logging.getLogger(__name__)
 
+_BLOW_UP_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+    mujoco.mjtWarning.mjWARN_BADQACC,
+)
+
 
 class WorkcellEnv(SceneArrangementMixin, gym.Env):
     """The MT-Opt workcell as a Gymnasium environment (see ``docs/workcell.md``).
@@ -55,6 +61,8 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         self.task_names: tuple[str, ...] = self.task_set.names
         self.model = mujoco.MjModel.from_xml_string(scene.build_mjcf(cfg.n_slots))
         self.model.opt.timestep = cfg.timestep
+        self.model.opt.impratio = cfg.impratio
+        self.model.opt.noslip_iterations = cfg.noslip_iterations
         if cfg.sleep:
             self.model.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
         self.data = mujoco.MjData(self.model)
@@ -141,13 +149,17 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             if flags["grasped"]:
                 raise ValueError("reset options chain=True and grasped=True are exclusive")
             if not self._has_scene:
-                raise ValueError("reset option chain=True needs a previous episode to continue")
+                raise ValueError(
+                    "reset option chain=True needs a previous episode whose scene is intact "
+                    "(there was none, or its physics became unstable)"
+                )
             self.data.ctrl[:4] = self.data.qpos[:4]
         else:
             self._new_scene(kind, bool(flags["grasped"]))
         self._task = task
         self._steps = 0
         self._done = False
+        self._instabilities = self._blow_ups()
         obs = self._observe()
         return obs, {"task_names": self.task_names, "task": task}
 
@@ -268,19 +280,39 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             d.ctrl[4:6] = 0.0 if self._closed else scene.MAX_HALF_OPENING
             mujoco.mj_step(self.model, d, nstep=self.config.substeps)
         self._steps += 1
-        truncated = not terminated and self._steps >= self.config.max_steps
+        unstable = self._physics_failed()
+        truncated = not terminated and (unstable or self._steps >= self.config.max_steps)
         self._done = terminated or truncated
         info: dict[str, Any] = {"task_names": self.task_names, "task": self._task}
         reward = 0.0
         if self._done:
-            if self.config.final_settle_substeps:
+            if self.config.final_settle_substeps and not unstable:
                 # the servos hold the last commanded pose; released objects come to rest
                 mujoco.mj_step(self.model, d, nstep=self.config.final_settle_substeps)
-            success = self.success_vector()
+                unstable = self._physics_failed()
+            if unstable:
+                # MuJoCo reset the simulation mid-step: the scene is gone, nobody succeeded
+                logger.warning("physics became unstable at step %d; episode ended", self._steps)
+                self._has_scene = False
+                info["physics_unstable"] = True
+                success = np.zeros(len(self.task_names), dtype=bool)
+            else:
+                success = self.success_vector()
             info["success"] = success
             if self._task is not None:
                 reward = float(success[self.task_set.slot(self._task)])
         return self._observe(), reward, terminated, truncated, info
+
+    def _blow_ups(self) -> int:
+        """MuJoCo's running count of NaN/huge position, velocity or acceleration events."""
+        return sum(int(self.data.warning[w].number) for w in _BLOW_UP_WARNINGS)
+
+    def _physics_failed(self) -> bool:
+        """Whether MuJoCo hit a numerical blow-up (and reset ``data``) since the last check."""
+        count = self._blow_ups()
+        failed = count > self._instabilities
+        self._instabilities = count
+        return failed
 
     # -- observations --------------------------------------------------------------------
     def _state(self) -> np.ndarray:

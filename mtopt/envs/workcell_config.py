@@ -109,6 +109,14 @@ class WorkcellConfig:
     """Physics steps run after the last step of an episode, with the gripper holding its pose,
     before the final state is observed and judged: a released object finishes falling, so
     success is decided on a scene at rest (as a camera looking after the episode would)."""
+    impratio: float = 10.0
+    """MuJoCo's ratio of frictional to normal constraint impedance. Values above 1 make
+    friction stiffer than the contact; with MuJoCo's default of 1 a pinched round object
+    creeps out of the closed fingers within a second (``benchmarks/privileged_pick.py``)."""
+    noslip_iterations: int = 3
+    """Iterations of MuJoCo's no-slip solver, which removes the residual slip of soft friction
+    in held objects (0 turns it off; 3 iterations cost 20–30 % of the step rate, see
+    docs/RESULTS.md)."""
     sleep: bool = True
     """Let MuJoCo put resting objects to sleep (much faster; contacts are refreshed before
     predicates are evaluated)."""
@@ -149,6 +157,8 @@ class WorkcellConfig:
                 f"{WORKSPACE_HIGH[2]}, got {lo_hi!r}"
             )
         _check_int("settle_substeps", self.settle_substeps, 0, 10_000)
+        _check_float("impratio", self.impratio, 1.0, 100.0)
+        _check_int("noslip_iterations", self.noslip_iterations, 0, 100)
         for name in ("sleep", "image", "side_images"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")

@@ -165,6 +165,8 @@ class Robot:
         if not self.place_tasks:
             self.place_tasks = list(self.task_set.tasks_of_skill("object-manipulation"))
         self._count = 0
+        self.discarded = 0
+        """Episodes dropped because the simulation became numerically unstable."""
 
     def _next_id(self) -> str:
         self._count += 1
@@ -182,8 +184,9 @@ class Robot:
 
     def run_episode(
         self, task: str, options: dict, policy_name: str, chained_from: str | None = None
-    ) -> Episode:
-        """Run one episode of ``task`` and return it (not yet written)."""
+    ) -> Episode | None:
+        """Run one episode of ``task`` and return it (not yet written); ``None`` when the
+        simulation became numerically unstable (the episode is discarded, like a robot fault)."""
         seed = int(self.rng.integers(2**31 - 1))
         start = time.time()
         obs, info = self.env.reset(seed=seed, options={**options, "task": task})
@@ -201,6 +204,10 @@ class Robot:
             for k in keys:
                 observations[k].append(obs[k])
             done = terminated or truncated
+        if info.get("physics_unstable"):
+            self.discarded += 1
+            logger.warning("robot %d: discarded an unstable %s episode", self.robot_id, task)
+            return None
         side = self.env.render_side_images() if self.config.side_images else None
         return Episode(
             episode_id=self._next_id(),
@@ -226,17 +233,23 @@ class Robot:
             task = str(self.rng.choice(self.tasks, p=self.task_probs))
             if self.task_set[task].skill == OBJECT_ACQUISITION:
                 lift = self.run_episode(task, {"scene": "random"}, "scripted-pick")
+                if lift is None:
+                    continue
                 yield lift
                 produced += 1
                 if self.config.chain_place and produced < count:
                     place_task = str(self.rng.choice(self.place_tasks, p=self.place_probs))
-                    yield self.run_episode(
+                    place = self.run_episode(
                         place_task, {"chain": True}, "scripted-place", lift.episode_id
                     )
-                    produced += 1
+                    if place is not None:
+                        yield place
+                        produced += 1
             else:
-                yield self.run_episode(task, {"grasped": True}, "scripted-place")
-                produced += 1
+                place = self.run_episode(task, {"grasped": True}, "scripted-place")
+                if place is not None:
+                    yield place
+                    produced += 1
 
     def close(self) -> None:
         self.env.close()

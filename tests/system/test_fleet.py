@@ -185,3 +185,21 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_an_unstable_episode_is_discarded_not_logged():
+    cfg = FleetConfig(robots=1, episodes=3, seed=5, progress=False)
+    robot = Robot(0, cfg, "u")
+    step, calls = robot.env.step, {"n": 0}
+
+    def faulty_step(action):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second step of the first episode blows up
+            robot.env.data.qvel[0] = np.nan
+        return step(action)
+
+    robot.env.step = faulty_step
+    episodes = list(robot.episodes(3))
+    assert len(episodes) == 3 and robot.discarded == 1
+    assert all(len(ep.actions) >= 1 for ep in episodes)
+    assert len({ep.episode_id for ep in episodes}) == 3
