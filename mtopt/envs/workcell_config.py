@@ -112,7 +112,7 @@ class WorkcellConfig:
     impratio: float = 10.0
     """MuJoCo's ratio of frictional to normal constraint impedance. Values above 1 make
     friction stiffer than the contact; with MuJoCo's default of 1 a pinched round object
-    creeps out of the closed fingers within a second (``benchmarks/privileged_pick.py``)."""
+    creeps out of the closed fingers within a second (``benchmarks/aimed_ceiling.py``)."""
     noslip_iterations: int = 3
     """Iterations of MuJoCo's no-slip solver, which removes the residual slip of soft friction
     in held objects (0 turns it off; 3 iterations cost 20–30 % of the step rate, see

@@ -8,7 +8,7 @@ the object's short side with the most clearance from walls and neighbours, moves
 descends to just below its centre, closes, lifts and terminates. If a descent stalls
 (a finger rests on a neighbour or a wall) it gives the object up and tries the next one.
 
-``benchmarks/privileged_pick.py`` runs it on the evaluation protocol to measure what a
+``benchmarks/aimed_ceiling.py`` runs it on the evaluation protocol to measure what a
 competent top-down grasp reaches in this simulation (the ceiling for ``lift-*`` tasks) and
 which failures are physical rather than a learning problem.
 Usage: ``policy.reset(rng, task=...)`` at the start of each episode, then ``policy.act(obs)``.
@@ -164,4 +164,68 @@ class AimedPickPolicy:
         self._last_z = grip[2] if aligned else math.inf
         action[:2] = np.clip(delta[:2] / self._step, -1, 1)
         action[2] = np.clip((goal_z - grip[2]) / self._step, -1, 1)
+        return action
+
+
+PLATE_TARGETS: dict[str, tuple[float, float]] = {
+    "place-any": (0.0, (scene.PLATE_DIVIDER_Y - scene.PLATE_HALF[1]) / 2),
+    "place-bottom": (0.0, (scene.PLATE_DIVIDER_Y - scene.PLATE_HALF[1]) / 2),
+    "place-top-left": (-scene.PLATE_HALF[0] / 2, (scene.PLATE_DIVIDER_Y + scene.PLATE_HALF[1]) / 2),
+    "place-top-right": (scene.PLATE_HALF[0] / 2, (scene.PLATE_DIVIDER_Y + scene.PLATE_HALF[1]) / 2),
+}
+"""Plate-local release point of each place task: the middle of its section (``place-any``
+uses the largest, ``bottom``)."""
+TRANSIT = 0.13
+"""Finger-tip height (m) at which a held object clears the bin walls."""
+RELEASE = 0.05
+"""Finger-tip height (m) above the bin floor at which the gripper opens over the plate."""
+
+
+class AimedPlacePolicy:
+    """Aimed placing for ``place-*`` tasks: carry the held object over the middle of the task's
+    plate section (plate pose from the ``state`` observation), lower it, open, retract,
+    terminate. Like :class:`AimedPickPolicy` a measuring stick, not a bootstrap policy."""
+
+    def __init__(self, config: WorkcellConfig | None = None) -> None:
+        cfg = config if config is not None else WorkcellConfig()
+        self._layout, self._step = state_layout(cfg.n_slots), cfg.max_translation
+        self.reset(np.random.default_rng(0))
+
+    def reset(self, rng: np.random.Generator, task: str | None = None) -> None:
+        """Start an episode of ``task`` (a ``place-*`` task; ``None`` means ``place-any``)."""
+        task = "place-any" if task is None else task
+        if task not in PLATE_TARGETS:
+            raise ValueError(f"AimedPlacePolicy does {sorted(PLATE_TARGETS)}, got {task!r}")
+        self._local = np.array(PLATE_TARGETS[task])
+        self.phase = "transit"
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Action for observation ``obs`` (reads ``obs["state"]`` only)."""
+        state = obs["state"]
+        grip = state[self._layout["gripper_pos"]].astype(float)
+        action = np.zeros(6, dtype=np.float32)
+        if self.phase == "open":
+            self.phase = "retract"
+            return action  # gripper command 0: open
+        if self.phase == "retract":
+            self.phase = "done"
+            action[2] = 1.0
+            return action
+        if self.phase == "done":
+            action[5] = 1.0
+            return action
+        action[4] = 1.0
+        sin_yaw, cos_yaw = state[self._layout["plate_yaw"]]
+        rot = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
+        goal = state[self._layout["plate_pos"]].astype(float) + rot @ self._local
+        delta = goal - grip[:2]
+        if grip[2] < TRANSIT - 0.01 and grip[1] < 0.0:
+            action[2] = 1.0  # climb out of the right bin before crossing
+            return action
+        near = bool(np.all(np.abs(delta) < 0.01))
+        goal_z = RELEASE if near else max(TRANSIT, grip[2])
+        action[:2] = np.clip(delta / self._step, -1, 1)
+        action[2] = np.clip((goal_z - grip[2]) / self._step, -1, 1)
+        if near and abs(grip[2] - RELEASE) < 0.01:
+            self.phase = "open"
         return action

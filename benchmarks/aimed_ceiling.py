@@ -1,15 +1,17 @@
-"""How well can the workcell be solved at all? The aimed picker as a ceiling for lift tasks.
+"""How well can the workcell be solved at all? Aimed controllers as a ceiling per task.
 
-    python benchmarks/privileged_pick.py --episodes 100 [--tasks lift-any lift-carrot] \
+    python benchmarks/aimed_ceiling.py --episodes 100 [--tasks lift-any place-any] \
         [--workcell.impratio 1 --workcell.noslip-iterations 0]
 
-Runs :class:`mtopt.policies.aimed.AimedPickPolicy` (object poses from the ``state``
-observation, a clearance-aware top-down grasp) with the evaluation protocol's seeds and
-scenes, and sorts every attempt by how it ended (ground truth is read only to score):
-``success``; ``gave-up`` (every wanted object was blocked for a top-down descent);
-``timeout`` (20 steps ran out before closing); ``dropped`` (held at some step, not at the
-end); ``closed-empty``. It tells whether the issue's 0.85 on ``lift-any`` is reachable with
-20 steps of the workcell's action space, and which failures are physical.
+Runs :class:`mtopt.policies.aimed.AimedPickPolicy` on lift tasks (object poses from the
+``state`` observation, a clearance-aware top-down grasp) and
+:class:`mtopt.policies.aimed.AimedPlacePolicy` on place tasks (release over the middle of the
+task's plate section), with the evaluation protocol's seeds and scenes, and sorts every lift
+attempt by how it ended (ground truth is read only to score): ``success``; ``gave-up`` (every
+wanted object was blocked for a top-down descent); ``timeout`` (20 steps ran out before
+closing); ``dropped`` (held at some step, not at the end); ``closed-empty``. It tells whether
+the issue's 0.85 on ``lift-any`` and ``place-any`` is reachable with 20 steps of the
+workcell's action space, and which failures are physical.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import tyro
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed
-from mtopt.policies.aimed import AimedPickPolicy
+from mtopt.policies.aimed import AimedPickPolicy, AimedPlacePolicy
 from mtopt.tasks import default_task_set
 
 
@@ -32,7 +34,7 @@ class Args:
     """Aimed-picker ceiling on the evaluation scene."""
 
     tasks: tuple[str, ...] = ()
-    """Lift tasks to run (default: every lift task)."""
+    """Tasks to run (default: all 12)."""
     episodes: int = 100
     """Attempts per task."""
     seed: int = ProtocolConfig().seed
@@ -44,21 +46,24 @@ class Args:
 
 def main(args: Args) -> None:
     task_set = default_task_set()
-    tasks = list(args.tasks) or [t for t in task_set.names if t.startswith("lift-")]
+    tasks = list(args.tasks) or list(task_set.names)
     task_set.validate(tasks)
     env = WorkcellEnv(args.workcell)
-    policy = AimedPickPolicy(args.workcell)
+    pick, place = AimedPickPolicy(args.workcell), AimedPlacePolicy(args.workcell)
     print(
-        f"privileged_pick  episodes={args.episodes}  seed={args.seed}  "
+        f"aimed_ceiling  episodes={args.episodes}  seed={args.seed}  "
         f"impratio={args.workcell.impratio}  noslip={args.workcell.noslip_iterations}  "
         f"python={platform.python_version()}"
     )
     for task in tasks:
         slot = task_set.slot(task)
+        lift = task.startswith("lift-")
+        policy = pick if lift else place
+        options = {"scene": "evaluation", "task": task, "grasped": not lift}
         outcomes: Counter[str] = Counter()
         for k in range(args.episodes):
             seed = episode_seed(args.seed, slot, k)
-            obs, info = env.reset(seed=seed, options={"scene": "evaluation", "task": task})
+            obs, info = env.reset(seed=seed, options=options)
             policy.reset(np.random.default_rng(seed), task=task)
             done, held_once, closed = False, False, False
             while not done:
@@ -70,6 +75,8 @@ def main(args: Args) -> None:
                 done = terminated or truncated
             if info["success"][slot]:
                 outcomes["success"] += 1
+            elif not lift:
+                outcomes["missed"] += 1
             elif not closed:
                 outcomes["timeout" if truncated else "gave-up"] += 1
             else:
