@@ -33,6 +33,16 @@ from mtopt.tasks import default_task_set
 
 logger = logging.getLogger(__name__)
 
+
+def _log_mujoco_warning(message: str) -> None:
+    logger.warning("MuJoCo: %s", message)
+
+
+if mujoco.get_mju_user_warning() is None:
+    # MuJoCo's default handler prints to stderr and appends to MUJOCO_LOG.TXT in the working
+    # directory; route its warnings through logging instead (a user's own handler is kept)
+    mujoco.set_mju_user_warning(_log_mujoco_warning)
+
 _BLOW_UP_WARNINGS = (
     mujoco.mjtWarning.mjWARN_BADQPOS,
     mujoco.mjtWarning.mjWARN_BADQVEL,
