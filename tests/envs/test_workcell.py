@@ -17,7 +17,7 @@ from mtopt.envs.workcell import (
     WorkcellEnv,
     state_layout,
 )
-from mtopt.evaluation.protocol import ProtocolConfig, episode_seed
+from mtopt.evaluation.protocol import ProtocolConfig, episode_seed, run_task_episode
 from mtopt.policies.aimed import AimedPickPolicy
 from mtopt.tasks import OBJECT_CATEGORIES, default_task_set
 
@@ -274,16 +274,11 @@ def test_physics_blow_up_ends_the_episode_as_a_failure_of_every_task():
 
 def _aimed_lift(config: WorkcellConfig, task: str, k: int) -> float:
     """Reward of the aimed picker on evaluation attempt ``k`` of ``task``."""
-    env, policy = WorkcellEnv(config), AimedPickPolicy(config)
-    seed = episode_seed(ProtocolConfig().seed, default_task_set().slot(task), k)
-    obs, _ = env.reset(seed=seed, options={"scene": "evaluation", "task": task})
-    policy.reset(np.random.default_rng(seed), task=task)
-    done = False
-    while not done:
-        obs, reward, terminated, truncated, _ = env.step(policy.act(obs))
-        done = terminated or truncated
+    env, task_set = WorkcellEnv(config), default_task_set()
+    seed = episode_seed(ProtocolConfig().seed, task_set.slot(task), k)
+    success = run_task_episode(env, AimedPickPolicy(config), task, seed, task_set)
     env.close()
-    return reward
+    return float(success)
 
 
 @pytest.mark.parametrize(("task", "k"), [("lift-carrot", 2), ("lift-sausage", 1)])

@@ -22,18 +22,23 @@ def test_refuses_place_tasks_and_unknown_categories():
         policy.reset(np.random.default_rng(0), task="lift-teapot")
 
 
-def test_lifts_most_of_the_time_on_random_scenes():
-    env, policy = WorkcellEnv(), AimedPickPolicy()
-    wins = 0
-    for seed in range(10):
-        obs, _ = env.reset(seed=seed, options={"task": "lift-any"})
-        policy.reset(np.random.default_rng(seed), task="lift-any")
+def _wins(policy, task: str, seeds: range, grasped: bool = False) -> int:
+    """Successful episodes of ``policy`` on random scenes with the given seeds."""
+    env, wins = WorkcellEnv(), 0
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed, options={"task": task, "grasped": grasped})
+        policy.reset(np.random.default_rng(seed), task=task)
         done = False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(policy.act(obs))
             done = terminated or truncated
         wins += reward == 1.0
     env.close()
+    return wins
+
+
+def test_lifts_most_of_the_time_on_random_scenes():
+    wins = _wins(AimedPickPolicy(), "lift-any", range(10))
     assert wins >= 7  # the scripted picker lifts about 1 in 10
 
 
@@ -44,15 +49,5 @@ def test_placer_refuses_lift_tasks():
 
 @pytest.mark.parametrize("task", ["place-any", "place-top-left"])
 def test_placer_puts_the_held_object_in_the_section(task):
-    env, policy = WorkcellEnv(), AimedPlacePolicy()
-    wins = 0
-    for seed in range(5):
-        obs, _ = env.reset(seed=seed, options={"task": task, "grasped": True})
-        policy.reset(np.random.default_rng(seed), task=task)
-        done = False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy.act(obs))
-            done = terminated or truncated
-        wins += reward == 1.0
-    env.close()
+    wins = _wins(AimedPlacePolicy(), task, range(5), grasped=True)
     assert wins >= 4  # the scripted placer, which never aims, manages about 2 in 5 on any
