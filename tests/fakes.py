@@ -44,6 +44,7 @@ def make_fake_episode(
     state_dim: int = STATE_DIM,
     image_size: int | None = None,
     side_images: bool = False,
+    final_image: bool = False,
     chained_from: str | None = None,
     policy: str | None = None,
     epsilon: float | None = None,
@@ -56,7 +57,8 @@ def make_fake_episode(
     scripted policy matching the task's skill (or ``checkpoint:fake`` half the time) with a
     random ε for checkpoints. ``image_size`` adds an ``image`` observation of that
     height and width; ``side_images`` adds two final side-camera images of the same size
-    (64 if ``image_size`` is None).
+    (64 if ``image_size`` is None); ``final_image`` adds a final over-the-shoulder image of
+    that size (as collection with ``final_views`` records without per-step images).
     """
     names = TASK_SET.names
     task = task or names[int(rng.integers(len(names)))]
@@ -92,6 +94,10 @@ def make_fake_episode(
     if side_images:
         size = image_size or 64
         side = rng.integers(0, 256, size=(2, size, size, 3), dtype=np.uint8)
+    final = None
+    if final_image:
+        size = image_size or 64
+        final = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
     duration = float(rng.uniform(5.0, 40.0))
     return Episode(
         episode_id=new_episode_id(robot_id, rng),
@@ -107,6 +113,7 @@ def make_fake_episode(
         success=_success_vector(rng, task),
         success_tasks=names,
         final_side_images=side,
+        final_image=final,
         chained_from=chained_from,
         extra=dict(extra or {}),
     )
@@ -134,11 +141,12 @@ def assert_episodes_equal(a: Episode, b: Episode) -> None:
     for x, y in pairs:
         assert x.dtype == y.dtype and x.shape == y.shape
         np.testing.assert_array_equal(x, y)
-    assert (a.final_side_images is None) == (b.final_side_images is None)
-    if a.final_side_images is not None:
-        assert b.final_side_images is not None
-        assert a.final_side_images.dtype == b.final_side_images.dtype
-        np.testing.assert_array_equal(a.final_side_images, b.final_side_images)
+    for name in ("final_side_images", "final_image"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype and x.shape == y.shape, name
+            np.testing.assert_array_equal(x, y)
 
 
 class ReachTask:

@@ -140,6 +140,10 @@ class Episode:
     """Task names that ``success`` is aligned with (unique)."""
     final_side_images: np.ndarray | None = None
     """uint8 ``(2, H, W, 3)`` side-camera images after the episode, for the success detector."""
+    final_image: np.ndarray | None = None
+    """uint8 ``(H, W, 3)`` over-the-shoulder image after the episode, recorded when the episode
+    has no per-step ``image`` observation (collection with ``final_views``): with
+    ``final_side_images`` it gives the success detector its three views."""
     chained_from: str | None = None
     """Id of the lift episode this place episode was chained after, if any."""
     extra: dict[str, str | float | int] = field(default_factory=dict)
@@ -197,6 +201,14 @@ class Episode:
                 np.dtype(np.uint8),
                 (2, None, None, 3),
                 "(2, H, W, 3) uint8 or None",
+            )
+        if self.final_image is not None:
+            _check_array(
+                "final_image",
+                self.final_image,
+                np.dtype(np.uint8),
+                (None, None, 3),
+                "(H, W, 3) uint8 or None",
             )
         _check_str("chained_from", self.chained_from, allow_none=True)
         if self.chained_from == self.episode_id:

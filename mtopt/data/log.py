@@ -52,7 +52,14 @@ logger = logging.getLogger(__name__)
 
 COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "brotli", "none")
 """Parquet compression codecs accepted by :class:`EpisodeLogConfig`."""
-IMAGE_COLUMNS = ("obs.image", "obs.image.shape", "final_side_images", "final_side_images.shape")
+IMAGE_COLUMNS = (
+    "obs.image",
+    "obs.image.shape",
+    "final_side_images",
+    "final_side_images.shape",
+    "final_image",
+    "final_image.shape",
+)
 """Columns skipped when episodes are read with ``load_images=False``."""
 
 

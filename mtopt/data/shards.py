@@ -151,6 +151,8 @@ def episodes_to_table(episodes: list[Episode], metadata: dict[str, str]) -> pa.T
         add(f"obs.{key}", [e.observations.get(key) for e in episodes])
     if any(e.final_side_images is not None for e in episodes):
         add("final_side_images", [e.final_side_images for e in episodes])
+    if any(e.final_image is not None for e in episodes):
+        add("final_image", [e.final_image for e in episodes])
     table = pa.table(columns)
     meta = {VERSION_KEY: str(SCHEMA_VERSION).encode()}
     meta.update({k.encode(): v.encode() for k, v in metadata.items()})
@@ -232,10 +234,10 @@ def table_to_episodes(table: pa.Table, load_images: bool = True) -> list[Episode
     arrays: dict[str, list[np.ndarray | None]] = {}
     for name in table.column_names:
         if name.endswith(".shape") or not (
-            name == "actions" or name == "final_side_images" or name.startswith("obs.")
+            name in ("actions", "final_side_images", "final_image") or name.startswith("obs.")
         ):
             continue
-        if not load_images and name in ("obs.image", "final_side_images"):
+        if not load_images and name in ("obs.image", "final_side_images", "final_image"):
             continue
         if f"{name}.shape" not in table.column_names:
             raise CorruptShardError(f"array column {name!r} has no {name}.shape column")
@@ -252,6 +254,7 @@ def table_to_episodes(table: pa.Table, load_images: bool = True) -> list[Episode
             if name.startswith("obs.") and col[i] is not None
         }
         side = arrays.get("final_side_images", [None] * table.num_rows)[i]
+        final_image = arrays.get("final_image", [None] * table.num_rows)[i]
         try:
             ep = Episode(
                 episode_id=scalars["episode_id"][i],
@@ -267,6 +270,7 @@ def table_to_episodes(table: pa.Table, load_images: bool = True) -> list[Episode
                 success=np.array(scalars["success"][i] or [], dtype=bool),
                 success_tasks=tuple(scalars["success_tasks"][i] or ()),
                 final_side_images=side,
+                final_image=final_image,
                 chained_from=scalars["chained_from"][i],
                 extra=json.loads(extras[i]) if extras is not None else {},
             )

@@ -36,19 +36,22 @@ def episode_inputs(episode: Any, need_views: bool) -> tuple[np.ndarray, np.ndarr
         return state, None
     side = episode.final_side_images
     image = obs.get("image")
-    if image is None or side is None:
-        missing = [n for n, v in (("image", image), ("final_side_images", side)) if v is None]
+    final = getattr(episode, "final_image", None)
+    if final is None and image is not None:
+        final = image[-1]
+    if final is None or side is None:
+        missing = [n for n, v in (("image", final), ("final_side_images", side)) if v is None]
         raise ValueError(
             f"episode {episode.episode_id} has no {' or '.join(missing)}; the image success "
             "detector needs the final over-the-shoulder image and both side images (collect "
-            "with --obs image --side-images)"
+            "with --final-views, or with --obs image --side-images)"
         )
-    if side.shape[1:] != image.shape[1:]:
+    if side.shape[1:] != final.shape:
         raise ValueError(
             f"episode {episode.episode_id}: side images {side.shape[1:]} and over-the-shoulder "
-            f"image {image.shape[1:]} must have the same size"
+            f"image {final.shape} must have the same size"
         )
-    views = np.concatenate([image[-1:], side], axis=0)
+    views = np.concatenate([final[None], side], axis=0)
     assert views.shape[0] == NUM_VIEWS
     return state, views
 
@@ -160,6 +163,7 @@ class _FinalOutcome:
 
     __slots__ = (
         "episode_id",
+        "final_image",
         "final_side_images",
         "observations",
         "robot_id",
@@ -174,6 +178,7 @@ class _FinalOutcome:
         self.task = ep.task
         self.observations = {k: v[-1:] for k, v in ep.observations.items()}
         self.final_side_images = ep.final_side_images
+        self.final_image = ep.final_image
         self.success = ep.success
         self.success_tasks = ep.success_tasks
 

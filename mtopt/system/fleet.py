@@ -57,6 +57,12 @@ class FleetConfig:
     """Observations to record: the low-dimensional ``state`` only, or also the camera image."""
     side_images: bool = False
     """Record the final side-camera images (success-detector input) of every episode."""
+    final_views: bool = False
+    """Record the three final camera views of every episode (the over-the-shoulder image and
+    both side images: the image success detector's input) without per-step images. With
+    ``obs: state`` this makes a log for labelling and training the image success detector at a
+    fraction of ``obs: image``'s rendering and storage cost (3 images per episode instead of
+    one per step plus 2)."""
     seed: int = 0
     """Seed of the whole collection; robot ``i`` derives its own stream from it."""
     tasks: tuple[str, ...] = ()
@@ -208,7 +214,10 @@ class Robot:
             self.discarded += 1
             logger.warning("robot %d: discarded an unstable %s episode", self.robot_id, task)
             return None
-        side = self.env.render_side_images() if self.config.side_images else None
+        views = self.config.final_views
+        side = self.env.render_side_images() if self.config.side_images or views else None
+        # with per-step images the final one is the last observation already
+        final_image = self.env.render_image() if views and not record_image else None
         return Episode(
             episode_id=self._next_id(),
             robot_id=self.robot_id,
@@ -223,6 +232,7 @@ class Robot:
             success=np.asarray(info["success"], dtype=bool),
             success_tasks=tuple(info["task_names"]),
             final_side_images=side,
+            final_image=final_image,
             chained_from=chained_from,
         )
 

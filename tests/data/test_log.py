@@ -30,13 +30,15 @@ from mtopt.data.shards import SCALAR_SCHEMA, ShardName, episodes_to_table, write
 
 
 def mixed_episodes(rng: np.random.Generator, n: int, robot_id: int = 0) -> list[Episode]:
-    """Episodes with and without images, side images, chaining and extra metadata."""
+    """Episodes with and without images, side images, final images, chaining and extra
+    metadata."""
     return [
         make_fake_episode(
             rng,
             robot_id=robot_id,
             image_size=12 if i % 2 else None,
             side_images=i % 3 == 0,
+            final_image=i % 3 == 0 and i % 2 == 0,
             chained_from=f"{robot_id:03d}-prev{i}" if i % 4 == 1 else None,
             extra={"scene": "eval", "objects": 9, "light": 0.5} if i % 5 == 0 else None,
         )
@@ -98,6 +100,7 @@ def test_load_images_false_skips_images(tmp_path: Path) -> None:
     got = list(EpisodeLogReader(tmp_path).episodes(load_images=False))
     for want, have in zip(episodes, got, strict=True):
         assert "image" not in have.observations and have.final_side_images is None
+        assert have.final_image is None
         np.testing.assert_array_equal(want.observations["state"], have.observations["state"])
         np.testing.assert_array_equal(want.actions, have.actions)
 

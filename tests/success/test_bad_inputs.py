@@ -74,3 +74,20 @@ def test_larger_stored_views_are_pooled_only_by_an_integer_factor():
         det.predict_proba(np.zeros((1, 3, 16, 16, 3), np.uint8))
     with pytest.raises(ValueError, match="multiple of image_size"):
         SDNetworkConfig(kind="image", image_size=16, input_size=24)
+
+
+def test_an_episode_without_final_views_names_what_is_missing():
+    from mtopt.success.labelling import episode_inputs
+    from fakes import make_fake_episode
+
+    rng = np.random.default_rng(0)
+    no_views = make_fake_episode(rng, side_images=True)  # side images but no shoulder image
+    with pytest.raises(ValueError, match=r"has no image;.*--final-views"):
+        episode_inputs(no_views, need_views=True)
+    mixed = make_fake_episode(rng, image_size=16, side_images=True, final_image=False)
+    mixed.final_side_images = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"side images \(8, 8, 3\).*\(16, 16, 3\)"):
+        episode_inputs(mixed, need_views=True)
+    ok = make_fake_episode(rng, side_images=True, final_image=True)
+    _, views = episode_inputs(ok, need_views=True)
+    np.testing.assert_array_equal(views[0], ok.final_image)

@@ -203,3 +203,25 @@ def test_an_unstable_episode_is_discarded_not_logged():
     assert len(episodes) == 3 and robot.discarded == 1
     assert all(len(ep.actions) >= 1 for ep in episodes)
     assert len({ep.episode_id for ep in episodes}) == 3
+
+
+def test_final_views_record_the_three_views_without_step_images(tmp_path):
+    from mtopt.success.labelling import episode_inputs, read_log_episodes
+
+    cfg = FleetConfig(
+        out=str(tmp_path), robots=1, episodes=3, seed=2, final_views=True, progress=False
+    )
+    robot = Robot(0, cfg, "v")
+    episodes = list(robot.episodes(3))
+    for ep in episodes:
+        assert "image" not in ep.observations
+        assert ep.final_image.shape == (64, 64, 3) and ep.final_image.dtype == np.uint8
+        assert ep.final_side_images.shape == (2, 64, 64, 3)
+    # the recorded final image is what the shoulder camera sees after the last step
+    np.testing.assert_array_equal(episodes[-1].final_image, robot.env.render_image())
+    robot.close()
+    collect(cfg)  # the same through the log: the image SD's inputs come back from disk
+    (first, *_) = read_log_episodes(tmp_path, need_views=True)
+    state, views = episode_inputs(first, need_views=True)
+    assert views.shape == (3, 64, 64, 3) and state.ndim == 1
+    assert views[0].std() > 0  # a rendered scene, not a blank buffer
