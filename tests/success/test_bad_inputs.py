@@ -77,8 +77,9 @@ def test_larger_stored_views_are_pooled_only_by_an_integer_factor():
 
 
 def test_an_episode_without_final_views_names_what_is_missing():
-    from mtopt.success.labelling import episode_inputs
     from fakes import make_fake_episode
+
+    from mtopt.success.labelling import episode_inputs
 
     rng = np.random.default_rng(0)
     no_views = make_fake_episode(rng, side_images=True)  # side images but no shoulder image
