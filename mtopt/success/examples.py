@@ -4,8 +4,10 @@ A user specifies a task by showing what its desired and undesired *outcomes* loo
 user is simulated: for each *pair*, a random training scene is reset (a new object set and plate
 pose), the lighting is changed, and two final scenes are arranged on it with
 :meth:`~mtopt.envs.workcell.WorkcellEnv.arrange` -- one a success for the task and one a failure
-(often a hard one: the wrong object lifted, an object held too low, placed in the wrong plate
-section, held over the plate). Pairs share everything but the outcome, to de-correlate spurious
+(often a hard one: the wrong object lifted, an object held just too low, placed in the wrong
+plate section, held over the plate). The gripper is put anywhere above either bin, as a robot
+episode may leave it, and lifted heights start at the predicate's boundary, where robot
+successes cluster. Pairs share everything but the outcome, to de-correlate spurious
 scene features from the task, as the paper's paired videos do.
 
 The physics settles each arranged scene; the ground-truth predicate only confirms that the
@@ -32,6 +34,11 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 """Arrangements tried per example before the pair is skipped."""
+LIFTED_TIP_HEIGHT = 0.05
+"""Finger-tip height (m) from which a held object is lifted by the workcell's predicate (its
+centre above ``lift_height`` 0.08 m; measured 0.04-0.05 m over the categories)."""
+GRIPPER_ROOM = scene.BIN_HALF - 0.05
+"""Half side of the square, centred on each bin, where a pair's gripper is put."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +95,11 @@ def _plate_object(cat: str, section: str, rng: np.random.Generator) -> tuple:
 def outcome_arrangement(task: str, success: bool, rng: np.random.Generator) -> dict[str, Any]:
     """Keyword arguments of ``WorkcellEnv.arrange`` showing a success or failure of ``task``."""
     any_cat = str(rng.choice(scene.CATEGORIES))
-    high = float(rng.uniform(0.1, 0.25))
-    low = float(rng.uniform(0.02, 0.03))
+    # finger-tip heights: a held object counts as lifted from a tip height of about 0.05 m
+    # (tall objects earlier), so successes start there and low holds end just below it; the
+    # caller's predicate check re-draws any arrangement on the wrong side of the boundary
+    high = float(rng.uniform(LIFTED_TIP_HEIGHT, 0.25))
+    low = float(rng.uniform(0.02, LIFTED_TIP_HEIGHT - 0.005))
     if default_task_set()[task].skill == OBJECT_ACQUISITION:
         cat = task.removeprefix("lift-") if task != "lift-any" else any_cat
         if success:
@@ -126,6 +136,18 @@ def outcome_arrangement(task: str, success: bool, rng: np.random.Generator) -> d
     return {"held_height": high}
 
 
+def pair_gripper_xy(rng: np.random.Generator) -> tuple[float, float]:
+    """World ``(x, y)`` of the gripper for one pair: above either bin, anywhere in it.
+
+    Robot episodes end with the gripper wherever the policy left it -- above the plate after a
+    place, above the object bin after a lift -- so the examples must not tie an outcome to one
+    gripper position. Both examples of a pair share it.
+    """
+    x, y = rng.uniform(-GRIPPER_ROOM, GRIPPER_ROOM, size=2)
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    return float(x), float(y + side * scene.BIN_CENTER_Y)
+
+
 def _random_lighting(env: WorkcellEnv, rng: np.random.Generator) -> None:
     env.set_lighting(
         diffuse=float(rng.uniform(0.35, 1.1)),
@@ -153,6 +175,7 @@ def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
             scene_seed = int(rng.integers(2**31 - 1))
             if config.vary_lighting:
                 _random_lighting(env, rng)
+            gripper_xy = pair_gripper_xy(rng)
             pair = []
             for desired in (True, False):
                 for _attempt in range(MAX_ATTEMPTS):
@@ -160,6 +183,8 @@ def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
                     env.reset(seed=scene_seed)
                     if kwargs.pop("over_plate", False):
                         kwargs["gripper_xy"] = tuple(env.scene_facts().plate_xy)
+                    else:
+                        kwargs["gripper_xy"] = gripper_xy
                     obs = env.arrange(**kwargs)
                     if bool(env.success_vector()[col]) == desired:
                         view = _render_views(env) if config.images else None

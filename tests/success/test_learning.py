@@ -37,7 +37,7 @@ def test_state_sd_learns_outcomes_of_arranged_scenes(state_examples, tmp_path):
         SDTrainConfig(
             examples=(str(state_examples / "train"),),
             out=str(tmp_path / "sd"),
-            steps=1000,
+            steps=1500,
             batch_size=64,
             network=SDNetworkConfig(kind="state", width=64),
             progress=False,
