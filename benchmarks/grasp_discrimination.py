@@ -33,18 +33,12 @@ EMPTY_OPENING = 0.005
 
 
 def auc(score: np.ndarray, label: np.ndarray) -> float:
-    """Area under the ROC curve of ``score`` for binary ``label`` (ties count one half)."""
-    pos, neg = score[label], score[~label]
-    if len(pos) == 0 or len(neg) == 0:
+    """Area under the ROC curve of ``score`` for binary ``label`` (ties count one half): the
+    probability that a random positive scores above a random negative."""
+    pos, neg = score[label][:, None], score[~label][None, :]
+    if pos.size == 0 or neg.size == 0:
         return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="stable")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    values = np.concatenate([pos, neg])
-    for v in np.unique(values):  # average ranks of ties
-        tie = values == v
-        ranks[tie] = ranks[tie].mean()
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
 def nearest_object_distance(state: np.ndarray) -> float:

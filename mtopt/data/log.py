@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from mtopt.data.episode import Episode
 from mtopt.data.shards import (
+    IMAGE_ARRAYS,
     SCALAR_SCHEMA,
     SCHEMA_VERSION,
     TEMP_PREFIX,
@@ -52,14 +53,7 @@ logger = logging.getLogger(__name__)
 
 COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "brotli", "none")
 """Parquet compression codecs accepted by :class:`EpisodeLogConfig`."""
-IMAGE_COLUMNS = (
-    "obs.image",
-    "obs.image.shape",
-    "final_side_images",
-    "final_side_images.shape",
-    "final_image",
-    "final_image.shape",
-)
+IMAGE_COLUMNS = tuple(c for name in IMAGE_ARRAYS for c in (name, f"{name}.shape"))
 """Columns skipped when episodes are read with ``load_images=False``."""
 
 

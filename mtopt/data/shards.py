@@ -57,6 +57,10 @@ SCALAR_SCHEMA = pa.schema(
 """Per-episode scalar columns, in order (also the schema of ``EpisodeLogReader.metadata``)."""
 EXTRA_COLUMN = "extra"
 """Column holding ``Episode.extra`` as a JSON object string."""
+IMAGE_ARRAYS = ("obs.image", "final_side_images", "final_image")
+"""Array columns holding images (skipped when episodes are read with ``load_images=False``)."""
+FINAL_ARRAYS = ("final_side_images", "final_image")
+"""Array columns holding per-episode (not per-step) images, also fields of :class:`Episode`."""
 SHAPE_TYPE = pa.list_(pa.int32())
 """Type of the ``<array>.shape`` columns."""
 
@@ -149,10 +153,9 @@ def episodes_to_table(episodes: list[Episode], metadata: dict[str, str]) -> pa.T
     keys = sorted({k for e in episodes for k in e.observations})
     for key in keys:
         add(f"obs.{key}", [e.observations.get(key) for e in episodes])
-    if any(e.final_side_images is not None for e in episodes):
-        add("final_side_images", [e.final_side_images for e in episodes])
-    if any(e.final_image is not None for e in episodes):
-        add("final_image", [e.final_image for e in episodes])
+    for name in FINAL_ARRAYS:
+        if any(getattr(e, name) is not None for e in episodes):
+            add(name, [getattr(e, name) for e in episodes])
     table = pa.table(columns)
     meta = {VERSION_KEY: str(SCHEMA_VERSION).encode()}
     meta.update({k.encode(): v.encode() for k, v in metadata.items()})
@@ -234,10 +237,10 @@ def table_to_episodes(table: pa.Table, load_images: bool = True) -> list[Episode
     arrays: dict[str, list[np.ndarray | None]] = {}
     for name in table.column_names:
         if name.endswith(".shape") or not (
-            name in ("actions", "final_side_images", "final_image") or name.startswith("obs.")
+            name == "actions" or name in FINAL_ARRAYS or name.startswith("obs.")
         ):
             continue
-        if not load_images and name in ("obs.image", "final_side_images", "final_image"):
+        if not load_images and name in IMAGE_ARRAYS:
             continue
         if f"{name}.shape" not in table.column_names:
             raise CorruptShardError(f"array column {name!r} has no {name}.shape column")
@@ -253,8 +256,7 @@ def table_to_episodes(table: pa.Table, load_images: bool = True) -> list[Episode
             for name, col in arrays.items()
             if name.startswith("obs.") and col[i] is not None
         }
-        side = arrays.get("final_side_images", [None] * table.num_rows)[i]
-        final_image = arrays.get("final_image", [None] * table.num_rows)[i]
+        finals = {n: arrays[n][i] if n in arrays else None for n in FINAL_ARRAYS}
         try:
             ep = Episode(
                 episode_id=scalars["episode_id"][i],
@@ -269,8 +271,7 @@ def table_to_episodes(table: pa.Table, load_images: bool = True) -> list[Episode
                 actions=arrays["actions"][i],
                 success=np.array(scalars["success"][i] or [], dtype=bool),
                 success_tasks=tuple(scalars["success_tasks"][i] or ()),
-                final_side_images=side,
-                final_image=final_image,
+                **finals,
                 chained_from=scalars["chained_from"][i],
                 extra=json.loads(extras[i]) if extras is not None else {},
             )

@@ -36,7 +36,7 @@ def episode_inputs(episode: Any, need_views: bool) -> tuple[np.ndarray, np.ndarr
         return state, None
     side = episode.final_side_images
     image = obs.get("image")
-    final = getattr(episode, "final_image", None)
+    final = episode.final_image
     if final is None and image is not None:
         final = image[-1]
     if final is None or side is None:
