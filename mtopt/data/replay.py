@@ -62,6 +62,11 @@ class TransitionBatch:
     done: np.ndarray
     task: np.ndarray
     bucket_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    label: np.ndarray | None = None
+    """The episode's label (1/0) for each row's task; with ``steps_to_go`` it gives the
+    transition's Monte-Carlo return ``label * gamma ** steps_to_go`` (sparse end reward)."""
+    steps_to_go: np.ndarray | None = None
+    """Steps from each transition to its episode's last step (0 on the last step)."""
 
     def __len__(self) -> int:
         return len(self.action)
@@ -123,6 +128,7 @@ class TaskReplay:
         cap = self.config.capacity
         arrays = {"action": np.zeros((cap, action_dim), np.float32)}
         arrays["last"] = np.zeros(cap, dtype=bool)
+        arrays["to_go"] = np.zeros(cap, dtype=np.int32)
         for k in self.config.obs_keys:
             if k not in obs:
                 raise ValueError(
@@ -157,6 +163,7 @@ class TaskReplay:
         a["action"][pos] = actions
         a["last"][pos] = False
         a["last"][pos[-1]] = True
+        a["to_go"][pos] = np.arange(n - 1, -1, -1, dtype=np.int32)
         for k in self.config.obs_keys:
             a[f"obs/{k}"][pos] = obs[k][:-1]
             a[f"next/{k}"][pos] = obs[k][1:]
@@ -208,4 +215,6 @@ class TaskReplay:
             done=last.astype(np.float32),
             task=self._slots[np.concatenate(task_idx)],
             bucket_counts=counts,
+            label=label.astype(np.float32),
+            steps_to_go=a["to_go"][pos].astype(np.float32),
         )

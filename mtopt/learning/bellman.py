@@ -15,7 +15,7 @@ import torch
 
 from mtopt.data.replay import TransitionBatch
 from mtopt.learning.networks import QNetwork
-from mtopt.learning.targets import bellman_targets
+from mtopt.learning.targets import bellman_targets, mc_lower_bounded_target
 from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig
 
 
@@ -48,6 +48,7 @@ class BellmanUpdater:
         gamma: float,
         generator: torch.Generator,
         action_spec: ActionSpec = WORKCELL_ACTION_SPEC,
+        mc_lower_bound: bool = False,
     ) -> None:
         self.target_net_1 = target_net_1
         self.target_net_2 = target_net_2
@@ -55,6 +56,7 @@ class BellmanUpdater:
         self.gamma = gamma
         self.generator = generator
         self.action_spec = action_spec
+        self.mc_lower_bound = mc_lower_bound
         self.device = next(target_net_1.parameters()).device
 
     def load_target_weights(self, state_1: dict, state_2: dict) -> None:
@@ -80,6 +82,17 @@ class BellmanUpdater:
             self.generator,
             self.gamma,
         )
+        if self.mc_lower_bound:
+            if batch.label is None or batch.steps_to_go is None:
+                raise ValueError(
+                    "mc_lower_bound needs batches with label and steps_to_go (TaskReplay.sample)"
+                )
+            target = mc_lower_bounded_target(
+                target,
+                torch.from_numpy(batch.label).to(dev),
+                torch.from_numpy(batch.steps_to_go).to(dev),
+                self.gamma,
+            )
         return TrainBatch(
             obs=to_tensors(batch.obs, dev),
             action=torch.from_numpy(batch.action).to(dev),

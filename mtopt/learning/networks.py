@@ -91,6 +91,12 @@ class QNetworkConfig:
     pooled) or ``"objects-action"`` (the same, plus a per-(object, action) branch that sees
     each object relative to the gripper *after* the action; see
     :mod:`mtopt.learning.object_networks`)."""
+    gripper_frame: bool = True
+    """``objects`` encoders: also give every object slot its offset in the gripper's frame
+    (along and across the closing direction) and its heading relative to the gripper's. Whether
+    an object is between the fingers is a function of exactly these; without them the per-slot
+    encoder never sees the gripper's yaw and the relation is lost in the pooling (measured:
+    held-out AUC of "the close caught an object" 0.78 without, docs/RESULTS.md)."""
     slot_action_width: int = 48
     """``objects-action`` encoder: width of the per-(object, action) layers that score where
     each object would be relative to the gripper after the action."""

@@ -41,7 +41,8 @@ class ObjectMLPQNetwork(MLPQNetwork):
         g, o, p = config.gripper_state_dim, config.object_dim, config.plate_state_dim
         self.n_slots = (config.state_dim - g - p) // o
         width, cap = config.mlp_width, config.task_capacity
-        slot_in = 3 + 2 + o + cap  # gripper-relative xyz, plate-frame xy, the block, the task
+        # gripper-relative xyz, plate-frame xy, the block, the task (+ the gripper frame)
+        slot_in = 3 + 2 + o + cap + (4 if config.gripper_frame else 0)
         self.slot_encoder = nn.Sequential(
             nn.Linear(slot_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()
         )
@@ -73,7 +74,10 @@ class ObjectMLPQNetwork(MLPQNetwork):
         onehot = task_one_hot(task, cfg.task_capacity)
         rel = slots[:, :, :3] - grip[:, None, :3]
         local = _plate_frame(slots[:, :, :2], plate)
-        x = torch.cat([rel, local, slots, onehot[:, None, :].expand(b, self.n_slots, -1)], dim=2)
+        parts = [rel, local, slots, onehot[:, None, :].expand(b, self.n_slots, -1)]
+        if cfg.gripper_frame:
+            parts.append(_gripper_frame(rel, slots[:, :, 3:5], state[:, 3:5]))
+        x = torch.cat(parts, dim=2)
         h = self.slot_encoder(x)  # (B, K, W)
         present = (slots[:, :, -1:] > 0.5).to(h.dtype)  # the block's last entry is "present"
         h_max, h_mean = _masked_pool(h, present, dim=1)
@@ -103,6 +107,24 @@ def _plate_frame(xy: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
     d1 = xy[..., 1] - plate[:, 1].view(shape)
     sin, cos = plate[:, 2].view(shape), plate[:, 3].view(shape)
     return torch.stack([cos * d0 + sin * d1, -sin * d0 + cos * d1], dim=-1)
+
+
+def _gripper_frame(
+    rel: torch.Tensor, obj_yaw: torch.Tensor, grip_yaw: torch.Tensor
+) -> torch.Tensor:
+    """Each object as the parallel-jaw gripper sees it: ``(B, K, 4)`` = its horizontal offset
+    ``rel[..., :2]`` rotated into the gripper's frame (along and across the closing direction)
+    and ``sin, cos`` of twice its heading relative to the gripper's (a long axis and a parallel
+    jaw are both symmetric under a half turn). ``obj_yaw`` is ``(B, K, 2)`` and ``grip_yaw``
+    ``(B, 2)``, each ``(sin, cos)``; absent slots (all zeros) give zeros."""
+    gs, gc = grip_yaw[:, None, 0], grip_yaw[:, None, 1]  # (B, 1)
+    dx, dy = rel[..., 0], rel[..., 1]
+    along = gc * dx + gs * dy
+    across = -gs * dx + gc * dy
+    os_, oc = obj_yaw[..., 0], obj_yaw[..., 1]
+    s_rel = os_ * gc - oc * gs  # sin(o - g)
+    c_rel = oc * gc + os_ * gs  # cos(o - g)
+    return torch.stack([along, across, 2 * s_rel * c_rel, c_rel * c_rel - s_rel * s_rel], dim=-1)
 
 
 def _masked_pool(

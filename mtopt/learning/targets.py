@@ -104,6 +104,30 @@ def bellman_targets(
     return clipped_double_q_target(reward, done, v_next, v_next, gamma)
 
 
+def mc_lower_bounded_target(
+    target: torch.Tensor, label: torch.Tensor, steps_to_go: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """``max(target, label * gamma ** steps_to_go)``, element-wise.
+
+    With MT-Opt's sparse reward (the task label on an episode's last step, 0 before it) the
+    logged episode's discounted return from a transition is ``label * gamma ** steps_to_go``.
+    That is the value of the behaviour policy, and the optimal Q-value is never below it, so it
+    is a valid lower bound on the target. It hands a rare successful episode's value to all its
+    steps at once instead of waiting for TD to carry it back through a noisy CEM maximum (not
+    in the paper; ``TrainConfig.mc_lower_bound``). All tensors share one shape.
+    """
+    _check_unit("gamma", gamma)
+    shapes = {tuple(t.shape) for t in (target, label, steps_to_go)}
+    if len(shapes) != 1:
+        raise ValueError(f"target, label and steps_to_go must share a shape, got {shapes}")
+    if steps_to_go.numel() and float(steps_to_go.min()) < 0:
+        raise ValueError(f"steps_to_go must be >= 0, got min {float(steps_to_go.min())}")
+    mc = label.to(target.dtype) * torch.pow(
+        torch.tensor(gamma, dtype=target.dtype, device=target.device), steps_to_go.to(target.dtype)
+    )
+    return torch.maximum(target, mc)
+
+
 def q_log_loss(
     logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -79,6 +79,10 @@ class TrainConfig:
     """Network and optimiser."""
     cem: CEMConfig = field(default_factory=CEMConfig)
     """CEM of the Bellman updater (QT-Opt: 2 iterations, 64 samples, 6 elites)."""
+    mc_lower_bound: bool = False
+    """Raise every Bellman target to at least the transition's Monte-Carlo return
+    ``label * gamma ** steps_to_go`` (not in the paper; see
+    :func:`mtopt.learning.targets.mc_lower_bounded_target`)."""
     checkpoint_every: int = 1000
     """Write a checkpoint every this many steps (and at the end)."""
     keep_checkpoints: int = 3
@@ -213,7 +217,12 @@ class TrainingRun:
         self.trainer = Trainer(trainer_cfg, seed=cfg.seed)
         gen = torch.Generator(device=self.trainer.device).manual_seed(self._updater_seed)
         self.updater = BellmanUpdater(
-            self.trainer.target_1, self.trainer.target_2, cfg.cem, cfg.gamma, gen
+            self.trainer.target_1,
+            self.trainer.target_2,
+            cfg.cem,
+            cfg.gamma,
+            gen,
+            mc_lower_bound=cfg.mc_lower_bound,
         )
 
     # -- checkpoints ---------------------------------------------------------------------------

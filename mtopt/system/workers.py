@@ -289,6 +289,8 @@ def _writable(batch: TransitionBatch) -> TransitionBatch:
         done=w(batch.done),
         task=w(batch.task),
         bucket_counts=batch.bucket_counts,
+        label=None if batch.label is None else w(batch.label),
+        steps_to_go=None if batch.steps_to_go is None else w(batch.steps_to_go),
     )
 
 
@@ -302,7 +304,14 @@ class UpdaterWorker:
         net_1 = build_q_network(network).requires_grad_(False)
         net_2 = build_q_network(network).requires_grad_(False)
         gen = torch.Generator().manual_seed(gen_seed)
-        self.updater = BellmanUpdater(net_1, net_2, config.train.cem, config.train.gamma, gen)
+        self.updater = BellmanUpdater(
+            net_1,
+            net_2,
+            config.train.cem,
+            config.train.gamma,
+            gen,
+            mc_lower_bound=config.train.mc_lower_bound,
+        )
         self.version = -1
         self.timer = _Timed()
 

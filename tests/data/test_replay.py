@@ -35,6 +35,9 @@ def test_transitions_rewards_and_terminal_step():
     lift_any = b.task == TS.slot("lift-any")
     np.testing.assert_array_equal(b.reward, (last & lift_any).astype(np.float32))
     assert set(b.task.tolist()) == {TS.slot("lift-any"), TS.slot("lift-can")}
+    # the Monte-Carlo return's ingredients: the task label and the steps to the last step
+    np.testing.assert_array_equal(b.label, lift_any.astype(np.float32))
+    np.testing.assert_array_equal(b.steps_to_go, 2 - b.obs["state"][:, 0])
 
 
 def test_rebalanced_sampling_task_and_success_proportions():
