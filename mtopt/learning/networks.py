@@ -97,6 +97,11 @@ class QNetworkConfig:
     an object is between the fingers is a function of exactly these; without them the per-slot
     encoder never sees the gripper's yaw and the relation is lost in the pooling (measured:
     held-out AUC of "the close caught an object" 0.78 without, docs/RESULTS.md)."""
+    pair_geometry: bool = True
+    """``objects-action`` encoder: also feed every (action, object) pair the object's offset
+    from the gripper *after* the move in the turned gripper's frame, its distance and the
+    absolute offsets (:func:`mtopt.learning.object_networks.pair_geometry`), so that "the move
+    brings an object between the fingers" is linear in the pair's inputs."""
     slot_action_width: int = 48
     """``objects-action`` encoder: width of the per-(object, action) layers that score where
     each object would be relative to the gripper after the action."""

@@ -127,6 +127,28 @@ def _gripper_frame(
     return torch.stack([along, across, 2 * s_rel * c_rel, c_rel * c_rel - s_rel * s_rel], dim=-1)
 
 
+PAIR_FEATURES = 6
+"""Entries of :func:`pair_geometry` per (action, object) pair."""
+
+
+def pair_geometry(rel: torch.Tensor, move: torch.Tensor, yaw_after: torch.Tensor) -> torch.Tensor:
+    """Where every object would be relative to the gripper after every candidate move.
+
+    ``rel`` ``(B, K, 3)`` are the objects' offsets from the gripper, ``move`` ``(B, N, 3)`` the
+    candidate translations (same units) and ``yaw_after`` ``(B, N)`` the gripper's yaw after
+    each move. Returns ``(B, N, K, 6)``: the offset after the move along and across the closing
+    direction of the turned gripper, its height offset, its horizontal distance, and the
+    absolute values of the along / across offsets. The distance and the absolute values make
+    "the object ends up between the fingers" a linear function of the features, which a layer
+    on the raw offsets can only build from several ReLUs."""
+    post = rel[:, None, :, :] - move[:, :, None, :]  # (B, N, K, 3)
+    c, s = torch.cos(yaw_after)[..., None], torch.sin(yaw_after)[..., None]  # (B, N, 1)
+    along = c * post[..., 0] + s * post[..., 1]
+    across = -s * post[..., 0] + c * post[..., 1]
+    dist = torch.sqrt(along * along + across * across + 1e-6)
+    return torch.stack([along, across, post[..., 2], dist, along.abs(), across.abs()], dim=-1)
+
+
 def _masked_pool(
     h: torch.Tensor, present: torch.Tensor, dim: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,6 +185,7 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         self.slot_hidden = nn.Linear(wa, wa)
         self.slot_out = nn.Linear(2 * wa, width, bias=False)
         self.move_fc = nn.Linear(3, width, bias=False)
+        self.pair_fc = nn.Linear(PAIR_FEATURES, wa, bias=False) if config.pair_geometry else None
         _he_init(self)
 
     def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
@@ -188,6 +211,7 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
             "present": enc["present"],
             "grip_xyz": grip[:, :3],
             "plate": enc["plate"],
+            "rel": enc["rel"],
         }
         features = enc["features"]
         return StateEmbedding(
@@ -209,6 +233,9 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         mix = torch.stack([torch.ones_like(two_g), torch.cos(two_g), torch.sin(two_g)], dim=-1)
         # (B, N, K * Wa): pre-activation of every (action, object) pair
         z = torch.bmm(mix, ex["slot_coeff"]).view(b, n, k, wa)
+        if self.pair_fc is not None:
+            yaw_after = ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw
+            z = z + self.pair_fc(pair_geometry(ex["rel"], move, yaw_after))
         if torch.is_grad_enabled():
             z = torch.relu(self.slot_hidden(torch.relu(z + per_action[:, :, None])))
             z = z * ex["present"][:, None]

@@ -24,9 +24,16 @@ from mtopt.learning.targets import (
     polyak_update,
     q_log_loss,
 )
-from mtopt.policies.cem import WORKCELL_ACTION_SPEC, sample_uniform_actions
+from mtopt.policies.cem import (
+    WORKCELL_ACTION_SPEC,
+    discrete_alternatives,
+    sample_uniform_actions,
+)
 
 logger = logging.getLogger(__name__)
+
+CONSERVATIVE_ACTIONS = ("uniform", "discrete")
+"""Values of :attr:`TrainerConfig.conservative_actions`."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,6 +71,11 @@ class TrainerConfig:
     QT-Opt. Not part of the paper: an option against CEM's over-estimation on offline data."""
     conservative_samples: int = 16
     """Uniformly drawn actions per state for the conservative penalty."""
+    conservative_actions: str = "uniform"
+    """Which actions the conservative penalty compares the logged one with: ``uniform`` draws
+    ``conservative_samples`` actions uniformly over the whole action space; ``discrete`` keeps
+    the logged motion and enumerates the gripper x terminate choices (the discrete decisions
+    that CEM exploited on offline data), so motion is not penalised toward the logged one."""
     conservative_temperature: float = 0.1
     """Temperature of the penalty's soft maximum over the drawn actions' Q (-> 0: hard max)."""
 
@@ -80,6 +92,11 @@ class TrainerConfig:
             raise ValueError("grad_clip and weight_decay must be >= 0")
         if not self.conservative_weight >= 0:
             raise ValueError(f"conservative_weight must be >= 0, got {self.conservative_weight!r}")
+        if self.conservative_actions not in CONSERVATIVE_ACTIONS:
+            raise ValueError(
+                f"conservative_actions must be one of {CONSERVATIVE_ACTIONS}, got "
+                f"{self.conservative_actions!r}"
+            )
         if not self.conservative_temperature > 0:
             raise ValueError(
                 f"conservative_temperature must be > 0, got {self.conservative_temperature!r}"
@@ -117,13 +134,16 @@ class Trainer:
         logits = self.online.q_logits_from_embedding(embedding, batch.action.unsqueeze(1))[:, 0]
         if cfg.conservative_weight == 0:
             return q_log_loss(logits, batch.target), logits, {}
-        sampled = sample_uniform_actions(
-            WORKCELL_ACTION_SPEC,
-            len(batch),
-            cfg.conservative_samples,
-            self.generator,
-            self.device,
-        )
+        if cfg.conservative_actions == "discrete":
+            sampled = discrete_alternatives(batch.action, WORKCELL_ACTION_SPEC)
+        else:
+            sampled = sample_uniform_actions(
+                WORKCELL_ACTION_SPEC,
+                len(batch),
+                cfg.conservative_samples,
+                self.generator,
+                self.device,
+            )
         penalty = conservative_penalty(
             self.online.q_logits_from_embedding(embedding, sampled),
             logits,

@@ -126,3 +126,21 @@ def test_gripper_frame_makes_the_slot_encoder_see_the_gripper_yaw():
     g0 = off._encode(obs, task)["slot_embedding"]
     g1 = off._encode(turned, task)["slot_embedding"]
     torch.testing.assert_close(g0, g1)  # without it, the per-slot encoder is blind to the yaw
+
+
+def test_pair_geometry_hand_computed():
+    from mtopt.learning.object_networks import pair_geometry
+
+    rel = torch.tensor([[[1.0, 2.0, -0.5]]])  # one object, offset (1, 2, -0.5)
+    move = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, -0.5]]])  # two candidate moves
+    yaw_after = torch.tensor([[0.0, math.pi / 2]])
+    out = pair_geometry(rel, move, yaw_after)[0, :, 0]  # (N, 6)
+    # move 1: offset after (0, 2, -0.5), gripper unturned: along 0, across 2, distance 2
+    torch.testing.assert_close(
+        out[0], torch.tensor([0.0, 2.0, -0.5, 2.0, 0.0, 2.0]), atol=1e-3, rtol=0
+    )
+    # move 2: offset after (1, 2, 0), gripper turned 90 degrees: along = y = 2, across = -x = -1
+    d = math.sqrt(5.0)
+    torch.testing.assert_close(
+        out[1], torch.tensor([2.0, -1.0, 0.0, d, 2.0, 1.0]), atol=1e-3, rtol=0
+    )

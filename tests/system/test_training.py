@@ -47,13 +47,16 @@ def _config(data, out, conservative_weight=0.0, **kw):
     return TrainConfig(**base)
 
 
-@pytest.mark.parametrize("conservative_weight", [0.0, 0.5])
-def test_resume_gives_identical_results(tmp_path, conservative_weight):
+@pytest.mark.parametrize(
+    ("conservative_weight", "extra"),
+    [(0.0, {}), (0.5, {}), (0.5, {"mc_lower_bound": True})],
+)
+def test_resume_gives_identical_results(tmp_path, conservative_weight, extra):
     log = _write_log(tmp_path / "log")
     cw = conservative_weight
-    full = train(_config(log, tmp_path / "a", cw, steps=40))
-    train(_config(log, tmp_path / "b", cw, steps=20))
-    resumed = train(_config(log, tmp_path / "b", cw, steps=40, resume=True))
+    full = train(_config(log, tmp_path / "a", cw, steps=40, **extra))
+    train(_config(log, tmp_path / "b", cw, steps=20, **extra))
+    resumed = train(_config(log, tmp_path / "b", cw, steps=40, resume=True, **extra))
     assert full["step"] == resumed["step"] == 40
     a = load_checkpoint(full["checkpoint"])["trainer"]
     b = load_checkpoint(resumed["checkpoint"])["trainer"]
