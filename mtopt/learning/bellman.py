@@ -15,7 +15,7 @@ import torch
 
 from mtopt.data.replay import TransitionBatch
 from mtopt.learning.networks import QNetwork
-from mtopt.learning.targets import bellman_targets, mc_lower_bounded_target
+from mtopt.learning.targets import bellman_targets, mc_lower_bounded_target, mixed_mc_target
 from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig
 
 
@@ -49,6 +49,7 @@ class BellmanUpdater:
         generator: torch.Generator,
         action_spec: ActionSpec = WORKCELL_ACTION_SPEC,
         mc_lower_bound: bool = False,
+        mc_mix: float = 0.0,
     ) -> None:
         self.target_net_1 = target_net_1
         self.target_net_2 = target_net_2
@@ -56,7 +57,10 @@ class BellmanUpdater:
         self.gamma = gamma
         self.generator = generator
         self.action_spec = action_spec
+        if not 0.0 <= mc_mix <= 1.0:
+            raise ValueError(f"mc_mix must be in [0, 1], got {mc_mix!r}")
         self.mc_lower_bound = mc_lower_bound
+        self.mc_mix = mc_mix
         self.device = next(target_net_1.parameters()).device
 
     def load_target_weights(self, state_1: dict, state_2: dict) -> None:
@@ -82,17 +86,18 @@ class BellmanUpdater:
             self.generator,
             self.gamma,
         )
-        if self.mc_lower_bound:
+        if self.mc_lower_bound or self.mc_mix > 0:
             if batch.label is None or batch.steps_to_go is None:
                 raise ValueError(
-                    "mc_lower_bound needs batches with label and steps_to_go (TaskReplay.sample)"
+                    "mc_lower_bound and mc_mix need batches with label and steps_to_go "
+                    "(TaskReplay.sample)"
                 )
-            target = mc_lower_bounded_target(
-                target,
-                torch.from_numpy(batch.label).to(dev),
-                torch.from_numpy(batch.steps_to_go).to(dev),
-                self.gamma,
-            )
+            label = torch.from_numpy(batch.label).to(dev)
+            to_go = torch.from_numpy(batch.steps_to_go).to(dev)
+            if self.mc_lower_bound:
+                target = mc_lower_bounded_target(target, label, to_go, self.gamma)
+            if self.mc_mix > 0:
+                target = mixed_mc_target(target, label, to_go, self.gamma, self.mc_mix)
         return TrainBatch(
             obs=to_tensors(batch.obs, dev),
             action=torch.from_numpy(batch.action).to(dev),

@@ -128,6 +128,24 @@ def mc_lower_bounded_target(
     return torch.maximum(target, mc)
 
 
+def mixed_mc_target(
+    target: torch.Tensor,
+    label: torch.Tensor,
+    steps_to_go: torch.Tensor,
+    gamma: float,
+    weight: float,
+) -> torch.Tensor:
+    """``(1 - weight) * target + weight * label * gamma ** steps_to_go``, element-wise.
+
+    Mixes the Bellman target with the logged episode's Monte-Carlo return. Unlike the lower
+    bound this is biased toward the behaviour policy's value (downward, for a policy worse than
+    the greedy one) and it shrinks the CEM maximum's over-estimation by the same factor; not in
+    the paper (``TrainConfig.mc_mix``)."""
+    _check_unit("weight", weight)
+    mc = mc_lower_bounded_target(torch.zeros_like(target), label, steps_to_go, gamma)
+    return (1.0 - weight) * target + weight * mc
+
+
 def q_log_loss(
     logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:

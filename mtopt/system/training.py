@@ -83,6 +83,9 @@ class TrainConfig:
     """Raise every Bellman target to at least the transition's Monte-Carlo return
     ``label * gamma ** steps_to_go`` (not in the paper; see
     :func:`mtopt.learning.targets.mc_lower_bounded_target`)."""
+    mc_mix: float = 0.0
+    """Weight of the Monte-Carlo return mixed into every target (0 = pure Bellman targets;
+    :func:`mtopt.learning.targets.mixed_mc_target`; not in the paper)."""
     checkpoint_every: int = 1000
     """Write a checkpoint every this many steps (and at the end)."""
     keep_checkpoints: int = 3
@@ -225,6 +228,7 @@ class TrainingRun:
             cfg.gamma,
             gen,
             mc_lower_bound=cfg.mc_lower_bound,
+            mc_mix=cfg.mc_mix,
         )
 
     # -- checkpoints ---------------------------------------------------------------------------

@@ -311,6 +311,7 @@ class UpdaterWorker:
             config.train.gamma,
             gen,
             mc_lower_bound=config.train.mc_lower_bound,
+            mc_mix=config.train.mc_mix,
         )
         self.version = -1
         self.timer = _Timed()

@@ -55,5 +55,7 @@ def test_mc_lower_bound_raises_targets_of_successful_episodes_only():
 
 
 def test_mc_lower_bound_needs_the_return_ingredients():
-    with pytest.raises(ValueError, match="mc_lower_bound needs batches with label and steps_to_go"):
+    with pytest.raises(
+        ValueError, match="mc_lower_bound and mc_mix need batches with label and steps_to_go"
+    ):
         _updater(True)(_batch())

@@ -15,6 +15,7 @@ from mtopt.learning.targets import (
     conservative_penalty,
     hard_update,
     mc_lower_bounded_target,
+    mixed_mc_target,
     polyak_update,
     q_log_loss,
 )
@@ -249,3 +250,14 @@ def test_mc_lower_bounded_target_validation() -> None:
         mc_lower_bounded_target(z, z, torch.tensor([0.0, -1.0]), 0.9)
     with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\]"):
         mc_lower_bounded_target(z, z, z, 2.0)
+
+
+def test_mixed_mc_target_hand_computed() -> None:
+    target = torch.tensor([0.6, 0.6, 0.2])
+    label = torch.tensor([1.0, 0.0, 1.0])
+    steps_to_go = torch.tensor([1.0, 3.0, 0.0])
+    out = mixed_mc_target(target, label, steps_to_go, gamma=0.9, weight=0.25)
+    # 0.75 * 0.6 + 0.25 * 0.9 = 0.675; 0.75 * 0.6 + 0 = 0.45; 0.75 * 0.2 + 0.25 * 1 = 0.4
+    torch.testing.assert_close(out, torch.tensor([0.675, 0.45, 0.4]))
+    with pytest.raises(ValueError, match=r"weight must be in \[0, 1\]"):
+        mixed_mc_target(target, label, steps_to_go, gamma=0.9, weight=1.5)
