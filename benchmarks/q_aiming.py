@@ -104,7 +104,9 @@ def aiming(net: QNetwork, log: str, phase: str, states: int) -> dict[str, float]
     }
 
 
-def fit_mc(log: str, encoder: str, steps: int, seed: int = 0) -> QNetwork:
+def fit_mc(
+    log: str, encoder: str, steps: int, seed: int = 0, pair_geometry: bool = True
+) -> QNetwork:
     """A network fitted to the log's Monte-Carlo ``lift-any`` returns (see the docstring)."""
     cols: dict[str, list[np.ndarray]] = {k: [] for k in (*KEYS, "action", "ret", "ok")}
     for ep, ok in _lift_episodes(log):
@@ -120,7 +122,11 @@ def fit_mc(log: str, encoder: str, steps: int, seed: int = 0) -> QNetwork:
     weights /= weights.sum()
     torch.manual_seed(seed)
     cfg = QNetworkConfig(
-        kind="mlp", mlp_width=128, state_encoder=encoder, state_dim=data["state"].shape[1]
+        kind="mlp",
+        mlp_width=128,
+        state_encoder=encoder,
+        state_dim=data["state"].shape[1],
+        pair_geometry=pair_geometry,
     )
     net = build_q_network(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=3e-4)
@@ -166,6 +172,7 @@ def main() -> None:
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--fit-mc", default=None, metavar="ENCODER")
     p.add_argument("--fit-steps", type=int, default=4000)
+    p.add_argument("--no-pair-geometry", action="store_true", help="objects-action without it")
     p.add_argument("--data-signal", action="store_true")
     p.add_argument("--phase", choices=("low", "high"), default="low")
     p.add_argument("--states", type=int, default=200)
@@ -179,7 +186,7 @@ def main() -> None:
     if args.checkpoint:
         net = load_q_policy(args.checkpoint).network
     elif args.fit_mc:
-        net = fit_mc(args.log, args.fit_mc, args.fit_steps)
+        net = fit_mc(args.log, args.fit_mc, args.fit_steps, pair_geometry=not args.no_pair_geometry)
     else:
         p.error("give --checkpoint, --fit-mc ENCODER or --data-signal")
     net.eval()
