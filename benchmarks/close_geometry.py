@@ -27,7 +27,7 @@ from collections import defaultdict
 import numpy as np
 
 from mtopt.data.log import EpisodeLogReader
-from mtopt.envs.workcell_config import GRIPPER_DIM, OBJECT_DIM, OBJECT_FIELDS, PLATE_DIM
+from mtopt.envs.workcell_config import nearest_object_offset
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 
 EMPTY_OPENING = 0.005
@@ -36,17 +36,6 @@ LOW = 0.04
 """Finger-tip height (m) below which a close counts as low."""
 NEAR = 0.02
 """Horizontal distance (m) to an object's centre below which a close counts as aimed."""
-
-
-def nearest_distance(state: np.ndarray, gripper_xy: np.ndarray) -> float:
-    """Horizontal distance (m) from ``gripper_xy`` to the nearest present object."""
-    slots = (len(state) - GRIPPER_DIM - PLATE_DIM) // OBJECT_DIM
-    obj = state[GRIPPER_DIM : GRIPPER_DIM + slots * OBJECT_DIM].reshape(slots, OBJECT_DIM)
-    present = obj[:, OBJECT_FIELDS["present"]][:, 0] > 0.5
-    if not present.any():
-        return float("inf")
-    xy = obj[present][:, OBJECT_FIELDS["pos"]][:, :2]
-    return float(np.min(np.linalg.norm(xy - gripper_xy, axis=1)))
 
 
 def close_geometry(log: str, translation: float = 0.05) -> dict[str, dict[str, float]]:
@@ -68,7 +57,7 @@ def close_geometry(log: str, translation: float = 0.05) -> dict[str, dict[str, f
         rows[ep.policy].append(
             (
                 float(state[t + 1, 2]),
-                nearest_distance(state[t], after_xy),
+                float(np.linalg.norm(nearest_object_offset(state[t], after_xy))),
                 float(state[t + 1, 5] > EMPTY_OPENING),
                 ok,
                 len(ep.actions),

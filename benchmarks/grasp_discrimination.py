@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mtopt.data.log import EpisodeLogReader
-from mtopt.envs.workcell_config import GRIPPER_DIM, OBJECT_DIM, OBJECT_FIELDS, PLATE_DIM
+from mtopt.envs.workcell_config import nearest_object_offset
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 
@@ -43,13 +43,7 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
 
 def nearest_object_distance(state: np.ndarray) -> float:
     """Horizontal distance (m) from the gripper to the nearest present object."""
-    slots = (len(state) - GRIPPER_DIM - PLATE_DIM) // OBJECT_DIM
-    obj = state[GRIPPER_DIM : GRIPPER_DIM + slots * OBJECT_DIM].reshape(slots, OBJECT_DIM)
-    present = obj[:, OBJECT_FIELDS["present"]][:, 0] > 0.5
-    if not present.any():
-        return float("inf")
-    xy = obj[present][:, OBJECT_FIELDS["pos"]][:, :2]
-    return float(np.min(np.linalg.norm(xy - state[:2], axis=1)))
+    return float(np.linalg.norm(nearest_object_offset(state)))
 
 
 def main() -> None:

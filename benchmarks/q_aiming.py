@@ -34,22 +34,13 @@ import numpy as np
 import torch
 
 from mtopt.data.log import EpisodeLogReader
-from mtopt.envs.workcell_config import GRIPPER_DIM, OBJECT_DIM, OBJECT_FIELDS, PLATE_DIM
+from mtopt.envs.workcell_config import nearest_object_offset
 from mtopt.learning.networks import QNetwork, QNetworkConfig, build_q_network
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 
 KEYS = ("state", "gripper_status", "gripper_height")
 GAMMA = 0.9
-
-
-def _nearest(state: np.ndarray) -> np.ndarray:
-    """Horizontal offset (m) from the gripper to the nearest present object."""
-    slots = (len(state) - GRIPPER_DIM - PLATE_DIM) // OBJECT_DIM
-    obj = state[GRIPPER_DIM : GRIPPER_DIM + slots * OBJECT_DIM].reshape(slots, OBJECT_DIM)
-    xy = obj[obj[:, OBJECT_FIELDS["present"]][:, 0] > 0.5][:, OBJECT_FIELDS["pos"]][:, :2]
-    rel = xy - state[:2]
-    return rel[np.argmin(np.linalg.norm(rel, axis=1))]
 
 
 def _lift_episodes(log: str):
@@ -79,7 +70,7 @@ def aiming(net: QNetwork, log: str, phase: str, states: int) -> dict[str, float]
         for t in range(len(ep.actions)):
             if not _in_phase(ep, t, phase):
                 continue
-            rel = _nearest(ep.observations["state"][t])
+            rel = nearest_object_offset(ep.observations["state"][t])
             if not 0.02 < np.linalg.norm(rel) < 0.05:
                 continue
             obs = {k: torch.from_numpy(ep.observations[k][t : t + 1]) for k in KEYS}
@@ -153,7 +144,7 @@ def data_signal(log: str) -> list[tuple[str, str, int, float]]:
             for phase in ("low", "high"):
                 if not _in_phase(ep, t, phase):
                     continue
-                rel, move = _nearest(ep.observations["state"][t]), ep.actions[t, :2]
+                rel, move = nearest_object_offset(ep.observations["state"][t]), ep.actions[t, :2]
                 if np.linalg.norm(move) < 0.3 or not 0.02 < np.linalg.norm(rel) < 0.05:
                     continue
                 cos = move @ rel / (np.linalg.norm(move) * np.linalg.norm(rel))

@@ -65,6 +65,24 @@ def state_layout(n_slots: int) -> dict[str, slice]:
     return layout
 
 
+def present_object_positions(state: np.ndarray) -> np.ndarray:
+    """``(k, 3)`` centres of the present objects in one ``state`` vector (any slot count)."""
+    slots = (len(state) - GRIPPER_DIM - PLATE_DIM) // OBJECT_DIM
+    obj = state[GRIPPER_DIM : GRIPPER_DIM + slots * OBJECT_DIM].reshape(slots, OBJECT_DIM)
+    present = obj[:, OBJECT_FIELDS["present"]][:, 0] > 0.5
+    return obj[present][:, OBJECT_FIELDS["pos"]]
+
+
+def nearest_object_offset(state: np.ndarray, xy: np.ndarray | None = None) -> np.ndarray:
+    """Horizontal offset ``(2,)`` from ``xy`` (default: the gripper) to the nearest present
+    object of ``state``; ``inf`` entries if no object is present."""
+    xy = state[:2] if xy is None else xy
+    rel = present_object_positions(state)[:, :2] - xy
+    if len(rel) == 0:
+        return np.full(2, np.inf)
+    return rel[np.argmin(np.linalg.norm(rel, axis=1))]
+
+
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")

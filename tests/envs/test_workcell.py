@@ -294,3 +294,30 @@ def test_grasp_physics_settings_are_checked():
         WorkcellConfig(impratio=0.5)
     with pytest.raises(ValueError, match="noslip_iterations"):
         WorkcellConfig(noslip_iterations=-1)
+
+
+def test_nearest_object_offset_reads_present_slots_only():
+    from mtopt.envs.workcell_config import (
+        GRIPPER_DIM,
+        OBJECT_DIM,
+        OBJECT_FIELDS,
+        nearest_object_offset,
+        present_object_positions,
+        state_layout,
+    )
+
+    layout = state_layout(3)
+    state = np.zeros(layout["plate_yaw"].stop, np.float32)
+    state[:3] = (0.1, -0.2, 0.15)  # the gripper
+    for i, (pos, present) in enumerate([((0.3, -0.2, 0.02), 1), ((0.1, -0.18, 0.02), 0)]):
+        block = state[GRIPPER_DIM + i * OBJECT_DIM : GRIPPER_DIM + (i + 1) * OBJECT_DIM]
+        block[OBJECT_FIELDS["pos"]] = pos
+        block[OBJECT_FIELDS["present"]] = present
+    np.testing.assert_allclose(present_object_positions(state), [[0.3, -0.2, 0.02]], atol=1e-6)
+    # the absent slot is nearer but does not count
+    np.testing.assert_allclose(nearest_object_offset(state), [0.2, 0.0], atol=1e-6)
+    np.testing.assert_allclose(
+        nearest_object_offset(state, np.array([0.3, -0.1])), [0.0, -0.1], atol=1e-6
+    )
+    empty = np.zeros_like(state)
+    assert np.all(np.isinf(nearest_object_offset(empty)))
