@@ -160,6 +160,19 @@ class QNetworkConfig:
                 )
 
 
+LEGACY_FIELD_VALUES: dict[str, object] = {"gripper_frame": False, "pair_geometry": False}
+"""Fields added to :class:`QNetworkConfig` after checkpoints were first written, with the value
+that reproduces the older networks. A stored config that lacks one of them was written before
+it existed and is read with this value (:func:`stored_network_config`), not the new default."""
+
+
+def stored_network_config(stored: Mapping[str, object]) -> QNetworkConfig:
+    """The :class:`QNetworkConfig` of a checkpoint's stored ``network_config`` dict."""
+    from mtopt.config import from_dict
+
+    return from_dict(QNetworkConfig, {**LEGACY_FIELD_VALUES, **stored})
+
+
 def _check_int(name: str, value: object, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

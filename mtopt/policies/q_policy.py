@@ -111,9 +111,8 @@ def load_q_policy(
     """
     from pathlib import Path
 
-    from mtopt.config import from_dict
     from mtopt.learning.checkpoint import load_checkpoint
-    from mtopt.learning.networks import QNetworkConfig, build_q_network
+    from mtopt.learning.networks import build_q_network, stored_network_config
     from mtopt.learning.trainer import resolve_device
     from mtopt.tasks import default_task_set
 
@@ -126,7 +125,7 @@ def load_q_policy(
             f"checkpoint {checkpoint!r} was trained for tasks {names}, which do not match the "
             f"task set {list(task_set.names)}"
         )
-    net = build_q_network(from_dict(QNetworkConfig, payload["network_config"])).to(dev)
+    net = build_q_network(stored_network_config(payload["network_config"])).to(dev)
     net.load_state_dict(payload["trainer"]["online"])
     step = int(payload["step"])
     name = f"checkpoint:{Path(checkpoint).parent.parent.name}@{step}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,7 @@ from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import ReplayConfig, TaskReplay
 from mtopt.learning.bellman import BellmanUpdater
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from mtopt.learning.networks import QNetworkConfig
+from mtopt.learning.networks import QNetworkConfig, stored_network_config
 from mtopt.learning.trainer import Trainer, TrainerConfig
 from mtopt.policies.cem import CEMConfig
 from mtopt.progress import progress_bar
@@ -253,6 +253,19 @@ class TrainingRun:
             raise ValueError(
                 f"checkpoint task slots {payload['task_names']} do not match this task set "
                 f"{list(self.task_set.names)}"
+            )
+        stored = stored_network_config(payload["network_config"])
+        mine = self.trainer.config.network
+        if stored != mine:
+            diff = {
+                f.name: (getattr(stored, f.name), getattr(mine, f.name))
+                for f in fields(QNetworkConfig)
+                if getattr(stored, f.name) != getattr(mine, f.name)
+            }
+            raise ValueError(
+                "the checkpoint's network differs from this run's (field: checkpoint, run): "
+                + ", ".join(f"{k}: {a!r}, {b!r}" for k, (a, b) in diff.items())
+                + "; set the run's trainer.network to match"
             )
         state = payload["trainer"]
         if full:

@@ -193,3 +193,17 @@ def test_mlp_learns_task_dependent_target(heads: str) -> None:
         opt.step()
     excess_first, excess_last = first - entropy, loss.item() - entropy
     assert excess_last < 0.2 * excess_first, (first, loss.item(), entropy)
+
+
+def test_stored_configs_without_newer_fields_read_as_the_older_networks():
+    from mtopt.config import to_dict
+    from mtopt.learning.networks import LEGACY_FIELD_VALUES, stored_network_config
+
+    current = QNetworkConfig(kind="mlp", state_dim=150, state_encoder="objects")
+    assert current.gripper_frame and current.pair_geometry  # today's defaults
+    stored = to_dict(current)
+    assert stored_network_config(stored) == current  # a new checkpoint reads back unchanged
+    for name in LEGACY_FIELD_VALUES:
+        del stored[name]  # as a checkpoint written before the fields existed
+    old = stored_network_config(stored)
+    assert old.gripper_frame is False and old.pair_geometry is False

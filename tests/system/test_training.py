@@ -119,3 +119,16 @@ def test_image_observations_train_the_conv_network(tmp_path):
     assert payload["network_config"]["kind"] == "conv"
     assert payload["network_config"]["image_height"] == 32
     assert payload["obs_keys"] == ["image", "gripper_status", "gripper_height"]
+
+
+def test_fine_tuning_a_checkpoint_of_another_network_names_the_difference(tmp_path):
+    log = _write_log(tmp_path / "log")
+    first = train(_config(log, tmp_path / "a", steps=20))
+    other = TrainerConfig(
+        network=QNetworkConfig(kind="mlp", mlp_width=16),
+        target_lag_steps=10,
+        polyak=0.9,
+        device="cpu",
+    )
+    with pytest.raises(ValueError, match=r"mlp_width: 32, 16"):
+        train(_config(log, tmp_path / "b", steps=20, trainer=other, init=first["checkpoint"]))
