@@ -28,7 +28,7 @@ from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import TaskReplay, TransitionBatch
 from mtopt.learning.bellman import BellmanUpdater, TrainBatch
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from mtopt.learning.networks import QNetworkConfig, build_q_network
+from mtopt.learning.networks import QNetworkConfig, build_q_network, stored_network_config
 from mtopt.learning.trainer import Trainer
 from mtopt.policies.q_policy import QPolicy
 from mtopt.system.fleet import Robot
@@ -348,7 +348,8 @@ class TrainerWorker:
         latest = latest_checkpoint(config.checkpoint_dir) if config.resume else None
         if latest is not None:
             payload = load_checkpoint(latest, self.trainer.device)
-            if payload.get("network_config") != to_dict(network):
+            stored = payload.get("network_config")
+            if stored is None or stored_network_config(stored) != network:
                 raise ValueError(
                     f"checkpoint {str(latest)!r} has network {payload.get('network_config')}, "
                     f"this run builds {to_dict(network)}; use a new --out or --no-resume"
