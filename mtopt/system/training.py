@@ -132,7 +132,7 @@ def reward_labeller(config: TrainConfig, task_set: TaskSet) -> SuccessLabeller:
 def state_learner_config(**overrides: Any) -> TrainConfig:
     """The CPU state learner of ``configs/train/state.yaml`` (object-centric MLP, width 128,
     batch 128, Polyak 0.995, target-2 lag 500, conservative penalty 0.5, Monte-Carlo lower
-    bound on the targets); ``overrides``
+    bound on the targets and half the Monte-Carlo return mixed into them); ``overrides``
     replace single fields."""
     net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
     trainer = TrainerConfig(
@@ -142,6 +142,7 @@ def state_learner_config(**overrides: Any) -> TrainConfig:
         batch_size=128,
         trainer=trainer,
         mc_lower_bound=True,
+        mc_mix=0.5,
         checkpoint_every=1000,
     )
     return replace(base, **overrides)
