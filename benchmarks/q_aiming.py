@@ -65,7 +65,7 @@ def aiming(net: QNetwork, log: str, phase: str, states: int) -> dict[str, float]
     actions[:, 0], actions[:, 1] = gx.ravel(), gy.ravel()
     actions[:, 2] = -1.0 if phase == "high" else 0.0
     actions[:, 4] = 1.0 if phase == "low" else 0.0
-    cosines, spreads, bests = [], [], []
+    cosines, spreads, means, bests = [], [], [], []
     for ep, _ in _lift_episodes(log):
         for t in range(len(ep.actions)):
             if not _in_phase(ep, t, phase):
@@ -80,6 +80,7 @@ def aiming(net: QNetwork, log: str, phase: str, states: int) -> dict[str, float]
             best = actions[int(np.argmax(q)), :2]
             cosines.append(best @ rel / (np.linalg.norm(best) * np.linalg.norm(rel) + 1e-9))
             spreads.append(float(q.max() - q.min()))
+            means.append(float(q.mean()))
             bests.append(best)
             break  # one state per episode
         if len(cosines) >= states:
@@ -90,6 +91,7 @@ def aiming(net: QNetwork, log: str, phase: str, states: int) -> dict[str, float]
         "mean_cos": float(c.mean()),
         "within_45deg": float(np.mean(c > np.cos(np.pi / 4))),
         "q_spread": float(np.mean(spreads)),
+        "q_mean": float(np.mean(means)),
         "best_move_mean": b.mean(axis=0).round(2).tolist(),
         "best_move_std": b.std(axis=0).round(2).tolist(),
     }
@@ -185,7 +187,8 @@ def main() -> None:
     print(
         f"{args.phase}: {r['states']} states; best move toward the nearest object: mean cos "
         f"{r['mean_cos']:.2f}, within 45 deg {r['within_45deg']:.2f} (random: 0.00, 0.25); "
-        f"Q spread over the grid {r['q_spread']:.3f}; best moves (dx, dy) mean "
+        f"Q over the grid: mean {r['q_mean']:.3f}, spread {r['q_spread']:.3f}; "
+        f"best moves (dx, dy) mean "
         f"({r['best_move_mean'][0]:.2f}, {r['best_move_mean'][1]:.2f}) std "
         f"({r['best_move_std'][0]:.2f}, {r['best_move_std'][1]:.2f})"
     )
