@@ -95,8 +95,8 @@ class QNetworkConfig:
     """``objects`` encoders: also give every object slot its offset in the gripper's frame
     (along and across the closing direction) and its heading relative to the gripper's. Whether
     an object is between the fingers is a function of exactly these; without them the per-slot
-    encoder never sees the gripper's yaw and the relation is lost in the pooling (measured:
-    held-out AUC of "the close caught an object" 0.78 without, docs/RESULTS.md)."""
+    encoder never sees the gripper's yaw and the relation is lost in the pooling (the offline
+    ablation of docs/RESULTS.md, session 6, measures both settings)."""
     pair_geometry: bool = True
     """``objects-action`` encoder: also feed every (action, object) pair the object's offset
     from the gripper *after* the move in the turned gripper's frame, its distance and the

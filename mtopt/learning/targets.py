@@ -104,6 +104,21 @@ def bellman_targets(
     return clipped_double_q_target(reward, done, v_next, v_next, gamma)
 
 
+def mc_return(label: torch.Tensor, steps_to_go: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``label * gamma ** steps_to_go``: the logged episode's discounted return from each
+    transition under MT-Opt's sparse end-of-episode reward. Shapes must match."""
+    _check_unit("gamma", gamma)
+    if label.shape != steps_to_go.shape:
+        raise ValueError(
+            f"label and steps_to_go must share a shape, got {tuple(label.shape)} and "
+            f"{tuple(steps_to_go.shape)}"
+        )
+    if steps_to_go.numel() and float(steps_to_go.min()) < 0:
+        raise ValueError(f"steps_to_go must be >= 0, got min {float(steps_to_go.min())}")
+    base = torch.tensor(gamma, dtype=torch.float32, device=label.device)
+    return label.float() * torch.pow(base, steps_to_go.float())
+
+
 def mc_lower_bounded_target(
     target: torch.Tensor, label: torch.Tensor, steps_to_go: torch.Tensor, gamma: float
 ) -> torch.Tensor:
@@ -116,16 +131,10 @@ def mc_lower_bounded_target(
     steps at once instead of waiting for TD to carry it back through a noisy CEM maximum (not
     in the paper; ``TrainConfig.mc_lower_bound``). All tensors share one shape.
     """
-    _check_unit("gamma", gamma)
     shapes = {tuple(t.shape) for t in (target, label, steps_to_go)}
     if len(shapes) != 1:
         raise ValueError(f"target, label and steps_to_go must share a shape, got {shapes}")
-    if steps_to_go.numel() and float(steps_to_go.min()) < 0:
-        raise ValueError(f"steps_to_go must be >= 0, got min {float(steps_to_go.min())}")
-    mc = label.to(target.dtype) * torch.pow(
-        torch.tensor(gamma, dtype=target.dtype, device=target.device), steps_to_go.to(target.dtype)
-    )
-    return torch.maximum(target, mc)
+    return torch.maximum(target, mc_return(label, steps_to_go, gamma).to(target.dtype))
 
 
 def mixed_mc_target(
@@ -142,7 +151,12 @@ def mixed_mc_target(
     the greedy one) and it shrinks the CEM maximum's over-estimation by the same factor; not in
     the paper (``TrainConfig.mc_mix``)."""
     _check_unit("weight", weight)
-    mc = mc_lower_bounded_target(torch.zeros_like(target), label, steps_to_go, gamma)
+    if target.shape != label.shape:
+        raise ValueError(
+            f"target and label must share a shape, got {tuple(target.shape)} and "
+            f"{tuple(label.shape)}"
+        )
+    mc = mc_return(label, steps_to_go, gamma).to(target.dtype)
     return (1.0 - weight) * target + weight * mc
 
 
