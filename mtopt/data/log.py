@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -300,6 +300,16 @@ class _ShardSource:
         except FileNotFoundError:
             logger.warning("episode log shard %s disappeared before it could be read", path)
             return None
+
+
+def in_robot_order(episodes: Iterable[Episode]) -> list[Episode]:
+    """``episodes`` sorted by robot id, each robot's in the order it wrote them.
+
+    Shards are listed in creation order, and how the shards of several robots interleave
+    depends on their timing, not on the seed. Anything whose result depends on the order of a
+    batch of episodes (the task replay's transition ids, a per-task labelling budget) reads
+    them in this order, so that the same log gives the same result."""
+    return sorted(episodes, key=lambda e: e.robot_id)
 
 
 class EpisodeLogReader(_ShardSource):

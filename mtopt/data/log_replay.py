@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from mtopt.data.impersonation import Impersonation
-from mtopt.data.log import EpisodeLogTailer
+from mtopt.data.log import EpisodeLogTailer, in_robot_order
 from mtopt.data.replay import TaskReplay
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class LogReplay:
 
     def poll(self) -> int:
         """Ingest every episode that appeared in the log since the last poll."""
-        new = self.tailer.poll()
+        new = in_robot_order(self.tailer.poll())
         prime = getattr(self.impersonation.labeller, "prime", None)
         if prime is not None:  # batched labelling (e.g. the success detector)
             prime([ep for ep in new if ep.task in self.impersonation.task_set])

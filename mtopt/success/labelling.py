@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mtopt.data.log import EpisodeLogReader
+from mtopt.data.log import EpisodeLogReader, in_robot_order
 from mtopt.success.dataset import NUM_VIEWS, UNKNOWN, SDExamples
 from mtopt.tasks import TaskSet
 
@@ -155,7 +155,7 @@ def read_log_episodes(
         if (keep is not None and ep.robot_id not in keep) or ep.robot_id in drop:
             continue
         out.append(_FinalOutcome(ep))
-    return out
+    return in_robot_order(out)
 
 
 class _FinalOutcome:
