@@ -15,7 +15,12 @@ import torch
 
 from mtopt.data.replay import TransitionBatch
 from mtopt.learning.networks import QNetwork
-from mtopt.learning.targets import bellman_targets, mc_lower_bounded_target, mixed_mc_target
+from mtopt.learning.targets import (
+    bellman_targets,
+    mc_lower_bounded_target,
+    mc_return,
+    mixed_mc_target,
+)
 from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig
 
 
@@ -74,18 +79,6 @@ class BellmanUpdater:
         reward = torch.from_numpy(batch.reward).to(dev)
         done = torch.from_numpy(batch.done).to(dev)
         task = torch.from_numpy(batch.task).to(dev)
-        target = bellman_targets(
-            self.target_net_1,
-            self.target_net_2,
-            to_tensors(batch.next_obs, dev),
-            task,
-            reward,
-            done,
-            self.cem,
-            self.action_spec,
-            self.generator,
-            self.gamma,
-        )
         if self.mc_lower_bound or self.mc_mix > 0:
             if batch.label is None or batch.steps_to_go is None:
                 raise ValueError(
@@ -94,6 +87,22 @@ class BellmanUpdater:
                 )
             label = torch.from_numpy(batch.label).to(dev)
             to_go = torch.from_numpy(batch.steps_to_go).to(dev)
+        if self.mc_mix == 1.0:  # pure Monte-Carlo regression: no bootstrap, no CEM
+            target = mc_return(label, to_go, self.gamma)
+        else:
+            target = bellman_targets(
+                self.target_net_1,
+                self.target_net_2,
+                to_tensors(batch.next_obs, dev),
+                task,
+                reward,
+                done,
+                self.cem,
+                self.action_spec,
+                self.generator,
+                self.gamma,
+            )
+        if self.mc_mix < 1.0 and (self.mc_lower_bound or self.mc_mix > 0):
             if self.mc_lower_bound:
                 target = mc_lower_bounded_target(target, label, to_go, self.gamma)
             if self.mc_mix > 0:

@@ -155,10 +155,14 @@ def test_strategy_runs_share_the_learner_and_split_single_task_budget(tmp_path):
 
 
 def test_learner_flows_in_from_train_or_demo_configs():
-    for path in (CONFIGS / "train" / "state.yaml", CONFIGS / "demo" / "learning.yaml"):
+    shipped = {
+        CONFIGS / "train" / "state.yaml": ("objects", 0.5),
+        CONFIGS / "demo" / "learning.yaml": ("objects-action", 1.0),
+    }
+    for path, (encoder, mc_mix) in shipped.items():
         cfg = DataSharingConfig(learner_config=str(path))
         (run,) = strategy_runs(cfg, "all-uniform", {t: 1 for t in TASKS}).values()
-        assert run.trainer.network.state_encoder == "objects"
+        assert run.trainer.network.state_encoder == encoder and run.mc_mix == mc_mix
         assert run.impersonation.kind == "all" and run.steps == cfg.steps
     with pytest.raises(ValueError, match="not a file"):
         DataSharingConfig(learner_config="nope.yaml")

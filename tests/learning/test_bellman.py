@@ -31,7 +31,7 @@ def _batch(label=None, steps_to_go=None) -> TransitionBatch:
     )
 
 
-def _updater(mc: bool) -> BellmanUpdater:
+def _updater(mc: bool, mix: float = 0.0) -> BellmanUpdater:
     torch.manual_seed(0)
     net = build_q_network(QNetworkConfig(kind="mlp", state_dim=D, mlp_width=16))
     with torch.no_grad():  # a target network that values everything at sigmoid(-4) = 0.018
@@ -40,7 +40,7 @@ def _updater(mc: bool) -> BellmanUpdater:
         net.heads.biases[-1].fill_(-4.0)
     gen = torch.Generator().manual_seed(0)
     return BellmanUpdater(
-        net, net, CEMConfig(num_samples=8, num_elites=2), 0.9, gen, mc_lower_bound=mc
+        net, net, CEMConfig(num_samples=8, num_elites=2), 0.9, gen, mc_lower_bound=mc, mc_mix=mix
     )
 
 
@@ -59,3 +59,22 @@ def test_mc_lower_bound_needs_the_return_ingredients():
         ValueError, match="mc_lower_bound and mc_mix need batches with label and steps_to_go"
     ):
         _updater(True)(_batch())
+
+
+def test_mc_mix_blends_the_bootstrapped_target_with_the_return():
+    label = np.array([1.0, 0.0, 1.0, 1.0], np.float32)
+    to_go = np.array([2.0, 1.0, 1.0, 0.0], np.float32)
+    half = _updater(False, mix=0.5)(_batch(label, to_go)).target
+    v = 0.9 * torch.sigmoid(torch.tensor(-4.0))
+    expected = torch.tensor([0.5 * v + 0.405, 0.5 * v, 0.5 * v + 0.45, 1.0])
+    torch.testing.assert_close(half, expected)
+
+
+def test_pure_monte_carlo_targets_skip_cem_and_leave_the_generator_alone():
+    label = np.array([1.0, 0.0, 1.0, 0.0], np.float32)
+    to_go = np.array([2.0, 1.0, 0.0, 0.0], np.float32)
+    updater = _updater(False, mix=1.0)
+    before = updater.generator.get_state().clone()
+    target = updater(_batch(label, to_go)).target
+    torch.testing.assert_close(target, torch.tensor([0.81, 0.0, 1.0, 0.0]))
+    assert torch.equal(updater.generator.get_state(), before)  # no CEM draws were made
