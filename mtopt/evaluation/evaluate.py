@@ -9,6 +9,7 @@ from typing import Any
 from mtopt.envs.workcell import WorkcellConfig
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, plot_success
 from mtopt.jsonio import write_json
+from mtopt.policies.cem import CEMConfig
 from mtopt.policies.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
@@ -36,6 +37,9 @@ class EvalConfig:
     """Base seed of the fixed evaluation scenes."""
     epsilon: float = 0.0
     """Exploration of the evaluated policy (0 = greedy)."""
+    cem: CEMConfig = field(default_factory=CEMConfig)
+    """CEM of the evaluated Q-policy (QT-Opt's: 2 iterations, 64 samples, 6 elites). A finer
+    search is a deployment choice measured in docs/RESULTS.md (session 7)."""
     device: str = "auto"
     """``auto``, ``cpu`` or ``cuda[:N]``."""
     json: str | None = None
@@ -73,7 +77,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         from mtopt.learning.checkpoint import load_checkpoint
         from mtopt.policies.q_policy import load_q_policy
 
-        policy = load_q_policy(config.checkpoint, config.epsilon, config.device)
+        policy = load_q_policy(config.checkpoint, config.epsilon, config.device, cem=config.cem)
         payload = load_checkpoint(config.checkpoint)
         counts = payload.get("train_episode_counts")
         tasks = config.tasks or tuple(payload.get("trained_tasks", ()))
