@@ -102,7 +102,6 @@ class BellmanUpdater:
                 self.generator,
                 self.gamma,
             )
-        if self.mc_mix < 1.0 and (self.mc_lower_bound or self.mc_mix > 0):
             if self.mc_lower_bound:
                 target = mc_lower_bounded_target(target, label, to_go, self.gamma)
             if self.mc_mix > 0:
