@@ -5,7 +5,9 @@ An example is the final state of an episode (or an arranged scene): its low-dime
 a label per task: ``1`` success, ``0`` failure, ``-1`` unknown. Each example also records its
 *primary* task (the task it was shown or labelled for; the row of paper Table 3 it counts in)
 and the robot that produced it (``-1`` for user-made outcome examples), so that an evaluation can
-hold out every episode of one robot.
+hold out every episode of one robot. Outcome examples also record their *pair*: the success and
+the failure arranged on the same scene share a pair id (``-1``: not paired, e.g. a relabelled
+episode), so training can show both in one batch.
 
 A directory of examples holds ``examples-*.npz`` files written atomically (temporary name,
 fsync, rename) with plain arrays only; they are loaded with ``allow_pickle=False``.
@@ -35,6 +37,8 @@ NUM_VIEWS = 3
 """Cameras seen by the image success detector: over-the-shoulder, side left, side right."""
 USER_ROBOT = -1
 """Robot id of outcome examples made by a user (never an evaluation holdout robot)."""
+NO_PAIR = -1
+"""Pair id of an example without a partner."""
 EXAMPLE_GLOB = "examples-*.npz"
 """File names of example shards in an examples directory."""
 
@@ -55,15 +59,21 @@ class SDExamples:
     """float32 ``(N, D)`` final low-dimensional state, or None."""
     views: np.ndarray | None = None
     """uint8 ``(N, 3, H, W, 3)`` final camera images, or None."""
+    pair: np.ndarray | None = None
+    """int64 ``(N,)``: id shared by the two examples of a success/failure pair (``-1``: not
+    paired); None means no example is paired."""
 
     def __post_init__(self) -> None:
         self.task_names = tuple(self.task_names)
         n, t = len(self.labels), len(self.task_names)
+        if self.pair is None:
+            self.pair = np.full(n, NO_PAIR, dtype=np.int64)
+        self.pair = np.asarray(self.pair, dtype=np.int64)
         if self.labels.dtype != np.int8 or self.labels.shape != (n, t):
             raise ValueError(f"labels must be int8 of shape (N, {t}), got {self.labels.shape}")
         if not np.isin(self.labels, (UNKNOWN, FAILURE, SUCCESS)).all():
             raise ValueError("labels must hold only -1 (unknown), 0 (failure), 1 (success)")
-        for name in ("primary", "robot"):
+        for name in ("primary", "robot", "pair"):
             arr = getattr(self, name)
             if arr.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
@@ -88,7 +98,21 @@ class SDExamples:
             self.robot[rows],
             None if self.state is None else self.state[rows],
             None if self.views is None else self.views[rows],
+            self.pair[rows],
         )
+
+    def siblings(self) -> np.ndarray:
+        """int64 ``(N,)``: row of each example's pair partner, ``-1`` if it has none (a pair id
+        held by one example, or by more than two, pairs nothing)."""
+        out = np.full(len(self), -1, dtype=np.int64)
+        order = np.argsort(self.pair, kind="stable")
+        ids = self.pair[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else ids
+        sizes = np.diff(np.r_[starts, len(ids)])
+        ok = (sizes == 2) & (ids[starts] >= 0)
+        a, b = order[starts[ok]], order[starts[ok] + 1]
+        out[a], out[b] = b, a
+        return out
 
     def save(self, directory: str | Path, name: str | None = None) -> Path:
         """Atomically write these examples as a new shard in ``directory``."""
@@ -101,6 +125,7 @@ class SDExamples:
             "labels": self.labels,
             "primary": self.primary,
             "robot": self.robot,
+            "pair": self.pair,
         }
         if self.state is not None:
             arrays["state"] = self.state
@@ -147,6 +172,10 @@ def concat_examples(parts: Sequence[SDExamples]) -> SDExamples:
             return None
         return np.concatenate(values)
 
+    pairs, offset = [], 0
+    for p in parts:  # pair ids stay unique across the parts
+        pairs.append(np.where(p.pair >= 0, p.pair + offset, NO_PAIR))
+        offset += int(p.pair.max(initial=-1)) + 1
     return SDExamples(
         names,
         np.concatenate([p.labels for p in parts]),
@@ -154,6 +183,7 @@ def concat_examples(parts: Sequence[SDExamples]) -> SDExamples:
         np.concatenate([p.robot for p in parts]),
         cat("state"),
         cat("views"),
+        np.concatenate(pairs),
     )
 
 
@@ -177,6 +207,7 @@ def load_examples(directory: str | Path) -> SDExamples:
                     z["robot"].astype(np.int64),
                     z.get("state"),
                     z.get("views"),
+                    z.get("pair"),
                 )
             )
     return concat_examples(parts)

@@ -212,6 +212,7 @@ def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
         np.full(n, USER_ROBOT, dtype=np.int64),
         np.stack(states).astype(np.float32) if n else np.zeros((0, 0), np.float32),
         np.stack(views) if config.images and n else None,
+        np.arange(n, dtype=np.int64) // 2,  # rows were appended pair by pair
     )
     path = examples.save(config.out, f"{config.task}-s{config.seed}")
     logger.info("%s: %d examples (%d pairs skipped) -> %s", config.task, n, skipped, path)

@@ -1,9 +1,15 @@
 """Success-detector networks: one success logit per task slot for a final outcome.
 
 * ``image`` (paper Sec. 4, App. 8): the three final views (over-the-shoulder, side left, side
-  right) each go through one convolutional *tower shared across views* (stride-2 convolutions
-  with group normalisation and ReLU); the per-view features
-  are concatenated in view order and a fully connected head outputs one logit per task slot.
+  right) each go through one convolutional *tower shared across views* (stride-2 convolutions,
+  then optional stride-1 ones, with group or batch normalisation and ReLU); the per-view
+  features are concatenated in view order and a fully connected head outputs one logit per task
+  slot. The tower's feature map is read out either by flattening it (``readout: flatten``) or
+  as *keypoints* (``readout: keypoints``): a spatial soft-argmax gives every channel's expected
+  image position, with its peak activation (as in deep spatial autoencoders). Keypoints make
+  "where is the object relative to the plate's divider" a small function of few numbers; a
+  flattened map has to learn it for every position separately. ``coord_channels`` appends the
+  pixel coordinates to the input (CoordConv) so early layers can tell where they are.
 * ``state``: a low-dimensional variant on the final workcell ``state`` for fast CPU runs. With
   ``state_encoder: objects`` a shared per-object encoder (object block, position relative to
   the gripper and in the plate's frame, gripper opening) is max- and sum-pooled over the
@@ -45,6 +51,15 @@ class SDNetworkConfig:
     """image: channels of the first conv layer (doubled after every second layer)."""
     conv_layers: int = 4
     """image: stride-2 3x3 conv layers of the shared tower."""
+    stride1_layers: int = 0
+    """image: stride-1 3x3 conv layers after the stride-2 ones (same width as the last)."""
+    norm: Literal["group", "batch"] = "group"
+    """image: normalisation after every conv layer (``group`` norm or ``batch`` norm)."""
+    readout: Literal["flatten", "keypoints"] = "flatten"
+    """image: how the tower's last feature map becomes ``view_features`` (see the module
+    docstring)."""
+    coord_channels: bool = False
+    """image: append the pixel coordinates (x, y in [-1, 1]) to each view as 2 input channels."""
     view_features: int = 128
     """image: features per view out of the tower."""
     state_dim: int = 0
@@ -57,6 +72,12 @@ class SDNetworkConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("image", "state"):
             raise ValueError(f"success detector kind must be 'image' or 'state', got {self.kind!r}")
+        if self.norm not in ("group", "batch"):
+            raise ValueError(f"network.norm must be 'group' or 'batch', got {self.norm!r}")
+        if self.readout not in ("flatten", "keypoints"):
+            raise ValueError(
+                f"network.readout must be 'flatten' or 'keypoints', got {self.readout!r}"
+            )
         if self.state_encoder not in ("objects", "flat"):
             raise ValueError(
                 f"state_encoder must be 'objects' or 'flat', got {self.state_encoder!r}"
@@ -66,6 +87,7 @@ class SDNetworkConfig:
             ("image_size", 16),
             ("channels", 1),
             ("conv_layers", 1),
+            ("stride1_layers", 0),
             ("view_features", 1),
             ("state_dim", 0),
             ("width", 1),
@@ -105,6 +127,33 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def spatial_soft_argmax(features: torch.Tensor) -> torch.Tensor:
+    """Keypoints of a feature map ``(N, C, H, W)``: ``(N, 3C)`` = per channel the expected
+    ``x`` and ``y`` in [-1, 1] under the softmax over its pixels, then its maximum."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    prob = torch.softmax(flat, dim=-1).reshape(n, c, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, device=features.device, dtype=features.dtype)
+    ys = torch.linspace(-1.0, 1.0, h, device=features.device, dtype=features.dtype)
+    ex = (prob.sum(2) * xs).sum(-1)
+    ey = (prob.sum(3) * ys).sum(-1)
+    return torch.cat([ex, ey, flat.amax(-1)], dim=1)
+
+
+class _SoftArgmax(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return spatial_soft_argmax(x)
+
+
+def coordinate_channels(images: torch.Tensor) -> torch.Tensor:
+    """``images (N, C, H, W)`` with 2 more channels: pixel x and y in [-1, 1]."""
+    n, _, h, w = images.shape
+    ys = torch.linspace(-1.0, 1.0, h, device=images.device, dtype=images.dtype)
+    xs = torch.linspace(-1.0, 1.0, w, device=images.device, dtype=images.dtype)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), 0).expand(n, 2, h, w)
+    return torch.cat([images, grid], dim=1)
+
+
 class ImageSuccessDetector(nn.Module):
     """Multi-view CNN: a tower shared across the 3 views, one logit per task slot."""
 
@@ -112,19 +161,25 @@ class ImageSuccessDetector(nn.Module):
         super().__init__()
         self.config = config
         layers: list[nn.Module] = []
-        c_in, c = 3, config.channels
-        for i in range(config.conv_layers):
-            c_out = c * (2 ** (i // 2))
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
-                nn.GroupNorm(min(8, c_out), c_out),
-                nn.ReLU(),
-            ]
+        c_in, c = 3 + 2 * config.coord_channels, config.channels
+        strides = [2] * config.conv_layers + [1] * config.stride1_layers
+        for i, stride in enumerate(strides):
+            c_out = c * (2 ** (min(i, config.conv_layers - 1) // 2))
+            norm = (
+                nn.GroupNorm(min(8, c_out), c_out)
+                if config.norm == "group"
+                else nn.BatchNorm2d(c_out)
+            )
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), norm, nn.ReLU()]
             c_in = c_out
         side = config.image_size
         for _ in range(config.conv_layers):
             side = (side + 1) // 2
-        layers += [nn.Flatten(), nn.Linear(c_in * side * side, config.view_features), nn.ReLU()]
+        if config.readout == "flatten":
+            layers += [nn.Flatten(), nn.Linear(c_in * side * side, config.view_features)]
+        else:
+            layers += [_SoftArgmax(), nn.Linear(3 * c_in, config.view_features)]
+        layers.append(nn.ReLU())
         self.tower = nn.Sequential(*layers)
         self.head = _mlp(
             [NUM_VIEWS * config.view_features, config.width, config.width, config.task_capacity]
@@ -133,8 +188,10 @@ class ImageSuccessDetector(nn.Module):
     def forward(self, views: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, task_capacity)`` of float views ``(N, 3, 3, H, W)`` in [0, 1]."""
         n = views.shape[0]
-        feats = self.tower(views.reshape(n * NUM_VIEWS, *views.shape[2:]))
-        return self.head(feats.reshape(n, -1))
+        x = views.reshape(n * NUM_VIEWS, *views.shape[2:])
+        if self.config.coord_channels:
+            x = coordinate_channels(x)
+        return self.head(self.tower(x).reshape(n, -1))
 
 
 class StateSuccessDetector(nn.Module):

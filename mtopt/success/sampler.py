@@ -9,6 +9,13 @@ re-balancing rule (:func:`mtopt.data.sampling.rebalanced_proportions`).
 
 A draw is a pair (example row, task column): the loss weights that pair's label fully and the
 example's other known labels by ``other_label_weight`` (see :mod:`mtopt.success.training`).
+
+With ``pair_fraction > 0`` that fraction of a batch comes as *matched pairs*: a balanced draw
+of an outcome example plus its partner (the other outcome arranged on the same scene), for the
+same task. The two differ only in the outcome, so their gradients cancel what the scene alone
+shows -- the point of the paper's paired example videos. The partner's label for the drawn task
+may be unknown (e.g. a ``place-top-left`` failure drawn for ``place-any``); the training loss
+then weights only its known labels.
 """
 
 from __future__ import annotations
@@ -34,11 +41,22 @@ class BalancedSampler:
     """Draws (row, task) pairs with :func:`balanced_proportions` from a seeded generator."""
 
     def __init__(
-        self, labels: np.ndarray, rng: np.random.Generator, success_fraction: float = 0.5
+        self,
+        labels: np.ndarray,
+        rng: np.random.Generator,
+        success_fraction: float = 0.5,
+        siblings: np.ndarray | None = None,
+        pair_fraction: float = 0.0,
     ) -> None:
         labels = np.asarray(labels)
         if labels.ndim != 2 or len(labels) == 0:
             raise ValueError(f"labels must be a non-empty (N, n_tasks) matrix, got {labels.shape}")
+        if not 0.0 <= pair_fraction <= 1.0:
+            raise ValueError(f"pair_fraction must be in [0, 1], got {pair_fraction!r}")
+        if siblings is not None and np.shape(siblings) != (len(labels),):
+            raise ValueError(f"siblings must have shape ({len(labels)},), got {np.shape(siblings)}")
+        self.siblings = None if siblings is None else np.asarray(siblings, dtype=np.int64)
+        self.pair_fraction = pair_fraction if siblings is not None else 0.0
         self.rng = rng
         self.probs = balanced_proportions(labels, success_fraction)
         self.buckets = [
@@ -47,7 +65,25 @@ class BalancedSampler:
         ]
 
     def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows, tasks)``: ``batch_size`` example rows and the task column each was drawn for."""
+        """``(rows, tasks)``: ``batch_size`` example rows and the task column each was drawn for
+        (matched pairs adjacent, ``pair_fraction`` of the batch at most)."""
+        n_pairs = int(batch_size * self.pair_fraction) // 2
+        if n_pairs == 0:
+            return self._balanced(batch_size)
+        rows, tasks = self._balanced(batch_size - n_pairs)
+        partner = self.siblings[rows]
+        anchors = np.flatnonzero(partner >= 0)[:n_pairs]
+        keep = np.setdiff1d(np.arange(len(rows)), anchors)[: batch_size - 2 * len(anchors)]
+        out_rows = [np.stack([rows[anchors], partner[anchors]], 1).ravel(), rows[keep]]
+        out_tasks = [np.repeat(tasks[anchors], 2), tasks[keep]]
+        missing = batch_size - len(anchors) * 2 - len(keep)
+        if missing:  # too few paired draws: top up with plain balanced draws
+            more_rows, more_tasks = self._balanced(missing)
+            out_rows.append(more_rows)
+            out_tasks.append(more_tasks)
+        return np.concatenate(out_rows), np.concatenate(out_tasks)
+
+    def _balanced(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         counts = draw_bucket_counts(self.probs, batch_size, self.rng)
         rows, tasks = [], []
         for t, k in zip(*np.nonzero(counts), strict=True):

@@ -74,6 +74,9 @@ class SDTrainConfig:
     """Fraction of each task's share of a batch drawn from its successes."""
     other_label_weight: float = 0.5
     """Loss weight of an example's known labels for tasks other than the one it was drawn for."""
+    pair_fraction: float = 0.0
+    """Fraction of each batch drawn as matched success/failure pairs of outcome examples (both
+    examples of a pair in the batch; see :mod:`mtopt.success.sampler`)."""
     network: SDNetworkConfig = field(default_factory=SDNetworkConfig)
     """Architecture (``kind: image`` or ``state``)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -110,6 +113,8 @@ class SDTrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0.0 < self.success_fraction < 1.0:
             raise ValueError(f"success_fraction must be in (0, 1), got {self.success_fraction!r}")
+        if not 0.0 <= self.pair_fraction <= 1.0:
+            raise ValueError(f"pair_fraction must be in [0, 1], got {self.pair_fraction!r}")
         if not 0.0 <= self.other_label_weight <= 1.0:
             raise ValueError(
                 f"other_label_weight must be in [0, 1], got {self.other_label_weight!r}"
@@ -201,7 +206,11 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     sampler = BalancedSampler(
-        data.labels, np.random.default_rng(streams[2]), config.success_fraction
+        data.labels,
+        np.random.default_rng(streams[2]),
+        config.success_fraction,
+        data.siblings(),
+        config.pair_fraction,
     )
     gen = torch.Generator(device=device).manual_seed(config.seed)
     if net_cfg.kind == "image":  # a clear error for views of the wrong size, before training
@@ -239,7 +248,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
             w = known * config.other_label_weight
             idx = torch.arange(len(rows), device=device)
             t = torch.as_tensor(tasks, device=device)
-            w[idx, t] = 1.0
+            w[idx, t] = known[idx, t]  # a pair partner's drawn label may be unknown
             logits = model(x)[:, : len(task_set)]
             bce = nnf.binary_cross_entropy_with_logits(logits, y.clamp_min(0.0), reduction="none")
             loss = (bce * w).sum() / w.sum()
@@ -247,7 +256,8 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
             loss.backward()
             opt.step()
             with torch.no_grad():
-                hit = ((logits[idx, t] > 0).float() == y[idx, t]).float().mean()
+                drawn = known[idx, t] > 0
+                hit = ((logits[idx, t] > 0).float() == y[idx, t])[drawn].float().mean()
             loss_sum += float(loss.detach())
             acc_sum += float(hit)
             n_sum += 1

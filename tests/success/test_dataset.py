@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from fakes import TASK_SET
 
-from mtopt.success.dataset import SDExamples, check_views, load_examples, share_labels
+from mtopt.success.dataset import (
+    SDExamples,
+    check_views,
+    concat_examples,
+    load_examples,
+    share_labels,
+)
 
 NAMES = TASK_SET.names
 
@@ -78,3 +84,28 @@ def test_bad_views_and_labels_are_refused(tmp_path):
         SDExamples(NAMES, np.full((1, 12), 2, np.int8), np.zeros(1, int), np.zeros(1, int))
     with pytest.raises(ValueError, match="no success-detector examples"):
         load_examples(tmp_path)
+
+
+def _paired(pair: list[int]) -> SDExamples:
+    n = len(pair)
+    labels = np.full((n, len(NAMES)), -1, dtype=np.int8)
+    labels[:, 0] = np.arange(n) % 2
+    return SDExamples(NAMES, labels, np.zeros(n, int), np.full(n, -1), pair=np.array(pair))
+
+
+def test_pair_partners_by_hand():
+    # pairs 0 (rows 0, 3) and 5 (rows 1, 2); id 7 has one member, id 9 three, -1 is unpaired
+    ex = _paired([0, 5, 5, 0, 7, -1, -1, 9, 9, 9])
+    np.testing.assert_array_equal(ex.siblings(), [3, 2, 1, 0, -1, -1, -1, -1, -1, -1])
+    assert (SDExamples(NAMES, ex.labels, ex.primary, ex.robot).siblings() == -1).all()
+
+
+def test_pair_ids_stay_unique_through_concat_save_and_load(tmp_path):
+    a, b = _paired([0, 0, 1, 1]), _paired([0, 0, -1])
+    both = concat_examples([a, b])
+    np.testing.assert_array_equal(both.pair, [0, 0, 1, 1, 2, 2, -1])
+    np.testing.assert_array_equal(both.siblings(), [1, 0, 3, 2, 5, 4, -1])
+    a.save(tmp_path, "a")
+    b.save(tmp_path, "b")
+    np.testing.assert_array_equal(load_examples(tmp_path).pair, both.pair)
+    np.testing.assert_array_equal(both.subset(np.array([2, 3, 6])).siblings(), [1, 0, -1])

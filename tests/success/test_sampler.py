@@ -1,6 +1,7 @@
 """The balanced sampler: equal share per task, half successes and half failures."""
 
 import numpy as np
+import pytest
 
 from mtopt.success.sampler import BalancedSampler, balanced_proportions, bucket_sizes
 
@@ -47,3 +48,21 @@ def test_sampler_is_reproducible():
     b = BalancedSampler(_labels(), np.random.default_rng(3)).sample(50)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_paired_draws_put_both_outcomes_of_a_scene_in_the_batch():
+    # rows 2i and 2i+1 are a success/failure pair of task 0; rows 40.. are unpaired failures
+    labels = np.full((60, 2), -1, dtype=np.int8)
+    labels[:40, 0] = np.arange(40) % 2 == 0
+    labels[40:, 0] = 0
+    siblings = np.full(60, -1)
+    siblings[:40] = np.arange(40) ^ 1
+    sampler = BalancedSampler(labels, np.random.default_rng(1), 0.5, siblings, 0.5)
+    for _ in range(20):
+        rows, tasks = sampler.sample(16)
+        assert len(rows) == len(tasks) == 16 and (tasks == 0).all()
+        # 4 matched pairs (half of the 16 rows) lead the batch, each draw next to its partner
+        np.testing.assert_array_equal(rows[0:8:2] ^ 1, rows[1:8:2])
+        assert (rows[:8] < 40).all()
+    with pytest.raises(ValueError, match="pair_fraction"):
+        BalancedSampler(labels, np.random.default_rng(1), 0.5, siblings, 1.5)
