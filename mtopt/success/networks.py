@@ -25,6 +25,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as nnf
@@ -262,6 +263,23 @@ def views_to_tensor(
         t = nnf.avg_pool2d(t.reshape(n * NUM_VIEWS, 3, size, size), size // image_size)
         t = t.reshape(n, NUM_VIEWS, 3, image_size, image_size)
     return t
+
+
+def pool_views(views: np.ndarray, image_size: int, input_size: int) -> np.ndarray:
+    """uint8 views ``(N, 3, input_size, input_size, 3)`` (checked) average-pooled to
+    ``image_size`` (rounded to uint8), in chunks so that no float copy of all views is made."""
+    check_views(views, input_size)
+    f = input_size // image_size
+    out = np.empty((len(views), NUM_VIEWS, image_size, image_size, 3), dtype=np.uint8)
+    for i in range(0, len(views), POOL_CHUNK):
+        chunk = views[i : i + POOL_CHUNK].astype(np.float32)
+        chunk = chunk.reshape(len(chunk), NUM_VIEWS, image_size, f, image_size, f, 3)
+        out[i : i + POOL_CHUNK] = np.rint(chunk.mean(axis=(3, 5)))
+    return out
+
+
+POOL_CHUNK = 1024
+"""Examples pooled at a time by :func:`pool_views`."""
 
 
 def state_to_tensor(state: object, state_dim: int, device: torch.device) -> torch.Tensor:

@@ -36,6 +36,7 @@ from mtopt.success.labelling import read_log_episodes, relabel_episodes
 from mtopt.success.networks import (
     SDNetworkConfig,
     build_sd_network,
+    pool_views,
     state_to_tensor,
     views_to_tensor,
 )
@@ -122,24 +123,37 @@ class SDTrainConfig:
 
 
 def collect_training_examples(
-    config: SDTrainConfig, task_set: TaskSet, need_views: bool, rng: np.random.Generator
+    config: SDTrainConfig,
+    task_set: TaskSet,
+    need_views: bool,
+    rng: np.random.Generator,
+    network: SDNetworkConfig | None = None,
 ) -> tuple[SDExamples, dict[str, Any]]:
-    """Outcome examples plus relabelled log episodes, with label sharing applied."""
+    """Outcome examples plus relabelled log episodes, with label sharing applied. Given the
+    image ``network``, views stored larger than it sees them are pooled as each source loads
+    (``input_size / image_size`` times less memory)."""
     parts: list[SDExamples] = []
     info: dict[str, Any] = {}
+
+    def add(ex: SDExamples) -> None:
+        if network is not None and network.input_size and ex.views is not None:
+            ex.views = pool_views(ex.views, network.image_size, network.input_size)
+        parts.append(ex)
+
     for directory in config.examples:
         ex = load_examples(directory)
         check_task_names(ex.task_names, task_set.names, f"examples {directory!r}")
         if config.holdout_robot is not None:
             ex = ex.subset(ex.robot != config.holdout_robot)
-        parts.append(ex)
+        add(ex)
     if config.log is not None:
         exclude = [config.holdout_robot] if config.holdout_robot is not None else []
         episodes = read_log_episodes(config.log, need_views, exclude_robots=exclude)
         relabelled, spent = relabel_episodes(episodes, task_set, config.budget, rng, need_views)
+        del episodes
         info["label_queries"] = spent
-        info["log_episodes"] = len(episodes)
-        parts.append(relabelled)
+        info["log_episodes"] = len(relabelled)
+        add(relabelled)
     if not parts or sum(len(p) for p in parts) == 0:
         raise ValueError(
             "no success-detector training examples: give --examples DIR (from 'mtopt sd "
@@ -186,12 +200,17 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     streams = np.random.SeedSequence(config.seed).spawn(3)
-    need_views = config.network.kind == "image"
-    if config.init is not None:  # the checkpoint decides the kind
-        kind = load_checkpoint(resolve_sd_checkpoint(config.init))["network_config"]["kind"]
-        need_views = kind == "image"
+    planned = config.network
+    if config.init is not None:  # the checkpoint decides the architecture
+        stored = load_checkpoint(resolve_sd_checkpoint(config.init))["network_config"]
+        planned = from_dict(SDNetworkConfig, stored)
+    need_views = planned.kind == "image"
     data, info = collect_training_examples(
-        config, task_set, need_views, np.random.default_rng(streams[0])
+        config,
+        task_set,
+        need_views,
+        np.random.default_rng(streams[0]),
+        planned if need_views else None,
     )
     net_cfg, weights = _network_config(config, data)
     if net_cfg.task_capacity < len(task_set):
@@ -213,8 +232,8 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         config.pair_fraction,
     )
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    if net_cfg.kind == "image":  # a clear error for views of the wrong size, before training
-        views_to_tensor(data.views[:1], net_cfg.image_size, device, net_cfg.input_size)
+    if net_cfg.kind == "image":  # views were pooled to the network's size as they loaded
+        views_to_tensor(data.views[:1], net_cfg.image_size, device)
     labels_all = torch.as_tensor(data.labels, dtype=torch.float32)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,9 +254,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         for step in range(1, config.steps + 1):
             rows, tasks = sampler.sample(config.batch_size)
             if net_cfg.kind == "image":
-                x = views_to_tensor(
-                    data.views[rows], net_cfg.image_size, device, net_cfg.input_size
-                )
+                x = views_to_tensor(data.views[rows], net_cfg.image_size, device)
                 n, v = x.shape[:2]
                 x = augment_views(x.reshape(n * v, *x.shape[2:]), config.augment, gen)
                 x = x.reshape(n, v, *x.shape[1:])

@@ -1,5 +1,6 @@
 """Success-detector networks: the image tower's variants and its keypoint readout."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -7,6 +8,7 @@ from mtopt.success.networks import (
     SDNetworkConfig,
     build_sd_network,
     coordinate_channels,
+    pool_views,
     spatial_soft_argmax,
 )
 
@@ -56,3 +58,15 @@ def test_bad_tower_options_are_refused():
         SDNetworkConfig(kind="image", readout="mean")
     with pytest.raises(ValueError, match="stride1_layers must be an integer >= 0"):
         SDNetworkConfig(kind="image", stride1_layers=-1)
+
+
+def test_pool_views_averages_blocks_and_checks_the_stored_size():
+    views = np.zeros((1, 3, 4, 4, 3), dtype=np.uint8)
+    views[0, 1, :2, :2, 0] = [[10, 20], [30, 41]]  # mean 25.25 -> 25
+    views[0, 2, 2:, 2:, 2] = 255
+    out = pool_views(views, 2, 4)
+    assert out.shape == (1, 3, 2, 2, 3) and out.dtype == np.uint8
+    assert out[0, 1, 0, 0, 0] == 25 and out[0, 2, 1, 1, 2] == 255
+    assert int(out.sum()) == 25 + 255
+    with pytest.raises(ValueError, match=r"\(N, 3, 8, 8, 3\)"):
+        pool_views(views, 2, 8)
