@@ -16,6 +16,11 @@ same task. The two differ only in the outcome, so their gradients cancel what th
 shows -- the point of the paper's paired example videos. The partner's label for the drawn task
 may be unknown (e.g. a ``place-top-left`` failure drawn for ``place-any``); the training loss
 then weights only its known labels.
+
+With ``episode_fraction`` set, each bucket's draws are split between its robot episodes
+(relabelled from the log) and its outcome examples: that fraction comes from the episodes
+whenever the bucket holds both. Arranged examples usually far outnumber a task's relabelled
+successes, while the episodes are what the detector will be asked about.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ class BalancedSampler:
         success_fraction: float = 0.5,
         siblings: np.ndarray | None = None,
         pair_fraction: float = 0.0,
+        is_episode: np.ndarray | None = None,
+        episode_fraction: float | None = None,
     ) -> None:
         labels = np.asarray(labels)
         if labels.ndim != 2 or len(labels) == 0:
@@ -55,6 +62,12 @@ class BalancedSampler:
             raise ValueError(f"pair_fraction must be in [0, 1], got {pair_fraction!r}")
         if siblings is not None and np.shape(siblings) != (len(labels),):
             raise ValueError(f"siblings must have shape ({len(labels)},), got {np.shape(siblings)}")
+        if episode_fraction is not None and not 0.0 <= episode_fraction <= 1.0:
+            raise ValueError(f"episode_fraction must be in [0, 1], got {episode_fraction!r}")
+        if is_episode is not None and np.shape(is_episode) != (len(labels),):
+            raise ValueError(
+                f"is_episode must have shape ({len(labels)},), got {np.shape(is_episode)}"
+            )
         self.siblings = None if siblings is None else np.asarray(siblings, dtype=np.int64)
         self.pair_fraction = pair_fraction if siblings is not None else 0.0
         self.rng = rng
@@ -63,6 +76,10 @@ class BalancedSampler:
             [np.flatnonzero(labels[:, t] == SUCCESS), np.flatnonzero(labels[:, t] == FAILURE)]
             for t in range(labels.shape[1])
         ]
+        self.episode_fraction = episode_fraction if is_episode is not None else None
+        if self.episode_fraction is not None:
+            ep = np.asarray(is_episode, dtype=bool)
+            self.split = [[(b[~ep[b]], b[ep[b]]) for b in task] for task in self.buckets]
 
     def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, tasks)``: ``batch_size`` example rows and the task column each was drawn for
@@ -88,8 +105,20 @@ class BalancedSampler:
         rows, tasks = [], []
         for t, k in zip(*np.nonzero(counts), strict=True):
             n = int(counts[t, k])
-            rows.append(self.rng.choice(self.buckets[t][k], size=n))
+            rows.append(self._draw(t, k, n))
             tasks.append(np.full(n, t, dtype=np.int64))
         rows_a, tasks_a = np.concatenate(rows), np.concatenate(tasks)
         perm = self.rng.permutation(batch_size)
         return rows_a[perm], tasks_a[perm]
+
+    def _draw(self, task: int, kind: int, n: int) -> np.ndarray:
+        """``n`` rows of bucket (task, kind), split between episodes and examples if asked."""
+        if self.episode_fraction is None:
+            return self.rng.choice(self.buckets[task][kind], size=n)
+        examples, episodes = self.split[task][kind]
+        if len(examples) == 0 or len(episodes) == 0:
+            return self.rng.choice(self.buckets[task][kind], size=n)
+        n_ep = int(self.rng.binomial(n, self.episode_fraction))
+        return np.concatenate(
+            [self.rng.choice(episodes, size=n_ep), self.rng.choice(examples, size=n - n_ep)]
+        )

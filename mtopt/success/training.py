@@ -30,7 +30,13 @@ from mtopt.learning.checkpoint import load_checkpoint, save_checkpoint
 from mtopt.learning.trainer import resolve_device
 from mtopt.progress import progress_bar
 from mtopt.success.augment import AugmentConfig, augment_views
-from mtopt.success.dataset import SDExamples, concat_examples, load_examples, share_labels
+from mtopt.success.dataset import (
+    USER_ROBOT,
+    SDExamples,
+    concat_examples,
+    load_examples,
+    share_labels,
+)
 from mtopt.success.detector import PAYLOAD_KIND, check_task_names, resolve_sd_checkpoint
 from mtopt.success.labelling import read_log_episodes, relabel_episodes
 from mtopt.success.networks import (
@@ -78,6 +84,9 @@ class SDTrainConfig:
     pair_fraction: float = 0.0
     """Fraction of each batch drawn as matched success/failure pairs of outcome examples (both
     examples of a pair in the batch; see :mod:`mtopt.success.sampler`)."""
+    episode_fraction: float | None = None
+    """Fraction of each (task, success / failure) bucket's draws taken from relabelled robot
+    episodes when it holds both episodes and outcome examples (None: rows drawn uniformly)."""
     network: SDNetworkConfig = field(default_factory=SDNetworkConfig)
     """Architecture (``kind: image`` or ``state``)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -114,6 +123,10 @@ class SDTrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0.0 < self.success_fraction < 1.0:
             raise ValueError(f"success_fraction must be in (0, 1), got {self.success_fraction!r}")
+        if self.episode_fraction is not None and not 0.0 <= self.episode_fraction <= 1.0:
+            raise ValueError(
+                f"episode_fraction must be None or in [0, 1], got {self.episode_fraction!r}"
+            )
         if not 0.0 <= self.pair_fraction <= 1.0:
             raise ValueError(f"pair_fraction must be in [0, 1], got {self.pair_fraction!r}")
         if not 0.0 <= self.other_label_weight <= 1.0:
@@ -230,6 +243,8 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         config.success_fraction,
         data.siblings(),
         config.pair_fraction,
+        data.robot != USER_ROBOT,
+        config.episode_fraction,
     )
     gen = torch.Generator(device=device).manual_seed(config.seed)
     if net_cfg.kind == "image":  # views were pooled to the network's size as they loaded

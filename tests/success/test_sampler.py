@@ -66,3 +66,22 @@ def test_paired_draws_put_both_outcomes_of_a_scene_in_the_batch():
         assert (rows[:8] < 40).all()
     with pytest.raises(ValueError, match="pair_fraction"):
         BalancedSampler(labels, np.random.default_rng(1), 0.5, siblings, 1.5)
+
+
+def test_episode_fraction_splits_each_bucket_between_episodes_and_examples():
+    # task 0: 100 example successes and 4 episode successes; failures only among examples
+    labels = np.full((204, 1), -1, dtype=np.int8)
+    labels[:104, 0] = 1
+    labels[104:, 0] = 0
+    is_episode = np.zeros(204, dtype=bool)
+    is_episode[100:104] = True
+    sampler = BalancedSampler(
+        labels, np.random.default_rng(2), is_episode=is_episode, episode_fraction=0.25
+    )
+    rows, _ = sampler.sample(40_000)
+    successes = rows[labels[rows, 0] == 1]
+    assert abs(is_episode[successes].mean() - 0.25) < 0.01  # uniform rows would give 4 / 104
+    assert abs(len(successes) / len(rows) - 0.5) < 0.01
+    assert not is_episode[rows[labels[rows, 0] == 0]].any()  # no episode failures to draw
+    with pytest.raises(ValueError, match="episode_fraction"):
+        BalancedSampler(labels, np.random.default_rng(2), is_episode=is_episode, episode_fraction=2)
