@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,8 +187,12 @@ def concat_examples(parts: Sequence[SDExamples]) -> SDExamples:
     )
 
 
-def load_examples(directory: str | Path) -> SDExamples:
-    """All example shards of ``directory``, concatenated in file-name order."""
+def load_examples(
+    directory: str | Path, views_transform: Callable[[np.ndarray], np.ndarray] | None = None
+) -> SDExamples:
+    """All example shards of ``directory``, concatenated in file-name order. ``views_transform``
+    (e.g. pooling to the detector's size) is applied to each shard's views as it loads, so the
+    full-size views of only one shard are in memory at a time."""
     directory = Path(directory)
     files = sorted(directory.glob(EXAMPLE_GLOB)) if directory.is_dir() else []
     if not files:
@@ -206,11 +210,17 @@ def load_examples(directory: str | Path) -> SDExamples:
                     z["primary"].astype(np.int64),
                     z["robot"].astype(np.int64),
                     z.get("state"),
-                    z.get("views"),
+                    _transformed(z.get("views"), views_transform),
                     z.get("pair"),
                 )
             )
     return concat_examples(parts)
+
+
+def _transformed(
+    views: np.ndarray | None, transform: Callable[[np.ndarray], np.ndarray] | None
+) -> np.ndarray | None:
+    return views if views is None or transform is None else transform(views)
 
 
 def is_examples_dir(directory: str | Path) -> bool:

@@ -148,17 +148,19 @@ def collect_training_examples(
     parts: list[SDExamples] = []
     info: dict[str, Any] = {}
 
-    def add(ex: SDExamples) -> None:
-        if network is not None and network.input_size and ex.views is not None:
-            ex.views = pool_views(ex.views, network.image_size, network.input_size)
-        parts.append(ex)
+    pool = None
+    if network is not None and network.input_size:
+        size, stored = network.image_size, network.input_size
+
+        def pool(views: np.ndarray) -> np.ndarray:
+            return pool_views(views, size, stored)
 
     for directory in config.examples:
-        ex = load_examples(directory)
+        ex = load_examples(directory, pool)
         check_task_names(ex.task_names, task_set.names, f"examples {directory!r}")
         if config.holdout_robot is not None:
             ex = ex.subset(ex.robot != config.holdout_robot)
-        add(ex)
+        parts.append(ex)
     if config.log is not None:
         exclude = [config.holdout_robot] if config.holdout_robot is not None else []
         episodes = read_log_episodes(config.log, need_views, exclude_robots=exclude)
@@ -166,7 +168,9 @@ def collect_training_examples(
         del episodes
         info["label_queries"] = spent
         info["log_episodes"] = len(relabelled)
-        add(relabelled)
+        if pool is not None and relabelled.views is not None:
+            relabelled.views = pool(relabelled.views)
+        parts.append(relabelled)
     if not parts or sum(len(p) for p in parts) == 0:
         raise ValueError(
             "no success-detector training examples: give --examples DIR (from 'mtopt sd "

@@ -58,9 +58,12 @@ def test_state_sd_learns_outcomes_of_arranged_scenes(state_examples, tmp_path):
     assert result["tasks"]["lift-any"]["other_fn_rate"] <= 0.15
 
 
-def test_image_sd_learns_which_view_shows_the_outcome(tmp_path):
+@pytest.mark.parametrize("stored", [16, 32])
+def test_image_sd_learns_which_view_shows_the_outcome(tmp_path, stored):
     """Synthetic 16x16 views: lift-any succeeded iff view 0 shows a bright square, place-any
-    iff view 1 does (two tasks without relations, so label sharing adds nothing)."""
+    iff view 1 does (two tasks without relations, so label sharing adds nothing). Stored at
+    32x32, the views are pooled to the network's 16x16 when training loads them and per batch
+    when the detector predicts."""
     rng = np.random.default_rng(0)
     names = default_task_set().names
     n = 600
@@ -75,6 +78,9 @@ def test_image_sd_learns_which_view_shows_the_outcome(tmp_path):
         labels[:, col] = success[:, k]
     primary = rng.choice(cols, size=n)
     ex = SDExamples(names, labels, primary, np.where(np.arange(n) < 500, 0, 1), None, views)
+    if stored != 16:
+        views = views.repeat(stored // 16, axis=2).repeat(stored // 16, axis=3)
+        ex = SDExamples(names, labels, primary, ex.robot, None, views)
     ex.save(tmp_path / "ex")
     report = train_success_detector(
         SDTrainConfig(
@@ -84,7 +90,13 @@ def test_image_sd_learns_which_view_shows_the_outcome(tmp_path):
             steps=250,
             batch_size=32,
             network=SDNetworkConfig(
-                kind="image", image_size=16, channels=8, conv_layers=2, view_features=32, width=64
+                kind="image",
+                image_size=16,
+                input_size=stored if stored != 16 else 0,
+                channels=8,
+                conv_layers=2,
+                view_features=32,
+                width=64,
             ),
             progress=False,
             device="cpu",
