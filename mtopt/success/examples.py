@@ -59,6 +59,9 @@ class SDExamplesConfig:
     """Height and width of every view."""
     vary_lighting: bool = True
     """Change the light's intensity, ambient level and direction for every pair."""
+    boundary_fraction: float = 0.0
+    """Fraction of place pairs that show boundary cases (objects near the rims and dividers,
+    or just beside the plate; see :func:`outcome_arrangement`)."""
     progress: bool = True
     """Show a progress bar."""
     workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
@@ -68,6 +71,8 @@ class SDExamplesConfig:
         default_task_set().validate([self.task])
         if isinstance(self.pairs, bool) or not isinstance(self.pairs, int) or self.pairs < 1:
             raise ValueError(f"pairs must be a positive integer, got {self.pairs!r}")
+        if not 0.0 <= self.boundary_fraction <= 1.0:
+            raise ValueError(f"boundary_fraction must be in [0, 1], got {self.boundary_fraction!r}")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
             raise ValueError(
                 f"image_size must be an integer in [16, 1024], got {self.image_size!r}"
@@ -87,13 +92,56 @@ def section_point(section: str, rng: np.random.Generator, margin: float = 0.035)
     return float(x), float(y)
 
 
-def _plate_object(cat: str, section: str, rng: np.random.Generator) -> tuple:
-    x, y = section_point(section, rng)
+def section_edge_point(section: str, rng: np.random.Generator) -> tuple:
+    """A random plate-local ``(x, y)`` inside ``section``, 0.5-2 cm from one of its edges (a
+    rim or a divider, chosen at random)."""
+    hx, hy = scene.PLATE_HALF
+    dy = scene.PLATE_DIVIDER_Y
+    x0, x1 = {"bottom": (-hx, hx), "top-left": (-hx, 0.0), "top-right": (0.0, hx)}[section]
+    y0, y1 = (-hy, dy) if section == "bottom" else (dy, hy)
+    x, y = section_point(section, rng, margin=0.01)
+    d = float(rng.uniform(0.005, 0.02))
+    edge = int(rng.integers(4))
+    if edge == 0:
+        x = x0 + d
+    elif edge == 1:
+        x = x1 - d
+    elif edge == 2:
+        y = y0 + d
+    else:
+        y = y1 - d
+    return float(x), float(y)
+
+
+def beside_plate_point(rng: np.random.Generator) -> tuple:
+    """A random plate-local ``(x, y)`` just outside the plate's footprint (0.5-4 cm beyond one
+    of its four rims): an object there may lean on the rim, but it is not on the plate."""
+    hx, hy = scene.PLATE_HALF
+    out = float(rng.uniform(0.005, 0.04))
+    side = int(rng.integers(4))
+    along = float(rng.uniform(-1.0, 1.0))
+    if side < 2:
+        return (hx + out) * (1 if side == 0 else -1), along * hy
+    return along * hx, (hy + out) * (1 if side == 2 else -1)
+
+
+def _plate_object(
+    cat: str, section: str, rng: np.random.Generator, near_edge: bool = False
+) -> tuple:
+    x, y = section_edge_point(section, rng) if near_edge else section_point(section, rng)
     return (cat, x, y, float(rng.uniform(-np.pi, np.pi)))
 
 
-def outcome_arrangement(task: str, success: bool, rng: np.random.Generator) -> dict[str, Any]:
-    """Keyword arguments of ``WorkcellEnv.arrange`` showing a success or failure of ``task``."""
+def outcome_arrangement(
+    task: str, success: bool, rng: np.random.Generator, boundary: float = 0.0
+) -> dict[str, Any]:
+    """Keyword arguments of ``WorkcellEnv.arrange`` showing a success or failure of ``task``.
+
+    With probability ``boundary`` a place outcome is a *boundary case*, as robot episodes often
+    end: a success has its object's centre 0.5-2 cm inside its section's edges (the rim or a
+    divider), and a failure is an object just beside the plate, or (section tasks) just across
+    a divider."""
+    near = boundary > 0 and rng.random() < boundary
     any_cat = str(rng.choice(scene.CATEGORIES))
     # finger-tip heights: a held object counts as lifted from a tip height of about 0.05 m
     # (tall objects earlier), so successes start there and low holds end just below it; the
@@ -121,14 +169,20 @@ def outcome_arrangement(task: str, success: bool, rng: np.random.Generator) -> d
     section = task.removeprefix("place-")
     if success:
         sec = section if section in PLATE_SECTIONS else str(rng.choice(PLATE_SECTIONS))
-        return {"on_plate": [_plate_object(any_cat, sec, rng)], "held_height": high}
+        return {"on_plate": [_plate_object(any_cat, sec, rng, near)], "held_height": high}
     kinds = ["over-plate", "empty", "held-low"]
     if section in PLATE_SECTIONS:
         kinds += ["wrong-section"] * 3
+    if near:
+        kinds = ["beside-plate"] * 2 + (["wrong-section"] * 2 if section in PLATE_SECTIONS else [])
     kind = str(rng.choice(kinds))
+    if kind == "beside-plate":
+        x, y = beside_plate_point(rng)
+        yaw = float(rng.uniform(-np.pi, np.pi))
+        return {"on_plate": [(any_cat, x, y, yaw)], "held_height": high}
     if kind == "wrong-section":
         other = str(rng.choice([s for s in PLATE_SECTIONS if s != section]))
-        return {"on_plate": [_plate_object(any_cat, other, rng)], "held_height": high}
+        return {"on_plate": [_plate_object(any_cat, other, rng, near)], "held_height": high}
     if kind == "over-plate":
         return {"held": any_cat, "held_height": float(rng.uniform(0.06, 0.2)), "over_plate": True}
     if kind == "held-low":
@@ -179,7 +233,9 @@ def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
             pair = []
             for desired in (True, False):
                 for _attempt in range(MAX_ATTEMPTS):
-                    kwargs = outcome_arrangement(config.task, desired, rng)
+                    kwargs = outcome_arrangement(
+                        config.task, desired, rng, config.boundary_fraction
+                    )
                     env.reset(seed=scene_seed)
                     if kwargs.pop("over_plate", False):
                         kwargs["gripper_xy"] = tuple(env.scene_facts().plate_xy)

@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
+from mtopt.envs import scene
 from mtopt.envs.workcell import WorkcellEnv
-from mtopt.success.examples import outcome_arrangement, section_point
+from mtopt.success.examples import (
+    SDExamplesConfig,
+    beside_plate_point,
+    outcome_arrangement,
+    section_point,
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +64,31 @@ def test_outcome_arrangements_show_the_intended_outcome_mostly(env):
             env.arrange(**kwargs)
             hits += bool(env.success_vector()[col]) == desired
         assert hits >= 8, (task, hits)
+
+
+def test_boundary_outcomes_sit_at_the_plate_edges_and_mostly_show_the_outcome(env):
+    rng = np.random.default_rng(2)
+    hx, hy = scene.PLATE_HALF
+    for _ in range(50):
+        x, y = beside_plate_point(rng)
+        assert abs(x) > hx or abs(y) > hy  # outside the footprint ...
+        assert abs(x) < hx + 0.041 and abs(y) < hy + 0.041  # ... but right beside it
+    for task in ("place-any", "place-top-left"):
+        col = env.task_names.index(task)
+        hits = 0
+        for desired in (True, False) * 5:
+            kwargs = outcome_arrangement(task, desired, rng, boundary=1.0)
+            if desired:
+                ((_, x, y, _),) = kwargs["on_plate"]
+                dy = scene.PLATE_DIVIDER_Y
+                edges = [hx - abs(x), hy - abs(y), abs(y - dy)] + ([abs(x)] if y > dy else [])
+                assert min(edges) < 0.021  # near a rim or a divider ...
+            env.reset(seed=int(rng.integers(1000)))
+            env.arrange(**kwargs)
+            hits += bool(env.success_vector()[col]) == desired
+        assert hits >= 7, (task, hits)
+    with pytest.raises(ValueError, match="boundary_fraction"):
+        SDExamplesConfig(task="place-any", boundary_fraction=1.5)
 
 
 def test_lighting_changes_images_and_bad_values_are_refused():
