@@ -39,3 +39,35 @@ for t in place-any $SECTIONS; do
   $RUN sd examples --task "$t" --out "$ROOT/examples-edge" --pairs 1500 --seed 41 --image-size 128 \
       --boundary-fraction 0.5 --no-progress
 done
+
+# 3. the plate-section proxy (outcome examples of the three sections only): J, then J2
+mkdir -p "$ROOT/px-test"
+for t in $SECTIONS; do ln -sf "../examples-test/examples-place-$t-s4.npz" "$ROOT/px-test/"; done
+SD="sd train --network.kind image --network.input-size 128 --network.channels 16 \
+    --network.norm batch --augment.no-enabled --no-progress"
+$RUN $SD --examples "$ROOT/examples-big" --out "$ROOT/px-J" --steps 3000 --batch-size 32 \
+    --pair-fraction 1.0 --checkpoint-every 500 --keep-checkpoints 10
+$RUN sd train --examples "$ROOT/examples-big" --out "$ROOT/px-J2" --init "$ROOT/px-J" \
+    --steps 5000 --batch-size 32 --pair-fraction 1.0 --augment.no-enabled \
+    --checkpoint-every 1000 --keep-checkpoints 10 --seed 1 --no-progress
+$RUN sd eval --checkpoint "$ROOT/px-J2" --data "$ROOT/px-test"
+
+# 4. the 12-task detectors: sd2 and sd3 start from J2 (sd3 with a share of robot episodes),
+#    sd4 continues sd3 with the boundary examples
+EX="$ROOT/examples $ROOT/examples-more $ROOT/examples-big $ROOT/examples-big2"
+ALL="--log $ROOT/log --budget 3000 --holdout-robot 1 --batch-size 64 --pair-fraction 1.0 \
+    --augment.no-enabled --no-progress"
+$RUN sd train --examples $EX $ALL --out "$ROOT/sd2" --init "$ROOT/px-J2" --steps 20000 --checkpoint-every 4000 \
+    --keep-checkpoints 10 --seed 2
+$RUN sd train --examples $EX $ALL --out "$ROOT/sd3" --init "$ROOT/px-J2" --steps 20000 --checkpoint-every 4000 \
+    --keep-checkpoints 10 --seed 2 --episode-fraction 0.3
+$RUN sd train --examples $EX "$ROOT/examples-edge" $ALL --out "$ROOT/sd4" --init "$ROOT/sd3" --steps 10000 \
+    --checkpoint-every 2500 --keep-checkpoints 10 --seed 3 --episode-fraction 0.3
+
+# 5. paper Table 3 on the held-out robot and on the test examples; ranking at any threshold
+for sd in sd2 sd3 sd4; do
+  $RUN sd eval --checkpoint "$ROOT/$sd" --data "$ROOT/log" --holdout-robot 1 --json "$ROOT/$sd.holdout.json"
+  $RUN sd eval --checkpoint "$ROOT/$sd" --data "$ROOT/examples-test" --json "$ROOT/$sd.extest.json"
+done
+python benchmarks/sd_ranking.py --log "$ROOT/log" --holdout-robot 1 \
+    --checkpoint "$ROOT/sd2" "$ROOT/sd3" "$ROOT/sd4"
