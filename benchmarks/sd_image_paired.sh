@@ -71,3 +71,17 @@ for sd in sd2 sd3 sd4; do
 done
 python benchmarks/sd_ranking.py --log "$ROOT/log" --holdout-robot 1 \
     --checkpoint "$ROOT/sd2" "$ROOT/sd3" "$ROOT/sd4"
+
+# 6. do 128 px views help the lifts? lift examples only, 64 px (pooled) against 128 px
+mkdir -p "$ROOT/lifts"
+for d in examples examples-more; do
+  for f in "$ROOT/$d"/examples-lift-*.npz; do ln -sf "../$d/$(basename "$f")" "$ROOT/lifts/$d-$(basename "$f")"; done
+done
+LIFT="sd train --examples $ROOT/lifts --batch-size 32 --network.kind image --network.channels 16 \
+    --network.norm batch --pair-fraction 1.0 --augment.no-enabled --keep-checkpoints 10 --no-progress"
+$RUN $LIFT --out "$ROOT/lift64" --steps 4000 --checkpoint-every 1000 --network.input-size 128
+$RUN $LIFT --out "$ROOT/lift64L" --steps 12000 --checkpoint-every 4000 --network.input-size 128
+$RUN $LIFT --out "$ROOT/lift128" --steps 4000 --checkpoint-every 1000 --network.image-size 128 \
+    --network.conv-layers 5
+python benchmarks/sd_ranking.py --log "$ROOT/log" --holdout-robot 1 \
+    --checkpoint "$ROOT/lift64" "$ROOT/lift64L" "$ROOT/lift128" "$ROOT/sd4"
