@@ -85,3 +85,10 @@ $RUN $LIFT --out "$ROOT/lift128" --steps 4000 --checkpoint-every 1000 --network.
     --network.conv-layers 5
 python benchmarks/sd_ranking.py --log "$ROOT/log" --holdout-robot 1 \
     --checkpoint "$ROOT/lift64" "$ROOT/lift64L" "$ROOT/lift128" "$ROOT/sd4"
+
+# 7. sd5: 10,000 more steps on sd4
+$RUN sd train --examples $EX "$ROOT/examples-edge" $ALL --out "$ROOT/sd5" --init "$ROOT/sd4" \
+    --steps 10000 --checkpoint-every 5000 --keep-checkpoints 10 --seed 4 --episode-fraction 0.3 \
+    --torch-threads 2
+$RUN sd eval --checkpoint "$ROOT/sd5" --data "$ROOT/log" --holdout-robot 1 --json "$ROOT/sd5.holdout.json"
+python benchmarks/sd_ranking.py --log "$ROOT/log" --holdout-robot 1 --checkpoint "$ROOT/sd5"
