@@ -105,9 +105,11 @@ class SDExamples:
         """int64 ``(N,)``: row of each example's pair partner, ``-1`` if it has none (a pair id
         held by one example, or by more than two, pairs nothing)."""
         out = np.full(len(self), -1, dtype=np.int64)
+        if len(self) == 0:
+            return out
         order = np.argsort(self.pair, kind="stable")
         ids = self.pair[order]
-        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else ids
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         sizes = np.diff(np.r_[starts, len(ids)])
         ok = (sizes == 2) & (ids[starts] >= 0)
         a, b = order[starts[ok]], order[starts[ok] + 1]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +151,7 @@ def collect_training_examples(
 
     pool = None
     if network is not None and network.input_size:
-        size, stored = network.image_size, network.input_size
-
-        def pool(views: np.ndarray) -> np.ndarray:
-            return pool_views(views, size, stored)
-
+        pool = partial(pool_views, image_size=network.image_size, input_size=network.input_size)
     for directory in config.examples:
         ex = load_examples(directory, pool)
         check_task_names(ex.task_names, task_set.names, f"examples {directory!r}")
@@ -193,19 +190,29 @@ def collect_training_examples(
     return data, info
 
 
-def _network_config(config: SDTrainConfig, data: SDExamples) -> tuple[SDNetworkConfig, Any]:
-    """The architecture (from ``init`` when fine-tuning) and the initial weights, if any."""
+def _load_init(config: SDTrainConfig) -> tuple[Path, dict[str, Any]] | None:
+    """The ``init`` checkpoint's path and payload (checked to be a success detector), if any."""
     if config.init is None:
+        return None
+    path = resolve_sd_checkpoint(config.init)
+    payload = load_checkpoint(path)
+    if payload.get("kind") != PAYLOAD_KIND:
+        raise ValueError(f"--init {str(path)!r} is not a success-detector checkpoint")
+    return path, payload
+
+
+def _network_config(
+    config: SDTrainConfig, data: SDExamples, init: tuple[Path, dict[str, Any]] | None
+) -> tuple[SDNetworkConfig, Any]:
+    """The architecture (from ``init`` when fine-tuning) and the initial weights, if any."""
+    if init is None:
         net = config.network
         if net.kind == "state" and net.state_dim == 0:
             if data.state is None:
                 raise ValueError("the examples have no final states for a state detector")
             net = replace(net, state_dim=int(data.state.shape[1]))
         return net, None
-    path = resolve_sd_checkpoint(config.init)
-    payload = load_checkpoint(path)
-    if payload.get("kind") != PAYLOAD_KIND:
-        raise ValueError(f"--init {str(path)!r} is not a success-detector checkpoint")
+    path, payload = init
     check_task_names(payload["task_names"], data.task_names, repr(str(path)))
     return from_dict(SDNetworkConfig, payload["network_config"]), payload["model"]
 
@@ -217,10 +224,10 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     streams = np.random.SeedSequence(config.seed).spawn(3)
-    planned = config.network
-    if config.init is not None:  # the checkpoint decides the architecture
-        stored = load_checkpoint(resolve_sd_checkpoint(config.init))["network_config"]
-        planned = from_dict(SDNetworkConfig, stored)
+    init = _load_init(config)
+    planned = config.network  # the init checkpoint decides the architecture
+    if init is not None:
+        planned = from_dict(SDNetworkConfig, init[1]["network_config"])
     need_views = planned.kind == "image"
     data, info = collect_training_examples(
         config,
@@ -229,7 +236,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         np.random.default_rng(streams[0]),
         planned if need_views else None,
     )
-    net_cfg, weights = _network_config(config, data)
+    net_cfg, weights = _network_config(config, data, init)
     if net_cfg.task_capacity < len(task_set):
         raise ValueError(
             f"network.task_capacity {net_cfg.task_capacity} < {len(task_set)} tasks in the task set"
