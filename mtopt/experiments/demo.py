@@ -31,6 +31,7 @@ from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.jsonio import write_json
 from mtopt.policies import Exploration, check_exploration
+from mtopt.policies.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
@@ -81,6 +82,9 @@ class DemoConfig:
     exploration: Exploration = "motion"
     """What an ε step of the collection policy randomises: ``all`` dims or only the
     ``motion`` dims (see ``mtopt.policies.q_policy``)."""
+    policy_cem: CEMConfig = field(default_factory=CEMConfig)
+    """The learned policy's action search when it acts: in the collection rounds and in the
+    evaluation (the trainer's targets use ``train.cem``). QT-Opt's 2 x 64 / 6 by default."""
     eval_episodes_per_task: int = 30
     """Evaluation attempts per task (paper: 100; fewer keeps the demo short)."""
     train: TrainConfig = field(default_factory=_demo_train_config)
@@ -127,6 +131,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             policy=policy,
             epsilon=config.epsilon,
             exploration=config.exploration,
+            cem=config.policy_cem,
             progress=config.progress,
         )
         s = collect(cfg)
@@ -192,7 +197,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         progress=config.progress,
     )
     t = time.time()
-    policy = load_q_policy(checkpoint)
+    policy = load_q_policy(checkpoint, cem=config.policy_cem)
     results = {
         "mt-opt": evaluate(lambda task: policy, protocol, counts),
         "scripted": evaluate(scripted_policy_for, protocol, counts),

@@ -28,6 +28,7 @@ from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.policies import Exploration, check_exploration
+from mtopt.policies.cem import CEMConfig
 from mtopt.policies.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
@@ -81,6 +82,9 @@ class FleetConfig:
     ``mtopt.policies.q_policy``)."""
     device: str = "cpu"
     """Device of the Q-policy in the robot processes."""
+    cem: CEMConfig = field(default_factory=CEMConfig)
+    """The Q-policy's action search (QT-Opt's 2 x 64 / 6 by default; a finer search finds the
+    narrow maximum of a grasp more often at a proportional cost per step)."""
     chain_place: bool = True
     """After a lift episode, chain a place episode on the same scene (paper App. 9.1)."""
     progress: bool = True
@@ -160,7 +164,11 @@ class Robot:
 
             torch.set_num_threads(1)  # one core per robot process
             self.q_policy = load_q_policy(
-                config.policy, config.epsilon, config.device, exploration=config.exploration
+                config.policy,
+                config.epsilon,
+                config.device,
+                cem=config.cem,
+                exploration=config.exploration,
             )
         self.place_tasks = [t for t in self.tasks if self.task_set[t].skill != OBJECT_ACQUISITION]
         weights = (

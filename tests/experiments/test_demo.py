@@ -69,3 +69,48 @@ def test_shipped_demo_config_matches_defaults():
 
     path = Path(__file__).resolve().parents[2] / "configs" / "demo" / "default.yaml"
     assert load_config(DemoConfig, path) == DemoConfig()
+
+
+def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
+    """``policy_cem`` is the search of the collection rounds and of the evaluated policy."""
+    from mtopt.experiments import demo
+
+    finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
+    seen = {}
+
+    def fake_collect(cfg):
+        seen.setdefault("fleet", []).append((cfg.policy, cfg.cem))
+        return {"episodes": cfg.episodes, "episodes_per_s": 1.0}
+
+    ckpt = tmp_path / "ck.pt"
+    ckpt.write_bytes(b"")
+
+    def fake_train(cfg):
+        return {"step": cfg.steps, "samples_per_s": 1.0, "loss": 0.0, "checkpoint": str(ckpt)}
+
+    class _StopError(Exception):
+        pass
+
+    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all"):
+        seen["eval"] = (checkpoint, cem)
+        raise _StopError
+
+    monkeypatch.setattr(demo, "collect", fake_collect)
+    monkeypatch.setattr(demo, "train", fake_train)
+    monkeypatch.setattr(demo, "dataset_stats", lambda log: {"tasks": {}})
+    monkeypatch.setattr(demo, "write_stats_json", lambda stats, path: None)
+    monkeypatch.setattr(demo, "load_q_policy", fake_load)
+    base = DemoConfig()
+    cfg = replace(
+        base,
+        out=str(tmp_path / "d"),
+        rounds=1,
+        policy_cem=finer,
+        train=replace(base.train, rewards="oracle"),
+    )
+    import pytest
+
+    with pytest.raises(_StopError):
+        run_demo(cfg)
+    assert seen["fleet"] == [(None, finer), (str(ckpt), finer)]
+    assert seen["eval"] == (str(ckpt), finer)

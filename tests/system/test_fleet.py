@@ -225,3 +225,24 @@ def test_final_views_record_the_three_views_without_step_images(tmp_path):
     state, views = episode_inputs(first, need_views=True)
     assert views.shape == (3, 64, 64, 3) and state.ndim == 1
     assert views[0].std() > 0  # a rendered scene, not a blank buffer
+
+
+def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch):
+    from mtopt.policies import q_policy
+    from mtopt.policies.cem import CEMConfig
+
+    seen = {}
+
+    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all"):
+        seen.update(checkpoint=checkpoint, epsilon=epsilon, cem=cem, exploration=exploration)
+        return "policy"
+
+    monkeypatch.setattr(q_policy, "load_q_policy", fake_load)
+    ckpt = tmp_path / "ckpt.pt"
+    ckpt.write_bytes(b"")
+    finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
+    cfg = FleetConfig(policy=str(ckpt), epsilon=0.3, cem=finer, exploration="motion")
+    robot = Robot(0, cfg, "a")
+    assert robot.q_policy == "policy"
+    assert seen == {"checkpoint": str(ckpt), "epsilon": 0.3, "cem": finer, "exploration": "motion"}
+    assert FleetConfig().cem == CEMConfig()  # QT-Opt's 2 x 64 / 6 by default
