@@ -19,67 +19,17 @@ import argparse
 import logging
 import time
 
-import mujoco
 import numpy as np
 import torch
+from sd_ranking import FP_BUDGET, auc, fn_at_fp  # sibling benchmark
 from torch import nn
 
-from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.success.dataset import load_examples, share_labels
+from mtopt.success.gripper_crop import VIEW_CAMERAS, gripper_crops, workcell_camera_projections
 from mtopt.success.labelling import ground_truth_examples, read_log_episodes
 from mtopt.tasks import default_task_set
 
-from sd_ranking import FP_BUDGET, auc, fn_at_fp  # noqa: I001  (sibling benchmark)
-
 logger = logging.getLogger("sd_gripper_crop")
-CAMERAS = ("shoulder", "side_left", "side_right")
-"""Camera of each stored view, in the detector's view order."""
-FINGER_DROP = 0.03
-"""The crop is centred this far below the gripper body (m): between the fingertips."""
-
-
-def camera_projections(size: int) -> np.ndarray:
-    """``(3, 3, 4)`` pinhole projections (world point -> homogeneous pixel) of the fixed
-    cameras at ``size`` x ``size`` pixels, read from the workcell's MuJoCo model."""
-    env = WorkcellEnv(WorkcellConfig())
-    env.reset(seed=0)
-    m, d = env.model, env.data
-    out = []
-    for name in CAMERAS:
-        cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, name)
-        rot = d.cam_xmat[cid].reshape(3, 3)  # columns: camera x (right), y (up), z (back)
-        pos = d.cam_xpos[cid]
-        f = 0.5 * size / np.tan(np.deg2rad(m.cam_fovy[cid]) / 2)
-        # pixel column u = c + f x / (-z), row v = c - f y / (-z), camera coordinates x, y, z
-        k = np.array([[f, 0, -size / 2], [0, -f, -size / 2], [0, 0, -1.0]])
-        extr = np.concatenate([rot.T, -(rot.T @ pos)[:, None]], axis=1)
-        out.append(k @ extr)
-    env.close()
-    return np.stack(out)
-
-
-def project(proj: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Pixel (column, row) ``(N, 3, 2)`` of world ``points`` ``(N, 3)`` in each camera."""
-    h = np.concatenate([points, np.ones((len(points), 1))], axis=1)
-    p = np.einsum("vij,nj->nvi", proj, h)
-    return p[..., :2] / p[..., 2:3]
-
-
-def gripper_crops(views: np.ndarray, state: np.ndarray, proj: np.ndarray, crop: int) -> np.ndarray:
-    """``(N, 3, crop, crop, 3)`` uint8 crops of ``views`` around the projected fingertips
-    (zero-padded at the image border)."""
-    n, _, size = views.shape[:3]
-    centre = state[:, 0:3].astype(np.float64) - np.array([0.0, 0.0, FINGER_DROP])
-    pix = np.rint(project(proj, centre)).astype(int)
-    half = crop // 2
-    padded = np.zeros((n, 3, size + 2 * crop, size + 2 * crop, 3), np.uint8)
-    padded[:, :, crop : crop + size, crop : crop + size] = views
-    out = np.zeros((n, 3, crop, crop, 3), np.uint8)
-    for i in range(n):
-        for v in range(3):
-            u, r = np.clip(pix[i, v], -half, size + half) + crop - half
-            out[i, v] = padded[i, v, r : r + crop, u : u + crop]
-    return out
 
 
 class CropDetector(nn.Module):
@@ -104,9 +54,7 @@ class CropDetector(nn.Module):
             nn.AdaptiveAvgPool2d(2),
             nn.Flatten(),
         )
-        self.head = nn.Sequential(
-            nn.Linear(3 * 8 * c + 1, 256), nn.ReLU(), nn.Linear(256, n_tasks)
-        )
+        self.head = nn.Sequential(nn.Linear(3 * 8 * c + 1, 256), nn.ReLU(), nn.Linear(256, n_tasks))
 
     def forward(self, crops: torch.Tensor, height: torch.Tensor) -> torch.Tensor:
         b = crops.shape[0]
@@ -148,7 +96,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     task_set = default_task_set()
     lifts = [i for i, n in enumerate(task_set.names) if n.startswith("lift-")]
-    proj = camera_projections(128)
+    proj = workcell_camera_projections(128)
 
     crops, states, labels = [], [], []
     for d in args.examples:
@@ -186,7 +134,7 @@ def main() -> None:
         for r, i in enumerate(pos):
             for v in range(3):
                 ax[r, v].imshow(te_crop[i, v].numpy())
-                ax[r, v].set_title(f"{'S' if te_y[i, 0] else 'F'} {CAMERAS[v]}", fontsize=6)
+                ax[r, v].set_title(f"{'S' if te_y[i, 0] else 'F'} {VIEW_CAMERAS[v]}", fontsize=6)
                 ax[r, v].axis("off")
         fig.savefig(args.save_crops, dpi=80)
 

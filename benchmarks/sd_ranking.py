@@ -60,7 +60,7 @@ def main() -> None:
     for path in args.checkpoint:
         det = SuccessDetector.load(path, task_set)
         inputs = data.views if det.needs_views else data.state
-        proba = det.predict_proba(inputs)
+        proba = det.predict_proba(inputs, state=data.state)
         print(f"\n{path}\n{'task':16s} {'succ':>5s} {'AUC':>6s} {'FN@3%FP':>8s}")
         for c, name in enumerate(task_set.names):
             label = data.labels[:, c] == 1

@@ -62,6 +62,9 @@ class SDExamples:
     pair: np.ndarray | None = None
     """int64 ``(N,)``: id shared by the two examples of a success/failure pair (``-1``: not
     paired); None means no example is paired."""
+    crops: np.ndarray | None = None
+    """uint8 ``(N, 3, C, C, 3)`` gripper-centred windows of the views
+    (:mod:`mtopt.success.gripper_crop`), derived when a detector needs them; never saved."""
 
     def __post_init__(self) -> None:
         self.task_names = tuple(self.task_names)
@@ -85,6 +88,10 @@ class SDExamples:
             check_views(self.views, None)
             if len(self.views) != n:
                 raise ValueError(f"views must have {n} rows, got {len(self.views)}")
+        if self.crops is not None:
+            check_views(self.crops, None)
+            if len(self.crops) != n:
+                raise ValueError(f"crops must have {n} rows, got {len(self.crops)}")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -99,6 +106,7 @@ class SDExamples:
             None if self.state is None else self.state[rows],
             None if self.views is None else self.views[rows],
             self.pair[rows],
+            None if self.crops is None else self.crops[rows],
         )
 
     def siblings(self) -> np.ndarray:
@@ -186,15 +194,16 @@ def concat_examples(parts: Sequence[SDExamples]) -> SDExamples:
         cat("state"),
         cat("views"),
         np.concatenate(pairs),
+        cat("crops"),
     )
 
 
 def load_examples(
-    directory: str | Path, views_transform: Callable[[np.ndarray], np.ndarray] | None = None
+    directory: str | Path, transform: Callable[[SDExamples], SDExamples] | None = None
 ) -> SDExamples:
-    """All example shards of ``directory``, concatenated in file-name order. ``views_transform``
-    (e.g. pooling to the detector's size) is applied to each shard's views as it loads, so the
-    full-size views of only one shard are in memory at a time."""
+    """All example shards of ``directory``, concatenated in file-name order. ``transform``
+    (e.g. cropping and pooling the views to what a detector sees) is applied to each shard as
+    it loads, so the full-size views of only one shard are in memory at a time."""
     directory = Path(directory)
     files = sorted(directory.glob(EXAMPLE_GLOB)) if directory.is_dir() else []
     if not files:
@@ -205,24 +214,17 @@ def load_examples(
     parts = []
     for f in files:
         with np.load(f, allow_pickle=False) as z:
-            parts.append(
-                SDExamples(
-                    tuple(str(x) for x in z["task_names"]),
-                    z["labels"],
-                    z["primary"].astype(np.int64),
-                    z["robot"].astype(np.int64),
-                    z.get("state"),
-                    _transformed(z.get("views"), views_transform),
-                    z.get("pair"),
-                )
+            shard = SDExamples(
+                tuple(str(x) for x in z["task_names"]),
+                z["labels"],
+                z["primary"].astype(np.int64),
+                z["robot"].astype(np.int64),
+                z.get("state"),
+                z.get("views"),
+                z.get("pair"),
             )
+        parts.append(shard if transform is None else transform(shard))
     return concat_examples(parts)
-
-
-def _transformed(
-    views: np.ndarray | None, transform: Callable[[np.ndarray], np.ndarray] | None
-) -> np.ndarray | None:
-    return views if views is None or transform is None else transform(views)
 
 
 def is_examples_dir(directory: str | Path) -> bool:

@@ -23,10 +23,13 @@ from mtopt.config import from_dict
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint
 from mtopt.learning.trainer import resolve_device
 from mtopt.success.dataset import SDExamples
+from mtopt.success.gripper_crop import gripper_crops
 from mtopt.success.labelling import episode_inputs
 from mtopt.success.networks import (
     SDNetworkConfig,
     build_sd_network,
+    crops_to_tensor,
+    gripper_features,
     state_to_tensor,
     views_to_tensor,
 )
@@ -89,7 +92,13 @@ class SuccessDetector:
         threshold: float = 0.5,
         device: str | torch.device = "cpu",
         name: str = "sd",
+        camera_projections: np.ndarray | None = None,
     ) -> None:
+        if config.kind == "image" and config.gripper_crop and camera_projections is None:
+            raise ValueError(
+                f"success detector {name!r} has a gripper-crop tower but no camera projections"
+            )
+        self.camera_projections = camera_projections
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
         self.config = config
@@ -117,27 +126,57 @@ class SuccessDetector:
         config = from_dict(SDNetworkConfig, payload["network_config"])
         net = build_sd_network(config)
         net.load_state_dict(payload["model"])
-        return cls(net, config, names, float(payload.get("threshold", 0.5)), dev, str(path))
+        proj = payload.get("camera_projections")
+        return cls(
+            net,
+            config,
+            names,
+            float(payload.get("threshold", 0.5)),
+            dev,
+            str(path),
+            None if proj is None else np.asarray(proj, dtype=np.float64),
+        )
 
     @property
     def needs_views(self) -> bool:
         """True for the image detector (episodes must carry the final images)."""
         return self.config.kind == "image"
 
-    def _tensor(self, inputs: np.ndarray) -> torch.Tensor:
-        if self.config.kind == "image":
-            return views_to_tensor(
-                inputs, self.config.image_size, self.device, self.config.input_size
-            )
-        return state_to_tensor(inputs, self.config.state_dim, self.device)
+    @property
+    def needs_state(self) -> bool:
+        """True when the final states are an input (state detector, or gripper crops)."""
+        return self.config.kind == "state" or bool(self.config.gripper_crop)
+
+    def _tensors(self, inputs: np.ndarray, state: np.ndarray | None) -> tuple[torch.Tensor, ...]:
+        cfg = self.config
+        if cfg.kind == "state":
+            return (state_to_tensor(inputs, cfg.state_dim, self.device),)
+        views = views_to_tensor(inputs, cfg.image_size, self.device, cfg.input_size)
+        if not cfg.gripper_crop:
+            return (views,)
+        crops = gripper_crops(inputs, state, self.camera_projections, cfg.gripper_crop)
+        return (
+            views,
+            crops_to_tensor(crops, cfg.gripper_crop, self.device),
+            gripper_features(state, self.device),
+        )
 
     @torch.no_grad()
-    def predict_proba(self, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    def predict_proba(
+        self, inputs: np.ndarray, batch_size: int = 512, state: np.ndarray | None = None
+    ) -> np.ndarray:
         """Success probabilities ``(N, n_tasks)`` of views ``(N, 3, S, S, 3)`` uint8 (image)
-        or states ``(N, D)`` (state)."""
+        or states ``(N, D)`` (state). A gripper-crop image detector also needs the final
+        ``state`` of every example (where the gripper is)."""
+        if self.config.kind == "image" and self.config.gripper_crop and state is None:
+            raise ValueError(
+                f"success detector {self.name!r} crops the views around the gripper: pass the "
+                "final states with the views"
+            )
         out = []
         for i in range(0, len(inputs), batch_size):
-            logits = self.network(self._tensor(inputs[i : i + batch_size]))
+            part = None if state is None else state[i : i + batch_size]
+            logits = self.network(*self._tensors(inputs[i : i + batch_size], part))
             out.append(torch.sigmoid(logits[:, : len(self.task_names)]).cpu().numpy())
         if not out:
             return np.zeros((0, len(self.task_names)), dtype=np.float32)
@@ -150,7 +189,9 @@ class SuccessDetector:
         if inputs is None:
             what = "views (images)" if self.config.kind == "image" else "states"
             raise ValueError(f"the examples have no {what} for a {self.config.kind} detector")
-        return self.predict_proba(inputs, batch_size) >= self.threshold
+        if self.needs_state and examples.state is None:
+            raise ValueError(f"the examples have no final states for detector {self.name!r}")
+        return self.predict_proba(inputs, batch_size, examples.state) >= self.threshold
 
     def episode_input(self, episode: Any) -> np.ndarray:
         """The detector's input of one episode (its final state or final views)."""
@@ -164,8 +205,10 @@ class SuccessDetector:
             raise ValueError(f"success detector has no output for task(s) {unknown}")
         if not episodes:
             return np.zeros((0, len(tasks)), dtype=bool)
-        inputs = np.stack([self.episode_input(ep) for ep in episodes])
-        probs = self.predict_proba(inputs)
+        pairs = [episode_inputs(ep, self.needs_views) for ep in episodes]
+        states = np.stack([s for s, _ in pairs])
+        inputs = np.stack([v for _, v in pairs]) if self.needs_views else states
+        probs = self.predict_proba(inputs, state=states)
         return probs[:, [self._col[t] for t in tasks]] >= self.threshold
 
 

@@ -22,7 +22,7 @@ meaning when tasks are added in free slots.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -31,7 +31,8 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from mtopt.envs.workcell_config import GRIPPER_DIM, OBJECT_DIM, OBJECT_FIELDS, PLATE_DIM
-from mtopt.success.dataset import NUM_VIEWS, check_views
+from mtopt.success.dataset import NUM_VIEWS, SDExamples, check_views
+from mtopt.success.gripper_crop import gripper_crops
 from mtopt.tasks import DEFAULT_CAPACITY
 
 
@@ -63,6 +64,12 @@ class SDNetworkConfig:
     """image: append the pixel coordinates (x, y in [-1, 1]) to each view as 2 input channels."""
     view_features: int = 128
     """image: features per view out of the tower."""
+    gripper_crop: int = 0
+    """image: side (pixels of the stored views) of a window of every view centred on the
+    gripper's fingertips, seen by a second tower together with the gripper's height and
+    opening (:mod:`mtopt.success.gripper_crop`); 0 = no crop tower."""
+    crop_channels: int = 32
+    """image: channels of the crop tower's first conv layer (doubled after the second)."""
     state_dim: int = 0
     """state: width of the state vector (0 = taken from the data)."""
     state_encoder: Literal["objects", "flat"] = "objects"
@@ -90,6 +97,8 @@ class SDNetworkConfig:
             ("conv_layers", 1),
             ("stride1_layers", 0),
             ("view_features", 1),
+            ("gripper_crop", 0),
+            ("crop_channels", 1),
             ("state_dim", 0),
             ("width", 1),
         ):
@@ -102,6 +111,12 @@ class SDNetworkConfig:
             raise ValueError(
                 f"network.input_size {self.input_size} must be 0 or a multiple of image_size "
                 f"{self.image_size}"
+            )
+        stored = self.input_size or self.image_size
+        if self.gripper_crop and not 8 <= self.gripper_crop <= stored:
+            raise ValueError(
+                f"network.gripper_crop must be 0 or in [8, {stored}] (the stored view size), "
+                f"got {self.gripper_crop}"
             )
         if self.kind == "image" and self.image_size >> self.conv_layers < 1:
             raise ValueError(
@@ -182,17 +197,72 @@ class ImageSuccessDetector(nn.Module):
             layers += [_SoftArgmax(), nn.Linear(3 * c_in, config.view_features)]
         layers.append(nn.ReLU())
         self.tower = nn.Sequential(*layers)
-        self.head = _mlp(
-            [NUM_VIEWS * config.view_features, config.width, config.width, config.task_capacity]
-        )
+        features = NUM_VIEWS * config.view_features
+        self.crop_tower = None
+        if config.gripper_crop:
+            self.crop_tower = _crop_tower(config.crop_channels, config.norm)
+            features += NUM_VIEWS * CROP_FEATURES_PER_CHANNEL * config.crop_channels
+            features += GRIPPER_FEATURES
+        self.head = _mlp([features, config.width, config.width, config.task_capacity])
 
-    def forward(self, views: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, task_capacity)`` of float views ``(N, 3, 3, H, W)`` in [0, 1]."""
+    def forward(
+        self,
+        views: torch.Tensor,
+        crops: torch.Tensor | None = None,
+        gripper: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits ``(N, task_capacity)`` of float views ``(N, 3, 3, H, W)`` in [0, 1]; with
+        ``gripper_crop`` also float crops ``(N, 3, 3, C, C)`` in [0, 1] and the gripper features
+        ``(N, 2)`` of :func:`gripper_features`."""
         n = views.shape[0]
         x = views.reshape(n * NUM_VIEWS, *views.shape[2:])
         if self.config.coord_channels:
             x = coordinate_channels(x)
-        return self.head(self.tower(x).reshape(n, -1))
+        h = self.tower(x).reshape(n, -1)
+        if self.crop_tower is not None:
+            if crops is None or gripper is None:
+                raise ValueError(
+                    "this success detector has a gripper-crop tower: pass the crops and the "
+                    "gripper features (the final state) with the views"
+                )
+            c = self.crop_tower(crops.reshape(n * NUM_VIEWS, *crops.shape[2:])).reshape(n, -1)
+            h = torch.cat([h, c, gripper], dim=1)
+        return self.head(h)
+
+
+CROP_FEATURES_PER_CHANNEL = 8
+"""Crop-tower features per view and first-layer channel (2c channels, pooled to 2 x 2)."""
+GRIPPER_FEATURES = 2
+"""Gripper inputs of the crop head: height and finger opening (:func:`gripper_features`)."""
+
+
+def _crop_tower(c: int, norm: str) -> nn.Sequential:
+    """A stride-1 then three stride-2 3x3 conv layers, average-pooled to 2 x 2, flattened."""
+
+    def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
+        n = nn.GroupNorm(min(8, c_out), c_out) if norm == "group" else nn.BatchNorm2d(c_out)
+        return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), n, nn.ReLU()]
+
+    return nn.Sequential(
+        *block(3, c, 1),
+        *block(c, c, 2),
+        *block(c, 2 * c, 2),
+        *block(2 * c, 2 * c, 2),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+    )
+
+
+def gripper_features(state: object, device: torch.device) -> torch.Tensor:
+    """float ``(N, 2)``: the gripper's height and finger opening from final workcell states
+    ``(N, D)``, in decimetres."""
+    t = torch.as_tensor(state, dtype=torch.float32, device=device)
+    if t.ndim != 2 or t.shape[1] < GRIPPER_DIM:
+        raise ValueError(
+            f"gripper features need final states of shape (N, D >= {GRIPPER_DIM}), got "
+            f"{tuple(t.shape)}"
+        )
+    return t[:, [2, 5]] * POSITION_SCALE
 
 
 class StateSuccessDetector(nn.Module):
@@ -280,6 +350,34 @@ def pool_views(views: np.ndarray, image_size: int, input_size: int) -> np.ndarra
 
 POOL_CHUNK = 1024
 """Examples pooled at a time by :func:`pool_views`."""
+
+
+def crops_to_tensor(crops: object, crop: int, device: torch.device) -> torch.Tensor:
+    """uint8 crops ``(N, 3, crop, crop, 3)`` (checked) as float ``(N, 3, 3, crop, crop)``."""
+    check_views(crops, crop)  # type: ignore[arg-type]
+    return torch.as_tensor(crops, device=device).permute(0, 1, 4, 2, 3).float().div_(255.0)
+
+
+def image_inputs(
+    examples: SDExamples, config: SDNetworkConfig, projections: np.ndarray | None
+) -> SDExamples:
+    """``examples`` as the image detector of ``config`` stores them for training: the gripper
+    crops cut from the full-size views (with ``gripper_crop``; needs the final states and the
+    cameras' ``projections``), then the views pooled to ``image_size``."""
+    if examples.views is None:
+        return examples
+    crops = examples.crops
+    if config.gripper_crop:
+        if examples.state is None or projections is None:
+            raise ValueError(
+                "a gripper-crop success detector needs the examples' final states and the "
+                "camera projections"
+            )
+        crops = gripper_crops(examples.views, examples.state, projections, config.gripper_crop)
+    views = examples.views
+    if config.input_size and config.input_size != config.image_size:
+        views = pool_views(views, config.image_size, config.input_size)
+    return replace(examples, views=views, crops=crops)
 
 
 def state_to_tensor(state: object, state_dim: int, device: torch.device) -> torch.Tensor:

@@ -39,11 +39,14 @@ from mtopt.success.dataset import (
     share_labels,
 )
 from mtopt.success.detector import PAYLOAD_KIND, check_task_names, resolve_sd_checkpoint
+from mtopt.success.gripper_crop import load_camera_projections, workcell_camera_projections
 from mtopt.success.labelling import read_log_episodes, relabel_episodes
 from mtopt.success.networks import (
     SDNetworkConfig,
     build_sd_network,
-    pool_views,
+    crops_to_tensor,
+    gripper_features,
+    image_inputs,
     state_to_tensor,
     views_to_tensor,
 )
@@ -93,7 +96,16 @@ class SDTrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Image augmentation (image detector only)."""
     init: str | None = None
-    """Fine-tune this success-detector checkpoint (its architecture is kept)."""
+    """Fine-tune this success-detector checkpoint (its architecture is kept unless
+    ``extend_init``)."""
+    calibration: str | None = None
+    """JSON file of the cameras' 3 x 4 projections for ``network.gripper_crop``
+    (:func:`~mtopt.success.gripper_crop.load_camera_projections`); None = the ``init``
+    checkpoint's, else the simulated workcell's."""
+    extend_init: bool = False
+    """With ``init``: build the configured ``network`` instead of the checkpoint's and start
+    every parameter whose name and shape match from the checkpoint, the rest fresh (e.g. add a
+    gripper-crop tower to a trained detector)."""
     seed: int = 0
     """Seed of initialisation, labelling choices, sampling and augmentation."""
     device: str = "auto"
@@ -128,6 +140,8 @@ class SDTrainConfig:
             raise ValueError(
                 f"episode_fraction must be None or in [0, 1], got {self.episode_fraction!r}"
             )
+        if self.calibration is not None and not Path(self.calibration).is_file():
+            raise ValueError(f"calibration file {self.calibration!r} does not exist")
         if not 0.0 <= self.pair_fraction <= 1.0:
             raise ValueError(f"pair_fraction must be in [0, 1], got {self.pair_fraction!r}")
         if not 0.0 <= self.other_label_weight <= 1.0:
@@ -142,18 +156,21 @@ def collect_training_examples(
     need_views: bool,
     rng: np.random.Generator,
     network: SDNetworkConfig | None = None,
+    projections: np.ndarray | None = None,
 ) -> tuple[SDExamples, dict[str, Any]]:
     """Outcome examples plus relabelled log episodes, with label sharing applied. Given the
-    image ``network``, views stored larger than it sees them are pooled as each source loads
-    (``input_size / image_size`` times less memory)."""
+    image ``network``, each source is turned into what it sees as it loads
+    (:func:`~mtopt.success.networks.image_inputs`): gripper crops cut with the cameras'
+    ``projections``, and views stored larger than it sees them pooled (``input_size /
+    image_size`` times less memory)."""
     parts: list[SDExamples] = []
     info: dict[str, Any] = {}
 
-    pool = None
-    if network is not None and network.input_size:
-        pool = partial(pool_views, image_size=network.image_size, input_size=network.input_size)
+    prepare = None
+    if network is not None and (network.input_size or network.gripper_crop):
+        prepare = partial(image_inputs, config=network, projections=projections)
     for directory in config.examples:
-        ex = load_examples(directory, pool)
+        ex = load_examples(directory, prepare)
         check_task_names(ex.task_names, task_set.names, f"examples {directory!r}")
         if config.holdout_robot is not None:
             ex = ex.subset(ex.robot != config.holdout_robot)
@@ -165,9 +182,7 @@ def collect_training_examples(
         del episodes
         info["label_queries"] = spent
         info["log_episodes"] = len(relabelled)
-        if pool is not None and relabelled.views is not None:
-            relabelled.views = pool(relabelled.views)
-        parts.append(relabelled)
+        parts.append(relabelled if prepare is None else prepare(relabelled))
     if not parts or sum(len(p) for p in parts) == 0:
         raise ValueError(
             "no success-detector training examples: give --examples DIR (from 'mtopt sd "
@@ -214,7 +229,39 @@ def _network_config(
         return net, None
     path, payload = init
     check_task_names(payload["task_names"], data.task_names, repr(str(path)))
+    if config.extend_init:
+        return config.network, payload["model"]
     return from_dict(SDNetworkConfig, payload["network_config"]), payload["model"]
+
+
+def load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
+    """Copy the entries of ``weights`` whose name and shape match ``model``'s; returns the
+    names of the model's entries that stay freshly initialised."""
+    own = model.state_dict()
+    kept = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(kept, strict=False)
+    return [k for k in own if k not in kept]
+
+
+def camera_projections(
+    config: SDTrainConfig, network: SDNetworkConfig, init: tuple[Path, dict[str, Any]] | None
+) -> np.ndarray | None:
+    """The cameras' projections a gripper-crop detector is trained with: ``calibration``'s,
+    else the ``init`` checkpoint's when it has them, else the simulated workcell's at the
+    stored view size."""
+    if network.kind != "image" or not network.gripper_crop:
+        return None
+    if config.calibration is not None:
+        return load_camera_projections(config.calibration)
+    if init is not None and init[1].get("camera_projections") is not None:
+        return np.asarray(init[1]["camera_projections"], dtype=np.float64)
+    return workcell_camera_projections(network.input_size or network.image_size)
+
+
+def _augmented(x: torch.Tensor, config: SDTrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Views or crops ``(N, V, 3, H, W)`` augmented per image as configured."""
+    n, v = x.shape[:2]
+    return augment_views(x.reshape(n * v, *x.shape[2:]), config.augment, gen).reshape(x.shape)
 
 
 def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = None) -> dict:
@@ -226,15 +273,17 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
     streams = np.random.SeedSequence(config.seed).spawn(3)
     init = _load_init(config)
     planned = config.network  # the init checkpoint decides the architecture
-    if init is not None:
+    if init is not None and not config.extend_init:
         planned = from_dict(SDNetworkConfig, init[1]["network_config"])
     need_views = planned.kind == "image"
+    projections = camera_projections(config, planned, init)
     data, info = collect_training_examples(
         config,
         task_set,
         need_views,
         np.random.default_rng(streams[0]),
         planned if need_views else None,
+        projections,
     )
     net_cfg, weights = _network_config(config, data, init)
     if net_cfg.task_capacity < len(task_set):
@@ -243,7 +292,10 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         )
     torch.manual_seed(int(streams[1].generate_state(1)[0]))
     model = build_sd_network(net_cfg).to(device)
-    if weights is not None:
+    if weights is not None and config.extend_init:
+        fresh = load_matching(model, weights)
+        logger.info("extended %s; freshly initialised: %s", config.init, fresh)
+    elif weights is not None:
         model.load_state_dict(weights)
     opt = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -269,6 +321,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         "network_config": to_dict(net_cfg),
         "task_names": list(task_set.names),
         "threshold": 0.5,
+        "camera_projections": None if projections is None else projections.tolist(),
         "train_data": info,
         "config": to_dict(config),
     }
@@ -280,19 +333,25 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         for step in range(1, config.steps + 1):
             rows, tasks = sampler.sample(config.batch_size)
             if net_cfg.kind == "image":
-                x = views_to_tensor(data.views[rows], net_cfg.image_size, device)
-                n, v = x.shape[:2]
-                x = augment_views(x.reshape(n * v, *x.shape[2:]), config.augment, gen)
-                x = x.reshape(n, v, *x.shape[1:])
+                x = _augmented(
+                    views_to_tensor(data.views[rows], net_cfg.image_size, device), config, gen
+                )
+                extra = ()
+                if net_cfg.gripper_crop:
+                    crops = crops_to_tensor(data.crops[rows], net_cfg.gripper_crop, device)
+                    extra = (
+                        _augmented(crops, config, gen),
+                        gripper_features(data.state[rows], device),
+                    )
             else:
-                x = state_to_tensor(data.state[rows], net_cfg.state_dim, device)
+                x, extra = state_to_tensor(data.state[rows], net_cfg.state_dim, device), ()
             y = labels_all[rows].to(device)
             known = (y >= 0).float()
             w = known * config.other_label_weight
             idx = torch.arange(len(rows), device=device)
             t = torch.as_tensor(tasks, device=device)
             w[idx, t] = known[idx, t]  # a pair partner's drawn label may be unknown
-            logits = model(x)[:, : len(task_set)]
+            logits = model(x, *extra)[:, : len(task_set)]
             bce = nnf.binary_cross_entropy_with_logits(logits, y.clamp_min(0.0), reduction="none")
             loss = (bce * w).sum() / w.sum()
             opt.zero_grad(set_to_none=True)

@@ -1,0 +1,123 @@
+"""Gripper-centred crops of the success detector's views (the ``gripper_crop`` input).
+
+Whether a lift succeeded is decided between the fingers, which cover a few pixels of a whole
+view pooled to 64 px. A robot knows where its gripper is (the final ``state``'s gripper
+position, from its kinematics) and where its fixed cameras are (their calibration), so the
+detector can look there at the stored resolution: each view is cropped to a ``crop x crop``
+window centred on the fingertips' projection into that camera.
+
+* :func:`workcell_camera_projections`: the 3 x 4 pinhole projection of every view's camera,
+  read from the simulated workcell's MuJoCo model (a real cell supplies its own calibration;
+  a trained detector stores the matrices it was trained with in its checkpoint);
+* :func:`load_camera_projections`: the same matrices from a JSON file (``mtopt sd train
+  --calibration FILE``);
+* :func:`project_points` and :func:`gripper_crops`: pure functions on arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mtopt.success.dataset import NUM_VIEWS, check_views
+
+VIEW_CAMERAS = ("shoulder", "side_left", "side_right")
+"""MuJoCo camera of each stored view, in the detector's view order."""
+FINGERTIP_DROP = 0.03
+"""The crop is centred this far (m) below the gripper's reference point: between the
+fingertips."""
+
+
+def workcell_camera_projections(size: int, workcell: object | None = None) -> np.ndarray:
+    """float64 ``(3, 3, 4)``: for each view, the matrix mapping a homogeneous world point to
+    homogeneous pixel coordinates (column, row, 1) of a ``size`` x ``size`` image of the
+    workcell camera (``workcell``: a :class:`~mtopt.envs.workcell.WorkcellConfig`, default
+    the default cell)."""
+    import mujoco
+
+    from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
+
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"image size must be a positive integer, got {size!r}")
+    env = WorkcellEnv(workcell if workcell is not None else WorkcellConfig())
+    try:
+        env.reset(seed=0)
+        m, d = env.model, env.data
+        out = []
+        for name in VIEW_CAMERAS:
+            cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, name)
+            rot = d.cam_xmat[cid].reshape(3, 3)  # columns: camera x (right), y (up), z (back)
+            focal = 0.5 * size / np.tan(np.deg2rad(float(m.cam_fovy[cid])) / 2)
+            # column = size/2 + f x / (-z), row = size/2 - f y / (-z), in camera coordinates
+            intrinsic = np.array([[focal, 0, -size / 2], [0, -focal, -size / 2], [0, 0, -1.0]])
+            extrinsic = np.concatenate([rot.T, -(rot.T @ d.cam_xpos[cid])[:, None]], axis=1)
+            out.append(intrinsic @ extrinsic)
+    finally:
+        env.close()
+    return np.stack(out)
+
+
+def load_camera_projections(path: str | Path) -> np.ndarray:
+    """Camera projections from a JSON file: a ``3 x 3 x 4`` nested list, one matrix per view
+    in view order (over-the-shoulder, side left, side right), mapping homogeneous world points
+    (m) to homogeneous pixel coordinates (column, row, 1) of the stored views."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"camera calibration file {str(path)!r} does not exist")
+    try:
+        value = np.asarray(json.loads(path.read_text()), dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"camera calibration {str(path)!r} is not a JSON array of numbers"
+        ) from err
+    if value.shape != (NUM_VIEWS, 3, 4) or not np.isfinite(value).all():
+        raise ValueError(
+            f"camera calibration {str(path)!r} must hold {NUM_VIEWS} finite 3 x 4 matrices, "
+            f"got shape {value.shape}"
+        )
+    return value
+
+
+def project_points(projections: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Pixel (column, row) float ``(N, V, 2)`` of world ``points`` ``(N, 3)`` in each of the
+    ``V`` cameras of ``projections`` ``(V, 3, 4)``."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must have shape (N, 3), got {points.shape}")
+    h = np.concatenate([points, np.ones((len(points), 1))], axis=1)
+    p = np.einsum("vij,nj->nvi", np.asarray(projections, dtype=np.float64), h)
+    return p[..., :2] / p[..., 2:3]
+
+
+def gripper_crops(
+    views: np.ndarray, state: np.ndarray, projections: np.ndarray, crop: int
+) -> np.ndarray:
+    """uint8 ``(N, 3, crop, crop, 3)``: windows of ``views`` ``(N, 3, S, S, 3)`` centred on the
+    fingertips of the gripper at ``state[:, 0:3]``, zero outside the image (a centre outside
+    the image is moved to its nearest edge, so every window shows part of the view)."""
+    check_views(views, None)
+    state = np.asarray(state)
+    n, size = len(views), views.shape[2]
+    if state.ndim != 2 or len(state) != n or state.shape[1] < 3:
+        raise ValueError(f"state must have shape ({n}, D >= 3), got {state.shape}")
+    if projections.shape != (NUM_VIEWS, 3, 4):
+        raise ValueError(
+            f"projections must have shape ({NUM_VIEWS}, 3, 4), got {projections.shape}"
+        )
+    if not isinstance(crop, int) or not 1 <= crop <= size:
+        raise ValueError(f"crop must be an integer in [1, {size}], got {crop!r}")
+    tips = state[:, 0:3].astype(np.float64) - np.array([0.0, 0.0, FINGERTIP_DROP])
+    centre = np.rint(project_points(projections, tips))
+    half = crop // 2
+    # top-left corner in a view padded by `crop` on every side
+    corner = np.clip(centre, 0, size - 1).astype(np.int64) + crop - half
+    out = np.zeros((n, NUM_VIEWS, crop, crop, 3), dtype=np.uint8)
+    padded = np.zeros((NUM_VIEWS, size + 2 * crop, size + 2 * crop, 3), dtype=np.uint8)
+    for i in range(n):
+        padded[:, crop : crop + size, crop : crop + size] = views[i]
+        for v in range(NUM_VIEWS):
+            col, row = corner[i, v]
+            out[i, v] = padded[v, row : row + crop, col : col + crop]
+    return out
