@@ -10,6 +10,11 @@
   "where is the object relative to the plate's divider" a small function of few numbers; a
   flattened map has to learn it for every position separately. ``coord_channels`` appends the
   pixel coordinates to the input (CoordConv) so early layers can tell where they are.
+  With ``gripper_crop`` a second tower sees a window of every stored (full-resolution) view
+  centred on the gripper's fingertips (:mod:`mtopt.success.gripper_crop`: the final state
+  says where the gripper is, the cameras' calibration where that is in each view), and the
+  head also gets the gripper's height and finger opening: whether something is held, and
+  what, is decided between the fingers, which the pooled views show in a few pixels.
 * ``state``: a low-dimensional variant on the final workcell ``state`` for fast CPU runs. With
   ``state_encoder: objects`` a shared per-object encoder (object block, position relative to
   the gripper and in the plate's frame, gripper opening) is max- and sum-pooled over the

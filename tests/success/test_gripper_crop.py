@@ -56,7 +56,7 @@ def test_bad_crop_inputs_are_named(tmp_path):
         gripper_crops(views, np.zeros((3, 5)), _top_down(1.0, 0.0), 4)
     with pytest.raises(ValueError, match=r"crop must be an integer in \[1, 16\]"):
         gripper_crops(views, np.zeros((2, 5)), _top_down(1.0, 0.0), 17)
-    with pytest.raises(ValueError, match="network.gripper_crop must be 0 or in"):
+    with pytest.raises(ValueError, match=r"network\.gripper_crop must be 0 or in"):
         SDNetworkConfig(kind="image", image_size=16, input_size=32, gripper_crop=33)
     bad = tmp_path / "cal.json"
     bad.write_text(json.dumps([[1, 2, 3]]))
