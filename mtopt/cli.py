@@ -211,11 +211,25 @@ def cmd_sd_eval(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_sd_calibrate(argv: Sequence[str]) -> int:
+    from mtopt.success.calibration import (
+        SDCalibrateConfig,
+        calibrate_success_detector,
+        format_calibration,
+    )
+
+    doc = SDCalibrateConfig.__doc__ or ""
+    cfg = parse_config(SDCalibrateConfig, argv, "mtopt sd calibrate", doc)
+    print(format_calibration(calibrate_success_detector(cfg)))
+    return 0
+
+
 def _command_configs() -> dict[str, type]:
     from mtopt.evaluation.evaluate import EvalConfig
     from mtopt.experiments.data_sharing import DataSharingConfig
     from mtopt.experiments.demo import DemoConfig
     from mtopt.experiments.imbalanced_dataset import ImbalancedDatasetConfig
+    from mtopt.success.calibration import SDCalibrateConfig
     from mtopt.success.evaluate import SDEvalConfig
     from mtopt.success.examples import SDExamplesConfig
     from mtopt.success.training import SDTrainConfig
@@ -234,6 +248,7 @@ def _command_configs() -> dict[str, type]:
         "sd-examples": SDExamplesConfig,
         "sd-train": SDTrainConfig,
         "sd-eval": SDEvalConfig,
+        "sd-calibrate": SDCalibrateConfig,
     }
 
 
@@ -259,6 +274,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "sd examples": (cmd_sd_examples, "make success/failure outcome examples of a task"),
     "sd train": (cmd_sd_train, "train or fine-tune a multi-task success detector"),
     "sd eval": (cmd_sd_eval, "success-detector error rates per task (paper Table 3)"),
+    "sd calibrate": (cmd_sd_calibrate, "per-task decision thresholds on labelled episodes"),
 }
 
 

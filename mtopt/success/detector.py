@@ -89,7 +89,7 @@ class SuccessDetector:
         network: torch.nn.Module,
         config: SDNetworkConfig,
         task_names: Sequence[str],
-        threshold: float = 0.5,
+        threshold: float | Sequence[float] = 0.5,
         device: str | torch.device = "cpu",
         name: str = "sd",
         camera_projections: np.ndarray | None = None,
@@ -103,7 +103,15 @@ class SuccessDetector:
         self.network = network.to(self.device).eval()
         self.config = config
         self.task_names = tuple(task_names)
-        self.threshold = threshold
+        if np.size(threshold) not in (1, len(self.task_names)):
+            raise ValueError(
+                f"success detector {name!r}: give one threshold or one per task "
+                f"({len(self.task_names)}), got {np.size(threshold)}"
+            )
+        self.thresholds = np.broadcast_to(
+            np.asarray(threshold, dtype=np.float64), (len(self.task_names),)
+        ).copy()
+        """Decision threshold of every task (success iff probability >= it)."""
         self.name = name
         self._col = {t: i for i, t in enumerate(self.task_names)}
 
@@ -131,7 +139,7 @@ class SuccessDetector:
             net,
             config,
             names,
-            float(payload.get("threshold", 0.5)),
+            payload.get("thresholds", float(payload.get("threshold", 0.5))),
             dev,
             str(path),
             None if proj is None else np.asarray(proj, dtype=np.float64),
@@ -191,7 +199,7 @@ class SuccessDetector:
             raise ValueError(f"the examples have no {what} for a {self.config.kind} detector")
         if self.needs_state and examples.state is None:
             raise ValueError(f"the examples have no final states for detector {self.name!r}")
-        return self.predict_proba(inputs, batch_size, examples.state) >= self.threshold
+        return self.predict_proba(inputs, batch_size, examples.state) >= self.thresholds
 
     def episode_input(self, episode: Any) -> np.ndarray:
         """The detector's input of one episode (its final state or final views)."""
@@ -209,7 +217,8 @@ class SuccessDetector:
         states = np.stack([s for s, _ in pairs])
         inputs = np.stack([v for _, v in pairs]) if self.needs_views else states
         probs = self.predict_proba(inputs, state=states)
-        return probs[:, [self._col[t] for t in tasks]] >= self.threshold
+        cols = [self._col[t] for t in tasks]
+        return probs[:, cols] >= self.thresholds[cols]
 
 
 class SuccessDetectorLabeller:
