@@ -1,7 +1,7 @@
 """Diagnose a learned policy: per-step trace and failure modes on the evaluation scene.
 
     python benchmarks/inspect_policy.py --checkpoint RUN/checkpoints/step-N.pt \
-        --task lift-any --episodes 50 [--trace 3]
+        --task lift-any --episodes 50 [--trace 3] [--cem 3 128 12]
 
 Runs the greedy CEM policy with the evaluation protocol's seeds and classifies every
 attempt of an object-acquisition task by how it ended (ground truth is read here only for
@@ -29,6 +29,7 @@ import torch
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed
+from mtopt.policies.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 
@@ -58,12 +59,14 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--trace", type=int, default=2)
     p.add_argument("--seed", type=int, default=ProtocolConfig().seed)
+    p.add_argument("--cem", type=int, nargs=3, default=None, metavar=("ITERS", "SAMPLES", "ELITES"))
     args = p.parse_args()
 
     torch.set_num_threads(1)
     task_set = default_task_set()
     task_set.validate([args.task])
-    policy = load_q_policy(args.checkpoint)
+    cem = CEMConfig(*args.cem) if args.cem else None
+    policy = load_q_policy(args.checkpoint, cem=cem)
     env = WorkcellEnv(WorkcellConfig())
     layout, n_slots = env.state_layout, env.config.n_slots
     slot = task_set.slot(args.task)

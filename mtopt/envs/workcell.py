@@ -54,7 +54,9 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
     """The MT-Opt workcell as a Gymnasium environment (see ``docs/workcell.md``).
 
     Action ``(dx, dy, dz, dyaw, gripper, terminate)``; observations ``state``,
-    ``gripper_status``, ``gripper_height`` and, if configured, ``image`` / ``side_images``.
+    ``gripper_status``, ``gripper_height``, ``gripper_motion`` (the gripper's achieved
+    translation during the last step, m; zeros after a reset: a blocked push shows as a
+    commanded move with no motion) and, if configured, ``image`` / ``side_images``.
     ``info["success"]`` (bool vector over ``info["task_names"]``) is set on the final step.
     ``arrange`` / ``set_lighting`` (:mod:`mtopt.envs.arrange`) build outcome examples.
     """
@@ -98,6 +100,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         self._plate = np.zeros(3)  # x, y, yaw
         self._steps = 0
         self._closed = False
+        self._motion = np.zeros(3, dtype=np.float32)
         self._has_scene = False
         self._done = True
         self._task: str | None = None
@@ -118,6 +121,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             "state": gym.spaces.Box(-np.inf, np.inf, (self.state_dim,), np.float32),
             "gripper_status": gym.spaces.Box(0.0, 1.0, (1,), np.float32),
             "gripper_height": gym.spaces.Box(-1.0, 1.0, (1,), np.float32),
+            "gripper_motion": gym.spaces.Box(-1.0, 1.0, (3,), np.float32),
         }
         if cfg.image:
             size = (cfg.image_size, cfg.image_size, 3)
@@ -168,6 +172,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             self._new_scene(kind, bool(flags["grasped"]))
         self._task = task
         self._steps = 0
+        self._motion[:] = 0.0
         self._done = False
         self._instabilities = self._blow_ups()
         obs = self._observe()
@@ -282,6 +287,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         a = self._validate_action(action)
         d = self.data
         terminated = bool(a[5] >= 0.5)
+        before = d.qpos[:3].copy()
         if not terminated:
             target = d.qpos[:4] + a[:4] * self._scale
             np.clip(target, WORKSPACE_LOW, WORKSPACE_HIGH, out=target)
@@ -289,6 +295,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             self._closed = bool(a[4] >= 0.5)
             d.ctrl[4:6] = 0.0 if self._closed else scene.MAX_HALF_OPENING
             mujoco.mj_step(self.model, d, nstep=self.config.substeps)
+        self._motion[:] = d.qpos[:3] - before
         self._steps += 1
         unstable = self._physics_failed()
         truncated = not terminated and (unstable or self._steps >= self.config.max_steps)
@@ -359,6 +366,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             "state": self._state(),
             "gripper_status": np.array([float(self._closed)], dtype=np.float32),
             "gripper_height": np.array([self.data.qpos[2]], dtype=np.float32),
+            "gripper_motion": self._motion.copy(),
         }
         if self.config.image:
             obs["image"] = self.render_image()

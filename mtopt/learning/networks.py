@@ -97,6 +97,11 @@ class QNetworkConfig:
     an object is between the fingers is a function of exactly these; without them the per-slot
     encoder never sees the gripper's yaw and the relation is lost in the pooling (the offline
     ablation of docs/RESULTS.md, session 6, measures both settings)."""
+    motion_obs: bool = False
+    """Also feed the gripper's achieved translation during the last step (observation
+    ``gripper_motion``) with its status and height. The state holds no history, so a push
+    blocked by a finger resting on a neighbour looks like any other push; with the achieved
+    motion it does not (logs collected before this observation existed lack it)."""
     pair_geometry: bool = True
     """``objects-action`` encoder: also feed every (action, object) pair the object's offset
     from the gripper *after* the move in the turned gripper's frame, its distance and the
@@ -208,14 +213,21 @@ def task_one_hot(task: torch.Tensor, capacity: int) -> torch.Tensor:
     return functional.one_hot(task.long(), capacity).float()
 
 
-def gripper_features(obs: Observation, batch: int) -> torch.Tensor:
-    """``(B, 2)`` float tensor of (gripper_status, gripper_height)."""
+def gripper_features(obs: Observation, batch: int, motion: bool = False) -> torch.Tensor:
+    """``(B, 2)`` float tensor of (gripper_status, gripper_height); with ``motion`` ``(B, 5)``,
+    followed by the ``gripper_motion`` observation (x, y, z)."""
+    keys = ("gripper_status", "gripper_height") + (("gripper_motion",) if motion else ())
     cols = []
-    for key in ("gripper_status", "gripper_height"):
+    for key in keys:
         if key not in obs:
             raise ValueError(f"observation lacks {key!r}; has keys {sorted(obs)}")
-        cols.append(obs[key].reshape(batch, 1).float())
+        cols.append(obs[key].reshape(batch, -1).float())
     return torch.cat(cols, dim=1)
+
+
+def gripper_dims(config: QNetworkConfig) -> int:
+    """Width of :func:`gripper_features` for ``config``."""
+    return 5 if config.motion_obs else 2
 
 
 class TaskHeads(nn.Module):

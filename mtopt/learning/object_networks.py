@@ -27,6 +27,7 @@ from mtopt.learning.networks import (
     Observation,
     QNetworkConfig,
     StateEmbedding,
+    gripper_dims,
     gripper_features,
     task_one_hot,
 )
@@ -46,7 +47,7 @@ class ObjectMLPQNetwork(MLPQNetwork):
         self.slot_encoder = nn.Sequential(
             nn.Linear(slot_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()
         )
-        global_in = g + p + 2 + 2 + cap  # gripper, plate, plate xy - gripper xy, status/height
+        global_in = g + p + 2 + gripper_dims(config) + cap  # + plate xy - gripper xy, status...
         self.global_fc = nn.Linear(global_in, width)
         self.pool_fc = nn.Linear(2 * width, width)
         self.state_out = nn.Linear(width, width)
@@ -82,7 +83,10 @@ class ObjectMLPQNetwork(MLPQNetwork):
         present = (slots[:, :, -1:] > 0.5).to(h.dtype)  # the block's last entry is "present"
         h_max, h_mean = _masked_pool(h, present, dim=1)
         plate_rel = plate[:, :2] - grip[:, :2]
-        status_height = gripper_features(obs, b) * torch.tensor([1.0, inv], device=state.device)
+        scale = [1.0, inv] + [inv] * 3 * cfg.motion_obs  # status; height (and motion) in metres
+        status_height = gripper_features(obs, b, cfg.motion_obs) * torch.tensor(
+            scale, device=state.device
+        )
         glob = torch.cat([grip, plate, plate_rel, status_height, onehot], dim=1)
         z = torch.relu(self.global_fc(glob) + self.pool_fc(torch.cat([h_max, h_mean], dim=1)))
         return {

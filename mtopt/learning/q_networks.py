@@ -26,11 +26,10 @@ from mtopt.learning.networks import (
     QNetworkConfig,
     StateEmbedding,
     TaskHeads,
+    gripper_dims,
     gripper_features,
     task_one_hot,
 )
-
-_GRIPPER_DIMS = 2
 
 
 def _he_init(module: nn.Module) -> None:
@@ -90,7 +89,7 @@ class ConvQNetwork(QNetwork):
         self.config = config
         c, width = config.conv_channels, config.fc_width
         self.tower = _conv_stack(3, c, config.tower_layers, config.tower_pool_after, 2)
-        self.context_fc = nn.Linear(_GRIPPER_DIMS + config.task_capacity, width, bias=False)
+        self.context_fc = nn.Linear(gripper_dims(config) + config.task_capacity, width, bias=False)
         self.action_fc = nn.Linear(config.action_dim, width)
         self.merge_fc = nn.Linear(width, c)
         self.head_convs = _conv_stack(c, c, config.head_conv_layers, config.head_pool_after, 1)
@@ -114,7 +113,13 @@ class ConvQNetwork(QNetwork):
         # (B, H, W, 3) -> NCHW view whose memory is channels-last; float() keeps the strides.
         x = image.permute(0, 3, 1, 2).float().div_(255.0)
         features = self.tower(x)
-        ctx_in = torch.cat([gripper_features(obs, batch), task_one_hot(task, cfg.task_capacity)], 1)
+        ctx_in = torch.cat(
+            [
+                gripper_features(obs, batch, self.config.motion_obs),
+                task_one_hot(task, cfg.task_capacity),
+            ],
+            1,
+        )
         return StateEmbedding(features, self.context_fc(ctx_in), task.long())
 
     def q_logits_from_embedding(
@@ -147,7 +152,7 @@ class MLPQNetwork(QNetwork):
             )
         self.config = config
         width = config.mlp_width
-        in_dim = config.state_dim + _GRIPPER_DIMS + config.task_capacity
+        in_dim = config.state_dim + gripper_dims(config) + config.task_capacity
         layers: list[nn.Module] = []
         for i in range(config.mlp_state_layers):
             layers.append(nn.Linear(in_dim if i == 0 else width, width))
@@ -176,7 +181,7 @@ class MLPQNetwork(QNetwork):
         x = torch.cat(
             [
                 state.float(),
-                gripper_features(obs, batch),
+                gripper_features(obs, batch, self.config.motion_obs),
                 task_one_hot(task, self.config.task_capacity),
             ],
             dim=1,

@@ -148,6 +148,13 @@ def state_learner_config(**overrides: Any) -> TrainConfig:
     return replace(base, **overrides)
 
 
+def learner_obs_keys(config: TrainConfig) -> tuple[str, ...]:
+    """Observation keys the learner reads: ``obs``'s, plus ``gripper_motion`` when the
+    Q-network takes it (``trainer.network.motion_obs``)."""
+    keys = IMAGE_OBS_KEYS if config.obs == "image" else STATE_OBS_KEYS
+    return keys + (("gripper_motion",) if config.trainer.network.motion_obs else ())
+
+
 class TrainingRun:
     """The wired local pipeline: log replay -> task replay -> Bellman updater -> trainer."""
 
@@ -156,8 +163,7 @@ class TrainingRun:
         self.task_set = default_task_set()
         self.tasks = config.tasks or self.task_set.names
         streams = np.random.SeedSequence(config.seed).spawn(3)
-        obs_keys = IMAGE_OBS_KEYS if config.obs == "image" else STATE_OBS_KEYS
-        replay_cfg = replace(config.replay, obs_keys=obs_keys)
+        replay_cfg = replace(config.replay, obs_keys=learner_obs_keys(config))
         self.replay = TaskReplay(
             replay_cfg, self.task_set, np.random.default_rng(streams[0]), self.tasks
         )

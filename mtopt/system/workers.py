@@ -34,7 +34,7 @@ from mtopt.policies.q_policy import QPolicy
 from mtopt.system.fleet import Robot
 from mtopt.system.run_config import RunConfig
 from mtopt.system.schedule import OutcomeStats
-from mtopt.system.training import IMAGE_OBS_KEYS, STATE_OBS_KEYS
+from mtopt.system.training import learner_obs_keys
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def resolve(obj: Any) -> Any:
 
 
 def obs_keys(config: RunConfig) -> tuple[str, ...]:
-    return IMAGE_OBS_KEYS if config.train.obs == "image" else STATE_OBS_KEYS
+    return learner_obs_keys(config.train)
 
 
 def _seed(config: RunConfig, kind: str, index: int) -> np.random.SeedSequence:

@@ -36,7 +36,8 @@ def _objects(env: WorkcellEnv, state: np.ndarray) -> np.ndarray:
 def test_spaces_and_observation_contents(env: WorkcellEnv) -> None:
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
-    assert set(obs) == {"state", "gripper_status", "gripper_height"}
+    assert set(obs) == {"state", "gripper_status", "gripper_height", "gripper_motion"}
+    np.testing.assert_array_equal(obs["gripper_motion"], [0, 0, 0])  # nothing moved yet
     assert obs["state"].shape == (GRIPPER_DIM + OBJECT_DIM * 10 + PLATE_DIM,)
     assert info["task_names"] == default_task_set().names
     np.testing.assert_array_equal(env.action_space.low, [-1, -1, -1, -1, 0, 0])
@@ -46,6 +47,22 @@ def test_spaces_and_observation_contents(env: WorkcellEnv) -> None:
     assert obs["gripper_status"][0] == 0.0
     assert obs["state"][1] < -0.02
     assert 0.13 < obs["gripper_height"][0] < 0.21
+
+
+def test_gripper_motion_is_the_achieved_translation_and_shows_a_blocked_push(
+    env: WorkcellEnv,
+) -> None:
+    obs, _ = env.reset(seed=0)
+    before = obs["state"][0:3].copy()
+    obs, *_ = env.step(np.array([0.5, 0, 0, 0, 0, 0], np.float32))  # free move along x
+    np.testing.assert_allclose(obs["gripper_motion"], obs["state"][0:3] - before, atol=1e-6)
+    assert obs["gripper_motion"][0] > 0.5 * 0.5 * env.config.max_translation
+    for _ in range(env.config.max_steps - 2):  # push down until the floor or objects stop it
+        obs, *_ = env.step(np.array([0, 0, -1, 0, 0, 0], np.float32))
+        if abs(obs["gripper_motion"][2]) < 1e-3:
+            break
+    assert abs(obs["gripper_motion"][2]) < 1e-3, "the push never got blocked"
+    assert obs["gripper_height"][0] > 0.0
 
 
 def test_state_layout_is_contiguous_and_consistent(env: WorkcellEnv) -> None:

@@ -144,3 +144,31 @@ def test_pair_geometry_hand_computed():
     torch.testing.assert_close(
         out[1], torch.tensor([2.0, -1.0, 0.0, d, 2.0, 1.0]), atol=1e-3, rtol=0
     )
+
+
+@pytest.mark.parametrize("encoder", ["flat", "objects", "objects-action"])
+def test_motion_obs_is_an_input_of_the_state_networks(encoder):
+    torch.manual_seed(0)
+    cfg = QNetworkConfig(
+        kind="mlp",
+        state_dim=D,
+        state_encoder=encoder,
+        mlp_width=32,
+        slot_action_width=8,
+        motion_obs=True,
+    )
+    net = build_q_network(cfg)
+    obs, task, actions = _obs(), torch.tensor([0, 3, 8]), torch.rand(3, 4, 6)
+    with pytest.raises(ValueError, match="observation lacks 'gripper_motion'"):
+        net.embed(obs, task)
+    still = {**obs, "gripper_motion": torch.zeros(3, 3)}
+    blocked = {**obs, "gripper_motion": torch.tensor([[0.0, 0.0, -0.02]] * 3)}
+    q_still = net.q_from_embedding(net.embed(still, task), actions)
+    q_moved = net.q_from_embedding(net.embed(blocked, task), actions)
+    assert not torch.allclose(q_still, q_moved)
+    # a network without it ignores the key
+    plain = _net("objects" if encoder == "flat" else encoder)
+    torch.testing.assert_close(
+        plain.q_from_embedding(plain.embed(still, task), actions),
+        plain.q_from_embedding(plain.embed(blocked, task), actions),
+    )

@@ -144,3 +144,32 @@ def test_conservative_penalty_on_the_discrete_choices_trains_and_is_validated(tm
     assert res["step"] == 20 and np.isfinite(res["conservative_penalty"])
     with pytest.raises(ValueError, match=r"conservative_actions must be one of .*'sampled'"):
         dataclasses.replace(base.trainer, conservative_actions="sampled")
+
+
+def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(tmp_path):
+    from mtopt.envs.workcell import WorkcellEnv
+    from mtopt.policies.q_policy import load_q_policy
+    from mtopt.system.fleet import FleetConfig, collect
+
+    collect(FleetConfig(out=str(tmp_path / "log"), robots=1, episodes=12, seed=1, progress=False))
+    net = QNetworkConfig(kind="mlp", mlp_width=32, state_encoder="objects", motion_obs=True)
+    cfg = _config(
+        tmp_path / "log",
+        tmp_path / "o",
+        steps=4,
+        batch_size=8,
+        checkpoint_every=4,
+        trainer=TrainerConfig(network=net, device="cpu"),
+    )
+    payload = load_checkpoint(train(cfg)["checkpoint"])
+    assert payload["obs_keys"][-1] == "gripper_motion"
+    policy = load_q_policy(list_checkpoints(tmp_path / "o" / "checkpoints")[-1])
+    assert policy.obs_keys[-1] == "gripper_motion"
+    env = WorkcellEnv()
+    obs, _ = env.reset(seed=0, options={"task": "lift-any"})
+    policy.reset(np.random.default_rng(0), task="lift-any")
+    assert env.action_space.contains(policy.act(obs))
+    # a log from before the observation existed is refused by name
+    old = _write_log(tmp_path / "old")
+    with pytest.raises(ValueError, match="episode has no observation 'gripper_motion'"):
+        train(_config(old, tmp_path / "o2", trainer=TrainerConfig(network=net, device="cpu")))
