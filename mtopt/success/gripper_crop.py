@@ -26,8 +26,8 @@ from mtopt.success.dataset import NUM_VIEWS, check_views
 VIEW_CAMERAS = ("shoulder", "side_left", "side_right")
 """MuJoCo camera of each stored view, in the detector's view order."""
 FINGERTIP_DROP = 0.03
-"""The crop is centred this far (m) below the gripper's reference point: between the
-fingertips."""
+"""The crop is centred this far (m) below the gripper's reference point (``state[0:3]``),
+where a held object sits between the fingers."""
 
 
 def workcell_camera_projections(size: int, workcell: object | None = None) -> np.ndarray:
