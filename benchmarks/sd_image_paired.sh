@@ -92,3 +92,26 @@ $RUN sd train --examples $EX "$ROOT/examples-edge" $ALL --out "$ROOT/sd5" --init
     --torch-threads 2
 $RUN sd eval --checkpoint "$ROOT/sd5" --data "$ROOT/log" --holdout-robot 1 --json "$ROOT/sd5.holdout.json"
 python benchmarks/sd_ranking.py --log "$ROOT/log" --holdout-robot 1 --checkpoint "$ROOT/sd5"
+
+# 8. (session 9) do gripper-centred crops of the 128 px views separate the lifts? a proxy
+(cd benchmarks && python sd_gripper_crop.py --examples "../$ROOT/examples" "../$ROOT/examples-more" \
+    --log "../$ROOT/log" --holdout-robot 1 --steps 6000)
+
+# 9. sd6: sd4 with a gripper-crop tower added (sd4's weights kept where the shapes match)
+$RUN sd train --examples $EX "$ROOT/examples-edge" $ALL --out "$ROOT/sd6" --init "$ROOT/sd4" \
+    --extend-init --network.kind image --network.input-size 128 --network.channels 16 \
+    --network.norm batch --network.gripper-crop 32 --steps 10000 --checkpoint-every 2500 \
+    --keep-checkpoints 10 --seed 6 --episode-fraction 0.3
+$RUN sd eval --checkpoint "$ROOT/sd6" --data "$ROOT/log" --holdout-robot 1 --json "$ROOT/sd6.holdout.json"
+$RUN sd eval --checkpoint "$ROOT/sd6" --data "$ROOT/examples-test" --json "$ROOT/sd6.extest.json"
+python benchmarks/sd_ranking.py --log "$ROOT/log" --holdout-robot 1 --checkpoint "$ROOT/sd6"
+
+# 10. per-task thresholds on a separate calibration log (one robot, new seeds), never robot 1
+POL=runs/L8/round-4/checkpoints/ckpt-000003000.pt
+V="--final-views --workcell.image-size 128 --workcell.side-image-size 128 --no-progress"
+$RUN collect --out "$ROOT/calib" --episodes 1000 --robots 1 --seed 7 $V
+$RUN collect --out "$ROOT/calib" --episodes 2000 --robots 1 --seed 8 --policy $POL --epsilon 0.2 $V
+for sd in sd4 sd6; do
+  $RUN sd calibrate --checkpoint "$ROOT/$sd" --log "$ROOT/calib" --budget 2000 --out "$ROOT/${sd}c"
+  $RUN sd eval --checkpoint "$ROOT/${sd}c" --data "$ROOT/log" --holdout-robot 1 --json "$ROOT/${sd}c.holdout.json"
+done
