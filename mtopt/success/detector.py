@@ -201,11 +201,6 @@ class SuccessDetector:
             raise ValueError(f"the examples have no final states for detector {self.name!r}")
         return self.predict_proba(inputs, batch_size, examples.state) >= self.thresholds
 
-    def episode_input(self, episode: Any) -> np.ndarray:
-        """The detector's input of one episode (its final state or final views)."""
-        state, views = episode_inputs(episode, self.needs_views)
-        return views if views is not None else state
-
     def label(self, episodes: Sequence[Any], tasks: Sequence[str]) -> np.ndarray:
         """Bool successes ``(len(episodes), len(tasks))`` of a batch of episodes."""
         unknown = [t for t in tasks if t not in self._col]
