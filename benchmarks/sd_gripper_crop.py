@@ -27,6 +27,7 @@ from torch import nn
 from mtopt.success.dataset import load_examples, share_labels
 from mtopt.success.gripper_crop import VIEW_CAMERAS, gripper_crops, workcell_camera_projections
 from mtopt.success.labelling import ground_truth_examples, read_log_episodes
+from mtopt.success.networks import crop_tower
 from mtopt.tasks import default_task_set
 
 logger = logging.getLogger("sd_gripper_crop")
@@ -38,22 +39,7 @@ class CropDetector(nn.Module):
     def __init__(self, n_tasks: int, crop: int, channels: int = 32) -> None:
         super().__init__()
         c = channels
-        self.tower = nn.Sequential(
-            nn.Conv2d(3, c, 3, padding=1),
-            nn.BatchNorm2d(c),
-            nn.ReLU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1),
-            nn.BatchNorm2d(c),
-            nn.ReLU(),
-            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
-            nn.BatchNorm2d(2 * c),
-            nn.ReLU(),
-            nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1),
-            nn.BatchNorm2d(2 * c),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(),
-        )
+        self.tower = crop_tower(c, "batch")  # the library's crop tower
         self.head = nn.Sequential(nn.Linear(3 * 8 * c + 1, 256), nn.ReLU(), nn.Linear(256, n_tasks))
 
     def forward(self, crops: torch.Tensor, height: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from mtopt.success.networks import (
     SDNetworkConfig,
     build_sd_network,
     crops_to_tensor,
-    gripper_features,
+    final_gripper_features,
     state_to_tensor,
     views_to_tensor,
 )
@@ -166,7 +166,7 @@ class SuccessDetector:
         return (
             views,
             crops_to_tensor(crops, cfg.gripper_crop, self.device),
-            gripper_features(state, self.device),
+            final_gripper_features(state, self.device),
         )
 
     @torch.no_grad()

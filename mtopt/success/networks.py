@@ -205,7 +205,7 @@ class ImageSuccessDetector(nn.Module):
         features = NUM_VIEWS * config.view_features
         self.crop_tower = None
         if config.gripper_crop:
-            self.crop_tower = _crop_tower(config.crop_channels, config.norm)
+            self.crop_tower = crop_tower(config.crop_channels, config.norm)
             features += NUM_VIEWS * CROP_FEATURES_PER_CHANNEL * config.crop_channels
             features += GRIPPER_FEATURES
         self.head = _mlp([features, config.width, config.width, config.task_capacity])
@@ -218,7 +218,7 @@ class ImageSuccessDetector(nn.Module):
     ) -> torch.Tensor:
         """Logits ``(N, task_capacity)`` of float views ``(N, 3, 3, H, W)`` in [0, 1]; with
         ``gripper_crop`` also float crops ``(N, 3, 3, C, C)`` in [0, 1] and the gripper features
-        ``(N, 2)`` of :func:`gripper_features`."""
+        ``(N, 2)`` of :func:`final_gripper_features`."""
         n = views.shape[0]
         x = views.reshape(n * NUM_VIEWS, *views.shape[2:])
         if self.config.coord_channels:
@@ -238,10 +238,10 @@ class ImageSuccessDetector(nn.Module):
 CROP_FEATURES_PER_CHANNEL = 8
 """Crop-tower features per view and first-layer channel (2c channels, pooled to 2 x 2)."""
 GRIPPER_FEATURES = 2
-"""Gripper inputs of the crop head: height and finger opening (:func:`gripper_features`)."""
+"""Gripper inputs of the crop head: height and finger opening (:func:`final_gripper_features`)."""
 
 
-def _crop_tower(c: int, norm: str) -> nn.Sequential:
+def crop_tower(c: int, norm: str) -> nn.Sequential:
     """A stride-1 then three stride-2 3x3 conv layers, average-pooled to 2 x 2, flattened."""
 
     def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
@@ -258,7 +258,7 @@ def _crop_tower(c: int, norm: str) -> nn.Sequential:
     )
 
 
-def gripper_features(state: object, device: torch.device) -> torch.Tensor:
+def final_gripper_features(state: object, device: torch.device) -> torch.Tensor:
     """float ``(N, 2)``: the gripper's height and finger opening from final workcell states
     ``(N, D)``, in decimetres."""
     t = torch.as_tensor(state, dtype=torch.float32, device=device)

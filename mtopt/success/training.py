@@ -45,7 +45,7 @@ from mtopt.success.networks import (
     SDNetworkConfig,
     build_sd_network,
     crops_to_tensor,
-    gripper_features,
+    final_gripper_features,
     image_inputs,
     state_to_tensor,
     views_to_tensor,
@@ -341,7 +341,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
                     crops = crops_to_tensor(data.crops[rows], net_cfg.gripper_crop, device)
                     extra = (
                         _augmented(crops, config, gen),
-                        gripper_features(data.state[rows], device),
+                        final_gripper_features(data.state[rows], device),
                     )
             else:
                 x, extra = state_to_tensor(data.state[rows], net_cfg.state_dim, device), ()
