@@ -20,7 +20,7 @@ import torch
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed
-from mtopt.policies.cem import CEMConfig
+from mtopt.policies.cem import WORKCELL_ACTION_SPEC, CEMConfig, sample_uniform_actions
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.tasks import default_task_set
 
@@ -73,8 +73,9 @@ def main() -> None:
         for _ in range(steps):
             obs, *_ = env.step(policy.act(obs))
         batch = {key: torch.from_numpy(np.asarray(obs[key])[None]) for key in obs}
-        drawn = torch.rand(1, RANDOM_ACTIONS, 6, generator=gen) * 2 - 1
-        drawn[..., 4:] = (drawn[..., 4:] > 0).float()
+        drawn = sample_uniform_actions(
+            WORKCELL_ACTION_SPEC, 1, RANDOM_ACTIONS, gen, torch.device("cpu")
+        )
         with torch.no_grad():
             score = policy.network.score_fn(batch, torch.tensor([slot]))
             q = score(probes).reshape(-1)
