@@ -13,3 +13,9 @@ def check_exploration(value: str, name: str = "exploration") -> None:
     """Raise ``ValueError`` naming ``value`` unless it is one of :data:`EXPLORATION_MODES`."""
     if value not in EXPLORATION_MODES:
         raise ValueError(f"{name} must be one of {EXPLORATION_MODES}, got {value!r}")
+
+
+def check_stuck_epsilon(value: float, name: str = "stuck_epsilon") -> None:
+    """Raise ``ValueError`` naming ``value`` unless it is a probability in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")

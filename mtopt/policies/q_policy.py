@@ -10,6 +10,15 @@ explores instead; what it randomises is set by ``exploration``:
   the gripper and terminate choices stay greedy. With ``all`` and ε = 0.2, a random step opens
   or closes the gripper against the policy's choice, or terminates, with probability 0.1 each
   per step, so most ε-greedy episodes of a 10-step carry drop the object or stop early.
+
+**Exploration at blocked pushes** (``stuck_epsilon``). A greedy policy whose gripper rests on
+an object keeps pushing against it: with Monte-Carlo targets its Q-function values a push as
+the logged behaviour that followed it, and the logs hold almost no episode that backs off
+from a blocked descent and tries again (docs/RESULTS.md, session 10). With ``stuck_epsilon``
+above ε, a step right after a blocked descent (:func:`blocked_descent`: the last action
+commanded a descent and the gripper's achieved motion, ``obs["gripper_motion"]``, shows it
+did not happen) explores with that probability instead of ε, so the collected rounds contain
+escapes from exactly those states and their outcomes.
 """
 
 from __future__ import annotations
@@ -20,9 +29,38 @@ import numpy as np
 import torch
 
 from mtopt.learning.networks import QNetwork
-from mtopt.policies import Exploration, check_exploration
+from mtopt.policies import Exploration, check_exploration, check_stuck_epsilon
 from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig, cem_maximize
 from mtopt.tasks import TaskSet
+
+BLOCKED_MIN_COMMAND = 0.2
+"""A descent counts as commanded when ``dz`` of the last action is at most minus this (action
+units; 0.2 is 1 cm with the workcell's default ``max_translation`` of 5 cm)."""
+BLOCKED_FRACTION = 0.25
+"""A commanded descent counts as blocked when the gripper went down by less than this fraction
+of it."""
+BLOCKED_MIN_HEIGHT = 0.015
+"""Finger-tip height (m) below which a stopped descent is the bin floor, not an object (the
+scripted picker closes at 1.2 cm; the gripper's lowest target is 0.2 cm)."""
+
+
+def blocked_descent(
+    last_action: np.ndarray | None, motion: np.ndarray, height: float, max_translation: float
+) -> bool:
+    """Whether the last step commanded a descent that an object stopped.
+
+    ``last_action`` is the previous action (``None`` at the first step of an episode),
+    ``motion`` the gripper's achieved translation during it in metres (the workcell's
+    ``gripper_motion``), ``height`` the finger-tip height now (m, ``gripper_height``) and
+    ``max_translation`` the metres of one full action unit.
+    """
+    if last_action is None or last_action[5] >= 0.5 or height < BLOCKED_MIN_HEIGHT:
+        return False
+    dz = float(last_action[2])
+    if dz > -BLOCKED_MIN_COMMAND:
+        return False
+    commanded = dz * max_translation  # negative: metres down
+    return float(motion[2]) > BLOCKED_FRACTION * commanded
 
 
 class QPolicy:
@@ -38,11 +76,18 @@ class QPolicy:
         action_spec: ActionSpec = WORKCELL_ACTION_SPEC,
         name: str = "checkpoint",
         exploration: Exploration = "all",
+        stuck_epsilon: float = 0.0,
+        max_translation: float = 0.05,
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
+        check_stuck_epsilon(stuck_epsilon)
+        if not max_translation > 0:
+            raise ValueError(f"max_translation must be > 0 (metres), got {max_translation!r}")
         check_exploration(exploration)
         self.exploration = exploration
+        self.stuck_epsilon = stuck_epsilon
+        self.max_translation = max_translation
         self.network = network.eval()
         self.task_set = task_set
         self.cem = cem or CEMConfig()
@@ -52,6 +97,7 @@ class QPolicy:
         self.name = name
         self.device = next(network.parameters()).device
         self._task: str | None = None
+        self._last: np.ndarray | None = None
         self._rng = np.random.default_rng(0)
         self._gen = torch.Generator(device=self.device)
 
@@ -61,6 +107,7 @@ class QPolicy:
             self.task_set.validate([task])
             self._task = task
         self._rng = rng
+        self._last = None
         self._gen.manual_seed(int(rng.integers(2**62)))
 
     def random_action(self) -> np.ndarray:
@@ -77,15 +124,24 @@ class QPolicy:
         """The action for one observation of the current task."""
         if self._task is None:
             raise RuntimeError("QPolicy.reset(rng, task=...) must be called before act()")
-        explore = self.epsilon > 0 and self._rng.random() < self.epsilon
+        epsilon = self.epsilon
+        if self.stuck_epsilon > epsilon:
+            if "gripper_motion" not in obs:
+                raise KeyError("stuck_epsilon > 0 needs the observation key 'gripper_motion'")
+            height = float(np.asarray(obs["gripper_height"]).reshape(-1)[0])
+            if blocked_descent(self._last, obs["gripper_motion"], height, self.max_translation):
+                epsilon = self.stuck_epsilon
+        explore = epsilon > 0 and self._rng.random() < epsilon
         if explore and self.exploration == "all":
-            return self.random_action()
-        greedy = self._greedy(obs)
-        if explore:  # motion: random continuous dims, greedy gripper and terminate
-            random = self.random_action()
-            for d in self.action_spec.continuous_dims:
-                greedy[d] = random[d]
-        return greedy
+            action = self.random_action()
+        else:
+            action = self._greedy(obs)
+            if explore:  # motion: random continuous dims, greedy gripper and terminate
+                random = self.random_action()
+                for d in self.action_spec.continuous_dims:
+                    action[d] = random[d]
+        self._last = action.copy()
+        return action
 
     def _greedy(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         batch = {
@@ -103,6 +159,8 @@ def load_q_policy(
     device: str = "auto",
     cem: CEMConfig | None = None,
     exploration: Exploration = "all",
+    stuck_epsilon: float = 0.0,
+    max_translation: float = 0.05,
 ) -> QPolicy:
     """A :class:`QPolicy` over the online network of a training checkpoint.
 
@@ -130,4 +188,14 @@ def load_q_policy(
     step = int(payload["step"])
     name = f"checkpoint:{Path(checkpoint).parent.parent.name}@{step}"
     keys = tuple(payload["obs_keys"])
-    return QPolicy(net, task_set, cem, epsilon, keys, name=name, exploration=exploration)
+    return QPolicy(
+        net,
+        task_set,
+        cem,
+        epsilon,
+        keys,
+        name=name,
+        exploration=exploration,
+        stuck_epsilon=stuck_epsilon,
+        max_translation=max_translation,
+    )

@@ -27,7 +27,7 @@ import numpy as np
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-from mtopt.policies import Exploration, check_exploration
+from mtopt.policies import Exploration, check_exploration, check_stuck_epsilon
 from mtopt.policies.cem import CEMConfig
 from mtopt.policies.scripted import (
     ScriptedPickConfig,
@@ -80,6 +80,10 @@ class FleetConfig:
     """What an ε step randomises: ``all`` dims (a uniformly random action) or only the
     ``motion`` dims, keeping the greedy gripper and terminate choices (see
     ``mtopt.policies.q_policy``)."""
+    stuck_epsilon: float = 0.0
+    """Probability of an ε step right after a blocked descent (the last action pushed down and
+    an object stopped the gripper; ``mtopt.policies.q_policy.blocked_descent``), in place of
+    ``epsilon`` when larger. 0 explores at ``epsilon`` everywhere (the paper)."""
     device: str = "cpu"
     """Device of the Q-policy in the robot processes."""
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -108,6 +112,7 @@ class FleetConfig:
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
         check_exploration(self.exploration)
+        check_stuck_epsilon(self.stuck_epsilon)
         if self.policy is not None and not Path(self.policy).is_file():
             raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
         default_task_set().validate(self.tasks)
@@ -169,6 +174,8 @@ class Robot:
                 config.device,
                 cem=config.cem,
                 exploration=config.exploration,
+                stuck_epsilon=config.stuck_epsilon,
+                max_translation=workcell.max_translation,
             )
         self.place_tasks = [t for t in self.tasks if self.task_set[t].skill != OBJECT_ACQUISITION]
         weights = (

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mtopt.data.episode import SCRIPTED_POLICY_PREFIX
-from mtopt.policies import Exploration, check_exploration
+from mtopt.policies import Exploration, check_exploration, check_stuck_epsilon
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,10 @@ class ScheduleConfig:
     exploration: Exploration = "motion"
     """What an ε step randomises: ``all`` dims or only the ``motion`` dims (keeping the greedy
     gripper and terminate choices; see ``mtopt.policies.q_policy``)."""
+    stuck_epsilon: float = 0.0
+    """Probability of an ε step right after a blocked descent (the last action pushed down and
+    an object stopped the gripper; ``mtopt.policies.q_policy.blocked_descent``), in place of
+    ``epsilon`` when larger. 0 explores at ``epsilon`` everywhere (the paper)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probe <= 1.0:
@@ -54,6 +58,7 @@ class ScheduleConfig:
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"schedule.epsilon must be in [0, 1], got {self.epsilon!r}")
         check_exploration(self.exploration, "schedule.exploration")
+        check_stuck_epsilon(self.stuck_epsilon, "schedule.stuck_epsilon")
         for name in ("min_episodes", "window"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

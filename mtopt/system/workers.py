@@ -115,6 +115,8 @@ class RunRobot(Robot):
             config.schedule.epsilon,
             obs_keys(config),
             exploration=config.schedule.exploration,
+            stuck_epsilon=config.schedule.stuck_epsilon,
+            max_translation=fleet.workcell.max_translation,
         )
         self.weights_version = -1
         self.schedule: dict[str, Any] = {"learned_tasks": [], "probe": 0.0}

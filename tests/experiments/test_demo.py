@@ -72,14 +72,15 @@ def test_shipped_demo_config_matches_defaults():
 
 
 def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
-    """``policy_cem`` is the search of the collection rounds and of the evaluated policy."""
+    """``policy_cem`` is the search of the collection rounds and of the evaluated policy;
+    ``stuck_epsilon`` reaches the collection fleet but not the (greedy) evaluated policy."""
     from mtopt.experiments import demo
 
     finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
     seen = {}
 
     def fake_collect(cfg):
-        seen.setdefault("fleet", []).append((cfg.policy, cfg.cem))
+        seen.setdefault("fleet", []).append((cfg.policy, cfg.cem, cfg.stuck_epsilon))
         return {"episodes": cfg.episodes, "episodes_per_s": 1.0}
 
     ckpt = tmp_path / "ck.pt"
@@ -91,8 +92,8 @@ def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     class _StopError(Exception):
         pass
 
-    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all"):
-        seen["eval"] = (checkpoint, cem)
+    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all", **kw):
+        seen["eval"] = (checkpoint, cem, epsilon, kw.get("stuck_epsilon", 0.0))
         raise _StopError
 
     monkeypatch.setattr(demo, "collect", fake_collect)
@@ -106,11 +107,12 @@ def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
         out=str(tmp_path / "d"),
         rounds=1,
         policy_cem=finer,
+        stuck_epsilon=0.5,
         train=replace(base.train, rewards="oracle"),
     )
     import pytest
 
     with pytest.raises(_StopError):
         run_demo(cfg)
-    assert seen["fleet"] == [(None, finer), (str(ckpt), finer)]
-    assert seen["eval"] == (str(ckpt), finer)
+    assert seen["fleet"] == [(None, finer, 0.5), (str(ckpt), finer, 0.5)]
+    assert seen["eval"] == (str(ckpt), finer, 0.0, 0.0)

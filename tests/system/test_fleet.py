@@ -233,16 +233,25 @@ def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch)
 
     seen = {}
 
-    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all"):
-        seen.update(checkpoint=checkpoint, epsilon=epsilon, cem=cem, exploration=exploration)
+    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all", **kw):
+        seen.update(checkpoint=checkpoint, epsilon=epsilon, cem=cem, exploration=exploration, **kw)
         return "policy"
 
     monkeypatch.setattr(q_policy, "load_q_policy", fake_load)
     ckpt = tmp_path / "ckpt.pt"
     ckpt.write_bytes(b"")
     finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
-    cfg = FleetConfig(policy=str(ckpt), epsilon=0.3, cem=finer, exploration="motion")
+    cfg = FleetConfig(
+        policy=str(ckpt), epsilon=0.3, cem=finer, exploration="motion", stuck_epsilon=0.6
+    )
     robot = Robot(0, cfg, "a")
     assert robot.q_policy == "policy"
-    assert seen == {"checkpoint": str(ckpt), "epsilon": 0.3, "cem": finer, "exploration": "motion"}
+    assert seen == {
+        "checkpoint": str(ckpt),
+        "epsilon": 0.3,
+        "cem": finer,
+        "exploration": "motion",
+        "stuck_epsilon": 0.6,
+        "max_translation": cfg.workcell.max_translation,
+    }
     assert FleetConfig().cem == CEMConfig()  # QT-Opt's 2 x 64 / 6 by default
