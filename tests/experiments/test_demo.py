@@ -116,3 +116,10 @@ def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
         run_demo(cfg)
     assert seen["fleet"] == [(None, finer, 0.5), (str(ckpt), finer, 0.5)]
     assert seen["eval"] == (str(ckpt), finer, 0.0, 0.0)
+
+
+def test_demo_stuck_epsilon_must_be_a_probability():
+    import pytest
+
+    with pytest.raises(ValueError, match=r"stuck_epsilon must be a probability.*got 'x'"):
+        DemoConfig(stuck_epsilon="x")

@@ -1,0 +1,125 @@
+"""How often the logged lift episodes hit a blocked descent, and what followed it.
+
+    python benchmarks/blocked_descents.py --log RUN/log [--json FILE]
+
+For every object-acquisition episode of an episode log, finds the steps right after a
+blocked descent (``mtopt.policies.q_policy.blocked_descent``: the last action pushed down,
+the gripper stayed above the bin floor and went down by less than a quarter of the command)
+and classifies the action taken there:
+
+* ``push``: another descent (``dz <= -0.2``) with the gripper open;
+* ``close``: the gripper closed;
+* ``escape``: anything else with the gripper open (lifting, or moving sideways or turning
+  without pushing down).
+
+Per collection source (the scripted bootstrap, and each checkpoint that collected a round) it
+prints the episodes, the share with at least one blocked descent, the success rate of those
+and of the rest, and the success rate by what the *first* blocked step did. Ground-truth
+success is read here for analysis only; the learner never sees it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+
+import numpy as np
+from tqdm import tqdm
+
+from mtopt.data.log import EpisodeLogReader
+from mtopt.envs.workcell_config import WorkcellConfig
+from mtopt.policies.q_policy import BLOCKED_MIN_COMMAND, blocked_descent
+from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
+
+logger = logging.getLogger("blocked_descents")
+
+
+def classify(action: np.ndarray) -> str:
+    """What an action taken at a blocked descent does: ``push``, ``close`` or ``escape``."""
+    if action[4] >= 0.5:
+        return "close"
+    return "push" if action[2] <= -BLOCKED_MIN_COMMAND else "escape"
+
+
+def blocked_steps(actions: np.ndarray, motion: np.ndarray, height: np.ndarray, mt: float) -> list:
+    """Indices ``t`` (>= 1) of the steps taken right after a blocked descent."""
+    return [
+        t
+        for t in range(1, len(actions))
+        if blocked_descent(actions[t - 1], motion[t], float(height[t, 0]), mt)
+    ]
+
+
+def source_of(policy: str) -> str:
+    """``scripted`` or the checkpoint's run directory (``round-K``)."""
+    if not policy.startswith("checkpoint:"):
+        return "scripted"
+    return policy.split(":", 1)[1].split("@", 1)[0]
+
+
+def analyse(log: str, max_translation: float) -> dict[str, dict]:
+    """Per-source counts (see the module docstring)."""
+    lift_tasks = set(default_task_set().tasks_of_skill(OBJECT_ACQUISITION))
+    acc: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    for ep in tqdm(EpisodeLogReader(log).episodes(load_images=False), desc="episodes"):
+        if ep.task not in lift_tasks:
+            continue
+        a = acc[source_of(ep.policy)]
+        ok = bool(ep.success_for(ep.task))
+        steps = blocked_steps(
+            ep.actions,
+            ep.observations["gripper_motion"],
+            ep.observations["gripper_height"],
+            max_translation,
+        )
+        a["episodes"] += 1
+        a["steps"] += ep.num_steps
+        a["blocked_steps"] += len(steps)
+        for t in steps:
+            a[f"blocked_then_{classify(ep.actions[t])}"] += 1
+        key = "blocked" if steps else "free"
+        a[f"{key}_episodes"] += 1
+        a[f"{key}_successes"] += ok
+        if steps:
+            first = classify(ep.actions[steps[0]])
+            a[f"first_{first}_episodes"] += 1
+            a[f"first_{first}_successes"] += ok
+    return {k: dict(v) for k, v in sorted(acc.items())}
+
+
+def _rate(a: dict, key: str) -> str:
+    n = a.get(f"{key}_episodes", 0)
+    return f"{a.get(f'{key}_successes', 0) / n:.2f} ({n})" if n else "- (0)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log", required=True, help="episode log directory")
+    parser.add_argument("--json", default=None, help="also write the counts to this JSON file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    result = analyse(args.log, WorkcellConfig().max_translation)
+    header = (
+        "| source | lift episodes | with a blocked descent | success, blocked | success, free "
+        "| blocked steps: push / close / escape | success by the first blocked step: push "
+        "| close | escape |"
+    )
+    rows = [header, "|" + "---|" * 9]
+    for source, a in result.items():
+        share = a.get("blocked_episodes", 0) / a["episodes"]
+        acts = " / ".join(str(a.get(f"blocked_then_{k}", 0)) for k in ("push", "close", "escape"))
+        firsts = " | ".join(_rate(a, f"first_{k}") for k in ("push", "close", "escape"))
+        rows.append(
+            f"| {source} | {a['episodes']} | {share:.2f} | {_rate(a, 'blocked')} "
+            f"| {_rate(a, 'free')} | {acts} | {firsts} |"
+        )
+    logger.info("\n".join(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
