@@ -63,7 +63,9 @@ def analyse(log: str, max_translation: float) -> dict[str, dict]:
     """Per-source counts (see the module docstring)."""
     lift_tasks = set(default_task_set().tasks_of_skill(OBJECT_ACQUISITION))
     acc: dict[str, dict] = defaultdict(lambda: defaultdict(int))
-    for ep in tqdm(EpisodeLogReader(log).episodes(load_images=False), desc="episodes"):
+    for ep in tqdm(
+        EpisodeLogReader(log).episodes(load_images=False), desc="episodes", disable=None
+    ):
         if ep.task not in lift_tasks:
             continue
         a = acc[source_of(ep.policy)]
