@@ -30,7 +30,12 @@ from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.jsonio import write_json
-from mtopt.policies import Exploration, check_exploration, check_stuck_epsilon
+from mtopt.policies import (
+    Exploration,
+    StuckEscape,
+    check_exploration,
+    check_stuck_exploration,
+)
 from mtopt.policies.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.success.networks import SDNetworkConfig
@@ -86,6 +91,9 @@ class DemoConfig:
     """Probability of an ε step right after a blocked descent (the last action pushed down and
     an object stopped the gripper; ``mtopt.policies.q_policy.blocked_descent``), in place of
     ``epsilon`` when larger. 0 explores at ``epsilon`` everywhere (the paper)."""
+    stuck_escape: StuckEscape = "random"
+    """What such a step does: ``random`` (the ``exploration`` mode's random step) or
+    ``up-turn`` (lift a full step and turn the wrist a full step either way, gripper open)."""
     policy_cem: CEMConfig = field(default_factory=CEMConfig)
     """The learned policy's action search when it acts: in the collection rounds and in the
     evaluation (the trainer's targets use ``train.cem``). QT-Opt's 2 x 64 / 6 by default."""
@@ -105,7 +113,7 @@ class DemoConfig:
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         check_exploration(self.exploration)
-        check_stuck_epsilon(self.stuck_epsilon)
+        check_stuck_exploration(self.stuck_epsilon, self.stuck_escape)
         if not isinstance(self.rounds, int) or self.rounds < 0:
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
         if self.round_task_weights:
@@ -137,6 +145,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             epsilon=config.epsilon,
             exploration=config.exploration,
             stuck_epsilon=config.stuck_epsilon,
+            stuck_escape=config.stuck_escape,
             cem=config.policy_cem,
             progress=config.progress,
         )

@@ -18,7 +18,8 @@ from a blocked descent and tries again (docs/RESULTS.md, session 10). With ``stu
 above ε, a step right after a blocked descent (:func:`blocked_descent`: the last action
 commanded a descent and the gripper's achieved motion, ``obs["gripper_motion"]``, shows it
 did not happen) explores with that probability instead of ε, so the collected rounds contain
-escapes from exactly those states and their outcomes.
+escapes from exactly those states and their outcomes. ``stuck_escape`` says what such a step
+does: the exploration mode's ``random`` step, or the ``up-turn`` escape (:func:`escape_action`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from mtopt.learning.networks import QNetwork
-from mtopt.policies import Exploration, check_exploration, check_stuck_epsilon
+from mtopt.policies import Exploration, StuckEscape, check_exploration, check_stuck_exploration
 from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig, cem_maximize
 from mtopt.tasks import TaskSet
 
@@ -63,6 +64,13 @@ def blocked_descent(
     return float(motion[2]) > BLOCKED_FRACTION * commanded
 
 
+def escape_action(rng: np.random.Generator) -> np.ndarray:
+    """The ``up-turn`` escape from a blocked descent: lift by a full step and turn the wrist by
+    a full step, the direction a fair coin from ``rng``; gripper open, no termination."""
+    turn = 1.0 if rng.random() < 0.5 else -1.0
+    return np.array([0.0, 0.0, 1.0, turn, 0.0, 0.0], dtype=np.float32)
+
+
 class QPolicy:
     """Greedy (``epsilon=0``) or ε-greedy CEM policy over a multi-task Q-network."""
 
@@ -78,15 +86,17 @@ class QPolicy:
         exploration: Exploration = "all",
         stuck_epsilon: float = 0.0,
         max_translation: float = 0.05,
+        stuck_escape: StuckEscape = "random",
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
-        check_stuck_epsilon(stuck_epsilon)
+        check_stuck_exploration(stuck_epsilon, stuck_escape)
         if not max_translation > 0:
             raise ValueError(f"max_translation must be > 0 (metres), got {max_translation!r}")
         check_exploration(exploration)
         self.exploration = exploration
         self.stuck_epsilon = stuck_epsilon
+        self.stuck_escape = stuck_escape
         self.max_translation = max_translation
         self.network = network.eval()
         self.task_set = task_set
@@ -124,15 +134,20 @@ class QPolicy:
         """The action for one observation of the current task."""
         if self._task is None:
             raise RuntimeError("QPolicy.reset(rng, task=...) must be called before act()")
-        epsilon = self.epsilon
+        epsilon, blocked = self.epsilon, False
         if self.stuck_epsilon > epsilon:
             if "gripper_motion" not in obs:
                 raise KeyError("stuck_epsilon > 0 needs the observation key 'gripper_motion'")
             height = float(np.asarray(obs["gripper_height"]).reshape(-1)[0])
-            if blocked_descent(self._last, obs["gripper_motion"], height, self.max_translation):
+            blocked = blocked_descent(
+                self._last, obs["gripper_motion"], height, self.max_translation
+            )
+            if blocked:
                 epsilon = self.stuck_epsilon
         explore = epsilon > 0 and self._rng.random() < epsilon
-        if explore and self.exploration == "all":
+        if explore and blocked and self.stuck_escape == "up-turn":
+            action = escape_action(self._rng)
+        elif explore and self.exploration == "all":
             action = self.random_action()
         else:
             action = self._greedy(obs)
@@ -161,6 +176,7 @@ def load_q_policy(
     exploration: Exploration = "all",
     stuck_epsilon: float = 0.0,
     max_translation: float = 0.05,
+    stuck_escape: StuckEscape = "random",
 ) -> QPolicy:
     """A :class:`QPolicy` over the online network of a training checkpoint.
 
@@ -198,4 +214,5 @@ def load_q_policy(
         exploration=exploration,
         stuck_epsilon=stuck_epsilon,
         max_translation=max_translation,
+        stuck_escape=stuck_escape,
     )

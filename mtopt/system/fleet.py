@@ -27,7 +27,12 @@ import numpy as np
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-from mtopt.policies import Exploration, check_exploration, check_stuck_epsilon
+from mtopt.policies import (
+    Exploration,
+    StuckEscape,
+    check_exploration,
+    check_stuck_exploration,
+)
 from mtopt.policies.cem import CEMConfig
 from mtopt.policies.scripted import (
     ScriptedPickConfig,
@@ -84,6 +89,9 @@ class FleetConfig:
     """Probability of an ε step right after a blocked descent (the last action pushed down and
     an object stopped the gripper; ``mtopt.policies.q_policy.blocked_descent``), in place of
     ``epsilon`` when larger. 0 explores at ``epsilon`` everywhere (the paper)."""
+    stuck_escape: StuckEscape = "random"
+    """What such a step does: ``random`` (the ``exploration`` mode's random step) or
+    ``up-turn`` (lift a full step and turn the wrist a full step either way, gripper open)."""
     device: str = "cpu"
     """Device of the Q-policy in the robot processes."""
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -112,7 +120,7 @@ class FleetConfig:
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
         check_exploration(self.exploration)
-        check_stuck_epsilon(self.stuck_epsilon)
+        check_stuck_exploration(self.stuck_epsilon, self.stuck_escape)
         if self.policy is not None and not Path(self.policy).is_file():
             raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
         default_task_set().validate(self.tasks)
@@ -175,6 +183,7 @@ class Robot:
                 cem=config.cem,
                 exploration=config.exploration,
                 stuck_epsilon=config.stuck_epsilon,
+                stuck_escape=config.stuck_escape,
                 max_translation=workcell.max_translation,
             )
         self.place_tasks = [t for t in self.tasks if self.task_set[t].skill != OBJECT_ACQUISITION]

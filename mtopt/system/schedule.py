@@ -26,7 +26,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mtopt.data.episode import SCRIPTED_POLICY_PREFIX
-from mtopt.policies import Exploration, check_exploration, check_stuck_epsilon
+from mtopt.policies import (
+    Exploration,
+    StuckEscape,
+    check_exploration,
+    check_stuck_exploration,
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class ScheduleConfig:
     """Probability of an ε step right after a blocked descent (the last action pushed down and
     an object stopped the gripper; ``mtopt.policies.q_policy.blocked_descent``), in place of
     ``epsilon`` when larger. 0 explores at ``epsilon`` everywhere (the paper)."""
+    stuck_escape: StuckEscape = "random"
+    """What such a step does: ``random`` (the ``exploration`` mode's random step) or
+    ``up-turn`` (lift a full step and turn the wrist a full step either way, gripper open)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probe <= 1.0:
@@ -58,7 +66,7 @@ class ScheduleConfig:
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"schedule.epsilon must be in [0, 1], got {self.epsilon!r}")
         check_exploration(self.exploration, "schedule.exploration")
-        check_stuck_epsilon(self.stuck_epsilon, "schedule.stuck_epsilon")
+        check_stuck_exploration(self.stuck_epsilon, self.stuck_escape, "schedule.")
         for name in ("min_episodes", "window"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

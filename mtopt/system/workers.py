@@ -116,6 +116,7 @@ class RunRobot(Robot):
             obs_keys(config),
             exploration=config.schedule.exploration,
             stuck_epsilon=config.schedule.stuck_epsilon,
+            stuck_escape=config.schedule.stuck_escape,
             max_translation=fleet.workcell.max_translation,
         )
         self.weights_version = -1

@@ -122,3 +122,22 @@ def test_stuck_epsilon_needs_the_motion_observation_and_a_probability():
     policy.reset(np.random.default_rng(0), task="lift-any")
     with pytest.raises(KeyError, match="gripper_motion"):
         policy.act(OBS)
+
+
+def test_up_turn_escape_replaces_the_exploring_blocked_steps():
+    policy = _policy(0.0, "motion")
+    policy.stuck_epsilon, policy.stuck_escape = 1.0, "up-turn"
+    policy.reset(np.random.default_rng(3), task="lift-any")
+    turns = []
+    for _ in range(20):
+        policy._last = PUSH_DOWN.copy()
+        a = policy.act(_stuck_obs(0.0))  # every step blocked, every step explores
+        assert np.array_equal(a[[0, 1, 2, 4, 5]], [0, 0, 1, 0, 0])  # up, gripper open, go on
+        turns.append(a[3])
+    assert set(turns) == {-1.0, 1.0}  # the wrist turns a full step, either way
+
+
+def test_bad_stuck_escape_is_named():
+    net = build_q_network(QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16))
+    with pytest.raises(ValueError, match=r"stuck_escape must be one of \('random', 'up-turn'\)"):
+        QPolicy(net, default_task_set(), stuck_escape="wiggle")

@@ -242,7 +242,12 @@ def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch)
     ckpt.write_bytes(b"")
     finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
     cfg = FleetConfig(
-        policy=str(ckpt), epsilon=0.3, cem=finer, exploration="motion", stuck_epsilon=0.6
+        policy=str(ckpt),
+        epsilon=0.3,
+        cem=finer,
+        exploration="motion",
+        stuck_epsilon=0.6,
+        stuck_escape="up-turn",
     )
     robot = Robot(0, cfg, "a")
     assert robot.q_policy == "policy"
@@ -252,6 +257,7 @@ def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch)
         "cem": finer,
         "exploration": "motion",
         "stuck_epsilon": 0.6,
+        "stuck_escape": "up-turn",
         "max_translation": cfg.workcell.max_translation,
     }
     assert FleetConfig().cem == CEMConfig()  # QT-Opt's 2 x 64 / 6 by default
