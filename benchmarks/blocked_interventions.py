@@ -11,7 +11,7 @@ observation and the policy's own last action) the intervention replaces the gree
   the policy's randomness from the same seeds);
 * ``close``: close the gripper where it is;
 * ``up``: lift by a full step;
-* ``up-turn``: ``mtopt.policies.q_policy.escape_action``: lift by a full step and turn the
+* ``up-turn``: ``mtopt.policies.q_policy.escape_motion``: lift by a full step and turn the
   wrist by a full step either way (±max_yaw), gripper open.
 
 It prints the success rate of each, with the Wilson 95 % interval, and how many steps were
@@ -33,7 +33,7 @@ from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed
 from mtopt.evaluation.summary import wilson_interval
 from mtopt.policies.cem import CEMConfig
-from mtopt.policies.q_policy import blocked_descent, escape_action, load_q_policy
+from mtopt.policies.q_policy import blocked_descent, escape_motion, load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 
 logger = logging.getLogger("blocked_interventions")
@@ -50,7 +50,7 @@ def replacement(kind: str, rng: np.random.Generator) -> np.ndarray | None:
     if kind == "up":
         return np.array([0, 0, 1, 0, 0, 0], np.float32)
     if kind == "up-turn":
-        return escape_action(rng)
+        return np.concatenate([escape_motion(rng), np.zeros(2, np.float32)])
     raise ValueError(f"intervention must be one of {INTERVENTIONS}, got {kind!r}")
 
 

@@ -93,7 +93,8 @@ class DemoConfig:
     ``epsilon`` when larger. 0 explores at ``epsilon`` everywhere (the paper)."""
     stuck_escape: StuckEscape = "random"
     """What such a step does: ``random`` (the ``exploration`` mode's random step) or
-    ``up-turn`` (lift a full step and turn the wrist a full step either way, gripper open)."""
+    ``up-turn`` (lift a full step and turn the wrist a full step either way, keeping the
+    greedy gripper and terminate choices)."""
     policy_cem: CEMConfig = field(default_factory=CEMConfig)
     """The learned policy's action search when it acts: in the collection rounds and in the
     evaluation (the trainer's targets use ``train.cem``). QT-Opt's 2 x 64 / 6 by default."""

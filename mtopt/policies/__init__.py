@@ -10,7 +10,8 @@ EXPLORATION_MODES: tuple[str, ...] = get_args(Exploration)
 StuckEscape = Literal["random", "up-turn"]
 """What an exploring step right after a blocked descent does: the ``exploration`` mode's
 ``random`` step, or ``up-turn``: lift by a full step and turn the wrist by a full step either
-way, gripper open (see :func:`mtopt.policies.q_policy.escape_action`)."""
+way, with the greedy gripper and terminate choices
+(:func:`mtopt.policies.q_policy.escape_motion`)."""
 STUCK_ESCAPES: tuple[str, ...] = get_args(StuckEscape)
 
 

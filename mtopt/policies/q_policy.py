@@ -19,7 +19,8 @@ above ε, a step right after a blocked descent (:func:`blocked_descent`: the las
 commanded a descent and the gripper's achieved motion, ``obs["gripper_motion"]``, shows it
 did not happen) explores with that probability instead of ε, so the collected rounds contain
 escapes from exactly those states and their outcomes. ``stuck_escape`` says what such a step
-does: the exploration mode's ``random`` step, or the ``up-turn`` escape (:func:`escape_action`).
+does: the exploration mode's ``random`` step, or the ``up-turn`` escape (:func:`escape_motion`,
+with the greedy gripper and terminate choices).
 """
 
 from __future__ import annotations
@@ -64,11 +65,11 @@ def blocked_descent(
     return float(motion[2]) > BLOCKED_FRACTION * commanded
 
 
-def escape_action(rng: np.random.Generator) -> np.ndarray:
-    """The ``up-turn`` escape from a blocked descent: lift by a full step and turn the wrist by
-    a full step, the direction a fair coin from ``rng``; gripper open, no termination."""
+def escape_motion(rng: np.random.Generator) -> np.ndarray:
+    """The motion dims ``(dx, dy, dz, dyaw)`` of the ``up-turn`` escape from a blocked descent:
+    lift by a full step and turn the wrist by a full step, the direction a fair coin."""
     turn = 1.0 if rng.random() < 0.5 else -1.0
-    return np.array([0.0, 0.0, 1.0, turn, 0.0, 0.0], dtype=np.float32)
+    return np.array([0.0, 0.0, 1.0, turn], dtype=np.float32)
 
 
 class QPolicy:
@@ -146,7 +147,8 @@ class QPolicy:
                 epsilon = self.stuck_epsilon
         explore = epsilon > 0 and self._rng.random() < epsilon
         if explore and blocked and self.stuck_escape == "up-turn":
-            action = escape_action(self._rng)
+            action = self._greedy(obs)  # the greedy gripper and terminate choices
+            action[list(self.action_spec.continuous_dims)] = escape_motion(self._rng)
         elif explore and self.exploration == "all":
             action = self.random_action()
         else:

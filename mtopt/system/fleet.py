@@ -91,7 +91,8 @@ class FleetConfig:
     ``epsilon`` when larger. 0 explores at ``epsilon`` everywhere (the paper)."""
     stuck_escape: StuckEscape = "random"
     """What such a step does: ``random`` (the ``exploration`` mode's random step) or
-    ``up-turn`` (lift a full step and turn the wrist a full step either way, gripper open)."""
+    ``up-turn`` (lift a full step and turn the wrist a full step either way, keeping the
+    greedy gripper and terminate choices)."""
     device: str = "cpu"
     """Device of the Q-policy in the robot processes."""
     cem: CEMConfig = field(default_factory=CEMConfig)

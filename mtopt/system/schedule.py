@@ -58,7 +58,8 @@ class ScheduleConfig:
     ``epsilon`` when larger. 0 explores at ``epsilon`` everywhere (the paper)."""
     stuck_escape: StuckEscape = "random"
     """What such a step does: ``random`` (the ``exploration`` mode's random step) or
-    ``up-turn`` (lift a full step and turn the wrist a full step either way, gripper open)."""
+    ``up-turn`` (lift a full step and turn the wrist a full step either way, keeping the
+    greedy gripper and terminate choices)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probe <= 1.0:

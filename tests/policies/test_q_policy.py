@@ -125,14 +125,16 @@ def test_stuck_epsilon_needs_the_motion_observation_and_a_probability():
 
 
 def test_up_turn_escape_replaces_the_exploring_blocked_steps():
-    policy = _policy(0.0, "motion")
+    policy, greedy = _policy(0.0, "motion"), _policy(0.0, "motion")
     policy.stuck_epsilon, policy.stuck_escape = 1.0, "up-turn"
-    policy.reset(np.random.default_rng(3), task="lift-any")
+    for pol in (policy, greedy):
+        pol.reset(np.random.default_rng(3), task="lift-any")
     turns = []
     for _ in range(20):
         policy._last = PUSH_DOWN.copy()
         a = policy.act(_stuck_obs(0.0))  # every step blocked, every step explores
-        assert np.array_equal(a[[0, 1, 2, 4, 5]], [0, 0, 1, 0, 0])  # up, gripper open, go on
+        assert np.array_equal(a[:3], [0, 0, 1])  # straight up by a full step
+        assert np.array_equal(a[4:], greedy.act(_stuck_obs(0.0))[4:])  # greedy gripper, stop
         turns.append(a[3])
     assert set(turns) == {-1.0, 1.0}  # the wrist turns a full step, either way
 
