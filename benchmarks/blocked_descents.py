@@ -1,6 +1,7 @@
 """How often the logged lift episodes hit a blocked descent, and what followed it.
 
     python benchmarks/blocked_descents.py --log RUN/log [--json FILE]
+        [--checkpoint CKPT --source round-K]
 
 For every object-acquisition episode of an episode log, finds the steps right after a
 blocked descent (``mtopt.policies.q_policy.blocked_descent``: the last action pushed down,
@@ -14,8 +15,13 @@ and classifies the action taken there:
 
 Per collection source (the scripted bootstrap, and each checkpoint that collected a round) it
 prints the episodes, the share with at least one blocked descent, the success rate of those
-and of the rest, and the success rate by what the *first* blocked step did. Ground-truth
-success is read here for analysis only; the learner never sees it.
+and of the rest, and the success rate by what the *first* blocked step did.
+
+With ``--checkpoint`` it also compares the checkpoint's ``Q(s_t, a_t)`` on the logged actions
+of one source's lift episodes with their Monte-Carlo returns ``gamma**(T-1-t) * success``,
+grouped by blocked / free step and by the kind of action: where the Q-function's values
+depart from what the logged actions returned. Ground-truth success is read here for analysis
+only; the learner never sees it.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ import logging
 from collections import defaultdict
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from mtopt.data.log import EpisodeLogReader
 from mtopt.envs.workcell_config import WorkcellConfig
-from mtopt.policies.q_policy import BLOCKED_MIN_COMMAND, blocked_descent
+from mtopt.policies.q_policy import BLOCKED_MIN_COMMAND, blocked_descent, load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 
 logger = logging.getLogger("blocked_descents")
@@ -91,6 +98,52 @@ def analyse(log: str, max_translation: float) -> dict[str, dict]:
     return {k: dict(v) for k, v in sorted(acc.items())}
 
 
+def q_against_returns(
+    checkpoint: str, log: str, source: str, max_translation: float, gamma: float = 0.9
+) -> dict[str, dict[str, float]]:
+    """Per group (``blocked push``, ``free close``, ...): steps, mean Monte-Carlo return and
+    mean Q of the logged action, over the lift episodes that ``source`` collected."""
+    policy = load_q_policy(checkpoint)
+    task_set = default_task_set()
+    lift_tasks = set(task_set.tasks_of_skill(OBJECT_ACQUISITION))
+    obs: dict[str, list] = {k: [] for k in policy.obs_keys}
+    actions, returns, groups, slots = [], [], [], []
+    for ep in EpisodeLogReader(log).episodes(load_images=False):
+        if ep.task not in lift_tasks or source_of(ep.policy) != source:
+            continue
+        o = ep.observations
+        blocked = set(
+            blocked_steps(ep.actions, o["gripper_motion"], o["gripper_height"], max_translation)
+        )
+        success = float(ep.success_for(ep.task))
+        for t in range(ep.num_steps):
+            for k in policy.obs_keys:
+                obs[k].append(o[k][t])
+            actions.append(ep.actions[t])
+            returns.append(success * gamma ** (ep.num_steps - 1 - t))
+            groups.append(f"{'blocked' if t in blocked else 'free'} {classify(ep.actions[t])}")
+            slots.append(task_set.slot(ep.task))
+    if not actions:
+        raise ValueError(f"no lift episodes of source {source!r} in {log}")
+    batch = {k: torch.from_numpy(np.stack(v)) for k, v in obs.items()}
+    acts, task = torch.from_numpy(np.stack(actions)), torch.tensor(slots)
+    q = []
+    with torch.no_grad():
+        for i in range(0, len(slots), 4096):
+            part = {k: v[i : i + 4096] for k, v in batch.items()}
+            score = policy.network.score_fn(part, task[i : i + 4096])
+            q.append(score(acts[i : i + 4096, None]).reshape(-1).numpy())
+    q_all, ret, grp = np.concatenate(q), np.asarray(returns), np.asarray(groups)
+    return {
+        g: {
+            "steps": int((grp == g).sum()),
+            "mc_return": float(ret[grp == g].mean()),
+            "q": float(q_all[grp == g].mean()),
+        }
+        for g in sorted(set(groups))
+    }
+
+
 def _rate(a: dict, key: str) -> str:
     n = a.get(f"{key}_episodes", 0)
     return f"{a.get(f'{key}_successes', 0) / n:.2f} ({n})" if n else "- (0)"
@@ -100,6 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--log", required=True, help="episode log directory")
     parser.add_argument("--json", default=None, help="also write the counts to this JSON file")
+    parser.add_argument("--checkpoint", default=None, help="compare its Q with the returns")
+    parser.add_argument("--source", default=None, help="with --checkpoint: e.g. round-3")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     result = analyse(args.log, WorkcellConfig().max_translation)
@@ -118,6 +173,21 @@ def main() -> None:
             f"| {_rate(a, 'free')} | {acts} | {firsts} |"
         )
     logger.info("\n".join(rows))
+    if args.checkpoint:
+        if not args.source:
+            parser.error("--checkpoint needs --source (e.g. round-3, scripted)")
+        calib = q_against_returns(
+            args.checkpoint, args.log, args.source, WorkcellConfig().max_translation
+        )
+        lines = ["| steps of " + args.source + " | n | Monte-Carlo return | Q | Q / return |"]
+        lines.append("|---|---:|---:|---:|---:|")
+        for g, v in calib.items():
+            ratio = v["q"] / v["mc_return"] if v["mc_return"] > 0 else float("nan")
+            lines.append(
+                f"| {g} | {v['steps']} | {v['mc_return']:.3f} | {v['q']:.3f} | {ratio:.2f} |"
+            )
+        logger.info("\n".join(lines))
+        result["q_against_returns"] = calib
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
