@@ -20,7 +20,9 @@ commanded a descent and the gripper's achieved motion, ``obs["gripper_motion"]``
 did not happen) explores with that probability instead of ε, so the collected rounds contain
 escapes from exactly those states and their outcomes. ``stuck_escape`` says what such a step
 does: the exploration mode's ``random`` step, or the ``up-turn`` escape (:func:`escape_motion`,
-with the greedy gripper and terminate choices).
+with the greedy gripper and terminate choices). Measured in docs/RESULTS.md (session 11): a
+random step there returns no more than another push, and the learned Q-function over-values
+blocked pushes against their logged returns, so the exploration alone did not raise lift-any.
 """
 
 from __future__ import annotations
