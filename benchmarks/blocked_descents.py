@@ -50,7 +50,9 @@ def classify(action: np.ndarray) -> str:
     return "push" if action[2] <= -BLOCKED_MIN_COMMAND else "escape"
 
 
-def blocked_steps(actions: np.ndarray, motion: np.ndarray, height: np.ndarray, mt: float) -> list:
+def blocked_steps(
+    actions: np.ndarray, motion: np.ndarray, height: np.ndarray, mt: float
+) -> list[int]:
     """Indices ``t`` (>= 1) of the steps taken right after a blocked descent."""
     return [
         t

@@ -30,10 +30,10 @@ import torch
 from tqdm import tqdm
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-from mtopt.evaluation.protocol import ProtocolConfig, episode_seed
+from mtopt.evaluation.protocol import ProtocolConfig, episode_seed, run_task_episode
 from mtopt.evaluation.summary import wilson_interval
 from mtopt.policies.cem import CEMConfig
-from mtopt.policies.q_policy import blocked_descent, escape_motion, load_q_policy
+from mtopt.policies.q_policy import QPolicy, blocked_descent, escape_motion, load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 
 logger = logging.getLogger("blocked_interventions")
@@ -54,33 +54,48 @@ def replacement(kind: str, rng: np.random.Generator) -> np.ndarray | None:
     raise ValueError(f"intervention must be one of {INTERVENTIONS}, got {kind!r}")
 
 
+class InterventionPolicy:
+    """The greedy policy with its action replaced right after every blocked descent."""
+
+    def __init__(self, policy: QPolicy, kind: str, max_translation: float) -> None:
+        self.policy, self.kind, self.max_translation = policy, kind, max_translation
+        self.replaced = 0
+        self._rng = np.random.default_rng(0)
+        self._last: np.ndarray | None = None
+
+    def reset(self, rng: np.random.Generator, task: str | None = None) -> None:
+        """Start an attempt: the greedy policy draws from ``rng``; the interventions draw from
+        a stream of their own, seeded from ``rng``'s seed without drawing from it, so ``none``
+        leaves the attempt exactly as ``mtopt eval`` runs it."""
+        self._rng = np.random.default_rng([rng.bit_generator.seed_seq.entropy, 1])
+        self.policy.reset(rng, task=task)
+        self._last = None
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The greedy action, or the intervention's after a blocked descent."""
+        action = self.policy.act(obs)
+        height = float(obs["gripper_height"][0])
+        if blocked_descent(self._last, obs["gripper_motion"], height, self.max_translation):
+            forced = replacement(self.kind, self._rng)
+            if forced is not None:
+                action, self.replaced = forced, self.replaced + 1
+        self._last = action
+        return action
+
+
 def run(
     checkpoint: str, task: str, episodes: int, seed: int, cem: CEMConfig | None, kind: str
 ) -> tuple[int, int]:
     """``(successes, replaced steps)`` of ``episodes`` attempts under intervention ``kind``."""
-    slot = default_task_set().slot(task)
-    policy = load_q_policy(checkpoint, cem=cem)
+    task_set = default_task_set()
+    slot = task_set.slot(task)
     config = WorkcellConfig()
     env = WorkcellEnv(config)
-    successes = replaced = 0
+    policy = InterventionPolicy(load_q_policy(checkpoint, cem=cem), kind, config.max_translation)
+    successes = 0
     for k in tqdm(range(episodes), desc=kind, leave=False, disable=None):
-        s = episode_seed(seed, slot, k)
-        obs, _ = env.reset(seed=s, options={"scene": "evaluation", "task": task})
-        policy.reset(np.random.default_rng(s), task=task)
-        rng = np.random.default_rng([s, 1])
-        last, done, info = None, False, {}
-        while not done:
-            action = policy.act(obs)
-            height = float(obs["gripper_height"][0])
-            if blocked_descent(last, obs["gripper_motion"], height, config.max_translation):
-                forced = replacement(kind, rng)
-                if forced is not None:
-                    action, replaced = forced, replaced + 1
-                    policy._last = forced.copy()  # the policy's own blocked test sees it
-            obs, _, terminated, truncated, info = env.step(action)
-            last, done = action, terminated or truncated
-        successes += bool(info["success"][list(info["task_names"]).index(task)])
-    return successes, replaced
+        successes += run_task_episode(env, policy, task, episode_seed(seed, slot, k), task_set)
+    return successes, policy.replaced
 
 
 def main() -> None:

@@ -53,13 +53,10 @@ class ScheduleConfig:
     """What an ε step randomises: ``all`` dims or only the ``motion`` dims (keeping the greedy
     gripper and terminate choices; see ``mtopt.policies.q_policy``)."""
     stuck_epsilon: float = 0.0
-    """Probability of an ε step right after a blocked descent (the last action pushed down and
-    an object stopped the gripper; ``mtopt.policies.q_policy.blocked_descent``), in place of
-    ``epsilon`` when larger. 0 explores at ``epsilon`` everywhere (the paper)."""
+    """ε right after a blocked descent, when larger than ``epsilon`` (0: off, the paper; see
+    ``mtopt.policies.q_policy``)."""
     stuck_escape: StuckEscape = "random"
-    """What such a step does: ``random`` (the ``exploration`` mode's random step) or
-    ``up-turn`` (lift a full step and turn the wrist a full step either way, keeping the
-    greedy gripper and terminate choices)."""
+    """What that exploring step does (:data:`mtopt.policies.StuckEscape`)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probe <= 1.0:
