@@ -102,6 +102,13 @@ class QNetworkConfig:
     ``gripper_motion``) with its status and height. The state holds no history, so a push
     blocked by a finger resting on a neighbour looks like any other push; with the achieved
     motion it does not (logs collected before this observation existed lack it)."""
+    command_obs: bool = False
+    """Also feed the translation the last step commanded (observation ``gripper_command``),
+    next to the achieved one; needs ``motion_obs``. With the ``objects-action`` encoder every
+    candidate move also meets the last step's *shortfall* (command minus achieved motion)
+    inside the per-(object, action) branch (:func:`mtopt.learning.object_networks.shortfall_
+    features`): that branch places objects relative to the gripper as if the move happens, and
+    a descent right after a blocked one does not happen (docs/RESULTS.md, session 12)."""
     pair_geometry: bool = True
     """``objects-action`` encoder: also feed every (action, object) pair the object's offset
     from the gripper *after* the move in the turned gripper's frame, its distance and the
@@ -154,6 +161,11 @@ class QNetworkConfig:
                     f"entries (state_encoder={self.state_encoder!r})"
                 )
         _check_int("state_dim", self.state_dim, 0)
+        if self.command_obs and not self.motion_obs:
+            raise ValueError(
+                "command_obs=True needs motion_obs=True (the shortfall is the "
+                "command minus the achieved motion)"
+            )
         for name, depth in (
             ("tower_pool_after", self.tower_layers),
             ("head_pool_after", self.head_conv_layers),
@@ -213,10 +225,14 @@ def task_one_hot(task: torch.Tensor, capacity: int) -> torch.Tensor:
     return functional.one_hot(task.long(), capacity).float()
 
 
-def gripper_features(obs: Observation, batch: int, motion: bool = False) -> torch.Tensor:
+def gripper_features(
+    obs: Observation, batch: int, motion: bool = False, command: bool = False
+) -> torch.Tensor:
     """``(B, 2)`` float tensor of (gripper_status, gripper_height); with ``motion`` ``(B, 5)``,
-    followed by the ``gripper_motion`` observation (x, y, z)."""
+    followed by the ``gripper_motion`` observation (x, y, z); with ``command`` too ``(B, 8)``,
+    followed by ``gripper_command`` (x, y, z)."""
     keys = ("gripper_status", "gripper_height") + (("gripper_motion",) if motion else ())
+    keys += ("gripper_command",) if command else ()
     cols = []
     for key in keys:
         if key not in obs:
@@ -227,7 +243,12 @@ def gripper_features(obs: Observation, batch: int, motion: bool = False) -> torc
 
 def gripper_dims(config: QNetworkConfig) -> int:
     """Width of :func:`gripper_features` for ``config``."""
-    return 5 if config.motion_obs else 2
+    return 2 + 3 * config.motion_obs + 3 * config.command_obs
+
+
+def network_obs_keys(config: QNetworkConfig) -> tuple[str, ...]:
+    """The optional observation keys ``config``'s network reads beyond its image or state."""
+    return ("gripper_motion",) * config.motion_obs + ("gripper_command",) * config.command_obs
 
 
 class TaskHeads(nn.Module):

@@ -83,13 +83,15 @@ class ObjectMLPQNetwork(MLPQNetwork):
         present = (slots[:, :, -1:] > 0.5).to(h.dtype)  # the block's last entry is "present"
         h_max, h_mean = _masked_pool(h, present, dim=1)
         plate_rel = plate[:, :2] - grip[:, :2]
-        scale = [1.0, inv] + [inv] * 3 * cfg.motion_obs  # status; height (and motion) in metres
-        status_height = gripper_features(obs, b, cfg.motion_obs) * torch.tensor(
+        # status; height (and motion, command) in metres
+        scale = [1.0, inv] + [inv] * 3 * (cfg.motion_obs + cfg.command_obs)
+        status_height = gripper_features(obs, b, cfg.motion_obs, cfg.command_obs) * torch.tensor(
             scale, device=state.device
         )
         glob = torch.cat([grip, plate, plate_rel, status_height, onehot], dim=1)
         z = torch.relu(self.global_fc(glob) + self.pool_fc(torch.cat([h_max, h_mean], dim=1)))
         return {
+            "status_height": status_height,
             "features": self.state_out(z),  # pre-activation; the action embedding is added
             "slots": slots,
             "slot_embedding": h,
@@ -153,6 +155,23 @@ def pair_geometry(rel: torch.Tensor, move: torch.Tensor, yaw_after: torch.Tensor
     return torch.stack([along, across, post[..., 2], dist, along.abs(), across.abs()], dim=-1)
 
 
+SHORTFALL_FEATURES = 6
+"""Entries of :func:`shortfall_features` per candidate action."""
+
+
+def shortfall_features(move: torch.Tensor, shortfall: torch.Tensor) -> torch.Tensor:
+    """How every candidate move meets the last step's shortfall.
+
+    ``move`` ``(B, N, 3)`` are the candidate translations and ``shortfall`` ``(B, 3)`` the last
+    step's commanded minus achieved translation (same units). Returns ``(B, N, 6)``:
+    ``move * shortfall`` and ``move * |shortfall|`` per axis. A descent (``move_z < 0``) right
+    after a blocked descent (``shortfall_z < 0``) makes the first z entry positive and the
+    second negative; after a free step (shortfall 0) both are 0, so the features only speak
+    where a contact stopped the gripper."""
+    s = shortfall[:, None, :]
+    return torch.cat([move * s, move * s.abs()], dim=-1)
+
+
 def _masked_pool(
     h: torch.Tensor, present: torch.Tensor, dim: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,6 +209,9 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         self.slot_out = nn.Linear(2 * wa, width, bias=False)
         self.move_fc = nn.Linear(3, width, bias=False)
         self.pair_fc = nn.Linear(PAIR_FEATURES, wa, bias=False) if config.pair_geometry else None
+        if config.command_obs:  # the shortfall meets every pair and the action embedding
+            self.shortfall_pair_fc = nn.Linear(SHORTFALL_FEATURES, wa, bias=False)
+            self.shortfall_fc = nn.Linear(SHORTFALL_FEATURES, width, bias=False)
         _he_init(self)
 
     def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
@@ -217,6 +239,9 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
             "plate": enc["plate"],
             "rel": enc["rel"],
         }
+        if self.config.command_obs:  # status, height, motion (3), command (3); length units
+            sh = enc["status_height"]
+            extras["shortfall"] = sh[:, 5:8] - sh[:, 2:5]
         features = enc["features"]
         return StateEmbedding(
             features, features.new_zeros(features.shape[0], 0), task.long(), extras
@@ -233,6 +258,11 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         k, wa = self.n_slots, cfg.slot_action_width
         move = actions[..., :3] * (cfg.action_translation / cfg.length_scale)  # (B, N, 3)
         per_action = self.slot_action_fc(actions) - self.offset_fc(move)  # (B, N, Wa)
+        blocked = None
+        if cfg.command_obs:
+            shortfall = shortfall_features(move, ex["shortfall"])  # (B, N, 6)
+            per_action = per_action + self.shortfall_pair_fc(shortfall)
+            blocked = self.shortfall_fc(shortfall)
         two_g = 2.0 * (ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw)  # (B, N)
         mix = torch.stack([torch.ones_like(two_g), torch.cos(two_g), torch.sin(two_g)], dim=-1)
         # (B, N, K * Wa): pre-activation of every (action, object) pair
@@ -252,5 +282,6 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         after = ex["grip_xyz"][:, None] + move
         plate_xy = _plate_frame(after[..., :2], ex["plate"])
         moved = self.move_fc(torch.cat([plate_xy, after[..., 2:3]], dim=-1))
-        x = torch.relu(embedding.features.unsqueeze(1) + self.action_fc(actions) + pooled + moved)
+        x = embedding.features.unsqueeze(1) + self.action_fc(actions) + pooled + moved
+        x = torch.relu(x if blocked is None else x + blocked)
         return self.heads(self.merged(x), embedding.task)

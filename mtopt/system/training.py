@@ -31,7 +31,7 @@ from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import ReplayConfig, TaskReplay
 from mtopt.learning.bellman import BellmanUpdater
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from mtopt.learning.networks import QNetworkConfig, stored_network_config
+from mtopt.learning.networks import QNetworkConfig, network_obs_keys, stored_network_config
 from mtopt.learning.trainer import Trainer, TrainerConfig
 from mtopt.policies.cem import CEMConfig
 from mtopt.progress import progress_bar
@@ -149,10 +149,11 @@ def state_learner_config(**overrides: Any) -> TrainConfig:
 
 
 def learner_obs_keys(config: TrainConfig) -> tuple[str, ...]:
-    """Observation keys the learner reads: ``obs``'s, plus ``gripper_motion`` when the
-    Q-network takes it (``trainer.network.motion_obs``)."""
+    """Observation keys the learner reads: ``obs``'s, plus ``gripper_motion`` /
+    ``gripper_command`` when the Q-network takes them (``trainer.network.motion_obs`` /
+    ``command_obs``)."""
     keys = IMAGE_OBS_KEYS if config.obs == "image" else STATE_OBS_KEYS
-    return keys + (("gripper_motion",) if config.trainer.network.motion_obs else ())
+    return keys + network_obs_keys(config.trainer.network)
 
 
 class TrainingRun:

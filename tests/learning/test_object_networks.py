@@ -172,3 +172,61 @@ def test_motion_obs_is_an_input_of_the_state_networks(encoder):
         plain.q_from_embedding(plain.embed(still, task), actions),
         plain.q_from_embedding(plain.embed(blocked, task), actions),
     )
+
+
+def test_shortfall_features_hand_computed():
+    from mtopt.learning.object_networks import shortfall_features
+
+    move = torch.tensor([[[0.0, 0.0, -1.0], [0.5, 0.0, 1.0]]])  # (1, 2, 3): down; aside and up
+    shortfall = torch.tensor([[0.2, 0.0, -1.0]])  # the last descent was stopped entirely
+    out = shortfall_features(move, shortfall)
+    assert out.shape == (1, 2, 6)
+    torch.testing.assert_close(out[0, 0], torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, -1.0]))
+    torch.testing.assert_close(out[0, 1], torch.tensor([0.1, 0.0, -1.0, 0.1, 0.0, 1.0]))
+    # after a free step there is no shortfall and the features are 0
+    assert not shortfall_features(move, torch.zeros(1, 3)).any()
+
+
+def test_command_obs_needs_motion_obs():
+    with pytest.raises(ValueError, match="command_obs=True needs motion_obs=True"):
+        QNetworkConfig(kind="mlp", state_dim=D, command_obs=True)
+
+
+@pytest.mark.parametrize("encoder", ["flat", "objects", "objects-action"])
+def test_command_obs_makes_a_blocked_descent_differ_from_a_still_one(encoder):
+    torch.manual_seed(0)
+    cfg = QNetworkConfig(
+        kind="mlp",
+        state_dim=D,
+        state_encoder=encoder,
+        mlp_width=32,
+        slot_action_width=8,
+        motion_obs=True,
+        command_obs=True,
+    )
+    net = build_q_network(cfg)
+    obs = {**_obs(), "gripper_motion": torch.zeros(3, 3)}
+    task, actions = torch.tensor([0, 3, 8]), torch.rand(3, 4, 6)
+    with pytest.raises(ValueError, match="observation lacks 'gripper_command'"):
+        net.embed(obs, task)
+    # the same achieved motion (none): after a still step, and after a blocked descent
+    still = {**obs, "gripper_command": torch.zeros(3, 3)}
+    blocked = {**obs, "gripper_command": torch.tensor([[0.0, 0.0, -0.05]] * 3)}
+    q_still = net.q_from_embedding(net.embed(still, task), actions)
+    q_blocked = net.q_from_embedding(net.embed(blocked, task), actions)
+    assert not torch.allclose(q_still, q_blocked)
+    if encoder == "objects-action":  # the shortfall reaches the per-(object, action) branch
+        emb = net.embed(blocked, task)
+        torch.testing.assert_close(emb.extras["shortfall"], torch.tensor([[0.0, 0.0, -1.0]] * 3))
+        # the pair branch sees move * shortfall: changing its weights changes Q of a
+        # descent but not of an action without translation (shortfall features 0)
+        descend = torch.tensor([[[0.0, 0.0, -1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.3, 0.0, 0.0]]])
+        descend = descend.expand(3, 2, 6)
+        before = net.q_from_embedding(emb, descend)
+        with torch.no_grad():
+            net.shortfall_pair_fc.weight.add_(
+                torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
+            )
+        after = net.q_from_embedding(net.embed(blocked, task), descend)
+        assert not torch.allclose(before[:, 0], after[:, 0])
+        torch.testing.assert_close(before[:, 1], after[:, 1])

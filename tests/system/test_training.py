@@ -146,13 +146,26 @@ def test_conservative_penalty_on_the_discrete_choices_trains_and_is_validated(tm
         dataclasses.replace(base.trainer, conservative_actions="sampled")
 
 
-def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(tmp_path):
+@pytest.mark.parametrize(
+    ("encoder", "command", "last_key"),
+    [("objects", False, "gripper_motion"), ("objects-action", True, "gripper_command")],
+)
+def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(
+    tmp_path, encoder, command, last_key
+):
     from mtopt.envs.workcell import WorkcellEnv
     from mtopt.policies.q_policy import load_q_policy
     from mtopt.system.fleet import FleetConfig, collect
 
     collect(FleetConfig(out=str(tmp_path / "log"), robots=1, episodes=12, seed=1, progress=False))
-    net = QNetworkConfig(kind="mlp", mlp_width=32, state_encoder="objects", motion_obs=True)
+    net = QNetworkConfig(
+        kind="mlp",
+        mlp_width=32,
+        slot_action_width=8,
+        state_encoder=encoder,
+        motion_obs=True,
+        command_obs=command,
+    )
     cfg = _config(
         tmp_path / "log",
         tmp_path / "o",
@@ -162,9 +175,9 @@ def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(tmp_path):
         trainer=TrainerConfig(network=net, device="cpu"),
     )
     payload = load_checkpoint(train(cfg)["checkpoint"])
-    assert payload["obs_keys"][-1] == "gripper_motion"
+    assert payload["obs_keys"][-1] == last_key
     policy = load_q_policy(list_checkpoints(tmp_path / "o" / "checkpoints")[-1])
-    assert policy.obs_keys[-1] == "gripper_motion"
+    assert policy.obs_keys[-1] == last_key
     env = WorkcellEnv()
     obs, _ = env.reset(seed=0, options={"task": "lift-any"})
     policy.reset(np.random.default_rng(0), task="lift-any")
