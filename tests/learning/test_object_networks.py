@@ -29,10 +29,10 @@ def _obs(batch=3, seed=0):
 ENCODERS = pytest.mark.parametrize("encoder", ["objects", "objects-action"])
 
 
-def _net(encoder="objects"):
+def _net(encoder="objects", **flags):
     torch.manual_seed(0)
     cfg = QNetworkConfig(
-        kind="mlp", state_dim=D, state_encoder=encoder, mlp_width=32, slot_action_width=8
+        kind="mlp", state_dim=D, state_encoder=encoder, mlp_width=32, slot_action_width=8, **flags
     )
     return build_q_network(cfg)
 
@@ -148,16 +148,7 @@ def test_pair_geometry_hand_computed():
 
 @pytest.mark.parametrize("encoder", ["flat", "objects", "objects-action"])
 def test_motion_obs_is_an_input_of_the_state_networks(encoder):
-    torch.manual_seed(0)
-    cfg = QNetworkConfig(
-        kind="mlp",
-        state_dim=D,
-        state_encoder=encoder,
-        mlp_width=32,
-        slot_action_width=8,
-        motion_obs=True,
-    )
-    net = build_q_network(cfg)
+    net = _net(encoder, motion_obs=True)
     obs, task, actions = _obs(), torch.tensor([0, 3, 8]), torch.rand(3, 4, 6)
     with pytest.raises(ValueError, match="observation lacks 'gripper_motion'"):
         net.embed(obs, task)
@@ -194,17 +185,7 @@ def test_command_obs_needs_motion_obs():
 
 @pytest.mark.parametrize("encoder", ["flat", "objects", "objects-action"])
 def test_command_obs_makes_a_blocked_descent_differ_from_a_still_one(encoder):
-    torch.manual_seed(0)
-    cfg = QNetworkConfig(
-        kind="mlp",
-        state_dim=D,
-        state_encoder=encoder,
-        mlp_width=32,
-        slot_action_width=8,
-        motion_obs=True,
-        command_obs=True,
-    )
-    net = build_q_network(cfg)
+    net = _net(encoder, motion_obs=True, command_obs=True)
     obs = {**_obs(), "gripper_motion": torch.zeros(3, 3)}
     task, actions = torch.tensor([0, 3, 8]), torch.rand(3, 4, 6)
     with pytest.raises(ValueError, match="observation lacks 'gripper_command'"):
