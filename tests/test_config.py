@@ -64,3 +64,17 @@ def test_yaml_round_trip(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_config(Outer, tmp_path / "list.yaml")
+
+
+@dataclass(frozen=True)
+class Pairs:
+    pairs: tuple[tuple[str, float], ...] = ()
+    """fixed-length tuples inside a variable-length one"""
+
+
+def test_fixed_length_tuples_are_coerced_item_by_item():
+    assert from_dict(Pairs, {"pairs": [["a", 1], ["b", 2.5]]}) == Pairs((("a", 1.0), ("b", 2.5)))
+    with pytest.raises(ConfigError, match=r"pairs\[0\]: expected 2 items, got 3"):
+        from_dict(Pairs, {"pairs": [["a", 1, 2]]})
+    with pytest.raises(ConfigError, match=r"pairs\[0\]\[1\]: expected a number, got 'x'"):
+        from_dict(Pairs, {"pairs": [["a", "x"]]})

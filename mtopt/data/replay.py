@@ -20,6 +20,12 @@ from typing import Literal
 
 import numpy as np
 
+from mtopt.data.mirror import (
+    MIRRORABLE_OBS_KEYS,
+    MirrorConfig,
+    mirror_transitions,
+    task_slot_permutation,
+)
 from mtopt.data.sampling import draw_bucket_counts, sampling_proportions
 from mtopt.tasks import TaskSet
 
@@ -39,6 +45,8 @@ class ReplayConfig:
     """Re-balanced sampler: fraction of each task's share drawn from its successes."""
     obs_keys: tuple[str, ...] = DEFAULT_OBS_KEYS
     """Observation keys stored for each transition (add ``image`` for the conv network)."""
+    mirror: MirrorConfig = field(default_factory=MirrorConfig)
+    """Mirror augmentation of sampled transitions (off by default; :mod:`mtopt.data.mirror`)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.capacity, int) or self.capacity < 1:
@@ -49,6 +57,13 @@ class ReplayConfig:
             raise ValueError(f"success_fraction must be in (0, 1), got {self.success_fraction!r}")
         if not self.obs_keys:
             raise ValueError("obs_keys must name at least one observation")
+        if self.mirror.probability > 0:
+            bad = [k for k in self.obs_keys if k not in MIRRORABLE_OBS_KEYS]
+            if bad:
+                raise ValueError(
+                    f"the mirror augmentation cannot reflect observation(s) {bad}; with "
+                    f"mirror.probability > 0 obs_keys must come from {MIRRORABLE_OBS_KEYS}"
+                )
 
 
 @dataclass
@@ -122,6 +137,11 @@ class TaskReplay:
         self.total = 0  # transitions ever written
         self.episodes = 0
         self.routed_episodes = np.zeros((len(self.tasks), 2), dtype=np.int64)
+        self._mirror_perm = (
+            task_slot_permutation(task_set, config.mirror.task_pairs)
+            if config.mirror.probability > 0
+            else None
+        )
 
     # -- writing ---------------------------------------------------------------------------
     def _allocate(self, obs: dict[str, np.ndarray], action_dim: int) -> dict[str, np.ndarray]:
@@ -207,7 +227,7 @@ class TaskReplay:
         a = self._arrays
         assert a is not None
         last = a["last"][pos]
-        return TransitionBatch(
+        batch = TransitionBatch(
             obs={k: a[f"obs/{k}"][pos] for k in self.config.obs_keys},
             action=a["action"][pos],
             next_obs={k: a[f"next/{k}"][pos] for k in self.config.obs_keys},
@@ -218,3 +238,10 @@ class TaskReplay:
             label=label.astype(np.float32),
             steps_to_go=a["to_go"][pos].astype(np.float32),
         )
+        if self._mirror_perm is not None:  # drawn only when on: the default stream is unchanged
+            batch = mirror_transitions(
+                batch,
+                self.rng.random(len(batch)) < self.config.mirror.probability,
+                self._mirror_perm,
+            )
+        return batch

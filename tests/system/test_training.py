@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from fakes import TASK_SET, make_fake_episode
+from fakes import STATE_DIM, TASK_SET, make_fake_episode
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
+from mtopt.data.mirror import MirrorConfig
+from mtopt.data.replay import ReplayConfig
 from mtopt.learning.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
@@ -13,12 +15,12 @@ from mtopt.policies.cem import CEMConfig
 from mtopt.system.training import TrainConfig, train
 
 
-def _write_log(path, n=40, tasks=None, seed=0):
+def _write_log(path, n=40, tasks=None, seed=0, state_dim=STATE_DIM):
     rng = np.random.default_rng(seed)
     with EpisodeLogWriter(path, 0, EpisodeLogConfig(shard_episodes=8, fsync=False)) as w:
         for i in range(n):
             task = tasks[i % len(tasks)] if tasks else None
-            w.append(make_fake_episode(rng, task=task, num_steps=5))
+            w.append(make_fake_episode(rng, task=task, num_steps=5, state_dim=state_dim))
     return path
 
 
@@ -47,12 +49,21 @@ def _config(data, out, conservative_weight=0.0, **kw):
     return TrainConfig(**base)
 
 
+MIRROR = {"replay": ReplayConfig(mirror=MirrorConfig(probability=0.5))}
+WORKCELL_STATE = 150  # the mirror augmentation needs the workcell's state layout
+
+
 @pytest.mark.parametrize(
-    ("conservative_weight", "extra"),
-    [(0.0, {}), (0.5, {}), (0.5, {"mc_lower_bound": True})],
+    ("conservative_weight", "extra", "state_dim"),
+    [
+        (0.0, {}, STATE_DIM),
+        (0.5, {}, STATE_DIM),
+        (0.5, {"mc_lower_bound": True}, STATE_DIM),
+        (0.5, MIRROR, WORKCELL_STATE),
+    ],
 )
-def test_resume_gives_identical_results(tmp_path, conservative_weight, extra):
-    log = _write_log(tmp_path / "log")
+def test_resume_gives_identical_results(tmp_path, conservative_weight, extra, state_dim):
+    log = _write_log(tmp_path / "log", state_dim=state_dim)
     cw = conservative_weight
     full = train(_config(log, tmp_path / "a", cw, steps=40, **extra))
     train(_config(log, tmp_path / "b", cw, steps=20, **extra))
