@@ -20,8 +20,10 @@ and of the rest, and the success rate by what the *first* blocked step did.
 With ``--checkpoint`` it also compares the checkpoint's ``Q(s_t, a_t)`` on the logged actions
 of one source's lift episodes with their Monte-Carlo returns ``gamma**(T-1-t) * success``,
 grouped by blocked / free step and by the kind of action: where the Q-function's values
-depart from what the logged actions returned. Ground-truth success is read here for analysis
-only; the learner never sees it.
+depart from what the logged actions returned. If the checkpoint's network has a motion model
+(``network.motion_model``), each group also gets the mean commanded, achieved and predicted
+z translation (cm) of its logged actions: whether the model knows a push will be blocked.
+Ground-truth success is read here for analysis only; the learner never sees it.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def q_against_returns(
     task_set = default_task_set()
     lift_tasks = set(task_set.tasks_of_skill(OBJECT_ACQUISITION))
     obs: dict[str, list] = {k: [] for k in policy.obs_keys}
-    actions, returns, groups, slots = [], [], [], []
+    actions, returns, groups, slots, achieved = [], [], [], [], []
     for ep in EpisodeLogReader(log).episodes(load_images=False):
         if ep.task not in lift_tasks or source_of(ep.policy) != source:
             continue
@@ -122,6 +124,7 @@ def q_against_returns(
             for k in policy.obs_keys:
                 obs[k].append(o[k][t])
             actions.append(ep.actions[t])
+            achieved.append(o["gripper_motion"][t + 1][2])
             returns.append(success * gamma ** (ep.num_steps - 1 - t))
             groups.append(f"{'blocked' if t in blocked else 'free'} {classify(ep.actions[t])}")
             slots.append(task_set.slot(ep.task))
@@ -129,21 +132,30 @@ def q_against_returns(
         raise ValueError(f"no lift episodes of source {source!r} in {log}")
     batch = {k: torch.from_numpy(np.stack(v)) for k, v in obs.items()}
     acts, task = torch.from_numpy(np.stack(actions)), torch.tensor(slots)
-    q = []
+    net = policy.network
+    has_model = bool(getattr(net.config, "motion_model", False))
+    q, predicted = [], []
     with torch.no_grad():
         for i in range(0, len(slots), 4096):
             part = {k: v[i : i + 4096] for k, v in batch.items()}
-            score = policy.network.score_fn(part, task[i : i + 4096])
-            q.append(score(acts[i : i + 4096, None]).reshape(-1).numpy())
+            emb = net.embed(part, task[i : i + 4096])
+            q.append(net.q_from_embedding(emb, acts[i : i + 4096, None]).reshape(-1).numpy())
+            if has_model:  # length units -> metres
+                z = net.predict_motion(emb, acts[i : i + 4096, None])[:, 0, 2]
+                predicted.append(z.numpy() * net.config.length_scale)
     q_all, ret, grp = np.concatenate(q), np.asarray(returns), np.asarray(groups)
-    return {
-        g: {
-            "steps": int((grp == g).sum()),
-            "mc_return": float(ret[grp == g].mean()),
-            "q": float(q_all[grp == g].mean()),
-        }
-        for g in sorted(set(groups))
-    }
+    command = acts[:, 2].numpy() * max_translation
+    result = {}
+    for g in sorted(set(groups)):
+        m = grp == g
+        row = {"steps": int(m.sum()), "mc_return": float(ret[m].mean())}
+        row["q"] = float(q_all[m].mean())
+        if has_model:
+            row["dz_commanded_cm"] = 100 * float(command[m].mean())
+            row["dz_achieved_cm"] = 100 * float(np.asarray(achieved)[m].mean())
+            row["dz_predicted_cm"] = 100 * float(np.concatenate(predicted)[m].mean())
+        result[g] = row
+    return result
 
 
 def _rate(a: dict, key: str) -> str:
@@ -181,12 +193,20 @@ def main() -> None:
         calib = q_against_returns(
             args.checkpoint, args.log, args.source, WorkcellConfig().max_translation
         )
-        lines = ["| steps of " + args.source + " | n | Monte-Carlo return | Q | Q / return |"]
-        lines.append("|---|---:|---:|---:|---:|")
+        model = any("dz_predicted_cm" in v for v in calib.values())
+        extra = " dz commanded / achieved / predicted (cm) |" if model else ""
+        lines = [f"| steps of {args.source} | n | Monte-Carlo return | Q | Q / return |{extra}"]
+        lines.append("|---|---:|---:|---:|---:|" + ("---|" if model else ""))
         for g, v in calib.items():
             ratio = v["q"] / v["mc_return"] if v["mc_return"] > 0 else float("nan")
+            dz = (
+                f" {v['dz_commanded_cm']:.2f} / {v['dz_achieved_cm']:.2f} / "
+                f"{v['dz_predicted_cm']:.2f} |"
+                if model
+                else ""
+            )
             lines.append(
-                f"| {g} | {v['steps']} | {v['mc_return']:.3f} | {v['q']:.3f} | {ratio:.2f} |"
+                f"| {g} | {v['steps']} | {v['mc_return']:.3f} | {v['q']:.3f} | {ratio:.2f} |{dz}"
             )
         logger.info("\n".join(lines))
         result["q_against_returns"] = calib

@@ -109,6 +109,18 @@ class QNetworkConfig:
     inside the per-(object, action) branch (:func:`mtopt.learning.object_networks.shortfall_
     features`): that branch places objects relative to the gripper as if the move happens, and
     a descent right after a blocked one does not happen (docs/RESULTS.md, session 12)."""
+    motion_model: bool = False
+    """``objects-action`` encoder: learn where a candidate move actually takes the gripper,
+    and place the objects of the per-(object, action) branch relative to that *predicted
+    achieved* move instead of the commanded one. A small per-(object, action) network
+    (:meth:`mtopt.learning.object_networks.ObjectActionQNetwork.predict_motion`) is regressed
+    onto the logged achieved translation (the next observation's ``gripper_motion``) with the
+    trainer's ``motion_model_weight``; the Q-function sees its prediction without passing
+    gradients into it. A descent onto a neighbour that the model predicts blocked no longer
+    looks like one that ends with the fingers around an object (docs/RESULTS.md, session 14).
+    Needs ``motion_obs``."""
+    motion_model_width: int = 32
+    """``motion_model``: width of the motion model's per-(object, action) and output layers."""
     pair_geometry: bool = True
     """``objects-action`` encoder: also feed every (action, object) pair the object's offset
     from the gripper *after* the move in the turned gripper's frame, its distance and the
@@ -142,7 +154,7 @@ class QNetworkConfig:
             raise ValueError(f"heads must be one of {HEADS}, got {self.heads!r}")
         positive = ("task_capacity", "action_dim", "image_height", "image_width")
         positive += ("conv_channels", "tower_layers", "head_conv_layers", "fc_width")
-        positive += ("mlp_width", "mlp_state_layers", "slot_action_width")
+        positive += ("mlp_width", "mlp_state_layers", "slot_action_width", "motion_model_width")
         for name in positive:
             _check_int(name, getattr(self, name), 1)
         _check_int("mlp_merged_layers", self.mlp_merged_layers, 0)
@@ -165,6 +177,13 @@ class QNetworkConfig:
             raise ValueError(
                 "command_obs=True needs motion_obs=True (the shortfall is the "
                 "command minus the achieved motion)"
+            )
+        if self.motion_model and (self.state_encoder != "objects-action" or not self.motion_obs):
+            raise ValueError(
+                "motion_model=True needs state_encoder='objects-action' and motion_obs=True "
+                f"(got state_encoder={self.state_encoder!r}, motion_obs={self.motion_obs!r}): "
+                "it predicts the achieved move for the per-(object, action) branch and is "
+                "trained on the logged gripper_motion"
             )
         for name, depth in (
             ("tower_pool_after", self.tower_layers),

@@ -212,7 +212,18 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         if config.command_obs:  # the shortfall meets every pair and the action embedding
             self.shortfall_pair_fc = nn.Linear(SHORTFALL_FEATURES, wa, bias=False)
             self.shortfall_fc = nn.Linear(SHORTFALL_FEATURES, width, bias=False)
+        if config.motion_model:
+            hm = config.motion_model_width
+            self.motion_pair_fc = nn.Linear(PAIR_FEATURES, hm)
+            self.motion_slot_fc = nn.Linear(config.object_dim, hm, bias=False)
+            self.motion_hidden = nn.Linear(hm, hm)
+            # pooled pairs, the action, gripper xyz, the commanded move, status and height
+            self.motion_fc = nn.Linear(hm + config.action_dim + 3 + 3 + 2, hm)
+            self.motion_out = nn.Linear(hm, 3)
         _he_init(self)
+        if config.motion_model:  # an untrained model predicts that the command happens
+            nn.init.zeros_(self.motion_out.weight)
+            nn.init.zeros_(self.motion_out.bias)
 
     def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
         enc = self._encode(obs, task)
@@ -238,6 +249,8 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
             "grip_xyz": grip[:, :3],
             "plate": enc["plate"],
             "rel": enc["rel"],
+            "slots": slots,
+            "status_height": enc["status_height"],
         }
         if self.config.command_obs:  # status, height, motion (3), command (3); length units
             sh = enc["status_height"]
@@ -247,20 +260,51 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
             features, features.new_zeros(features.shape[0], 0), task.long(), extras
         )
 
+    def _extras(self, embedding: StateEmbedding) -> dict[str, torch.Tensor]:
+        if embedding.extras is None:
+            raise ValueError("embedding lacks the objects-action extras; use this net's embed()")
+        return embedding.extras
+
+    def predict_motion(self, embedding: StateEmbedding, actions: torch.Tensor) -> torch.Tensor:
+        """The motion model (``config.motion_model``): the gripper translation each candidate
+        action ``(B, N, A)`` achieves, ``(B, N, 3)`` in the network's length units (metres /
+        ``length_scale``). Every (action, object) pair sees the object's offset from the
+        gripper after the *commanded* move (:func:`pair_geometry`) and the object's slot;
+        pooled over present objects, with the action, the gripper position, status and
+        height, it predicts the commanded move plus a correction (zero before training)."""
+        cfg = self.config
+        if not cfg.motion_model:
+            raise ValueError("predict_motion needs a network built with motion_model=True")
+        self._check_actions(embedding, actions)
+        ex = self._extras(embedding)
+        b, n = actions.shape[:2]
+        move = actions[..., :3] * (cfg.action_translation / cfg.length_scale)
+        yaw_after = ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw
+        pair = self.motion_pair_fc(pair_geometry(ex["rel"], move, yaw_after))  # (B, N, K, H)
+        h = torch.relu(pair + self.motion_slot_fc(ex["slots"])[:, None])
+        h = torch.relu(self.motion_hidden(h)) * ex["present"][:, None]
+        per_state = torch.cat([ex["grip_xyz"], ex["status_height"][:, :2]], dim=1)
+        glob = torch.cat(
+            [h.amax(dim=2), actions, move, per_state[:, None].expand(b, n, -1)], dim=-1
+        )
+        return move + self.motion_out(torch.relu(self.motion_fc(glob)))
+
     def q_logits_from_embedding(
         self, embedding: StateEmbedding, actions: torch.Tensor
     ) -> torch.Tensor:
         self._check_actions(embedding, actions)
-        cfg, ex = self.config, embedding.extras
-        if ex is None:
-            raise ValueError("embedding lacks the objects-action extras; use this net's embed()")
+        cfg = self.config
+        ex = self._extras(embedding)
         b, n = actions.shape[:2]
         k, wa = self.n_slots, cfg.slot_action_width
-        move = actions[..., :3] * (cfg.action_translation / cfg.length_scale)  # (B, N, 3)
+        command = actions[..., :3] * (cfg.action_translation / cfg.length_scale)  # (B, N, 3)
+        # where the branch moves the gripper: the command, or the motion model's prediction
+        # of what the command achieves (no gradient from Q into the model)
+        move = self.predict_motion(embedding, actions).detach() if cfg.motion_model else command
         per_action = self.slot_action_fc(actions) - self.offset_fc(move)  # (B, N, Wa)
         blocked = None
         if cfg.command_obs:
-            shortfall = shortfall_features(move, ex["shortfall"])  # (B, N, 6)
+            shortfall = shortfall_features(command, ex["shortfall"])  # (B, N, 6)
             per_action = per_action + self.shortfall_pair_fc(shortfall)
             blocked = self.shortfall_fc(shortfall)
         two_g = 2.0 * (ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw)  # (B, N)

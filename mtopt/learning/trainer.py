@@ -21,6 +21,7 @@ from mtopt.learning.networks import QNetwork, QNetworkConfig, build_q_network
 from mtopt.learning.targets import (
     conservative_penalty,
     hard_update,
+    motion_model_loss,
     polyak_update,
     q_log_loss,
 )
@@ -78,6 +79,9 @@ class TrainerConfig:
     that CEM exploited on offline data), so motion is not penalised toward the logged one."""
     conservative_temperature: float = 0.1
     """Temperature of the penalty's soft maximum over the drawn actions' Q (-> 0: hard max)."""
+    motion_model_weight: float = 1.0
+    """Weight of the motion model's squared error (``network.motion_model``): its predicted
+    achieved translation against the logged one, in the network's length units."""
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
@@ -90,6 +94,8 @@ class TrainerConfig:
             )
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("grad_clip and weight_decay must be >= 0")
+        if not self.motion_model_weight >= 0:
+            raise ValueError(f"motion_model_weight must be >= 0, got {self.motion_model_weight!r}")
         if not self.conservative_weight >= 0:
             raise ValueError(f"conservative_weight must be >= 0, got {self.conservative_weight!r}")
         if self.conservative_actions not in CONSERVATIVE_ACTIONS:
@@ -132,8 +138,21 @@ class Trainer:
         cfg = self.config
         embedding = self.online.embed(batch.obs, batch.task)
         logits = self.online.q_logits_from_embedding(embedding, batch.action.unsqueeze(1))[:, 0]
+        loss, extra = q_log_loss(logits, batch.target), {}
+        if cfg.network.motion_model:
+            if batch.achieved_motion is None:
+                raise ValueError(
+                    "network.motion_model needs batches with achieved_motion (transitions "
+                    "whose next_obs holds 'gripper_motion')"
+                )
+            predicted = self.online.predict_motion(embedding, batch.action.unsqueeze(1))[:, 0]
+            motion_loss = motion_model_loss(
+                predicted, batch.achieved_motion.float() / cfg.network.length_scale
+            )
+            loss = loss + cfg.motion_model_weight * motion_loss
+            extra["motion_loss"] = float(motion_loss.detach())
         if cfg.conservative_weight == 0:
-            return q_log_loss(logits, batch.target), logits, {}
+            return loss, logits, extra
         if cfg.conservative_actions == "discrete":
             sampled = discrete_alternatives(batch.action, WORKCELL_ACTION_SPEC)
         else:
@@ -149,8 +168,8 @@ class Trainer:
             logits,
             cfg.conservative_temperature,
         )
-        loss = q_log_loss(logits, batch.target) + cfg.conservative_weight * penalty
-        return loss, logits, {"conservative_penalty": float(penalty.detach())}
+        loss = loss + cfg.conservative_weight * penalty
+        return loss, logits, {**extra, "conservative_penalty": float(penalty.detach())}
 
     def train_step(self, batch: TrainBatch) -> dict[str, float]:
         """One Adam step on the log loss; then maintain the target networks."""
