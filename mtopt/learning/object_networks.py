@@ -280,9 +280,12 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         b, n = actions.shape[:2]
         move = actions[..., :3] * (cfg.action_translation / cfg.length_scale)
         yaw_after = ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw
-        pair = self.motion_pair_fc(pair_geometry(ex["rel"], move, yaw_after))  # (B, N, K, H)
-        h = torch.relu(pair + self.motion_slot_fc(ex["slots"])[:, None])
-        h = torch.relu(self.motion_hidden(h)) * ex["present"][:, None]
+        h = self.motion_pair_fc(pair_geometry(ex["rel"], move, yaw_after))  # (B, N, K, H)
+        per_slot = self.motion_slot_fc(ex["slots"])[:, None]
+        if torch.is_grad_enabled():
+            h = torch.relu(self.motion_hidden(torch.relu(h + per_slot))) * ex["present"][:, None]
+        else:  # CEM: the same arithmetic in place
+            h = self.motion_hidden(h.add_(per_slot).relu_()).relu_().mul_(ex["present"][:, None])
         per_state = torch.cat([ex["grip_xyz"], ex["status_height"][:, :2]], dim=1)
         glob = torch.cat(
             [h.amax(dim=2), actions, move, per_state[:, None].expand(b, n, -1)], dim=-1

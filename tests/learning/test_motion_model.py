@@ -134,3 +134,17 @@ def test_trainer_learns_which_descents_are_blocked():
 def test_motion_model_weight_is_validated():
     with pytest.raises(ValueError, match="motion_model_weight must be >= 0, got -1"):
         TrainerConfig(motion_model_weight=-1.0)
+
+
+def test_in_place_cem_path_equals_the_autograd_path():
+    net = build_q_network(_config())
+    with torch.no_grad():  # a non-trivial model
+        net.motion_out.weight.normal_(generator=torch.Generator().manual_seed(3))
+    obs, actions, _ = _scene(4, 2)
+    cand = actions[:, None].expand(4, 5, 6) + torch.linspace(-0.3, 0.3, 5)[None, :, None]
+    emb = net.embed(obs, torch.zeros(4, dtype=torch.long))
+    grad_path = net.predict_motion(emb, cand)
+    with torch.no_grad():
+        torch.testing.assert_close(net.predict_motion(emb, cand), grad_path.detach())
+        q = net.q_logits_from_embedding(emb, cand)
+    torch.testing.assert_close(q, net.q_logits_from_embedding(emb, cand).detach())
