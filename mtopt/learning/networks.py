@@ -121,6 +121,10 @@ class QNetworkConfig:
     Needs ``motion_obs``."""
     motion_model_width: int = 32
     """``motion_model``: width of the motion model's per-(object, action) and output layers."""
+    motion_model_history: bool = False
+    """``motion_model``: also give the model the last step's achieved translation (the
+    ``gripper_motion`` observation; with ``command_obs`` the last command too). A descent
+    right after a blocked one is usually blocked again."""
     pair_geometry: bool = True
     """``objects-action`` encoder: also feed every (action, object) pair the object's offset
     from the gripper *after* the move in the turned gripper's frame, its distance and the

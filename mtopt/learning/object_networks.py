@@ -218,7 +218,8 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
             self.motion_slot_fc = nn.Linear(config.object_dim, hm, bias=False)
             self.motion_hidden = nn.Linear(hm, hm)
             # pooled pairs, the action, gripper xyz, the commanded move, status and height
-            self.motion_fc = nn.Linear(hm + config.action_dim + 3 + 3 + 2, hm)
+            history = (3 + 3 * config.command_obs) * config.motion_model_history
+            self.motion_fc = nn.Linear(hm + config.action_dim + 3 + 3 + 2 + history, hm)
             self.motion_out = nn.Linear(hm, 3)
         _he_init(self)
         if config.motion_model:  # an untrained model predicts that the command happens
@@ -271,7 +272,8 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         ``length_scale``). Every (action, object) pair sees the object's offset from the
         gripper after the *commanded* move (:func:`pair_geometry`) and the object's slot;
         pooled over present objects, with the action, the gripper position, status and
-        height, it predicts the commanded move plus a correction (zero before training)."""
+        height (and with ``motion_model_history`` the last step's motion), it predicts the
+        commanded move plus a correction (zero before training)."""
         cfg = self.config
         if not cfg.motion_model:
             raise ValueError("predict_motion needs a network built with motion_model=True")
@@ -286,7 +288,8 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
             h = torch.relu(self.motion_hidden(torch.relu(h + per_slot))) * ex["present"][:, None]
         else:  # CEM: the same arithmetic in place
             h = self.motion_hidden(h.add_(per_slot).relu_()).relu_().mul_(ex["present"][:, None])
-        per_state = torch.cat([ex["grip_xyz"], ex["status_height"][:, :2]], dim=1)
+        sh = ex["status_height"]  # status, height (, last motion (, last command))
+        per_state = torch.cat([ex["grip_xyz"], sh if cfg.motion_model_history else sh[:, :2]], 1)
         glob = torch.cat(
             [h.amax(dim=2), actions, move, per_state[:, None].expand(b, n, -1)], dim=-1
         )

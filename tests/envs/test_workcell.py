@@ -353,3 +353,39 @@ def test_nearest_object_offset_reads_present_slots_only():
     )
     empty = np.zeros_like(state)
     assert np.all(np.isinf(nearest_object_offset(empty)))
+
+
+@pytest.mark.parametrize("kind", ["object far away", "gripper jump"])
+def test_a_divergence_without_a_mujoco_warning_also_ends_the_episode(kind):
+    env = WorkcellEnv()
+    env.reset(seed=3, options={"task": "lift-any"})
+    b0, _ = env._body_range
+    body = b0 + int(np.flatnonzero(~env._absent)[0])
+    if kind == "object far away":  # an ejected object, as the logs held (1e5 m)
+        adr = env.model.jnt_qposadr[env.model.body_jntadr[body]]
+        env.data.qpos[adr : adr + 3] = [0.0, 2.0, 0.5]
+        action = np.zeros(6, dtype=np.float32)
+    else:  # the gripper is thrown 0.3 m up within a step that commanded a descent
+        env.data.qpos[2] -= 0.3
+        action = np.array([0, 0, -1, 0, 0, 0], dtype=np.float32)
+    _obs, reward, _terminated, truncated, info = env.step(action)
+    assert info.get("physics_unstable") is True and truncated and reward == 0.0
+    env.reset(seed=4)
+    for _ in range(3):  # ordinary full-speed steps are not flagged
+        _, _, _, truncated, info = env.step(np.array([1, 1, -1, 1, 0, 0], dtype=np.float32))
+        assert "physics_unstable" not in info and not truncated
+    env.close()
+
+
+def test_a_scene_whose_settle_blows_up_is_resampled(monkeypatch):
+    env = WorkcellEnv()
+    verdicts = iter([True, True, False])  # the first two settles "threw an object out"
+    monkeypatch.setattr(env, "_objects_diverged", lambda: next(verdicts))
+    env.reset(seed=5, options={"task": "lift-any"})
+    assert env.resampled_scenes == 2
+    monkeypatch.setattr(env, "_objects_diverged", lambda: True)
+    with pytest.raises(RuntimeError, match="no stable 'random' scene in 20 attempts"):
+        env.reset()
+    with pytest.raises(ValueError, match="chain=True needs a previous episode"):
+        env.reset(options={"chain": True})
+    env.close()
