@@ -124,14 +124,15 @@ def test_gripper_lifts_a_bottle(env: WorkcellEnv) -> None:
     env.reset(seed=13, options={"scene": "evaluation"})
     slot = env.categories.index("bottle")
     gx, gy, gyaw = env.data.qpos[0], env.data.qpos[1], env.data.qpos[3]
-    # stand the bottle upright right under the open gripper; float the others far above
+    # stand the bottle upright right under the open gripper; float the others beside the
+    # bins, out of the gripper's reach but inside the workcell's divergence box
     _teleport(env, slot, (gx, gy, scene.SHAPES["bottle"].half_extent[2] + 0.001), gyaw)
     others = [i for i, c in enumerate(env.categories) if c is not None and i != slot]
     gravcomp = env.model.body_gravcomp.copy()
     try:
         for k, other in enumerate(others):
             env.model.body_gravcomp[env._body[other]] = 1.0
-            _teleport(env, other, (0.0, -0.2 + 0.1 * k, 1.0))
+            _teleport(env, other, (0.38, -0.2 + 0.1 * k, 0.4))
         for _ in range(4):
             env.step(np.array([0, 0, -1, 0, 0, 0], dtype=np.float32))
         env.step(np.array([0, 0, 0, 0, 1, 0], dtype=np.float32))
