@@ -53,7 +53,8 @@ DIVERGED_LOW = np.array([-0.45, -0.70, -0.05])
 """Lower corner (m) of the box a present object never leaves unless the contact solver threw
 it (the bins span |x| < 0.2, |y| < 0.41 and held objects stay below 0.35 m). In 6,000
 scripted episodes 99.8 % of the object positions were within |x| < 0.17, -0.39 < y < 0.34,
-z < 0.24; 1 in 1,700 were outside this box, flung up to 1.5 m (older logs: up to 1e5 m)."""
+z < 0.24; 1 in 1,700 were outside |x| < 0.4, |y| < 0.65, -0.05 < z < 0.6: objects flung up
+to 1.5 m (older logs: up to 1e5 m)."""
 DIVERGED_HIGH = np.array([0.45, 0.70, 0.60])
 """Upper corner (m) of that box."""
 SCENE_ATTEMPTS = 20
