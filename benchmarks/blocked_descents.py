@@ -145,6 +145,8 @@ def q_against_returns(
                 predicted.append(z.numpy() * net.config.length_scale)
     q_all, ret, grp = np.concatenate(q), np.asarray(returns), np.asarray(groups)
     command = acts[:, 2].numpy() * max_translation
+    achieved_z = np.asarray(achieved)
+    predicted_z = np.concatenate(predicted) if has_model else None
     result = {}
     for g in sorted(set(groups)):
         m = grp == g
@@ -152,8 +154,8 @@ def q_against_returns(
         row["q"] = float(q_all[m].mean())
         if has_model:
             row["dz_commanded_cm"] = 100 * float(command[m].mean())
-            row["dz_achieved_cm"] = 100 * float(np.asarray(achieved)[m].mean())
-            row["dz_predicted_cm"] = 100 * float(np.concatenate(predicted)[m].mean())
+            row["dz_achieved_cm"] = 100 * float(achieved_z[m].mean())
+            row["dz_predicted_cm"] = 100 * float(predicted_z[m].mean())
         result[g] = row
     return result
 

@@ -298,6 +298,13 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
     def q_logits_from_embedding(
         self, embedding: StateEmbedding, actions: torch.Tensor
     ) -> torch.Tensor:
+        return self.q_logits_and_motion(embedding, actions)[0]
+
+    def q_logits_and_motion(
+        self, embedding: StateEmbedding, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Q logits ``(B, N)`` and, with ``motion_model``, the predicted achieved moves
+        ``(B, N, 3)`` they used (with gradients, for the trainer's motion loss), else None."""
         self._check_actions(embedding, actions)
         cfg = self.config
         ex = self._extras(embedding)
@@ -306,7 +313,8 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         command = actions[..., :3] * (cfg.action_translation / cfg.length_scale)  # (B, N, 3)
         # where the branch moves the gripper: the command, or the motion model's prediction
         # of what the command achieves (no gradient from Q into the model)
-        move = self.predict_motion(embedding, actions).detach() if cfg.motion_model else command
+        predicted = self.predict_motion(embedding, actions) if cfg.motion_model else None
+        move = command if predicted is None else predicted.detach()
         per_action = self.slot_action_fc(actions) - self.offset_fc(move)  # (B, N, Wa)
         blocked = None
         if cfg.command_obs:
@@ -334,4 +342,4 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         moved = self.move_fc(torch.cat([plate_xy, after[..., 2:3]], dim=-1))
         x = embedding.features.unsqueeze(1) + self.action_fc(actions) + pooled + moved
         x = torch.relu(x if blocked is None else x + blocked)
-        return self.heads(self.merged(x), embedding.task)
+        return self.heads(self.merged(x), embedding.task), predicted

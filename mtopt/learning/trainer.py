@@ -137,17 +137,23 @@ class Trainer:
         """The log loss (plus the conservative penalty when enabled) and the batch logits."""
         cfg = self.config
         embedding = self.online.embed(batch.obs, batch.task)
-        logits = self.online.q_logits_from_embedding(embedding, batch.action.unsqueeze(1))[:, 0]
-        loss, extra = q_log_loss(logits, batch.target), {}
-        if cfg.network.motion_model:
+        if cfg.network.motion_model:  # the motion model's predictions come with the logits
             if batch.achieved_motion is None:
                 raise ValueError(
                     "network.motion_model needs batches with achieved_motion (transitions "
                     "whose next_obs holds 'gripper_motion')"
                 )
-            predicted = self.online.predict_motion(embedding, batch.action.unsqueeze(1))[:, 0]
+            logits, predicted = self.online.q_logits_and_motion(
+                embedding, batch.action.unsqueeze(1)
+            )
+            logits = logits[:, 0]
+        else:
+            logits = self.online.q_logits_from_embedding(embedding, batch.action.unsqueeze(1))
+            logits = logits[:, 0]
+        loss, extra = q_log_loss(logits, batch.target), {}
+        if cfg.network.motion_model:
             motion_loss = motion_model_loss(
-                predicted, batch.achieved_motion.float() / cfg.network.length_scale
+                predicted[:, 0], batch.achieved_motion.float() / cfg.network.length_scale
             )
             loss = loss + cfg.motion_model_weight * motion_loss
             extra["motion_loss"] = float(motion_loss.detach())
