@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -63,10 +63,20 @@ def episode_seed(base: int, task_index: int, k: int) -> int:
     return int(np.random.SeedSequence([base, task_index, k]).generate_state(1)[0])
 
 
-def run_task_episode(
+class Attempt(NamedTuple):
+    """The outcome of one evaluation attempt."""
+
+    success: bool
+    """Ground-truth success for the attempted task."""
+    unstable: bool
+    """The simulation blew up (``info["physics_unstable"]``): the workcell ended the episode
+    and scored it as a failure of every task."""
+
+
+def run_task_attempt(
     env: WorkcellEnv, policy: EpisodePolicy, task: str, seed: int, task_set: TaskSet
-) -> bool:
-    """One evaluation attempt of ``task``; returns the ground-truth success."""
+) -> Attempt:
+    """One evaluation attempt of ``task``: its success and whether the physics blew up."""
     options: dict[str, Any] = {"scene": "evaluation", "task": task}
     if task_set[task].skill != OBJECT_ACQUISITION:
         options["grasped"] = True
@@ -77,7 +87,16 @@ def run_task_episode(
         obs, _reward, terminated, truncated, info = env.step(policy.act(obs))
         done = terminated or truncated
     names = list(info["task_names"])
-    return bool(info["success"][names.index(task)])
+    return Attempt(
+        bool(info["success"][names.index(task)]), bool(info.get("physics_unstable", False))
+    )
+
+
+def run_task_episode(
+    env: WorkcellEnv, policy: EpisodePolicy, task: str, seed: int, task_set: TaskSet
+) -> bool:
+    """One evaluation attempt of ``task``; returns the ground-truth success."""
+    return run_task_attempt(env, policy, task, seed, task_set).success
 
 
 def evaluate(
@@ -101,11 +120,13 @@ def evaluate(
         for task in tasks:
             policy = policy_for_task(task)
             slot = task_set.slot(task)
-            wins = 0
+            wins = unstable = 0
             for k in range(config.episodes_per_task):
-                wins += run_task_episode(
+                attempt = run_task_attempt(
                     env, policy, task, episode_seed(config.seed, slot, k), task_set
                 )
+                wins += attempt.success
+                unstable += attempt.unstable
                 bar.update(1)
             n = config.episodes_per_task
             lo, hi = wilson_interval(wins, n)
@@ -114,10 +135,11 @@ def evaluate(
                 "episodes": n,
                 "successes": wins,
                 "ci95": [lo, hi],
+                "physics_unstable": unstable,
             }
             if train_episode_counts is not None:
                 results[task]["train_episodes"] = int(train_episode_counts.get(task, 0))
-            logger.info("%s: %d/%d", task, wins, n)
+            logger.info("%s: %d/%d (%d ended by a physics blow-up)", task, wins, n, unstable)
     finally:
         bar.close()
         env.close()
@@ -131,13 +153,20 @@ def evaluate(
 
 
 def format_eval_table(result: dict[str, Any], title: str = "success rate") -> str:
-    """Per-task rows with 95 % CI, then the summary rows of paper Table 4."""
-    lines = [f"{'task':<18}{title:>14}{'95% CI':>18}{'train eps':>11}", "-" * 61]
+    """Per-task rows with 95 % CI, then the summary rows of paper Table 4.
+
+    The ``unstable`` column counts the attempts that a physics blow-up ended (scored as
+    failures; results written before the count existed show ``-``)."""
+    header = f"{'task':<18}{title:>14}{'95% CI':>18}{'train eps':>11}{'unstable':>10}"
+    lines = [header, "-" * len(header)]
     for task, r in result["tasks"].items():
         lo, hi = r["ci95"]
         tr = r.get("train_episodes", "")
-        lines.append(f"{task:<18}{r['success_rate']:>14.2f}{f'[{lo:.2f}, {hi:.2f}]':>18}{tr:>11}")
-    lines.append("-" * 61)
+        un = r.get("physics_unstable", "-")
+        lines.append(
+            f"{task:<18}{r['success_rate']:>14.2f}{f'[{lo:.2f}, {hi:.2f}]':>18}{tr:>11}{un:>10}"
+        )
+    lines.append("-" * len(header))
     for key, label in SUMMARY_LABELS.items():
         v = result["summary"][key]
         lines.append(f"{label:<18}{'-' if np.isnan(v) else f'{v:.2f}':>14}")

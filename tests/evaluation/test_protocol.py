@@ -1,0 +1,53 @@
+"""The evaluation attempt reports physics blow-ups, and the table shows their count."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mtopt.envs.workcell import WorkcellEnv
+from mtopt.evaluation.protocol import Attempt, format_eval_table, run_task_attempt
+from mtopt.evaluation.summary import summarize
+from mtopt.tasks import default_task_set
+
+TERMINATE = np.array([0, 0, 0, 0, 0, 1], dtype=np.float32)
+
+
+class _Policy:
+    """Terminates at once; with ``blow_up`` it first corrupts the simulation as a contact
+    explosion would (MuJoCo meets a NaN velocity)."""
+
+    def __init__(self, env: WorkcellEnv, blow_up: bool) -> None:
+        self.env, self.blow_up = env, blow_up
+
+    def reset(self, rng: np.random.Generator, task: str | None = None) -> None:
+        self.steps = 0
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        self.steps += 1
+        if self.blow_up and self.steps == 1:
+            self.env.data.qvel[0] = np.nan
+            return np.zeros(6, dtype=np.float32)
+        return TERMINATE
+
+
+def test_an_attempt_ended_by_a_blow_up_is_a_failure_and_is_reported():
+    env, tasks = WorkcellEnv(), default_task_set()
+    try:
+        calm = run_task_attempt(env, _Policy(env, False), "lift-any", 5, tasks)
+        assert calm == Attempt(success=False, unstable=False)
+        broken = run_task_attempt(env, _Policy(env, True), "lift-any", 5, tasks)
+        assert broken == Attempt(success=False, unstable=True)
+    finally:
+        env.close()
+
+
+def test_the_table_shows_the_unstable_count_and_a_dash_for_old_results():
+    rows = {
+        "lift-any": {"success_rate": 0.5, "ci95": [0.3, 0.7], "physics_unstable": 7},
+        "place-any": {"success_rate": 0.8, "ci95": [0.6, 0.9]},  # written before the count
+    }
+    table = format_eval_table({"tasks": rows, "summary": summarize({"a": 0.5, "b": 0.8})})
+    lift = next(line for line in table.splitlines() if line.startswith("lift-any"))
+    place = next(line for line in table.splitlines() if line.startswith("place-any"))
+    assert "unstable" in table.splitlines()[0]
+    assert lift.split()[-1] == "7" and place.split()[-1] == "-"
