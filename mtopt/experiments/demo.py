@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
+from mtopt.envs.workcell_config import WorkcellConfig
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.jsonio import write_json
@@ -102,6 +103,9 @@ class DemoConfig:
     success_detector: SDTrainConfig = field(default_factory=_demo_sd_config)
     """Success detector trained on the bootstrap log under ``train.rewards: success_detector``
     when ``train.success_detector`` is not given (log, out, seed are set by the demo)."""
+    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
+    """The simulated workcell of the fleet and of the evaluation (e.g. its contact settings,
+    ``--workcell.impratio``)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -145,6 +149,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             stuck_epsilon=config.stuck_epsilon,
             stuck_escape=config.stuck_escape,
             cem=config.policy_cem,
+            workcell=config.workcell,
             progress=config.progress,
         )
         s = collect(cfg)
@@ -208,9 +213,12 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         episodes_per_task=config.eval_episodes_per_task,
         seed=10_000 + config.seed,
         progress=config.progress,
+        workcell=config.workcell,
     )
     t = time.time()
-    policy = load_q_policy(checkpoint, cem=config.policy_cem)
+    policy = load_q_policy(
+        checkpoint, cem=config.policy_cem, max_translation=config.workcell.max_translation
+    )
     results = {
         "mt-opt": evaluate(lambda task: policy, protocol, counts),
         "scripted": evaluate(scripted_policy_for, protocol, counts),

@@ -118,6 +118,53 @@ def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     assert seen["eval"] == (str(ckpt), finer, 0.0, 0.0)
 
 
+def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
+    """``workcell`` (e.g. its contact settings) is the fleet's and the evaluation's."""
+    from mtopt.envs.workcell_config import WorkcellConfig
+    from mtopt.experiments import demo
+
+    softer = WorkcellConfig(impratio=5.0)
+    seen = {}
+    ckpt = tmp_path / "ck.pt"
+    ckpt.write_bytes(b"")
+
+    class _StopError(Exception):
+        pass
+
+    def fake_collect(cfg):
+        seen.setdefault("fleet", []).append(cfg.workcell)
+        return {"episodes": cfg.episodes, "episodes_per_s": 1.0}
+
+    def fake_evaluate(policy_for_task, protocol, counts):
+        seen["eval"] = protocol.workcell
+        raise _StopError
+
+    monkeypatch.setattr(demo, "collect", fake_collect)
+    monkeypatch.setattr(
+        demo,
+        "train",
+        lambda cfg: {"step": 1, "samples_per_s": 1.0, "loss": 0.0, "checkpoint": str(ckpt)},
+    )
+    monkeypatch.setattr(demo, "dataset_stats", lambda log: {"tasks": {}})
+    monkeypatch.setattr(demo, "write_stats_json", lambda stats, path: None)
+    monkeypatch.setattr(demo, "load_q_policy", lambda checkpoint, **kw: object())
+    monkeypatch.setattr(demo, "evaluate", fake_evaluate)
+    base = DemoConfig()
+    cfg = replace(
+        base,
+        out=str(tmp_path / "d"),
+        rounds=1,
+        workcell=softer,
+        train=replace(base.train, rewards="oracle"),
+    )
+    import pytest
+
+    with pytest.raises(_StopError):
+        run_demo(cfg)
+    assert seen["fleet"] == [softer, softer]
+    assert seen["eval"] == softer
+
+
 def test_demo_stuck_epsilon_must_be_a_probability():
     import pytest
 
