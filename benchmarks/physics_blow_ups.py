@@ -21,11 +21,10 @@ import platform
 from dataclasses import dataclass, field
 
 import tyro
-from tqdm import tqdm
 
 from mtopt.envs import scene
-from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-from mtopt.evaluation.protocol import ProtocolConfig, episode_seed, run_task_attempt
+from mtopt.envs.workcell import WorkcellConfig
+from mtopt.evaluation.protocol import EpisodePolicy, ProtocolConfig, evaluate
 from mtopt.policies.aimed import AimedPickPolicy, AimedPlacePolicy
 from mtopt.policies.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
@@ -73,45 +72,38 @@ def patch_mjcf(pairs: tuple[str, ...]) -> None:
 
 def main(args: Args) -> None:
     task_set = default_task_set()
-    tasks = list(args.tasks) or list(task_set.names)
-    task_set.validate(tasks)
+    tasks = tuple(args.tasks) or task_set.names
     patch_mjcf(args.mjcf_replace)
-    env = WorkcellEnv(args.workcell)
     if args.checkpoint is None:
         pick, place = AimedPickPolicy(args.workcell), AimedPlacePolicy(args.workcell)
     else:
         it, n, k = args.cem
-        q = load_q_policy(
-            args.checkpoint, cem=CEMConfig(iterations=it, num_samples=n, num_elites=k)
+        cem = CEMConfig(iterations=it, num_samples=n, num_elites=k)
+        pick = place = load_q_policy(
+            args.checkpoint, cem=cem, max_translation=args.workcell.max_translation
         )
-        pick = place = q
     print(
         f"physics_blow_ups  policy={args.checkpoint or 'aimed'}  episodes={args.episodes}  "
         f"seed={args.seed}  impratio={args.workcell.impratio}  "
         f"timestep={args.workcell.timestep}  substeps={args.workcell.substeps}  "
         f"mjcf_replace={list(args.mjcf_replace)}  python={platform.python_version()}"
     )
-    totals = {"lift": [0, 0, 0], "place": [0, 0, 0]}  # attempts, successes, unstable
-    rows = []
-    with tqdm(total=len(tasks) * args.episodes, unit="ep") as bar:
-        for task in tasks:
-            slot = task_set.slot(task)
-            lift = task_set[task].skill == OBJECT_ACQUISITION
-            policy = pick if lift else place
-            wins = unstable = 0
-            for i in range(args.episodes):
-                a = run_task_attempt(env, policy, task, episode_seed(args.seed, slot, i), task_set)
-                wins += a.success
-                unstable += a.unstable
-                bar.update(1)
-            t = totals["lift" if lift else "place"]
-            t[0], t[1], t[2] = t[0] + args.episodes, t[1] + wins, t[2] + unstable
-            rows.append((task, wins, unstable))
-    env.close()
-    n = args.episodes
+    protocol = ProtocolConfig(
+        episodes_per_task=args.episodes, seed=args.seed, tasks=tuple(tasks), workcell=args.workcell
+    )
+
+    def policy_for(task: str) -> EpisodePolicy:
+        return pick if task_set[task].skill == OBJECT_ACQUISITION else place
+
+    rows = evaluate(policy_for, protocol)["tasks"]
     print(f"{'task':<16}{'success':>9}{'unstable':>10}")
-    for task, wins, unstable in rows:
-        print(f"{task:<16}{wins / n:>9.2f}{unstable:>10}")
+    totals = {"lift": [0, 0, 0], "place": [0, 0, 0]}  # attempts, successes, unstable
+    for task, r in rows.items():
+        print(f"{task:<16}{r['success_rate']:>9.2f}{r['physics_unstable']:>10}")
+        t = totals["lift" if task_set[task].skill == OBJECT_ACQUISITION else "place"]
+        t[0] += r["episodes"]
+        t[1] += r["successes"]
+        t[2] += r["physics_unstable"]
     for skill, (att, wins, unstable) in totals.items():
         if att:
             print(

@@ -71,10 +71,25 @@ def test_shipped_demo_config_matches_defaults():
     assert load_config(DemoConfig, path) == DemoConfig()
 
 
+def _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt) -> None:
+    """Replace the demo's collection, training, statistics and policy loading with fakes;
+    training reports ``ckpt`` as its checkpoint."""
+    from mtopt.experiments import demo
+
+    monkeypatch.setattr(demo, "collect", fake_collect)
+    monkeypatch.setattr(
+        demo,
+        "train",
+        lambda cfg: {"step": cfg.steps, "samples_per_s": 1.0, "loss": 0.0, "checkpoint": str(ckpt)},
+    )
+    monkeypatch.setattr(demo, "dataset_stats", lambda log: {"tasks": {}})
+    monkeypatch.setattr(demo, "write_stats_json", lambda stats, path: None)
+    monkeypatch.setattr(demo, "load_q_policy", fake_load)
+
+
 def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     """``policy_cem`` is the search of the collection rounds and of the evaluated policy;
     ``stuck_epsilon`` reaches the collection fleet but not the (greedy) evaluated policy."""
-    from mtopt.experiments import demo
 
     finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
     seen = {}
@@ -86,9 +101,6 @@ def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     ckpt = tmp_path / "ck.pt"
     ckpt.write_bytes(b"")
 
-    def fake_train(cfg):
-        return {"step": cfg.steps, "samples_per_s": 1.0, "loss": 0.0, "checkpoint": str(ckpt)}
-
     class _StopError(Exception):
         pass
 
@@ -96,11 +108,7 @@ def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
         seen["eval"] = (checkpoint, cem, epsilon, kw.get("stuck_epsilon", 0.0))
         raise _StopError
 
-    monkeypatch.setattr(demo, "collect", fake_collect)
-    monkeypatch.setattr(demo, "train", fake_train)
-    monkeypatch.setattr(demo, "dataset_stats", lambda log: {"tasks": {}})
-    monkeypatch.setattr(demo, "write_stats_json", lambda stats, path: None)
-    monkeypatch.setattr(demo, "load_q_policy", fake_load)
+    _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt)
     base = DemoConfig()
     cfg = replace(
         base,
@@ -139,15 +147,7 @@ def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
         seen["eval"] = protocol.workcell
         raise _StopError
 
-    monkeypatch.setattr(demo, "collect", fake_collect)
-    monkeypatch.setattr(
-        demo,
-        "train",
-        lambda cfg: {"step": 1, "samples_per_s": 1.0, "loss": 0.0, "checkpoint": str(ckpt)},
-    )
-    monkeypatch.setattr(demo, "dataset_stats", lambda log: {"tasks": {}})
-    monkeypatch.setattr(demo, "write_stats_json", lambda stats, path: None)
-    monkeypatch.setattr(demo, "load_q_policy", lambda checkpoint, **kw: object())
+    _stub_demo_stages(monkeypatch, fake_collect, lambda checkpoint, **kw: object(), ckpt)
     monkeypatch.setattr(demo, "evaluate", fake_evaluate)
     base = DemoConfig()
     cfg = replace(
