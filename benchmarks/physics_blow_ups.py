@@ -1,7 +1,7 @@
 """How often a policy's evaluation attempts end in a contact blow-up of the simulation.
 
     python benchmarks/physics_blow_ups.py [--checkpoint CKPT] [--tasks lift-any ...] \
-        [--episodes 100] [--seed 10000] [--cem 3 128 12] [--workcell.impratio 5] \
+        [--episodes 100] [--seed 10000] [--cem 3 128 12] [--workcell.impratio 10] \
         [--mjcf-replace 'cone="pyramidal"' 'cone="elliptic"']
 
 Runs the evaluation protocol's attempts (same seeds and scenes as ``mtopt eval``) with a
@@ -46,7 +46,7 @@ class Args:
     cem: tuple[int, int, int] = (3, 128, 12)
     """The checkpoint policy's CEM: iterations, samples, elites (the learning benchmark's)."""
     workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
-    """The workcell (e.g. ``--workcell.impratio 5``)."""
+    """The workcell (e.g. the sessions 4-15 contacts: ``--workcell.impratio 10``)."""
     mjcf_replace: tuple[str, ...] = ()
     """Pairs ``OLD NEW`` of text replacements in the generated MJCF."""
 

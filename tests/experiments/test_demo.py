@@ -131,7 +131,7 @@ def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     from mtopt.envs.workcell_config import WorkcellConfig
     from mtopt.experiments import demo
 
-    softer = WorkcellConfig(impratio=5.0)
+    softer = WorkcellConfig(impratio=3.0)
     seen = {}
     ckpt = tmp_path / "ck.pt"
     ckpt.write_bytes(b"")

@@ -23,7 +23,7 @@ def state_examples(tmp_path_factory):
                 SDExamplesConfig(
                     task=task,
                     out=str(root / name),
-                    pairs=60 if name == "train" else 25,
+                    pairs=120 if name == "train" else 25,
                     seed=seed,
                     images=False,
                     progress=False,
@@ -45,8 +45,8 @@ def test_state_sd_learns_outcomes_of_arranged_scenes(state_examples, tmp_path):
         )
     )
     # label sharing gave lift-any and place-any labels although no example was made for them
-    assert report["labels"]["lift-any"]["successes"] == 60
-    assert report["labels"]["place-any"]["successes"] == 60
+    assert report["labels"]["lift-any"]["successes"] == 120
+    assert report["labels"]["place-any"]["successes"] == 120
     result = run_sd_eval(
         SDEvalConfig(checkpoint=report["checkpoint"], data=str(state_examples / "test"))
     )
