@@ -3,6 +3,8 @@
 import json
 from dataclasses import replace
 
+import pytest
+
 from mtopt.config import load_config
 from mtopt.experiments.demo import DemoConfig, run_demo
 from mtopt.learning.checkpoint import load_checkpoint
@@ -56,8 +58,6 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
 
 
 def test_round_task_weights_must_match_the_task_set():
-    import pytest
-
     with pytest.raises(ValueError, match="round_task_weights must give one non-negative"):
         DemoConfig(round_task_weights=(1.0, 2.0))
     with pytest.raises(ValueError, match=r"got \[-1.0"):
@@ -69,6 +69,25 @@ def test_shipped_demo_config_matches_defaults():
 
     path = Path(__file__).resolve().parents[2] / "configs" / "demo" / "default.yaml"
     assert load_config(DemoConfig, path) == DemoConfig()
+
+
+class _StopError(Exception):
+    """Raised by a fake stage to end a stubbed demo once the value under test was seen."""
+
+
+def _run_one_stubbed_round(tmp_path, **fields) -> None:
+    """Run the demo with one round of oracle rewards and ``fields`` set, until a fake stage
+    raises :class:`_StopError`."""
+    base = DemoConfig()
+    cfg = replace(
+        base,
+        out=str(tmp_path / "d"),
+        rounds=1,
+        train=replace(base.train, rewards="oracle"),
+        **fields,
+    )
+    with pytest.raises(_StopError):
+        run_demo(cfg)
 
 
 def _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt) -> None:
@@ -90,7 +109,6 @@ def _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt) -> None:
 def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     """``policy_cem`` is the search of the collection rounds and of the evaluated policy;
     ``stuck_epsilon`` reaches the collection fleet but not the (greedy) evaluated policy."""
-
     finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
     seen = {}
 
@@ -101,27 +119,12 @@ def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     ckpt = tmp_path / "ck.pt"
     ckpt.write_bytes(b"")
 
-    class _StopError(Exception):
-        pass
-
     def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all", **kw):
         seen["eval"] = (checkpoint, cem, epsilon, kw.get("stuck_epsilon", 0.0))
         raise _StopError
 
     _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt)
-    base = DemoConfig()
-    cfg = replace(
-        base,
-        out=str(tmp_path / "d"),
-        rounds=1,
-        policy_cem=finer,
-        stuck_epsilon=0.5,
-        train=replace(base.train, rewards="oracle"),
-    )
-    import pytest
-
-    with pytest.raises(_StopError):
-        run_demo(cfg)
+    _run_one_stubbed_round(tmp_path, policy_cem=finer, stuck_epsilon=0.5)
     assert seen["fleet"] == [(None, finer, 0.5), (str(ckpt), finer, 0.5)]
     assert seen["eval"] == (str(ckpt), finer, 0.0, 0.0)
 
@@ -136,9 +139,6 @@ def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     ckpt = tmp_path / "ck.pt"
     ckpt.write_bytes(b"")
 
-    class _StopError(Exception):
-        pass
-
     def fake_collect(cfg):
         seen.setdefault("fleet", []).append(cfg.workcell)
         return {"episodes": cfg.episodes, "episodes_per_s": 1.0}
@@ -149,24 +149,11 @@ def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
 
     _stub_demo_stages(monkeypatch, fake_collect, lambda checkpoint, **kw: object(), ckpt)
     monkeypatch.setattr(demo, "evaluate", fake_evaluate)
-    base = DemoConfig()
-    cfg = replace(
-        base,
-        out=str(tmp_path / "d"),
-        rounds=1,
-        workcell=softer,
-        train=replace(base.train, rewards="oracle"),
-    )
-    import pytest
-
-    with pytest.raises(_StopError):
-        run_demo(cfg)
+    _run_one_stubbed_round(tmp_path, workcell=softer)
     assert seen["fleet"] == [softer, softer]
     assert seen["eval"] == softer
 
 
 def test_demo_stuck_epsilon_must_be_a_probability():
-    import pytest
-
     with pytest.raises(ValueError, match=r"stuck_epsilon must be a probability.*got 'x'"):
         DemoConfig(stuck_epsilon="x")
