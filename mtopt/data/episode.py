@@ -42,6 +42,17 @@ SCRIPTED_POLICY_PREFIX = "scripted-"
 CHECKPOINT_POLICY_PREFIX = "checkpoint:"
 """Policy names of learned policies are ``checkpoint:<checkpoint id>``."""
 
+
+def learned_policy_name(run_tag: str, step: int) -> str:
+    """Policy name of run ``run_tag``'s weights after ``step`` updates: ``checkpoint:TAG@STEP``."""
+    return f"{CHECKPOINT_POLICY_PREFIX}{run_tag}@{step}"
+
+
+def collected_by_run(policy: str, run_tag: str) -> bool:
+    """Whether an episode's ``policy`` name is one of run ``run_tag``'s learned policies."""
+    return policy.startswith(f"{CHECKPOINT_POLICY_PREFIX}{run_tag}@")
+
+
 _OBS_KEY = re.compile(r"^[a-z0-9_]+$")
 
 

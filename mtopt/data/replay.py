@@ -47,6 +47,12 @@ class ReplayConfig:
     """Observation keys stored for each transition (add ``image`` for the conv network)."""
     mirror: MirrorConfig = field(default_factory=MirrorConfig)
     """Mirror augmentation of sampled transitions (off by default; :mod:`mtopt.data.mirror`)."""
+    online_fraction: float = 0.0
+    """Fraction of every bucket's draws taken from its *online* transitions, the episodes of
+    the policy being trained (QT-Opt's on-policy buffer; the rest come from all of the bucket,
+    online included). 0 draws from all data alike. A bucket with no online transitions draws
+    everything from all of its data. Which episodes are online is the caller's decision
+    (``mtopt train --init``: the init checkpoint's run; the ray runtime: this run's)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.capacity, int) or self.capacity < 1:
@@ -57,6 +63,8 @@ class ReplayConfig:
             raise ValueError(f"success_fraction must be in (0, 1), got {self.success_fraction!r}")
         if not self.obs_keys:
             raise ValueError("obs_keys must name at least one observation")
+        if not 0.0 <= self.online_fraction <= 1.0:
+            raise ValueError(f"online_fraction must be in [0, 1], got {self.online_fraction!r}")
         if self.mirror.probability > 0:
             bad = [k for k in self.obs_keys if k not in MIRRORABLE_OBS_KEYS]
             if bad:
@@ -133,6 +141,8 @@ class TaskReplay:
         self._slots = np.array([task_set.slot(t) for t in self.tasks], dtype=np.int64)
         self.rng = rng
         self._buckets = [[_Bucket(), _Bucket()] for _ in self.tasks]
+        self._online = [[_Bucket(), _Bucket()] for _ in self.tasks]
+        """The online transitions of every bucket (a subset of ``_buckets``'s)."""
         self._arrays: dict[str, np.ndarray] | None = None
         self.total = 0  # transitions ever written
         self.episodes = 0
@@ -160,10 +170,13 @@ class TaskReplay:
             arrays[f"next/{k}"] = np.zeros((cap, *shape), dtype)
         return arrays
 
-    def add_episode(self, episode: object, routed: Sequence[tuple[str, bool]]) -> int:
+    def add_episode(
+        self, episode: object, routed: Sequence[tuple[str, bool]], online: bool = False
+    ) -> int:
         """Store ``episode``'s transitions and file them under the routed ``(task, success)``.
 
-        Routed tasks outside this replay's task list are ignored. Returns the number of
+        Routed tasks outside this replay's task list are ignored. ``online`` also files them as
+        online data (see :attr:`ReplayConfig.online_fraction`). Returns the number of
         transitions stored (0 if nothing was routed to a task of this replay).
         """
         routed = [(t, s) for t, s in routed if t in self._index]
@@ -192,11 +205,13 @@ class TaskReplay:
         threshold = self.total - cap
         for t, success in routed:
             i = self._index[t]
-            bucket = self._buckets[i][0 if success else 1]
-            bucket.extend(ids)
-            self.routed_episodes[i, 0 if success else 1] += 1
+            j = 0 if success else 1
+            self._buckets[i][j].extend(ids)
+            if online:
+                self._online[i][j].extend(ids)
+            self.routed_episodes[i, j] += 1
         if threshold > 0:
-            for pair in self._buckets:
+            for pair in (*self._buckets, *self._online):
                 for b in pair:
                     b.purge(threshold)
         return n
@@ -209,6 +224,10 @@ class TaskReplay:
         """Transitions per bucket, shape ``(n_tasks, 2)``: column 0 successes, 1 failures."""
         return np.array([[len(s), len(f)] for s, f in self._buckets], dtype=np.int64)
 
+    def online_sizes(self) -> np.ndarray:
+        """Online transitions per bucket, shape ``(n_tasks, 2)`` like :meth:`sizes`."""
+        return np.array([[len(s), len(f)] for s, f in self._online], dtype=np.int64)
+
     def sample(self, batch_size: int) -> TransitionBatch:
         """Draw a batch with the configured sampler (task and success proportions)."""
         sizes = self.sizes()
@@ -219,7 +238,7 @@ class TaskReplay:
             for j in (0, 1):
                 c = int(counts[i, j])
                 if c:
-                    ids.append(self._buckets[i][j].sample(c, self.rng))
+                    ids.append(self._draw(i, j, c))
                     labels.append(np.full(c, j == 0))
                     task_idx.append(np.full(c, i))
         pos = np.concatenate(ids) % self.config.capacity
@@ -245,3 +264,16 @@ class TaskReplay:
                 self._mirror_perm,
             )
         return batch
+
+    def _draw(self, i: int, j: int, count: int) -> np.ndarray:
+        """``count`` transition ids of bucket ``(i, j)``, ``online_fraction`` of them online.
+
+        The online share is a binomial draw, made only when the bucket has online data, so a
+        replay without online episodes consumes the same random stream as with the fraction 0.
+        """
+        bucket, online = self._buckets[i][j], self._online[i][j]
+        fraction = self.config.online_fraction
+        if fraction <= 0.0 or len(online) == 0:
+            return bucket.sample(count, self.rng)
+        k = int(self.rng.binomial(count, fraction))
+        return np.concatenate([online.sample(k, self.rng), bucket.sample(count - k, self.rng)])

@@ -37,6 +37,14 @@ def checkpoint_path(directory: str | Path, step: int) -> Path:
     return Path(directory) / f"ckpt-{step:09d}.pt"
 
 
+def checkpoint_run_tag(path: str | Path) -> str:
+    """The run a checkpoint belongs to: the name of ``RUN`` in ``RUN/checkpoints/ckpt-N.pt``.
+
+    Learned policies name their episodes after it (``checkpoint:RUN@STEP``), so it tells which
+    episodes of a log a checkpoint's policy collected."""
+    return Path(path).parent.parent.name
+
+
 def save_checkpoint(
     directory: str | Path, step: int, payload: dict[str, Any], keep: int = 3
 ) -> Path:

@@ -187,9 +187,8 @@ def load_q_policy(
     The checkpoint is loaded with ``weights_only=True``; its task slots must match the default
     task set (a checkpoint for a different task set is refused, naming both).
     """
-    from pathlib import Path
-
-    from mtopt.learning.checkpoint import load_checkpoint
+    from mtopt.data.episode import learned_policy_name
+    from mtopt.learning.checkpoint import checkpoint_run_tag, load_checkpoint
     from mtopt.learning.networks import build_q_network, stored_network_config
     from mtopt.learning.trainer import resolve_device
     from mtopt.tasks import default_task_set
@@ -206,7 +205,7 @@ def load_q_policy(
     net = build_q_network(stored_network_config(payload["network_config"])).to(dev)
     net.load_state_dict(payload["trainer"]["online"])
     step = int(payload["step"])
-    name = f"checkpoint:{Path(checkpoint).parent.parent.name}@{step}"
+    name = learned_policy_name(checkpoint_run_tag(checkpoint), step)
     keys = tuple(payload["obs_keys"])
     return QPolicy(
         net,

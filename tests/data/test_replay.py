@@ -85,3 +85,46 @@ def test_missing_observation_and_empty():
         r.sample(4)
     with pytest.raises(ValueError, match="capacity must be a positive integer"):
         ReplayConfig(capacity=0)
+
+
+def _replay_with_online(fraction: float, seed: int = 3) -> TaskReplay:
+    """lift-any: 30 offline episodes (actions from 0) and 10 online ones (actions from 100)."""
+    r = TaskReplay(ReplayConfig(online_fraction=fraction), TS, np.random.default_rng(seed))
+    for i in range(40):
+        online = i >= 30
+        r.add_episode(_episode(4, 100.0 if online else 0.0), [("lift-any", i % 2 == 0)], online)
+    return r
+
+
+def test_online_fraction_draws_that_share_from_the_online_episodes():
+    r = _replay_with_online(0.5)
+    np.testing.assert_array_equal(r.online_sizes()[TS.slot("lift-any")], [20, 20])
+    online = np.concatenate([r.sample(256).action[:, 0] >= 100 for _ in range(40)]).mean()
+    # half of the draws come from the online episodes, and the other half from all 40
+    # episodes, of which a quarter are online: 0.5 + 0.5 * 0.25 = 0.625
+    assert online == pytest.approx(0.625, abs=0.015)
+    base = np.concatenate([_replay_with_online(0.0).sample(256).action[:, 0] >= 100])
+    assert base.mean() == pytest.approx(0.25, abs=0.06)
+
+
+def test_online_fraction_without_online_data_consumes_the_same_stream():
+    def batches(fraction: float) -> list[np.ndarray]:
+        r = TaskReplay(ReplayConfig(online_fraction=fraction), TS, np.random.default_rng(4))
+        for i in range(10):
+            r.add_episode(_episode(4, i), [("lift-any", i % 2 == 0), ("lift-can", False)])
+        return [r.sample(64).action for _ in range(3)]
+
+    for a, b in zip(batches(0.0), batches(0.5), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_online_buckets_follow_eviction_and_the_fraction_is_validated():
+    r = TaskReplay(ReplayConfig(capacity=8, online_fraction=1.0), TS, np.random.default_rng(0))
+    r.add_episode(_episode(4, 100.0), [("lift-any", True)], online=True)
+    r.add_episode(_episode(4), [("lift-any", True)])
+    assert (r.sample(32).action[:, 0] >= 100).all()  # fraction 1: only the online episode
+    r.add_episode(_episode(4), [("lift-any", True)])  # overwrites the online episode
+    np.testing.assert_array_equal(r.online_sizes()[TS.slot("lift-any")], [0, 0])
+    assert (r.sample(32).action[:, 0] < 100).all()  # no online data left: all of the bucket
+    with pytest.raises(ValueError, match=r"online_fraction must be in \[0, 1\], got 1.5"):
+        ReplayConfig(online_fraction=1.5)

@@ -12,7 +12,7 @@ from mtopt.learning.checkpoint import CheckpointError, list_checkpoints, load_ch
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
 from mtopt.policies.cem import CEMConfig
-from mtopt.system.training import TrainConfig, train
+from mtopt.system.training import TrainConfig, TrainingRun, train
 
 
 def _write_log(path, n=40, tasks=None, seed=0, state_dim=STATE_DIM):
@@ -197,3 +197,27 @@ def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(
     old = _write_log(tmp_path / "old")
     with pytest.raises(ValueError, match="episode has no observation 'gripper_motion'"):
         train(_config(old, tmp_path / "o2", trainer=TrainerConfig(network=net, device="cpu")))
+
+
+def test_online_fraction_takes_the_init_runs_episodes_and_resumes_exactly(tmp_path):
+    rng = np.random.default_rng(3)
+    with EpisodeLogWriter(tmp_path / "log", 0, EpisodeLogConfig(fsync=False)) as w:
+        for i in range(30):  # every third episode was collected by run "a"'s policy
+            policy = "checkpoint:a@20" if i % 3 == 0 else "scripted-pick"
+            w.append(make_fake_episode(rng, task="lift-any", num_steps=5, policy=policy))
+    log = tmp_path / "log"
+    init = train(_config(log, tmp_path / "a", steps=20, tasks=("lift-any",)))["checkpoint"]
+    online = {"replay": ReplayConfig(online_fraction=0.5), "tasks": ("lift-any",)}
+    run = TrainingRun(_config(log, tmp_path / "x", init=init, **online))
+    run.load_data()
+    assert run.log_replay.online_episodes == 10
+    assert run.replay.online_sizes().sum() == 10 * 5
+    full = train(_config(log, tmp_path / "b", steps=40, init=init, **online))
+    train(_config(log, tmp_path / "c", steps=20, init=init, **online))
+    with pytest.raises(ValueError, match=r"online_fraction 0\.5 on --resume needs --online-run"):
+        _config(log, tmp_path / "c", steps=40, resume=True, **online)
+    resumed = train(_config(log, tmp_path / "c", steps=40, resume=True, online_run="a", **online))
+    a = load_checkpoint(full["checkpoint"])["trainer"]["online"]
+    b = load_checkpoint(resumed["checkpoint"])["trainer"]["online"]
+    assert all(torch.equal(t, b[k]) for k, t in a.items())
+    assert full["loss"] == resumed["loss"]
