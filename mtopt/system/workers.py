@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from mtopt.config import to_dict
-from mtopt.data.episode import collected_by_run, learned_policy_name
+from mtopt.data.episode import CHECKPOINT_POLICY_PREFIX, collected_by_run, learned_policy_name
 from mtopt.data.impersonation import Impersonation
 from mtopt.data.log import EpisodeLogReader, EpisodeLogTailer, EpisodeLogWriter
 from mtopt.data.log_replay import LogReplay
@@ -183,7 +183,8 @@ class RunRobot(Robot):
         for _ in range(attempts):
             for episode in self.attempt():
                 produced += 1
-                policies["learned" if episode.policy.startswith("checkpoint:") else "scripted"] += 1
+                learned = episode.policy.startswith(CHECKPOINT_POLICY_PREFIX)
+                policies["learned" if learned else "scripted"] += 1
                 written += self.writer.append(episode)
         self.timer.busy["collection"] += time.perf_counter() - t0
         return self._report(written, produced, dict(policies))
