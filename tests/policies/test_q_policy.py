@@ -143,3 +143,60 @@ def test_bad_stuck_escape_is_named():
     net = build_q_network(QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16))
     with pytest.raises(ValueError, match=r"stuck_escape must be one of \('random', 'up-turn'\)"):
         QPolicy(net, default_task_set(), stuck_escape="wiggle")
+
+
+def _checkpoint(tmp_path):
+    """Run ``myrun``'s checkpoint at step 7; its target network 1 differs from its online one."""
+    from mtopt.config import to_dict
+    from mtopt.learning.checkpoint import save_checkpoint
+    from mtopt.learning.trainer import Trainer, TrainerConfig
+
+    net = QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16)
+    trainer = Trainer(TrainerConfig(network=net, device="cpu"), seed=0)
+    with torch.no_grad():
+        for p in trainer.target_1.parameters():
+            p.mul_(0.5).add_(0.25)
+    payload = {
+        "trainer": trainer.state_dict(),
+        "network_config": to_dict(net),
+        "task_names": list(default_task_set().names),
+        "obs_keys": ["state", "gripper_status", "gripper_height"],
+        "step": 7,
+    }
+    return save_checkpoint(tmp_path / "myrun" / "checkpoints", 7, payload), trainer
+
+
+@pytest.mark.parametrize("weights", ["online", "polyak"])
+def test_load_q_policy_acts_with_the_chosen_network(tmp_path, weights):
+    from mtopt.policies.q_policy import load_q_policy
+
+    path, trainer = _checkpoint(tmp_path)
+    policy = load_q_policy(str(path), device="cpu", weights=weights)
+    source = trainer.online if weights == "online" else trainer.target_1
+    other = trainer.target_1 if weights == "online" else trainer.online
+    loaded = policy.network.state_dict()
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded[key], value)
+    assert any(not torch.equal(loaded[k], v) for k, v in other.state_dict().items())
+    expected = "checkpoint:myrun@7" + (":polyak" if weights == "polyak" else "")
+    assert policy.name == expected
+
+
+def test_bad_policy_weights_are_named(tmp_path):
+    from mtopt.evaluation.evaluate import EvalConfig
+    from mtopt.experiments.demo import DemoConfig
+    from mtopt.policies.q_policy import load_q_policy
+    from mtopt.system.fleet import FleetConfig
+    from mtopt.system.schedule import ScheduleConfig
+
+    path, _ = _checkpoint(tmp_path)
+    with pytest.raises(ValueError, match=r"weights must be one of .*'target_2'"):
+        load_q_policy(str(path), device="cpu", weights="target_2")
+    with pytest.raises(ValueError, match=r"weights must be one of .*'ema'"):
+        EvalConfig(checkpoint=str(path), weights="ema")
+    with pytest.raises(ValueError, match=r"policy_weights must be one of .*'ema'"):
+        FleetConfig(policy_weights="ema")
+    with pytest.raises(ValueError, match=r"policy_weights must be one of .*'ema'"):
+        DemoConfig(policy_weights="ema")
+    with pytest.raises(ValueError, match=r"schedule.policy_weights must be one of .*'ema'"):
+        ScheduleConfig(policy_weights="ema")
