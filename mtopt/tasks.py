@@ -21,16 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-OBJECT_ACQUISITION = "object-acquisition"
-"""The skill of singulating and lifting an object (the lift tasks)."""
-OBJECT_MANIPULATION = "object-manipulation"
-"""The skill of placing a held object somewhere (the place tasks)."""
-
-OBJECT_CATEGORIES: tuple[str, ...] = ("banana", "bottle", "sausage", "milk", "box", "can", "carrot")
-"""The seven graspable object categories of the workcell (paper Sec. 5.1)."""
-PLATE_SECTIONS: tuple[str, ...] = ("bottom", "top-left", "top-right")
-"""The three sections of the divided plate."""
-
 DEFAULT_CAPACITY = 16
 """One-hot slots of the default task set: the 12 evaluation tasks plus 4 reserved."""
 
@@ -176,32 +166,3 @@ class TaskSet:
 
     def __repr__(self) -> str:
         return f"TaskSet({list(self.names)}, capacity={self._capacity})"
-
-
-def lift_task(category: str) -> str:
-    """Name of the semantic lift task for an object category."""
-    return f"lift-{category}"
-
-
-def place_task(section: str) -> str:
-    """Name of the place task for a plate section."""
-    return f"place-{section}"
-
-
-def default_task_set(capacity: int = DEFAULT_CAPACITY) -> TaskSet:
-    """The paper's 12 evaluation tasks (Fig. 5), with ``capacity`` one-hot slots.
-
-    Slots: 0 ``lift-any``, 1–7 the semantic lifts in :data:`OBJECT_CATEGORIES` order,
-    8 ``place-any``, 9–11 the section places in :data:`PLATE_SECTIONS` order.
-    """
-    ts = TaskSet(capacity)
-    ts.add("lift-any", OBJECT_ACQUISITION)
-    lifts: list[str] = []
-    for cat in OBJECT_CATEGORIES:
-        # one object is lifted per episode, so semantic lifts exclude each other
-        lifts.append(ts.add(lift_task(cat), OBJECT_ACQUISITION, ("lift-any",), lifts).name)
-    ts.add("place-any", OBJECT_MANIPULATION)
-    places: list[str] = []
-    for sec in PLATE_SECTIONS:
-        places.append(ts.add(place_task(sec), OBJECT_MANIPULATION, ("place-any",), places).name)
-    return ts

@@ -1,1 +1,55 @@
-"""mtopt.envs"""
+"""mtopt.envs: the environments, and the registry that maps ``--env NAME`` to a spec.
+
+Every environment module exports one :class:`mtopt.spec.EnvSpec`; :class:`EnvConfig` holds the
+name and each environment's settings, and :meth:`EnvConfig.spec` builds the chosen spec. Only
+the commands (``mtopt.cli``, ``mtopt.experiments``) use the registry; every layer below them
+receives the spec.
+
+Adding an environment: write ``mtopt/envs/NAME.py`` with a config dataclass and a spec class,
+then add a field for its config to :class:`EnvConfig` and a branch to :meth:`EnvConfig.spec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mtopt.envs.pointmass import PointMassConfig, PointMassSpec
+from mtopt.envs.scripted import ScriptedPickConfig, ScriptedPlaceConfig
+from mtopt.envs.workcell_config import WorkcellConfig
+from mtopt.envs.workcell_spec import WorkcellSpec
+from mtopt.spec import EnvSpec
+
+ENV_NAMES: tuple[str, ...] = ("workcell", "pointmass")
+"""Names accepted by ``--env``."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Which environment to run, and the settings of each (only the chosen one is used)."""
+
+    name: str = "workcell"
+    """The environment: ``workcell`` (the simulated MT-Opt cell) or ``pointmass`` (a tiny
+    reach-one-of-N-goals task set for tests and quick checks)."""
+    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
+    """The simulated workcell (``name: workcell``)."""
+    pick: ScriptedPickConfig = field(default_factory=ScriptedPickConfig)
+    """The workcell's scripted picking policy (object-acquisition tasks)."""
+    place: ScriptedPlaceConfig = field(default_factory=ScriptedPlaceConfig)
+    """The workcell's scripted placing policy (object-manipulation tasks)."""
+    pointmass: PointMassConfig = field(default_factory=PointMassConfig)
+    """The point-mass environment (``name: pointmass``)."""
+
+    def __post_init__(self) -> None:
+        if self.name not in ENV_NAMES:
+            raise ValueError(f"unknown env {self.name!r}; known envs: {', '.join(ENV_NAMES)}")
+
+    def spec(self) -> EnvSpec:
+        """The chosen environment's spec."""
+        if self.name == "pointmass":
+            return PointMassSpec(self.pointmass)
+        return WorkcellSpec(self.workcell, self.pick, self.place)
+
+
+def make_spec(name: str = "workcell") -> EnvSpec:
+    """The spec of environment ``name`` with its default settings."""
+    return EnvConfig(name=name).spec()

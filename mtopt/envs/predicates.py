@@ -30,7 +30,7 @@ import mujoco
 import numpy as np
 
 from mtopt.envs import scene
-from mtopt.tasks import OBJECT_CATEGORIES, PLATE_SECTIONS, lift_task, place_task
+from mtopt.envs.workcell_tasks import OBJECT_CATEGORIES, PLATE_SECTIONS, lift_task, place_task
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from functools import lru_cache
 import mujoco
 import numpy as np
 
-from mtopt.tasks import OBJECT_CATEGORIES
+from mtopt.envs.workcell_tasks import OBJECT_CATEGORIES
 
 logger = logging.getLogger(__name__)
 

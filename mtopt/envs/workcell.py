@@ -29,7 +29,7 @@ from mtopt.envs.workcell_config import (
     WorkcellConfig,
     state_layout,
 )
-from mtopt.tasks import default_task_set
+from mtopt.envs.workcell_tasks import workcell_task_set
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         cfg = self.config
-        self.task_set = default_task_set()
+        self.task_set = workcell_task_set()
         self.task_names: tuple[str, ...] = self.task_set.names
         self.model = mujoco.MjModel.from_xml_string(scene.build_mjcf(cfg.n_slots))
         self.model.opt.timestep = cfg.timestep

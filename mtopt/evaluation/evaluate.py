@@ -11,7 +11,7 @@ from mtopt.evaluation.protocol import ProtocolConfig, evaluate, plot_success
 from mtopt.jsonio import write_json
 from mtopt.policies import PolicyWeights, check_policy_weights
 from mtopt.policies.cem import CEMConfig
-from mtopt.policies.scripted import (
+from mtopt.envs.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
     ScriptedPlaceConfig,

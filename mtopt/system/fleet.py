@@ -36,7 +36,7 @@ from mtopt.policies import (
     check_stuck_exploration,
 )
 from mtopt.policies.cem import CEMConfig
-from mtopt.policies.scripted import (
+from mtopt.envs.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
     ScriptedPlaceConfig,

@@ -1,6 +1,6 @@
 """An aimed top-down picker: a measuring stick for the workcell, not a bootstrap policy.
 
-The paper's bootstrap policies (:mod:`mtopt.policies.scripted`) are crude on purpose: they
+The paper's bootstrap policies (:mod:`mtopt.envs.scripted`) are crude on purpose: they
 never aim. :class:`AimedPickPolicy` does. It reads the object poses from the ``state``
 observation (the same vector the state learner sees; no ground-truth success), picks the
 object with the most room around its grasp, turns the gripper so that the pads close across
