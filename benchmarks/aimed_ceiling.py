@@ -3,9 +3,9 @@
     python benchmarks/aimed_ceiling.py --episodes 100 [--tasks lift-any place-any] \
         [--workcell.impratio 1 --workcell.noslip-iterations 0]
 
-Runs :class:`mtopt.policies.aimed.AimedPickPolicy` on lift tasks (object poses from the
+Runs :class:`mtopt.envs.aimed.AimedPickPolicy` on lift tasks (object poses from the
 ``state`` observation, a clearance-aware top-down grasp) and
-:class:`mtopt.policies.aimed.AimedPlacePolicy` on place tasks (release over the middle of the
+:class:`mtopt.envs.aimed.AimedPlacePolicy` on place tasks (release over the middle of the
 task's plate section), with the evaluation protocol's seeds and scenes, and sorts every lift
 attempt by how it ended (ground truth is read only to score): ``success``; ``gave-up`` (every
 wanted object was blocked for a top-down descent); ``timeout`` (20 steps ran out before
@@ -25,7 +25,7 @@ import tyro
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed
-from mtopt.policies.aimed import AimedPickPolicy, AimedPlacePolicy
+from mtopt.envs.aimed import AimedPickPolicy, AimedPlacePolicy
 from mtopt.tasks import default_task_set
 
 

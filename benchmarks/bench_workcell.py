@@ -19,7 +19,7 @@ import numpy as np
 import tyro
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-from mtopt.policies.scripted import ScriptedPickPolicy, ScriptedPlacePolicy
+from mtopt.envs.scripted import ScriptedPickPolicy, ScriptedPlacePolicy
 
 
 @dataclass(frozen=True)

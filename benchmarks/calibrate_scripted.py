@@ -16,7 +16,7 @@ import tyro
 from tqdm import tqdm
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-from mtopt.policies.scripted import (
+from mtopt.envs.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
     ScriptedPlaceConfig,

@@ -6,7 +6,7 @@
 
 Runs the evaluation protocol's attempts (same seeds and scenes as ``mtopt eval``) with a
 checkpoint's greedy CEM policy, or, without ``--checkpoint``, with the aimed controllers of
-``mtopt.policies.aimed``, and counts per task the successes and the attempts that the
+``mtopt.envs.aimed``, and counts per task the successes and the attempts that the
 workcell ended as ``physics_unstable`` (a MuJoCo warning, an object thrown out of the
 workcell or a gripper jump; docs/workcell.md). Physics settings can be varied through the
 ``--workcell.*`` fields, and, for settings the config does not expose, by plain text
@@ -25,7 +25,7 @@ import tyro
 from mtopt.envs import scene
 from mtopt.envs.workcell import WorkcellConfig
 from mtopt.evaluation.protocol import EpisodePolicy, ProtocolConfig, evaluate
-from mtopt.policies.aimed import AimedPickPolicy, AimedPlacePolicy
+from mtopt.envs.aimed import AimedPickPolicy, AimedPlacePolicy
 from mtopt.policies.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set

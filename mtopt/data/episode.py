@@ -5,7 +5,9 @@ the ``T`` actions it took, how it was collected (robot, task, policy, ε, seed, 
 times), and the *ground-truth* success of the episode for every task. Every field is checked
 when the episode is built, so a bad episode fails at the robot, not in the learner.
 
-Action layout (paper Sec. 5.1): ``(dx, dy, dz, dyaw, gripper open/close, terminate)``.
+The episode is environment-agnostic: the action width and the observation keys beyond ``state``
+are the environment's (its :class:`mtopt.spec.EnvSpec`); the workcell's action is
+``(dx, dy, dz, dyaw, gripper open/close, terminate)`` (paper Sec. 5.1).
 """
 
 from __future__ import annotations
@@ -18,10 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ACTION_DIM = 6
-"""Width of an action: dx, dy, dz, dyaw, gripper open/close, terminate."""
-
-REQUIRED_OBSERVATIONS: tuple[str, ...] = ("state", "gripper_status", "gripper_height")
+REQUIRED_OBSERVATIONS: tuple[str, ...] = ("state",)
 """Observation keys every episode carries."""
 
 OBSERVATION_DTYPES: dict[str, np.dtype] = {
@@ -113,10 +112,10 @@ class Episode:
 
     ``observations`` maps a key to an array whose leading dimension is ``T + 1`` (the
     observation before each of the ``T`` actions plus the final one): ``state`` float32
-    ``(T+1, D)``, ``gripper_status`` float32 ``(T+1, 1)``, ``gripper_height`` float32
-    ``(T+1, 1)``, optional ``image`` uint8 ``(T+1, H, W, 3)``; other keys (lower-case letters,
+    ``(T+1, D)`` (required), ``gripper_status`` / ``gripper_height`` float32 ``(T+1, 1)`` (the
+    workcell's), optional ``image`` uint8 ``(T+1, H, W, 3)``; other keys (lower-case letters,
     digits, ``_``) may hold float32/float64/int32/int64/uint8/bool arrays with that leading
-    dimension. ``actions`` is float32 ``(T, 6)``.
+    dimension. ``actions`` is float32 ``(T, A)`` with the environment's action width ``A``.
 
     ``success[i]`` is the ground-truth outcome of the episode for task ``success_tasks[i]``,
     computed by the environment's success predicates. **It is ground truth for analysis and
@@ -245,8 +244,10 @@ class Episode:
 
     def _validate_actions(self) -> int:
         a = _check_array(
-            "actions", self.actions, np.dtype(np.float32), (None, ACTION_DIM), "(T, 6) float32"
+            "actions", self.actions, np.dtype(np.float32), (None, None), "(T, A) float32"
         )
+        if a.shape[1] < 1:
+            _fail("actions", f"must have at least one action dimension, got shape {a.shape}")
         return int(a.shape[0])
 
     def _validate_observations(self, length: int) -> None:

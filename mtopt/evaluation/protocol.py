@@ -12,25 +12,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.summary import SUMMARY_LABELS, low_data_tasks, summarize, wilson_interval
 from mtopt.progress import progress_bar
-from mtopt.tasks import OBJECT_ACQUISITION, TaskSet, default_task_set
+from mtopt.spec import EnvSpec, EpisodePolicy
 
 logger = logging.getLogger(__name__)
-
-
-class EpisodePolicy(Protocol):
-    """What the protocol needs of a policy."""
-
-    def reset(self, rng: np.random.Generator, task: str | None = None) -> None: ...
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -47,15 +38,12 @@ class ProtocolConfig:
     """Number of low-data tasks (fewest training episodes) in the summary (paper: 6)."""
     progress: bool = True
     """Show a progress bar."""
-    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
-    """The simulated workcell used for evaluation."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.episodes_per_task, int) or self.episodes_per_task < 1:
             raise ValueError(
                 f"episodes_per_task must be a positive integer, got {self.episodes_per_task!r}"
             )
-        default_task_set().validate(self.tasks)
 
 
 def episode_seed(base: int, task_index: int, k: int) -> int:
@@ -74,13 +62,11 @@ class Attempt(NamedTuple):
 
 
 def run_task_attempt(
-    env: WorkcellEnv, policy: EpisodePolicy, task: str, seed: int, task_set: TaskSet
+    env: Any, policy: EpisodePolicy, task: str, seed: int, spec: EnvSpec
 ) -> Attempt:
-    """One evaluation attempt of ``task``: its success and whether the physics blew up."""
-    options: dict[str, Any] = {"scene": "evaluation", "task": task}
-    if task_set[task].skill != OBJECT_ACQUISITION:
-        options["grasped"] = True
-    obs, info = env.reset(seed=seed, options=options)
+    """One evaluation attempt of ``task`` in ``env`` (made by ``spec``): its success and
+    whether the physics blew up."""
+    obs, info = env.reset(seed=seed, options=spec.reset_options(task, "evaluate"))
     policy.reset(np.random.default_rng(seed), task=task)
     done = False
     while not done:
@@ -93,15 +79,16 @@ def run_task_attempt(
 
 
 def run_task_episode(
-    env: WorkcellEnv, policy: EpisodePolicy, task: str, seed: int, task_set: TaskSet
+    env: Any, policy: EpisodePolicy, task: str, seed: int, spec: EnvSpec
 ) -> bool:
     """One evaluation attempt of ``task``; returns the ground-truth success."""
-    return run_task_attempt(env, policy, task, seed, task_set).success
+    return run_task_attempt(env, policy, task, seed, spec).success
 
 
 def evaluate(
     policy_for_task: Callable[[str], EpisodePolicy],
     config: ProtocolConfig,
+    spec: EnvSpec,
     train_episode_counts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a policy on every task; returns the JSON-ready result.
@@ -110,9 +97,9 @@ def evaluate(
     for every task, or a scripted policy per skill). ``train_episode_counts`` (episodes per
     task in the training log) decides the low-data tasks of the summary.
     """
-    task_set = default_task_set()
-    tasks = config.tasks or task_set.names
-    env = WorkcellEnv(config.workcell)
+    task_set = spec.task_set
+    tasks = task_set.validate(config.tasks) or task_set.names
+    env = spec.make_env()
     results: dict[str, dict[str, Any]] = {}
     total = len(tasks) * config.episodes_per_task
     bar = progress_bar(total, "eval", "ep", config.progress)
@@ -123,7 +110,7 @@ def evaluate(
             wins = unstable = 0
             for k in range(config.episodes_per_task):
                 attempt = run_task_attempt(
-                    env, policy, task, episode_seed(config.seed, slot, k), task_set
+                    env, policy, task, episode_seed(config.seed, slot, k), spec
                 )
                 wins += attempt.success
                 unstable += attempt.unstable

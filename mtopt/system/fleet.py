@@ -1,11 +1,11 @@
 """The robot fleet: simulated robots that collect episodes into the episode log.
 
-Each robot owns a workcell, the collection policies and an episode-log writer. It repeatedly
-picks a task at random and runs the policy for that task's skill (paper Sec. 4 and App. 9.1):
-
-* a *lift* task resets the scene and runs the picking policy; a place episode for a random
-  place task is then *chained* on the same scene, starting from whatever the gripper holds;
-* a *place* task starts from a reset with an object already grasped.
+Each robot owns an environment (made by the environment's :class:`mtopt.spec.EnvSpec`), the
+collection policies and an episode-log writer. It repeatedly picks a task at random and runs
+the policy for that task (paper Sec. 4 and App. 9.1): the environment's scripted bootstrap
+policy, or the learned Q-policy. Where the spec chains episodes (the workcell: after a *lift*, a
+place episode for a random place task runs on the same scene, starting from whatever the
+gripper holds), the chained episode follows at once.
 
 In the local runtime the robots run as separate processes (:func:`collect`); the main process
 shows a progress bar with the fleet's episodes per second.
@@ -18,7 +18,7 @@ import multiprocessing as mp
 import os
 import queue
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +26,6 @@ import numpy as np
 
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
-from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.policies import (
     Exploration,
     PolicyWeights,
@@ -36,19 +35,10 @@ from mtopt.policies import (
     check_stuck_exploration,
 )
 from mtopt.policies.cem import CEMConfig
-from mtopt.envs.scripted import (
-    ScriptedPickConfig,
-    ScriptedPickPolicy,
-    ScriptedPlaceConfig,
-    ScriptedPlacePolicy,
-)
 from mtopt.progress import progress_bar
-from mtopt.tasks import OBJECT_ACQUISITION, TaskSet, default_task_set
+from mtopt.spec import EnvSpec
 
 logger = logging.getLogger(__name__)
-
-OBS_KEYS = ("state", "gripper_status", "gripper_height", "gripper_motion", "gripper_command")
-"""Observation keys recorded for every episode; ``image`` is added with ``obs: image``."""
 
 
 @dataclass(frozen=True)
@@ -105,12 +95,6 @@ class FleetConfig:
     """After a lift episode, chain a place episode on the same scene (paper App. 9.1)."""
     progress: bool = True
     """Show a progress bar."""
-    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
-    """The simulated workcell."""
-    pick: ScriptedPickConfig = field(default_factory=ScriptedPickConfig)
-    """The scripted picking policy (object-acquisition tasks)."""
-    place: ScriptedPlaceConfig = field(default_factory=ScriptedPlaceConfig)
-    """The scripted placing policy (object-manipulation tasks)."""
     log: EpisodeLogConfig = field(default_factory=EpisodeLogConfig)
     """Episode-log shard settings."""
 
@@ -128,19 +112,20 @@ class FleetConfig:
         check_policy_weights(self.policy_weights)
         if self.policy is not None and not Path(self.policy).is_file():
             raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
-        default_task_set().validate(self.tasks)
-        if self.task_weights:
-            n = len(self.tasks or default_task_set().names)
-            if len(self.task_weights) != n:
-                raise ValueError(
-                    f"task_weights must give one weight per task ({n}), got "
-                    f"{len(self.task_weights)}"
-                )
-            if min(self.task_weights) < 0 or sum(self.task_weights) <= 0:
-                raise ValueError(
-                    f"task_weights must be non-negative with a positive sum, got "
-                    f"{self.task_weights}"
-                )
+        if self.task_weights and (min(self.task_weights) < 0 or sum(self.task_weights) <= 0):
+            raise ValueError(
+                f"task_weights must be non-negative with a positive sum, got {self.task_weights}"
+            )
+
+    def check_tasks(self, spec: EnvSpec) -> None:
+        """Raise ``ValueError`` naming the value unless ``tasks`` and ``task_weights`` fit the
+        environment's task set."""
+        spec.task_set.validate(self.tasks)
+        n = len(self.tasks or spec.task_set.names)
+        if self.task_weights and len(self.task_weights) != n:
+            raise ValueError(
+                f"task_weights must give one weight per task ({n}), got {len(self.task_weights)}"
+            )
 
 
 def _probabilities(weights: list[float]) -> np.ndarray | None:
@@ -156,24 +141,23 @@ def episode_counts(total: int, robots: int) -> list[int]:
 
 
 class Robot:
-    """One simulated robot: a workcell, its collection policies and a log writer."""
+    """One simulated robot: an environment, its collection policies and a log writer."""
 
-    def __init__(
-        self, robot_id: int, config: FleetConfig, run_tag: str, task_set: TaskSet | None = None
-    ) -> None:
+    def __init__(self, robot_id: int, config: FleetConfig, run_tag: str, spec: EnvSpec) -> None:
+        config.check_tasks(spec)
         self.robot_id = robot_id
         self.config = config
-        self.task_set = task_set or default_task_set()
+        self.spec = spec
+        self.task_set = spec.task_set
         self.tasks = config.tasks or self.task_set.names
         self.run_tag = run_tag
         seq = np.random.SeedSequence([config.seed, robot_id])
         self.rng = np.random.default_rng(seq)
-        workcell = config.workcell
-        if config.obs == "image" and not workcell.image:  # obs: image needs the camera on
-            workcell = replace(workcell, image=True)
-        self.env = WorkcellEnv(workcell)
-        self.pick = ScriptedPickPolicy(config.pick)
-        self.place = ScriptedPlacePolicy(config.place)
+        self.env = spec.make_env(
+            image=config.obs == "image", side_images=config.side_images or config.final_views
+        )
+        self.obs_keys = spec.observation.keys + (("image",) if config.obs == "image" else ())
+        self.scripted = {task: spec.scripted_policy(task) for task in self.task_set.names}
         self.q_policy = None
         if config.policy is not None:
             import torch
@@ -189,17 +173,21 @@ class Robot:
                 exploration=config.exploration,
                 stuck_epsilon=config.stuck_epsilon,
                 stuck_escape=config.stuck_escape,
-                max_translation=workcell.max_translation,
                 weights=config.policy_weights,
             )
-        self.place_tasks = [t for t in self.tasks if self.task_set[t].skill != OBJECT_ACQUISITION]
         weights = (
             dict(zip(self.tasks, config.task_weights, strict=True)) if config.task_weights else {}
         )
         self.task_probs = _probabilities([weights[t] for t in self.tasks] if weights else [])
-        self.place_probs = _probabilities([weights[t] for t in self.place_tasks] if weights else [])
-        if not self.place_tasks:
-            self.place_tasks = list(self.task_set.tasks_of_skill("object-manipulation"))
+        self.chain: dict[str, tuple[list[str], np.ndarray | None]] = {}
+        """Per skill that chains: the tasks a chained episode draws from, and their weights."""
+        for task in self.tasks:
+            skill = spec.chain_skill(task)
+            if skill is None or skill in self.chain:
+                continue
+            chained = [t for t in self.tasks if self.task_set[t].skill == skill]
+            probs = _probabilities([weights[t] for t in chained] if weights and chained else [])
+            self.chain[skill] = (chained or list(self.task_set.tasks_of_skill(skill)), probs)
         self._count = 0
         self.discarded = 0
         """Episodes dropped because the simulation became numerically unstable."""
@@ -208,28 +196,29 @@ class Robot:
         self._count += 1
         return f"{self.run_tag}-r{self.robot_id:03d}-{self._count:07d}"
 
-    def policy_for(self, task: str, scripted_name: str) -> tuple[object, str, float]:
+    def policy_for(self, task: str) -> tuple[object, str, float]:
         """The policy for an episode of ``task``: ``(policy, policy name, epsilon)``.
 
-        The Q-policy when the robot has one, else the scripted policy ``scripted_name``.
+        The Q-policy when the robot has one, else the environment's scripted policy of the task.
         The continuous system's robots override this to switch per task (paper App. 9.1).
         """
         if self.q_policy is not None:
             return self.q_policy, self.q_policy.name, self.q_policy.epsilon
-        return (self.pick if scripted_name == "scripted-pick" else self.place), scripted_name, 0.0
+        policy, name = self.scripted[task]
+        return policy, name, 0.0
 
     def run_episode(
-        self, task: str, options: dict, policy_name: str, chained_from: str | None = None
+        self, task: str, options: dict, chained_from: str | None = None
     ) -> Episode | None:
         """Run one episode of ``task`` and return it (not yet written); ``None`` when the
         simulation became numerically unstable (the episode is discarded, like a robot fault)."""
         seed = int(self.rng.integers(2**31 - 1))
         start = time.time()
         obs, info = self.env.reset(seed=seed, options={**options, "task": task})
-        policy, policy_name, epsilon = self.policy_for(task, policy_name)
+        policy, policy_name, epsilon = self.policy_for(task)
         policy.reset(np.random.default_rng(seed), task=task)
         record_image = self.config.obs == "image"
-        keys = (*OBS_KEYS, "image") if record_image else OBS_KEYS
+        keys = self.obs_keys
         observations: dict[str, list[np.ndarray]] = {k: [obs[k]] for k in keys}
         actions = []
         done = False
@@ -267,41 +256,39 @@ class Robot:
         )
 
     def episodes(self, count: int):
-        """Yield ``count`` episodes, chaining place episodes after lift episodes."""
+        """Yield ``count`` episodes, each possibly followed by a chained one (the spec's
+        :meth:`~mtopt.spec.EnvSpec.chain_skill`; ``chain_place``)."""
         produced = 0
         while produced < count:
             task = str(self.rng.choice(self.tasks, p=self.task_probs))
-            if self.task_set[task].skill == OBJECT_ACQUISITION:
-                lift = self.run_episode(task, {"scene": "random"}, "scripted-pick")
-                if lift is None:
-                    continue
-                yield lift
+            first = self.run_episode(task, self.spec.reset_options(task, "collect"))
+            if first is None:
+                continue
+            yield first
+            produced += 1
+            skill = self.spec.chain_skill(task)
+            if skill is None or not self.config.chain_place or produced >= count:
+                continue
+            chained, probs = self.chain[skill]
+            next_task = str(self.rng.choice(chained, p=probs))
+            second = self.run_episode(
+                next_task, self.spec.chain_options(next_task), first.episode_id
+            )
+            if second is not None:
+                yield second
                 produced += 1
-                if self.config.chain_place and produced < count:
-                    place_task = str(self.rng.choice(self.place_tasks, p=self.place_probs))
-                    place = self.run_episode(
-                        place_task, {"chain": True}, "scripted-place", lift.episode_id
-                    )
-                    if place is not None:
-                        yield place
-                        produced += 1
-            else:
-                place = self.run_episode(task, {"grasped": True}, "scripted-place")
-                if place is not None:
-                    yield place
-                    produced += 1
 
     def close(self) -> None:
         self.env.close()
 
 
 def _robot_main(
-    robot_id: int, count: int, config: FleetConfig, run_tag: str, q, parent: int
+    robot_id: int, count: int, config: FleetConfig, spec: EnvSpec, run_tag: str, q, parent: int
 ) -> None:
     """Process entry point of one robot: collect ``count`` episodes into the log; stop early
     (after flushing) when the collector process ``parent`` is gone."""
     logging.basicConfig(level=logging.WARNING)
-    robot = Robot(robot_id, config, run_tag)
+    robot = Robot(robot_id, config, run_tag, spec)
     try:
         with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
             for ep in robot.episodes(count):
@@ -319,12 +306,14 @@ def _robot_main(
     q.put(("done", robot_id, 0, 0))
 
 
-def collect(config: FleetConfig) -> dict:
-    """Collect ``config.episodes`` episodes with ``config.robots`` robot processes.
+def collect(config: FleetConfig, spec: EnvSpec) -> dict:
+    """Collect ``config.episodes`` episodes of environment ``spec`` with ``config.robots``
+    robot processes.
 
     Returns a summary with the number of episodes written, the wall time and episodes/s.
     Raises ``RuntimeError`` if a robot process fails; shards it completed stay in the log.
     """
+    config.check_tasks(spec)
     out = Path(config.out)
     EpisodeLogWriter.check_directory(out)
     existing = EpisodeLogReader(out).metadata().num_rows if out.exists() else 0
@@ -333,7 +322,9 @@ def collect(config: FleetConfig) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [
-        ctx.Process(target=_robot_main, args=(i, n, config, run_tag, q, os.getpid()), daemon=True)
+        ctx.Process(
+            target=_robot_main, args=(i, n, config, spec, run_tag, q, os.getpid()), daemon=True
+        )
         for i, n in enumerate(counts)
         if n > 0
     ]

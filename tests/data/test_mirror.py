@@ -208,7 +208,7 @@ def test_the_reflection_of_a_rollout_is_a_rollout_with_the_same_outcome(seed, pl
     reflected scene end with the reflected success vector: a top-left place becomes a
     top-right one."""
     from mtopt.envs.workcell import WorkcellEnv
-    from mtopt.policies.scripted import ScriptedPickPolicy, ScriptedPlacePolicy
+    from mtopt.envs.scripted import ScriptedPickPolicy, ScriptedPlacePolicy
 
     task = "place-any" if place else "lift-any"
     a, b = WorkcellEnv(), WorkcellEnv()

@@ -18,7 +18,7 @@ from mtopt.envs.workcell import (
     state_layout,
 )
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed, run_task_episode
-from mtopt.policies.aimed import AimedPickPolicy
+from mtopt.envs.aimed import AimedPickPolicy
 from mtopt.tasks import OBJECT_CATEGORIES, default_task_set
 
 

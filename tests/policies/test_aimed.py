@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mtopt.envs.workcell import WorkcellEnv
-from mtopt.policies.aimed import AimedPickPolicy, AimedPlacePolicy, wrap_half_turn
+from mtopt.envs.aimed import AimedPickPolicy, AimedPlacePolicy, wrap_half_turn
 
 
 def test_wrap_half_turn():

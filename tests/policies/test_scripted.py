@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mtopt.envs.workcell import WorkcellEnv
-from mtopt.policies.scripted import (
+from mtopt.envs.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
     ScriptedPlaceConfig,
