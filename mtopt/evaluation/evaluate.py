@@ -9,7 +9,6 @@ from typing import Any
 from mtopt.envs.workcell import WorkcellConfig
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, plot_success
 from mtopt.jsonio import write_json
-from mtopt.policies import PolicyWeights, check_policy_weights
 from mtopt.policies.cem import CEMConfig
 from mtopt.envs.scripted import (
     ScriptedPickConfig,
@@ -41,9 +40,6 @@ class EvalConfig:
     cem: CEMConfig = field(default_factory=CEMConfig)
     """CEM of the evaluated Q-policy (QT-Opt's: 2 iterations, 64 samples, 6 elites). A finer
     search is a deployment choice measured in docs/RESULTS.md (session 7)."""
-    weights: PolicyWeights = "online"
-    """Which of the checkpoint's networks the policy acts with: ``online`` or ``polyak`` (target
-    network 1, the Polyak average of the online weights; :data:`mtopt.policies.PolicyWeights`)."""
     device: str = "auto"
     """``auto``, ``cpu`` or ``cuda[:N]``."""
     json: str | None = None
@@ -59,7 +55,6 @@ class EvalConfig:
         if (self.checkpoint is None) == (not self.scripted):
             raise ValueError("give exactly one of --checkpoint PATH or --scripted")
         default_task_set().validate(self.tasks)
-        check_policy_weights(self.weights, "weights")
 
 
 def scripted_policy_for(task: str) -> ScriptedPickPolicy | ScriptedPlacePolicy:
@@ -82,9 +77,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         from mtopt.learning.checkpoint import load_checkpoint
         from mtopt.policies.q_policy import load_q_policy
 
-        policy = load_q_policy(
-            config.checkpoint, config.epsilon, config.device, cem=config.cem, weights=config.weights
-        )
+        policy = load_q_policy(config.checkpoint, config.epsilon, config.device, cem=config.cem)
         payload = load_checkpoint(config.checkpoint)
         counts = payload.get("train_episode_counts")
         tasks = config.tasks or tuple(payload.get("trained_tasks", ()))

@@ -33,10 +33,8 @@ from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_tabl
 from mtopt.jsonio import write_json
 from mtopt.policies import (
     Exploration,
-    PolicyWeights,
     StuckEscape,
     check_exploration,
-    check_policy_weights,
     check_stuck_exploration,
 )
 from mtopt.policies.cem import CEMConfig
@@ -95,11 +93,6 @@ class DemoConfig:
     ``mtopt.policies.q_policy``)."""
     stuck_escape: StuckEscape = "random"
     """What that exploring step does (:data:`mtopt.policies.StuckEscape`)."""
-    policy_weights: PolicyWeights = "online"
-    """Which of a checkpoint's networks the learned policy acts with, in the collection rounds
-    and in the evaluation: ``online`` (the latest SGD iterate) or ``polyak`` (target network 1,
-    the Polyak average of the online weights over about ``1 / (1 - train.trainer.polyak)``
-    steps; :data:`mtopt.policies.PolicyWeights`)."""
     policy_cem: CEMConfig = field(default_factory=CEMConfig)
     """The learned policy's action search when it acts: in the collection rounds and in the
     evaluation (the trainer's targets use ``train.cem``). QT-Opt's 2 x 64 / 6 by default."""
@@ -123,7 +116,6 @@ class DemoConfig:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         check_exploration(self.exploration)
         check_stuck_exploration(self.stuck_epsilon, self.stuck_escape)
-        check_policy_weights(self.policy_weights)
         if not isinstance(self.rounds, int) or self.rounds < 0:
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
         if self.round_task_weights:
@@ -156,7 +148,6 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             exploration=config.exploration,
             stuck_epsilon=config.stuck_epsilon,
             stuck_escape=config.stuck_escape,
-            policy_weights=config.policy_weights,
             cem=config.policy_cem,
             workcell=config.workcell,
             progress=config.progress,
@@ -226,10 +217,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     )
     t = time.time()
     policy = load_q_policy(
-        checkpoint,
-        cem=config.policy_cem,
-        max_translation=config.workcell.max_translation,
-        weights=config.policy_weights,
+        checkpoint, cem=config.policy_cem, max_translation=config.workcell.max_translation
     )
     results = {
         "mt-opt": evaluate(lambda task: policy, protocol, counts),

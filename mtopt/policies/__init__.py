@@ -13,23 +13,12 @@ StuckEscape = Literal["random", "up-turn"]
 way, with the greedy gripper and terminate choices
 (:func:`mtopt.policies.q_policy.escape_motion`)."""
 STUCK_ESCAPES: tuple[str, ...] = get_args(StuckEscape)
-PolicyWeights = Literal["online", "polyak"]
-"""Which of a training checkpoint's networks a Q-policy acts with: the ``online`` network (the
-trainer's latest SGD iterate) or ``polyak``, target network 1, the Polyak (exponential moving)
-average of the online weights over the last ``1 / (1 - trainer.polyak)`` steps or so."""
-POLICY_WEIGHTS: tuple[str, ...] = get_args(PolicyWeights)
 
 
 def check_exploration(value: str, name: str = "exploration") -> None:
     """Raise ``ValueError`` naming ``value`` unless it is one of :data:`EXPLORATION_MODES`."""
     if value not in EXPLORATION_MODES:
         raise ValueError(f"{name} must be one of {EXPLORATION_MODES}, got {value!r}")
-
-
-def check_policy_weights(value: str, name: str = "policy_weights") -> None:
-    """Raise ``ValueError`` naming ``value`` unless it is one of :data:`POLICY_WEIGHTS`."""
-    if value not in POLICY_WEIGHTS:
-        raise ValueError(f"{name} must be one of {POLICY_WEIGHTS}, got {value!r}")
 
 
 def check_stuck_exploration(epsilon: float, escape: str, prefix: str = "") -> None:

@@ -33,14 +33,7 @@ import numpy as np
 import torch
 
 from mtopt.learning.networks import QNetwork
-from mtopt.policies import (
-    Exploration,
-    PolicyWeights,
-    StuckEscape,
-    check_exploration,
-    check_policy_weights,
-    check_stuck_exploration,
-)
+from mtopt.policies import Exploration, StuckEscape, check_exploration, check_stuck_exploration
 from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig, cem_maximize
 from mtopt.tasks import TaskSet
 
@@ -188,14 +181,11 @@ def load_q_policy(
     stuck_epsilon: float = 0.0,
     max_translation: float = 0.05,
     stuck_escape: StuckEscape = "random",
-    weights: PolicyWeights = "online",
 ) -> QPolicy:
-    """A :class:`QPolicy` over a training checkpoint's ``online`` network, or with ``weights``
-    ``polyak`` over its target network 1 (the Polyak average of the online weights).
+    """A :class:`QPolicy` over the online network of a training checkpoint.
 
     The checkpoint is loaded with ``weights_only=True``; its task slots must match the default
-    task set (a checkpoint for a different task set is refused, naming both). The policy's name
-    is ``checkpoint:RUN@STEP`` (``checkpoint:RUN@STEP:polyak`` for the average).
+    task set (a checkpoint for a different task set is refused, naming both).
     """
     from mtopt.data.episode import learned_policy_name
     from mtopt.learning.checkpoint import checkpoint_run_tag, load_checkpoint
@@ -203,7 +193,6 @@ def load_q_policy(
     from mtopt.learning.trainer import resolve_device
     from mtopt.tasks import default_task_set
 
-    check_policy_weights(weights, "weights")
     dev = resolve_device(device)
     payload = load_checkpoint(checkpoint, dev)
     task_set = default_task_set()
@@ -214,11 +203,9 @@ def load_q_policy(
             f"task set {list(task_set.names)}"
         )
     net = build_q_network(stored_network_config(payload["network_config"])).to(dev)
-    net.load_state_dict(payload["trainer"]["online" if weights == "online" else "target_1"])
+    net.load_state_dict(payload["trainer"]["online"])
     step = int(payload["step"])
     name = learned_policy_name(checkpoint_run_tag(checkpoint), step)
-    if weights != "online":
-        name = f"{name}:{weights}"
     keys = tuple(payload["obs_keys"])
     return QPolicy(
         net,

@@ -28,10 +28,8 @@ from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
 from mtopt.policies import (
     Exploration,
-    PolicyWeights,
     StuckEscape,
     check_exploration,
-    check_policy_weights,
     check_stuck_exploration,
 )
 from mtopt.policies.cem import CEMConfig
@@ -82,10 +80,6 @@ class FleetConfig:
     ``mtopt.policies.q_policy``)."""
     stuck_escape: StuckEscape = "random"
     """What that exploring step does (:data:`mtopt.policies.StuckEscape`)."""
-    policy_weights: PolicyWeights = "online"
-    """Which of the checkpoint's networks the Q-policy acts with: ``online`` (the latest SGD
-    iterate) or ``polyak`` (target network 1, the Polyak average of the online weights; see
-    :data:`mtopt.policies.PolicyWeights`)."""
     device: str = "cpu"
     """Device of the Q-policy in the robot processes."""
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -109,7 +103,6 @@ class FleetConfig:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
         check_exploration(self.exploration)
         check_stuck_exploration(self.stuck_epsilon, self.stuck_escape)
-        check_policy_weights(self.policy_weights)
         if self.policy is not None and not Path(self.policy).is_file():
             raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
         if self.task_weights and (min(self.task_weights) < 0 or sum(self.task_weights) <= 0):
@@ -173,7 +166,6 @@ class Robot:
                 exploration=config.exploration,
                 stuck_epsilon=config.stuck_epsilon,
                 stuck_escape=config.stuck_escape,
-                weights=config.policy_weights,
             )
         weights = (
             dict(zip(self.tasks, config.task_weights, strict=True)) if config.task_weights else {}

@@ -28,10 +28,8 @@ from dataclasses import dataclass
 from mtopt.data.episode import SCRIPTED_POLICY_PREFIX
 from mtopt.policies import (
     Exploration,
-    PolicyWeights,
     StuckEscape,
     check_exploration,
-    check_policy_weights,
     check_stuck_exploration,
 )
 
@@ -59,10 +57,6 @@ class ScheduleConfig:
     ``mtopt.policies.q_policy``)."""
     stuck_escape: StuckEscape = "random"
     """What that exploring step does (:data:`mtopt.policies.StuckEscape`)."""
-    policy_weights: PolicyWeights = "online"
-    """Which published network the learned collection policy acts with: ``online`` (the
-    trainer's latest iterate) or ``polyak`` (target network 1, the Polyak average of the online
-    weights; :data:`mtopt.policies.PolicyWeights`)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probe <= 1.0:
@@ -71,7 +65,6 @@ class ScheduleConfig:
             raise ValueError(f"schedule.epsilon must be in [0, 1], got {self.epsilon!r}")
         check_exploration(self.exploration, "schedule.exploration")
         check_stuck_exploration(self.stuck_epsilon, self.stuck_escape, "schedule.")
-        check_policy_weights(self.policy_weights, "schedule.policy_weights")
         for name in ("min_episodes", "window"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

@@ -121,7 +121,6 @@ class RunRobot(Robot):
             stuck_escape=config.schedule.stuck_escape,
             max_translation=fleet.workcell.max_translation,
         )
-        self.policy_weights = config.schedule.policy_weights
         self.weights_version = -1
         self.schedule: dict[str, Any] = {"learned_tasks": [], "probe": 0.0}
         self.timer = _Timed()
@@ -154,11 +153,9 @@ class RunRobot(Robot):
         version, payload = weights_box[0]
         if version != self.weights_version:
             weights: Weights = resolve(payload)
-            polyak = self.policy_weights == "polyak"
-            self.learned.network.load_state_dict(weights.target_1 if polyak else weights.online)
+            self.learned.network.load_state_dict(weights.online)
             self.weights_version = weights.version
-            name = learned_policy_name(self.run_tag, weights.version)
-            self.learned.name = f"{name}:polyak" if polyak else name
+            self.learned.name = learned_policy_name(self.run_tag, weights.version)
 
     def attempt(self) -> list:
         """One attempt: a place episode, or a lift episode and its chained place episode."""

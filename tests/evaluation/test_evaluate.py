@@ -14,15 +14,15 @@ class _LoadedError(Exception):
 def test_the_eval_cem_config_is_the_policy_cem(monkeypatch):
     seen = {}
 
-    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, weights="online"):
-        seen.update(checkpoint=checkpoint, epsilon=epsilon, cem=cem, weights=weights)
+    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all"):
+        seen.update(checkpoint=checkpoint, epsilon=epsilon, cem=cem)
         raise _LoadedError
 
     monkeypatch.setattr(q_policy, "load_q_policy", fake_load)
     finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
     with pytest.raises(_LoadedError):
-        run_eval(EvalConfig(checkpoint="ckpt.pt", cem=finer, epsilon=0.1, weights="polyak"))
-    assert seen == {"checkpoint": "ckpt.pt", "epsilon": 0.1, "cem": finer, "weights": "polyak"}
+        run_eval(EvalConfig(checkpoint="ckpt.pt", cem=finer, epsilon=0.1))
+    assert seen == {"checkpoint": "ckpt.pt", "epsilon": 0.1, "cem": finer}
 
 
 def test_eval_defaults_to_qt_opt_cem():

@@ -129,27 +129,6 @@ def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     assert seen["eval"] == (str(ckpt), finer, 0.0, 0.0)
 
 
-def test_policy_weights_reach_collection_and_evaluation(tmp_path, monkeypatch):
-    """``policy_weights`` picks the network of the collection rounds and of the evaluation."""
-    seen = {}
-
-    def fake_collect(cfg):
-        seen.setdefault("fleet", []).append((cfg.policy, cfg.policy_weights))
-        return {"episodes": cfg.episodes, "episodes_per_s": 1.0}
-
-    ckpt = tmp_path / "ck.pt"
-    ckpt.write_bytes(b"")
-
-    def fake_load(checkpoint, **kw):
-        seen["eval"] = (checkpoint, kw.get("weights", "online"))
-        raise _StopError
-
-    _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt)
-    _run_one_stubbed_round(tmp_path, policy_weights="polyak")
-    assert seen["fleet"] == [(None, "polyak"), (str(ckpt), "polyak")]
-    assert seen["eval"] == (str(ckpt), "polyak")
-
-
 def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     """``workcell`` (e.g. its contact settings) is the fleet's and the evaluation's."""
     from mtopt.envs.workcell_config import WorkcellConfig

@@ -248,7 +248,6 @@ def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch)
         exploration="motion",
         stuck_epsilon=0.6,
         stuck_escape="up-turn",
-        policy_weights="polyak",
     )
     robot = Robot(0, cfg, "a")
     assert robot.q_policy == "policy"
@@ -260,7 +259,6 @@ def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch)
         "stuck_epsilon": 0.6,
         "stuck_escape": "up-turn",
         "max_translation": cfg.workcell.max_translation,
-        "weights": "polyak",
     }
     assert FleetConfig().cem == CEMConfig()  # QT-Opt's 2 x 64 / 6 by default
 

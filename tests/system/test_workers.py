@@ -24,24 +24,3 @@ def test_log_replay_worker_files_this_runs_learned_episodes_as_online(tmp_path):
     worker.poll()
     assert worker.log_replay.episodes == 9
     assert worker.log_replay.online_episodes == 3
-
-
-def test_run_robot_acts_with_the_published_polyak_weights_when_asked(tmp_path):
-    import torch
-
-    from mtopt.system.run import network_config
-    from mtopt.system.workers import RunRobot, Weights
-
-    for choice in ("online", "polyak"):
-        config = tiny_config(tmp_path / choice)
-        config = replace(config, schedule=replace(config.schedule, policy_weights=choice))
-        robot = RunRobot(config, 0, network_config(config))
-        online = {k: torch.zeros_like(v) for k, v in robot.learned.network.state_dict().items()}
-        average = {k: torch.ones_like(v) for k, v in online.items()}
-        robot._pull([(5, Weights(5, online, average, average))])
-        wanted = average if choice == "polyak" else online
-        for key, value in robot.learned.network.state_dict().items():
-            assert torch.equal(value, wanted[key])
-        suffix = ":polyak" if choice == "polyak" else ""
-        assert robot.learned.name == f"checkpoint:{config.name}@5{suffix}"
-        assert robot.weights_version == 5
