@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mtopt.learning.networks import QNetworkConfig, build_q_network
 from mtopt.learning.targets import bellman_targets, q_log_loss
-from mtopt.policies.cem import WORKCELL_ACTION_SPEC, CEMConfig
+from mtopt.learning.cem import WORKCELL_ACTION_SPEC, CEMConfig
 
 STATE_DIM = 32
 

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed, run_task_episode
 from mtopt.evaluation.summary import wilson_interval
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.policies.q_policy import QPolicy, blocked_descent, escape_motion, load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 

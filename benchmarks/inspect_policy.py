@@ -29,7 +29,7 @@ import torch
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 

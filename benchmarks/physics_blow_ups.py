@@ -26,7 +26,7 @@ from mtopt.envs import scene
 from mtopt.envs.workcell import WorkcellConfig
 from mtopt.evaluation.protocol import EpisodePolicy, ProtocolConfig, evaluate
 from mtopt.envs.aimed import AimedPickPolicy, AimedPlacePolicy
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 

@@ -19,7 +19,7 @@ import torch
 
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate
 from mtopt.learning.checkpoint import load_checkpoint
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
 
 WEIGHTS = ("online", "target_1")

@@ -20,7 +20,7 @@ import torch
 
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed
-from mtopt.policies.cem import WORKCELL_ACTION_SPEC, CEMConfig, sample_uniform_actions
+from mtopt.learning.cem import WORKCELL_ACTION_SPEC, CEMConfig, sample_uniform_actions
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.tasks import default_task_set
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from mtopt.data.log import EpisodeLogReader
-from mtopt.policies.cem import WORKCELL_ACTION_SPEC, CEMConfig, cem_maximize
+from mtopt.learning.cem import WORKCELL_ACTION_SPEC, CEMConfig, cem_maximize
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.tasks import default_task_set
 

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtopt.envs.workcell import WorkcellConfig
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, plot_success
 from mtopt.jsonio import write_json
-from mtopt.policies.cem import CEMConfig
-from mtopt.envs.scripted import (
-    ScriptedPickConfig,
-    ScriptedPickPolicy,
-    ScriptedPlaceConfig,
-    ScriptedPlacePolicy,
-)
-from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
+from mtopt.learning.cem import CEMConfig
+from mtopt.spec import EnvSpec, EpisodePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -48,36 +42,33 @@ class EvalConfig:
     """Save a bar chart (PNG) of per-task success to this file."""
     progress: bool = True
     """Show a progress bar."""
-    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
-    """The simulated workcell."""
 
     def __post_init__(self) -> None:
         if (self.checkpoint is None) == (not self.scripted):
             raise ValueError("give exactly one of --checkpoint PATH or --scripted")
-        default_task_set().validate(self.tasks)
 
 
-def scripted_policy_for(task: str) -> ScriptedPickPolicy | ScriptedPlacePolicy:
-    """The scripted bootstrap policy of a task's skill (picking for lifts, placing otherwise)."""
-    if default_task_set()[task].skill == OBJECT_ACQUISITION:
-        return ScriptedPickPolicy(ScriptedPickConfig())
-    return ScriptedPlacePolicy(ScriptedPlaceConfig())
+def scripted_policy_for(spec: EnvSpec) -> Callable[[str], EpisodePolicy]:
+    """``task -> policy``: the environment's scripted bootstrap policy of each task."""
+    return lambda task: spec.scripted_policy(task)[0]
 
 
-def run_eval(config: EvalConfig) -> dict[str, Any]:
-    """Evaluate; write JSON and plot when asked. Returns the result (see format_eval_table)."""
+def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
+    """Evaluate in environment ``spec``; write JSON and plot when asked. Returns the result
+    (see :func:`mtopt.evaluation.protocol.format_eval_table`)."""
     counts = None
+    spec.task_set.validate(config.tasks)
     if config.scripted:
         name = "scripted"
-
-        policy_for = scripted_policy_for
-
+        policy_for = scripted_policy_for(spec)
         tasks = config.tasks
     else:
         from mtopt.learning.checkpoint import load_checkpoint
         from mtopt.policies.q_policy import load_q_policy
 
-        policy = load_q_policy(config.checkpoint, config.epsilon, config.device, cem=config.cem)
+        policy = load_q_policy(
+            config.checkpoint, spec, config.epsilon, config.device, cem=config.cem
+        )
         payload = load_checkpoint(config.checkpoint)
         counts = payload.get("train_episode_counts")
         tasks = config.tasks or tuple(payload.get("trained_tasks", ()))
@@ -91,9 +82,8 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         seed=config.seed,
         tasks=tasks,
         progress=config.progress,
-        workcell=config.workcell,
     )
-    result = evaluate(policy_for, protocol, counts)
+    result = evaluate(policy_for, protocol, spec, counts)
     result["policy"] = name
     if config.json:
         write_json(result, config.json)

@@ -78,9 +78,7 @@ def run_task_attempt(
     )
 
 
-def run_task_episode(
-    env: Any, policy: EpisodePolicy, task: str, seed: int, spec: EnvSpec
-) -> bool:
+def run_task_episode(env: Any, policy: EpisodePolicy, task: str, seed: int, spec: EnvSpec) -> bool:
     """One evaluation attempt of ``task``; returns the ground-truth success."""
     return run_task_attempt(env, policy, task, seed, spec).success
 

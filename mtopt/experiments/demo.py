@@ -37,7 +37,7 @@ from mtopt.policies import (
     check_exploration,
     check_stuck_exploration,
 )
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector

@@ -21,7 +21,7 @@ from mtopt.learning.targets import (
     mc_return,
     mixed_mc_target,
 )
-from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig
+from mtopt.learning.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig
 
 
 @dataclass

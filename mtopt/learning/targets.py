@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional
 
 from mtopt.learning.networks import Observation, QNetwork
-from mtopt.policies.cem import ActionSpec, CEMConfig, cem_maximize
+from mtopt.learning.cem import ActionSpec, CEMConfig, cem_maximize
 
 DEFAULT_GAMMA = 0.9
 """QT-Opt's discount factor."""

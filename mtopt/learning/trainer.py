@@ -25,7 +25,7 @@ from mtopt.learning.targets import (
     polyak_update,
     q_log_loss,
 )
-from mtopt.policies.cem import (
+from mtopt.learning.cem import (
     WORKCELL_ACTION_SPEC,
     discrete_alternatives,
     sample_uniform_actions,

@@ -34,7 +34,9 @@ import torch
 
 from mtopt.learning.networks import QNetwork
 from mtopt.policies import Exploration, StuckEscape, check_exploration, check_stuck_exploration
-from mtopt.policies.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig, cem_maximize
+from mtopt.learning.cem import CEMConfig, cem_maximize
+from mtopt.learning.checkpoint import check_checkpoint_env
+from mtopt.spec import ActionSpec, EnvSpec
 from mtopt.tasks import TaskSet
 
 BLOCKED_MIN_COMMAND = 0.2
@@ -81,10 +83,10 @@ class QPolicy:
         self,
         network: QNetwork,
         task_set: TaskSet,
+        action_spec: ActionSpec,
         cem: CEMConfig | None = None,
         epsilon: float = 0.0,
-        obs_keys: tuple[str, ...] = ("state", "gripper_status", "gripper_height"),
-        action_spec: ActionSpec = WORKCELL_ACTION_SPEC,
+        obs_keys: tuple[str, ...] = ("state",),
         name: str = "checkpoint",
         exploration: Exploration = "all",
         stuck_epsilon: float = 0.0,
@@ -174,6 +176,7 @@ class QPolicy:
 
 def load_q_policy(
     checkpoint: str,
+    spec: EnvSpec,
     epsilon: float = 0.0,
     device: str = "auto",
     cem: CEMConfig | None = None,
@@ -184,18 +187,18 @@ def load_q_policy(
 ) -> QPolicy:
     """A :class:`QPolicy` over the online network of a training checkpoint.
 
-    The checkpoint is loaded with ``weights_only=True``; its task slots must match the default
-    task set (a checkpoint for a different task set is refused, naming both).
+    The checkpoint is loaded with ``weights_only=True``; it must have been trained on the
+    environment ``spec`` and its task slots must match the spec's task set (a checkpoint of
+    another environment or task set is refused, naming both).
     """
     from mtopt.data.episode import learned_policy_name
     from mtopt.learning.checkpoint import checkpoint_run_tag, load_checkpoint
     from mtopt.learning.networks import build_q_network, stored_network_config
     from mtopt.learning.trainer import resolve_device
-    from mtopt.tasks import default_task_set
-
     dev = resolve_device(device)
     payload = load_checkpoint(checkpoint, dev)
-    task_set = default_task_set()
+    check_checkpoint_env(payload, spec, checkpoint)
+    task_set = spec.task_set
     names = list(payload["task_names"])
     if names != list(task_set.names)[: len(names)]:
         raise ValueError(
@@ -210,6 +213,7 @@ def load_q_policy(
     return QPolicy(
         net,
         task_set,
+        spec.action,
         cem,
         epsilon,
         keys,

@@ -32,7 +32,7 @@ from mtopt.policies import (
     check_exploration,
     check_stuck_exploration,
 )
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.progress import progress_bar
 from mtopt.spec import EnvSpec
 

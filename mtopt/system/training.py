@@ -40,7 +40,7 @@ from mtopt.learning.checkpoint import (
 )
 from mtopt.learning.networks import QNetworkConfig, network_obs_keys, stored_network_config
 from mtopt.learning.trainer import Trainer, TrainerConfig
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.progress import progress_bar
 from mtopt.tasks import TaskSet, default_task_set
 

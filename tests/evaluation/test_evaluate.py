@@ -4,7 +4,7 @@ import pytest
 
 from mtopt.evaluation.evaluate import EvalConfig, run_eval
 from mtopt.policies import q_policy
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 
 
 class _LoadedError(Exception):

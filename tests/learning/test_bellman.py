@@ -7,7 +7,7 @@ import torch
 from mtopt.data.replay import TransitionBatch
 from mtopt.learning.bellman import BellmanUpdater
 from mtopt.learning.networks import QNetworkConfig, build_q_network
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 
 D = 8
 

@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from mtopt.envs.workcell_spec import WORKCELL_ACTION as WORKCELL_ACTION_SPEC
+from mtopt.learning.cem import CEMConfig
 from mtopt.learning.networks import QNetwork, QNetworkConfig, StateEmbedding, build_q_network
 from mtopt.learning.targets import (
     bellman_targets,
@@ -20,7 +22,6 @@ from mtopt.learning.targets import (
     polyak_update,
     q_log_loss,
 )
-from mtopt.policies.cem import WORKCELL_ACTION_SPEC, CEMConfig
 
 
 def test_clipped_double_q_target_hand_computed() -> None:
@@ -170,7 +171,7 @@ def test_bellman_targets_uses_min_of_both_nets_and_is_deterministic() -> None:
     torch.testing.assert_close(t1, t2, rtol=0, atol=0)
     assert not t1.requires_grad
     # recompute from the CEM argmax of net 1 with the same generator draws
-    from mtopt.policies.cem import cem_maximize
+    from mtopt.learning.cem import cem_maximize
 
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mtopt.learning.networks import QNetworkConfig, build_q_network
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.policies.q_policy import QPolicy, blocked_descent
 from mtopt.tasks import default_task_set
 

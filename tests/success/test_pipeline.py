@@ -11,7 +11,7 @@ from mtopt.data.replay import ReplayConfig, TaskReplay
 from mtopt.learning.checkpoint import load_checkpoint
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.success.detector import SuccessDetector, SuccessDetectorLabeller
 from mtopt.success.labelling import read_log_episodes, relabel_episodes
 from mtopt.success.networks import SDNetworkConfig

@@ -11,7 +11,7 @@ from mtopt.data.replay import ReplayConfig
 from mtopt.learning.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
-from mtopt.policies.cem import CEMConfig
+from mtopt.learning.cem import CEMConfig
 from mtopt.system.training import TrainConfig, TrainingRun, train
 
 

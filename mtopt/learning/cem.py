@@ -6,7 +6,7 @@ rounds, and return the best action seen. Everything here is a pure function of i
 of an explicit :class:`torch.Generator`; work is batched over states x samples so a Q-network
 can score all ``B * N`` actions in one call (embedding each state once).
 
-Action dimensions come in two kinds (see :class:`ActionSpec`):
+Action dimensions come in two kinds (see :class:`mtopt.spec.ActionSpec`):
 
 * continuous dims: a diagonal Gaussian (initial mean at the centre of the bounds), samples
   clipped to ``[low, high]``, refit to the elites' mean and (population) standard deviation,
@@ -26,53 +26,11 @@ from dataclasses import dataclass
 
 import torch
 
+from mtopt.spec import ActionSpec
+
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 """Maps actions ``(B, N, A)`` to scores ``(B, N)`` (higher is better)."""
 
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """Bounds of an action vector and which dimensions are binary discrete choices.
-
-    The default is the workcell: ``(dx, dy, dz, dyaw, gripper, terminate)``, the first four
-    continuous in ``[-1, 1]``, gripper and terminate discrete in ``{0, 1}``.
-    """
-
-    low: tuple[float, ...] = (-1.0, -1.0, -1.0, -1.0, 0.0, 0.0)
-    """Lower bound of every dimension; for a discrete dim, its first value."""
-    high: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
-    """Upper bound of every dimension; for a discrete dim, its second value."""
-    discrete_dims: tuple[int, ...] = (4, 5)
-    """Indices of binary discrete dims; each takes exactly the value ``low[d]`` or ``high[d]``."""
-
-    def __post_init__(self) -> None:
-        if len(self.low) != len(self.high) or len(self.low) == 0:
-            raise ValueError(
-                f"low and high must be non-empty and of equal length, got {len(self.low)} "
-                f"and {len(self.high)} values"
-            )
-        for d, (lo, hi) in enumerate(zip(self.low, self.high, strict=True)):
-            if not lo < hi:
-                raise ValueError(f"action dim {d}: need low < high, got low={lo}, high={hi}")
-        if len(set(self.discrete_dims)) != len(self.discrete_dims):
-            raise ValueError(f"discrete_dims has duplicates: {self.discrete_dims}")
-        for d in self.discrete_dims:
-            if not 0 <= d < len(self.low):
-                raise ValueError(f"discrete dim {d} out of range; allowed 0..{len(self.low) - 1}")
-
-    @property
-    def dim(self) -> int:
-        """Number of action dimensions ``A``."""
-        return len(self.low)
-
-    @property
-    def continuous_dims(self) -> tuple[int, ...]:
-        """Indices of the continuous dims, in order."""
-        return tuple(d for d in range(self.dim) if d not in self.discrete_dims)
-
-
-WORKCELL_ACTION_SPEC = ActionSpec()
-"""The workcell's 6-D action: 4 continuous motion dims, binary gripper and terminate."""
 
 
 def sample_uniform_actions(

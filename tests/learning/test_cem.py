@@ -1,12 +1,12 @@
-"""Tests of the cross-entropy method (mtopt.policies.cem)."""
+"""Tests of the cross-entropy method (mtopt.learning.cem)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mtopt.policies.cem import (
-    WORKCELL_ACTION_SPEC,
+from mtopt.envs.workcell_spec import WORKCELL_ACTION as WORKCELL_ACTION_SPEC
+from mtopt.learning.cem import (
     ActionSpec,
     CEMConfig,
     cem_maximize,
@@ -174,7 +174,7 @@ def test_sample_uniform_actions_bounds_discrete_values_and_moments() -> None:
 
 
 def test_discrete_alternatives_enumerates_gripper_and_terminate():
-    from mtopt.policies.cem import WORKCELL_ACTION_SPEC, discrete_alternatives
+    from mtopt.learning.cem import discrete_alternatives
 
     a = torch.tensor([[0.1, -0.2, 0.3, -0.4, 1.0, 0.0]])
     out = discrete_alternatives(a, WORKCELL_ACTION_SPEC)
