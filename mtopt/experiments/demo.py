@@ -31,13 +31,8 @@ from mtopt.envs.workcell_config import WorkcellConfig
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.jsonio import write_json
-from mtopt.policies import (
-    Exploration,
-    StuckEscape,
-    check_exploration,
-    check_stuck_exploration,
-)
 from mtopt.learning.cem import CEMConfig
+from mtopt.policies import Exploration, check_exploration
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
@@ -88,11 +83,6 @@ class DemoConfig:
     exploration: Exploration = "motion"
     """What an ε step of the collection policy randomises: ``all`` dims or only the
     ``motion`` dims (see ``mtopt.policies.q_policy``)."""
-    stuck_epsilon: float = 0.0
-    """ε right after a blocked descent, when larger than ``epsilon`` (0: off, the paper; see
-    ``mtopt.policies.q_policy``)."""
-    stuck_escape: StuckEscape = "random"
-    """What that exploring step does (:data:`mtopt.policies.StuckEscape`)."""
     policy_cem: CEMConfig = field(default_factory=CEMConfig)
     """The learned policy's action search when it acts: in the collection rounds and in the
     evaluation (the trainer's targets use ``train.cem``). QT-Opt's 2 x 64 / 6 by default."""
@@ -115,7 +105,6 @@ class DemoConfig:
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         check_exploration(self.exploration)
-        check_stuck_exploration(self.stuck_epsilon, self.stuck_escape)
         if not isinstance(self.rounds, int) or self.rounds < 0:
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
         if self.round_task_weights:
@@ -146,8 +135,6 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             policy=policy,
             epsilon=config.epsilon,
             exploration=config.exploration,
-            stuck_epsilon=config.stuck_epsilon,
-            stuck_escape=config.stuck_escape,
             cem=config.policy_cem,
             workcell=config.workcell,
             progress=config.progress,
@@ -216,9 +203,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         workcell=config.workcell,
     )
     t = time.time()
-    policy = load_q_policy(
-        checkpoint, cem=config.policy_cem, max_translation=config.workcell.max_translation
-    )
+    policy = load_q_policy(checkpoint, cem=config.policy_cem)
     results = {
         "mt-opt": evaluate(lambda task: policy, protocol, counts),
         "scripted": evaluate(scripted_policy_for, protocol, counts),

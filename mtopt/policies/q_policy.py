@@ -10,19 +10,6 @@ explores instead; what it randomises is set by ``exploration``:
   the gripper and terminate choices stay greedy. With ``all`` and ε = 0.2, a random step opens
   or closes the gripper against the policy's choice, or terminates, with probability 0.1 each
   per step, so most ε-greedy episodes of a 10-step carry drop the object or stop early.
-
-**Exploration at blocked pushes** (``stuck_epsilon``). A greedy policy whose gripper rests on
-an object keeps pushing against it: with Monte-Carlo targets its Q-function values a push as
-the logged behaviour that followed it, and the logs hold almost no episode that backs off
-from a blocked descent and tries again (docs/RESULTS.md, session 10). With ``stuck_epsilon``
-above ε, a step right after a blocked descent (:func:`blocked_descent`: the last action
-commanded a descent and the gripper's achieved motion, ``obs["gripper_motion"]``, shows it
-did not happen) explores with that probability instead of ε, so the collected rounds contain
-escapes from exactly those states and their outcomes. ``stuck_escape`` says what such a step
-does: the exploration mode's ``random`` step, or the ``up-turn`` escape (:func:`escape_motion`,
-with the greedy gripper and terminate choices). Measured in docs/RESULTS.md (session 11): a
-random step there returns no more than another push, and the learned Q-function over-values
-blocked pushes against their logged returns, so the exploration alone did not raise lift-any.
 """
 
 from __future__ import annotations
@@ -33,9 +20,9 @@ import numpy as np
 import torch
 
 from mtopt.learning.networks import QNetwork
-from mtopt.policies import Exploration, StuckEscape, check_exploration, check_stuck_exploration
 from mtopt.learning.cem import CEMConfig, cem_maximize
 from mtopt.learning.checkpoint import check_checkpoint_env
+from mtopt.policies import Exploration, check_exploration
 from mtopt.spec import ActionSpec, EnvSpec
 from mtopt.tasks import TaskSet
 
@@ -70,8 +57,8 @@ def blocked_descent(
 
 
 def escape_motion(rng: np.random.Generator) -> np.ndarray:
-    """The motion dims ``(dx, dy, dz, dyaw)`` of the ``up-turn`` escape from a blocked descent:
-    lift by a full step and turn the wrist by a full step, the direction a fair coin."""
+    """The motion dims ``(dx, dy, dz, dyaw)`` of an up-turn escape from a blocked descent: lift
+    by a full step and turn the wrist by a full step, the direction a fair coin."""
     turn = 1.0 if rng.random() < 0.5 else -1.0
     return np.array([0.0, 0.0, 1.0, turn], dtype=np.float32)
 
@@ -89,20 +76,11 @@ class QPolicy:
         obs_keys: tuple[str, ...] = ("state",),
         name: str = "checkpoint",
         exploration: Exploration = "all",
-        stuck_epsilon: float = 0.0,
-        max_translation: float = 0.05,
-        stuck_escape: StuckEscape = "random",
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
-        check_stuck_exploration(stuck_epsilon, stuck_escape)
-        if not max_translation > 0:
-            raise ValueError(f"max_translation must be > 0 (metres), got {max_translation!r}")
         check_exploration(exploration)
         self.exploration = exploration
-        self.stuck_epsilon = stuck_epsilon
-        self.stuck_escape = stuck_escape
-        self.max_translation = max_translation
         self.network = network.eval()
         self.task_set = task_set
         self.cem = cem or CEMConfig()
@@ -112,7 +90,6 @@ class QPolicy:
         self.name = name
         self.device = next(network.parameters()).device
         self._task: str | None = None
-        self._last: np.ndarray | None = None
         self._rng = np.random.default_rng(0)
         self._gen = torch.Generator(device=self.device)
 
@@ -122,7 +99,6 @@ class QPolicy:
             self.task_set.validate([task])
             self._task = task
         self._rng = rng
-        self._last = None
         self._gen.manual_seed(int(rng.integers(2**62)))
 
     def random_action(self) -> np.ndarray:
@@ -139,29 +115,14 @@ class QPolicy:
         """The action for one observation of the current task."""
         if self._task is None:
             raise RuntimeError("QPolicy.reset(rng, task=...) must be called before act()")
-        epsilon, blocked = self.epsilon, False
-        if self.stuck_epsilon > epsilon:
-            if "gripper_motion" not in obs:
-                raise KeyError("stuck_epsilon > 0 needs the observation key 'gripper_motion'")
-            height = float(np.asarray(obs["gripper_height"]).reshape(-1)[0])
-            blocked = blocked_descent(
-                self._last, obs["gripper_motion"], height, self.max_translation
-            )
-            if blocked:
-                epsilon = self.stuck_epsilon
-        explore = epsilon > 0 and self._rng.random() < epsilon
-        if explore and blocked and self.stuck_escape == "up-turn":
-            action = self._greedy(obs)  # the greedy gripper and terminate choices
-            action[list(self.action_spec.continuous_dims)] = escape_motion(self._rng)
-        elif explore and self.exploration == "all":
-            action = self.random_action()
-        else:
-            action = self._greedy(obs)
-            if explore:  # motion: random continuous dims, greedy gripper and terminate
-                random = self.random_action()
-                for d in self.action_spec.continuous_dims:
-                    action[d] = random[d]
-        self._last = action.copy()
+        explore = self.epsilon > 0 and self._rng.random() < self.epsilon
+        if explore and self.exploration == "all":
+            return self.random_action()
+        action = self._greedy(obs)
+        if explore:  # motion: random continuous dims, greedy gripper and terminate
+            random = self.random_action()
+            for d in self.action_spec.continuous_dims:
+                action[d] = random[d]
         return action
 
     def _greedy(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -181,9 +142,6 @@ def load_q_policy(
     device: str = "auto",
     cem: CEMConfig | None = None,
     exploration: Exploration = "all",
-    stuck_epsilon: float = 0.0,
-    max_translation: float = 0.05,
-    stuck_escape: StuckEscape = "random",
 ) -> QPolicy:
     """A :class:`QPolicy` over the online network of a training checkpoint.
 
@@ -219,7 +177,4 @@ def load_q_policy(
         keys,
         name=name,
         exploration=exploration,
-        stuck_epsilon=stuck_epsilon,
-        max_translation=max_translation,
-        stuck_escape=stuck_escape,
     )

@@ -26,13 +26,8 @@ import numpy as np
 
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
-from mtopt.policies import (
-    Exploration,
-    StuckEscape,
-    check_exploration,
-    check_stuck_exploration,
-)
 from mtopt.learning.cem import CEMConfig
+from mtopt.policies import Exploration, check_exploration
 from mtopt.progress import progress_bar
 from mtopt.spec import EnvSpec
 
@@ -75,11 +70,6 @@ class FleetConfig:
     """What an ε step randomises: ``all`` dims (a uniformly random action) or only the
     ``motion`` dims, keeping the greedy gripper and terminate choices (see
     ``mtopt.policies.q_policy``)."""
-    stuck_epsilon: float = 0.0
-    """ε right after a blocked descent, when larger than ``epsilon`` (0: off, the paper; see
-    ``mtopt.policies.q_policy``)."""
-    stuck_escape: StuckEscape = "random"
-    """What that exploring step does (:data:`mtopt.policies.StuckEscape`)."""
     device: str = "cpu"
     """Device of the Q-policy in the robot processes."""
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -102,7 +92,6 @@ class FleetConfig:
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
         check_exploration(self.exploration)
-        check_stuck_exploration(self.stuck_epsilon, self.stuck_escape)
         if self.policy is not None and not Path(self.policy).is_file():
             raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
         if self.task_weights and (min(self.task_weights) < 0 or sum(self.task_weights) <= 0):
@@ -164,8 +153,6 @@ class Robot:
                 config.device,
                 cem=config.cem,
                 exploration=config.exploration,
-                stuck_epsilon=config.stuck_epsilon,
-                stuck_escape=config.stuck_escape,
             )
         weights = (
             dict(zip(self.tasks, config.task_weights, strict=True)) if config.task_weights else {}

@@ -26,12 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mtopt.data.episode import SCRIPTED_POLICY_PREFIX
-from mtopt.policies import (
-    Exploration,
-    StuckEscape,
-    check_exploration,
-    check_stuck_exploration,
-)
+from mtopt.policies import Exploration, check_exploration
 
 
 @dataclass(frozen=True)
@@ -52,11 +47,6 @@ class ScheduleConfig:
     exploration: Exploration = "motion"
     """What an ε step randomises: ``all`` dims or only the ``motion`` dims (keeping the greedy
     gripper and terminate choices; see ``mtopt.policies.q_policy``)."""
-    stuck_epsilon: float = 0.0
-    """ε right after a blocked descent, when larger than ``epsilon`` (0: off, the paper; see
-    ``mtopt.policies.q_policy``)."""
-    stuck_escape: StuckEscape = "random"
-    """What that exploring step does (:data:`mtopt.policies.StuckEscape`)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probe <= 1.0:
@@ -64,7 +54,6 @@ class ScheduleConfig:
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"schedule.epsilon must be in [0, 1], got {self.epsilon!r}")
         check_exploration(self.exploration, "schedule.exploration")
-        check_stuck_exploration(self.stuck_epsilon, self.stuck_escape, "schedule.")
         for name in ("min_episodes", "window"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

@@ -117,9 +117,6 @@ class RunRobot(Robot):
             config.schedule.epsilon,
             obs_keys(config),
             exploration=config.schedule.exploration,
-            stuck_epsilon=config.schedule.stuck_epsilon,
-            stuck_escape=config.schedule.stuck_escape,
-            max_translation=fleet.workcell.max_translation,
         )
         self.weights_version = -1
         self.schedule: dict[str, Any] = {"learned_tasks": [], "probe": 0.0}

@@ -107,26 +107,25 @@ def _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt) -> None:
 
 
 def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
-    """``policy_cem`` is the search of the collection rounds and of the evaluated policy;
-    ``stuck_epsilon`` reaches the collection fleet but not the (greedy) evaluated policy."""
+    """``policy_cem`` is the search of the collection rounds and of the evaluated policy."""
     finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
     seen = {}
 
     def fake_collect(cfg):
-        seen.setdefault("fleet", []).append((cfg.policy, cfg.cem, cfg.stuck_epsilon))
+        seen.setdefault("fleet", []).append((cfg.policy, cfg.cem))
         return {"episodes": cfg.episodes, "episodes_per_s": 1.0}
 
     ckpt = tmp_path / "ck.pt"
     ckpt.write_bytes(b"")
 
     def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all", **kw):
-        seen["eval"] = (checkpoint, cem, epsilon, kw.get("stuck_epsilon", 0.0))
+        seen["eval"] = (checkpoint, cem, epsilon)
         raise _StopError
 
     _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt)
-    _run_one_stubbed_round(tmp_path, policy_cem=finer, stuck_epsilon=0.5)
-    assert seen["fleet"] == [(None, finer, 0.5), (str(ckpt), finer, 0.5)]
-    assert seen["eval"] == (str(ckpt), finer, 0.0, 0.0)
+    _run_one_stubbed_round(tmp_path, policy_cem=finer)
+    assert seen["fleet"] == [(None, finer), (str(ckpt), finer)]
+    assert seen["eval"] == (str(ckpt), finer, 0.0)
 
 
 def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
@@ -152,8 +151,3 @@ def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     _run_one_stubbed_round(tmp_path, workcell=softer)
     assert seen["fleet"] == [softer, softer]
     assert seen["eval"] == softer
-
-
-def test_demo_stuck_epsilon_must_be_a_probability():
-    with pytest.raises(ValueError, match=r"stuck_epsilon must be a probability.*got 'x'"):
-        DemoConfig(stuck_epsilon="x")

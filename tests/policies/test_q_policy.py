@@ -1,4 +1,5 @@
-"""The greedy / ε-greedy CEM policy over a Q-network, its exploration modes and blocked pushes."""
+"""The greedy / ε-greedy CEM policy over a Q-network, its exploration modes, and the
+blocked-descent helpers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from mtopt.learning.networks import QNetworkConfig, build_q_network
 from mtopt.learning.cem import CEMConfig
-from mtopt.policies.q_policy import QPolicy, blocked_descent
+from mtopt.policies.q_policy import QPolicy, blocked_descent, escape_motion
 from mtopt.tasks import default_task_set
 
 OBS = {
@@ -78,68 +79,8 @@ def test_blocked_descent_against_hand_values(last, motion_z, height, blocked):
     assert blocked_descent(last, motion, height, max_translation=0.05) is blocked
 
 
-def _stuck_obs(motion_z: float) -> dict[str, np.ndarray]:
-    return {**OBS, "gripper_motion": np.array([0.0, 0.0, motion_z], np.float32)}
-
-
-def test_stuck_epsilon_explores_only_after_a_blocked_descent():
-    # the greedy policy of this tiny network; force its actions to be pushes down so that the
-    # next observation decides whether the step counts as blocked
-    policy = _policy(0.0, "motion")
-    policy.stuck_epsilon = 1.0
-    greedy = _policy(0.0, "motion")
-    for pol in (policy, greedy):
-        pol.reset(np.random.default_rng(7), task="lift-any")
-    explored = 0
-    for step in range(20):
-        blocked = step % 2 == 1
-        obs = _stuck_obs(0.0 if blocked else -0.05)
-        policy._last = greedy._last = PUSH_DOWN.copy()
-        a, g = policy.act(obs), greedy.act(obs)
-        assert np.array_equal(a[4:], g[4:])  # motion exploration keeps the discrete choices
-        if not np.allclose(a[:4], g[:4]):
-            explored += 1
-            assert blocked, f"step {step} explored although its descent was free"
-    assert explored == 10  # every blocked step explored (stuck_epsilon 1), no free one did
-
-
-def test_stuck_epsilon_leaves_free_descents_unchanged():
-    # no step is blocked (the gripper always went 5 cm down), so the random stream and every
-    # action are those of the plain ε-greedy policy
-    plain = _actions(_policy(0.3, "motion"), 11, 30)
-    policy = _policy(0.3, "motion")
-    policy.stuck_epsilon = 0.9
-    policy.reset(np.random.default_rng(11), task="lift-any")
-    free = np.stack([policy.act(_stuck_obs(-0.05)) for _ in range(30)])
-    assert np.array_equal(plain, free)
-
-
-def test_stuck_epsilon_needs_the_motion_observation_and_a_probability():
-    net = build_q_network(QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16))
-    with pytest.raises(ValueError, match=r"stuck_epsilon must be a probability in \[0, 1\], got 2"):
-        QPolicy(net, default_task_set(), stuck_epsilon=2)
-    policy = QPolicy(net, default_task_set(), stuck_epsilon=0.5)
-    policy.reset(np.random.default_rng(0), task="lift-any")
-    with pytest.raises(KeyError, match="gripper_motion"):
-        policy.act(OBS)
-
-
-def test_up_turn_escape_replaces_the_exploring_blocked_steps():
-    policy, greedy = _policy(0.0, "motion"), _policy(0.0, "motion")
-    policy.stuck_epsilon, policy.stuck_escape = 1.0, "up-turn"
-    for pol in (policy, greedy):
-        pol.reset(np.random.default_rng(3), task="lift-any")
-    turns = []
-    for _ in range(20):
-        policy._last = PUSH_DOWN.copy()
-        a = policy.act(_stuck_obs(0.0))  # every step blocked, every step explores
-        assert np.array_equal(a[:3], [0, 0, 1])  # straight up by a full step
-        assert np.array_equal(a[4:], greedy.act(_stuck_obs(0.0))[4:])  # greedy gripper, stop
-        turns.append(a[3])
-    assert set(turns) == {-1.0, 1.0}  # the wrist turns a full step, either way
-
-
-def test_bad_stuck_escape_is_named():
-    net = build_q_network(QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16))
-    with pytest.raises(ValueError, match=r"stuck_escape must be one of \('random', 'up-turn'\)"):
-        QPolicy(net, default_task_set(), stuck_escape="wiggle")
+def test_escape_motion_lifts_and_turns_a_full_step_either_way():
+    rng = np.random.default_rng(3)
+    motions = np.stack([escape_motion(rng) for _ in range(20)])
+    assert np.array_equal(motions[:, :3], np.tile([0, 0, 1], (20, 1)))
+    assert set(motions[:, 3]) == {-1.0, 1.0}

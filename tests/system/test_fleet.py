@@ -246,8 +246,6 @@ def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch)
         epsilon=0.3,
         cem=finer,
         exploration="motion",
-        stuck_epsilon=0.6,
-        stuck_escape="up-turn",
     )
     robot = Robot(0, cfg, "a")
     assert robot.q_policy == "policy"
@@ -256,13 +254,5 @@ def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch)
         "epsilon": 0.3,
         "cem": finer,
         "exploration": "motion",
-        "stuck_epsilon": 0.6,
-        "stuck_escape": "up-turn",
-        "max_translation": cfg.workcell.max_translation,
     }
     assert FleetConfig().cem == CEMConfig()  # QT-Opt's 2 x 64 / 6 by default
-
-
-def test_fleet_stuck_epsilon_must_be_a_probability():
-    with pytest.raises(ValueError, match=r"stuck_epsilon must be a probability.*got 1.5"):
-        FleetConfig(stuck_epsilon=1.5)
