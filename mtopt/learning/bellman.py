@@ -21,7 +21,8 @@ from mtopt.learning.targets import (
     mc_return,
     mixed_mc_target,
 )
-from mtopt.learning.cem import WORKCELL_ACTION_SPEC, ActionSpec, CEMConfig
+from mtopt.learning.cem import CEMConfig
+from mtopt.spec import ActionSpec
 
 
 @dataclass
@@ -55,7 +56,7 @@ class BellmanUpdater:
         cem: CEMConfig,
         gamma: float,
         generator: torch.Generator,
-        action_spec: ActionSpec = WORKCELL_ACTION_SPEC,
+        action_spec: ActionSpec,
         mc_lower_bound: bool = False,
         mc_mix: float = 0.0,
     ) -> None:

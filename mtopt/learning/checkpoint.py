@@ -125,3 +125,26 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     """The newest checkpoint in ``directory``, or None."""
     found = list_checkpoints(directory)
     return found[-1] if found else None
+
+
+def check_checkpoint_env(payload: dict[str, Any], spec: Any, path: str | Path) -> None:
+    """Refuse a checkpoint trained on another environment or task set than ``spec``'s
+    (an :class:`mtopt.spec.EnvSpec`), naming both."""
+    stored = payload.get("env")
+    if not isinstance(stored, dict):
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not record its environment (written by an older "
+            "mtopt); retrain it"
+        )
+    mine = spec.describe()
+    if stored.get("env") != mine["env"]:
+        raise ValueError(
+            f"checkpoint {str(path)!r} was trained on env {stored.get('env')!r}, not on "
+            f"{mine['env']!r}; pass --env {stored.get('env')}"
+        )
+    names = list(payload.get("task_names", ()))
+    if names != list(spec.task_set.names)[: len(names)]:
+        raise ValueError(
+            f"checkpoint {str(path)!r} was trained for tasks {names}, which do not match the "
+            f"task set of env {mine['env']!r}: {list(spec.task_set.names)}"
+        )

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from mtopt.learning.bellman import TrainBatch
+from mtopt.spec import ActionSpec
 from mtopt.learning.networks import QNetwork, QNetworkConfig, build_q_network
 from mtopt.learning.targets import (
     conservative_penalty,
@@ -26,7 +27,6 @@ from mtopt.learning.targets import (
     q_log_loss,
 )
 from mtopt.learning.cem import (
-    WORKCELL_ACTION_SPEC,
     discrete_alternatives,
     sample_uniform_actions,
 )
@@ -117,8 +117,14 @@ class TrainerConfig:
 class Trainer:
     """Online Q-network, Adam and the two target networks; one SGD step per batch."""
 
-    def __init__(self, config: TrainerConfig, seed: int = 0) -> None:
+    def __init__(self, config: TrainerConfig, action_spec: ActionSpec, seed: int = 0) -> None:
+        if action_spec.dim != config.network.action_dim:
+            raise ValueError(
+                f"the action spec has {action_spec.dim} dims but network.action_dim is "
+                f"{config.network.action_dim}"
+            )
         self.config = config
+        self.action_spec = action_spec
         self.device = resolve_device(config.device)
         with torch.random.fork_rng(devices=[]):  # seeded init; the global stream is untouched
             torch.manual_seed(seed)
@@ -160,10 +166,10 @@ class Trainer:
         if cfg.conservative_weight == 0:
             return loss, logits, extra
         if cfg.conservative_actions == "discrete":
-            sampled = discrete_alternatives(batch.action, WORKCELL_ACTION_SPEC)
+            sampled = discrete_alternatives(batch.action, self.action_spec)
         else:
             sampled = sample_uniform_actions(
-                WORKCELL_ACTION_SPEC,
+                self.action_spec,
                 len(batch),
                 cfg.conservative_samples,
                 self.generator,

@@ -157,12 +157,6 @@ def load_q_policy(
     payload = load_checkpoint(checkpoint, dev)
     check_checkpoint_env(payload, spec, checkpoint)
     task_set = spec.task_set
-    names = list(payload["task_names"])
-    if names != list(task_set.names)[: len(names)]:
-        raise ValueError(
-            f"checkpoint {checkpoint!r} was trained for tasks {names}, which do not match the "
-            f"task set {list(task_set.names)}"
-        )
     net = build_q_network(stored_network_config(payload["network_config"])).to(dev)
     net.load_state_dict(payload["trainer"]["online"])
     step = int(payload["step"])

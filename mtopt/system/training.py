@@ -33,6 +33,7 @@ from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import ReplayConfig, TaskReplay
 from mtopt.learning.bellman import BellmanUpdater
 from mtopt.learning.checkpoint import (
+    check_checkpoint_env,
     checkpoint_run_tag,
     latest_checkpoint,
     load_checkpoint,
@@ -42,12 +43,11 @@ from mtopt.learning.networks import QNetworkConfig, network_obs_keys, stored_net
 from mtopt.learning.trainer import Trainer, TrainerConfig
 from mtopt.learning.cem import CEMConfig
 from mtopt.progress import progress_bar
-from mtopt.tasks import TaskSet, default_task_set
+from mtopt.spec import EnvSpec
+from mtopt.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
-IMAGE_OBS_KEYS = ("image", "gripper_status", "gripper_height")
-STATE_OBS_KEYS = ("state", "gripper_status", "gripper_height")
 REWARD_SOURCES = ("success_detector", "oracle")
 """Values of ``TrainConfig.rewards``."""
 
@@ -119,7 +119,6 @@ class TrainConfig:
             raise ValueError(f"rewards must be one of {REWARD_SOURCES}, got {self.rewards!r}")
         if self.obs not in ("state", "image"):
             raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
-        default_task_set().validate(self.tasks)
         if self.resume and self.init:
             raise ValueError("use either resume (continue this run) or init (fine-tune), not both")
         if self.replay.online_fraction > 0 and self.resume and not self.online_run:
@@ -174,23 +173,26 @@ def state_learner_config(**overrides: Any) -> TrainConfig:
     return replace(base, **overrides)
 
 
-def learner_obs_keys(config: TrainConfig) -> tuple[str, ...]:
-    """Observation keys the learner reads: ``obs``'s, plus ``gripper_motion`` /
-    ``gripper_command`` when the Q-network takes them (``trainer.network.motion_obs`` /
-    ``command_obs``)."""
-    keys = IMAGE_OBS_KEYS if config.obs == "image" else STATE_OBS_KEYS
-    return keys + network_obs_keys(config.trainer.network)
+def learner_obs_keys(config: TrainConfig, spec: EnvSpec) -> tuple[str, ...]:
+    """Observation keys the learner reads: ``image`` or ``state`` (``obs``), then the
+    environment's proprioceptive keys that the Q-network takes."""
+    wanted = set(network_obs_keys(config.trainer.network))
+    proprio = tuple(k for k in spec.observation.proprio_keys if k in wanted)
+    return ("image" if config.obs == "image" else "state", *proprio)
 
 
 class TrainingRun:
     """The wired local pipeline: log replay -> task replay -> Bellman updater -> trainer."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, spec: EnvSpec) -> None:
         self.config = config
-        self.task_set = default_task_set()
-        self.tasks = config.tasks or self.task_set.names
+        self.spec = spec
+        self.task_set = spec.task_set
+        self.tasks = self.task_set.validate(config.tasks) or self.task_set.names
+        if config.obs == "image" and spec.observation.image_size is None:
+            raise ValueError(f"env {spec.name!r} has no camera: train with --obs state")
         streams = np.random.SeedSequence(config.seed).spawn(3)
-        replay_cfg = replace(config.replay, obs_keys=learner_obs_keys(config))
+        replay_cfg = replace(config.replay, obs_keys=learner_obs_keys(config, spec))
         self.replay = TaskReplay(
             replay_cfg, self.task_set, np.random.default_rng(streams[0]), self.tasks
         )
@@ -243,8 +245,9 @@ class TrainingRun:
         )
 
     def network_config(self) -> QNetworkConfig:
-        """The trainer's network config completed from the data's shapes."""
-        net = self.config.trainer.network
+        """The trainer's network config completed from the environment's spec and the data's
+        shapes."""
+        net = network_for_spec(self.config.trainer.network, self.spec)
         sample = self.replay.sample(1)
         if self.config.obs == "image":
             h, w = sample.obs["image"].shape[1:3]
@@ -266,7 +269,7 @@ class TrainingRun:
         """Build the trainer and the Bellman updater (after :meth:`load_data`)."""
         cfg = self.config
         trainer_cfg = replace(cfg.trainer, network=self.network_config())
-        self.trainer = Trainer(trainer_cfg, seed=cfg.seed)
+        self.trainer = Trainer(trainer_cfg, self.spec.action, seed=cfg.seed)
         gen = torch.Generator(device=self.trainer.device).manual_seed(self._updater_seed)
         self.updater = BellmanUpdater(
             self.trainer.target_1,
@@ -274,6 +277,7 @@ class TrainingRun:
             cfg.cem,
             cfg.gamma,
             gen,
+            self.spec.action,
             mc_lower_bound=cfg.mc_lower_bound,
             mc_mix=cfg.mc_mix,
         )
@@ -286,6 +290,7 @@ class TrainingRun:
             "sampler_rng": self.replay.rng.bit_generator.state,
             "updater_rng": self.updater.generator.get_state(),
             "network_config": to_dict(self.trainer.config.network),
+            "env": self.spec.describe(),
             "task_names": list(self.task_set.names),
             "trained_tasks": list(self.tasks),
             "obs_keys": list(self.replay.config.obs_keys),
@@ -293,14 +298,10 @@ class TrainingRun:
             "config": to_dict(self.config),
         }
 
-    def restore(self, payload: dict[str, Any], full: bool) -> None:
+    def restore(self, payload: dict[str, Any], full: bool, path: str | Path = "") -> None:
         """Restore networks (and with ``full``, optimizer, step and RNG streams)."""
         assert self.trainer is not None and self.updater is not None
-        if payload["task_names"] != list(self.task_set.names)[: len(payload["task_names"])]:
-            raise ValueError(
-                f"checkpoint task slots {payload['task_names']} do not match this task set "
-                f"{list(self.task_set.names)}"
-            )
+        check_checkpoint_env(payload, self.spec, path)
         stored = stored_network_config(payload["network_config"])
         mine = self.trainer.config.network
         if stored != mine:
@@ -336,10 +337,10 @@ class TrainingRun:
             latest = latest_checkpoint(ckpt_dir)
             if latest is None:
                 raise ValueError(f"--resume: no checkpoint in {str(ckpt_dir)!r}")
-            self.restore(load_checkpoint(latest, self.trainer.device), full=True)
+            self.restore(load_checkpoint(latest, self.trainer.device), full=True, path=latest)
             logger.info("resumed from %s at step %d", latest, self.trainer.step)
         elif cfg.init:
-            self.restore(load_checkpoint(cfg.init, self.trainer.device), full=False)
+            self.restore(load_checkpoint(cfg.init, self.trainer.device), False, cfg.init)
             logger.info("initialised networks from %s", cfg.init)
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
@@ -385,6 +386,6 @@ class TrainingRun:
         }
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Run offline training as configured; see :class:`TrainingRun`."""
-    return TrainingRun(config).run()
+def train(config: TrainConfig, spec: EnvSpec) -> dict[str, Any]:
+    """Run offline training in environment ``spec`` as configured; see :class:`TrainingRun`."""
+    return TrainingRun(config, spec).run()
