@@ -38,7 +38,6 @@ from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
 from mtopt.system.fleet import FleetConfig, collect
 from mtopt.system.training import TrainConfig, state_learner_config, train
-from mtopt.tasks import default_task_set
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +72,6 @@ class DemoConfig:
     """Episodes collected per round."""
     round_steps: int = 1500
     """Fine-tuning trainer steps per round."""
-    round_task_weights: tuple[float, ...] = ()
-    """Relative collection weight of every task in the rounds, in the task set's order
-    (``mtopt.tasks.default_task_set().names``); empty means uniform. The paper's fleet spent
-    most of its learned-policy episodes on lift-anything and place-anywhere (App. 9.1). The
-    scripted bootstrap is always uniform."""
     epsilon: float = 0.2
     """ε of the collection policy (paper: 0.2)."""
     exploration: Exploration = "motion"
@@ -107,14 +101,6 @@ class DemoConfig:
         check_exploration(self.exploration)
         if not isinstance(self.rounds, int) or self.rounds < 0:
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
-        if self.round_task_weights:
-            names = default_task_set().names
-            w = self.round_task_weights
-            if len(w) != len(names) or min(w) < 0 or sum(w) <= 0:
-                raise ValueError(
-                    f"round_task_weights must give one non-negative weight per task of "
-                    f"{list(names)} with a positive sum, got {list(w)}"
-                )
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:
@@ -127,7 +113,6 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     def fleet(episodes: int, seed: int, policy: str | None) -> None:
         t = time.time()
         cfg = FleetConfig(
-            task_weights=config.round_task_weights if policy is not None else (),
             out=str(log_dir),
             robots=config.robots,
             episodes=episodes,

@@ -49,22 +49,6 @@ def sample_uniform_actions(
     return actions
 
 
-def discrete_alternatives(actions: torch.Tensor, spec: ActionSpec) -> torch.Tensor:
-    """``(B, 2**D, A)``: every action of ``actions`` ``(B, A)`` with its ``D`` discrete dims set
-    to each combination of their two values (the continuous dims kept), in binary order with
-    the first discrete dim as the most significant bit (all ``low`` first, all ``high`` last)."""
-    if actions.dim() != 2 or actions.shape[1] != spec.dim:
-        raise ValueError(f"actions must have shape (B, {spec.dim}), got {tuple(actions.shape)}")
-    dims = spec.discrete_dims
-    n = 2 ** len(dims)
-    out = actions.unsqueeze(1).repeat(1, n, 1)
-    for combo in range(n):
-        for j, d in enumerate(dims):
-            bit = (combo >> (len(dims) - 1 - j)) & 1
-            out[:, combo, d] = spec.high[d] if bit else spec.low[d]
-    return out
-
-
 @dataclass(frozen=True)
 class CEMConfig:
     """Hyper-parameters of the cross-entropy method (defaults: QT-Opt's 2 x 64, 6 elites)."""

@@ -26,15 +26,9 @@ from mtopt.learning.targets import (
     polyak_update,
     q_log_loss,
 )
-from mtopt.learning.cem import (
-    discrete_alternatives,
-    sample_uniform_actions,
-)
+from mtopt.learning.cem import sample_uniform_actions
 
 logger = logging.getLogger(__name__)
-
-CONSERVATIVE_ACTIONS = ("uniform", "discrete")
-"""Values of :attr:`TrainerConfig.conservative_actions`."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,11 +66,6 @@ class TrainerConfig:
     QT-Opt. Not part of the paper: an option against CEM's over-estimation on offline data."""
     conservative_samples: int = 16
     """Uniformly drawn actions per state for the conservative penalty."""
-    conservative_actions: str = "uniform"
-    """Which actions the conservative penalty compares the logged one with: ``uniform`` draws
-    ``conservative_samples`` actions uniformly over the whole action space; ``discrete`` keeps
-    the logged motion and enumerates the gripper x terminate choices (the discrete decisions
-    that CEM exploited on offline data), so motion is not penalised toward the logged one."""
     conservative_temperature: float = 0.1
     """Temperature of the penalty's soft maximum over the drawn actions' Q (-> 0: hard max)."""
     motion_model_weight: float = 1.0
@@ -98,11 +87,6 @@ class TrainerConfig:
             raise ValueError(f"motion_model_weight must be >= 0, got {self.motion_model_weight!r}")
         if not self.conservative_weight >= 0:
             raise ValueError(f"conservative_weight must be >= 0, got {self.conservative_weight!r}")
-        if self.conservative_actions not in CONSERVATIVE_ACTIONS:
-            raise ValueError(
-                f"conservative_actions must be one of {CONSERVATIVE_ACTIONS}, got "
-                f"{self.conservative_actions!r}"
-            )
         if not self.conservative_temperature > 0:
             raise ValueError(
                 f"conservative_temperature must be > 0, got {self.conservative_temperature!r}"
@@ -165,16 +149,9 @@ class Trainer:
             extra["motion_loss"] = float(motion_loss.detach())
         if cfg.conservative_weight == 0:
             return loss, logits, extra
-        if cfg.conservative_actions == "discrete":
-            sampled = discrete_alternatives(batch.action, self.action_spec)
-        else:
-            sampled = sample_uniform_actions(
-                self.action_spec,
-                len(batch),
-                cfg.conservative_samples,
-                self.generator,
-                self.device,
-            )
+        sampled = sample_uniform_actions(
+            self.action_spec, len(batch), cfg.conservative_samples, self.generator, self.device
+        )
         penalty = conservative_penalty(
             self.online.q_logits_from_embedding(embedding, sampled),
             logits,

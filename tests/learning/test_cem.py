@@ -171,16 +171,3 @@ def test_sample_uniform_actions_bounds_discrete_values_and_moments() -> None:
     assert torch.equal(a, again)
     with pytest.raises(ValueError, match="num"):
         sample_uniform_actions(spec, 2, 0, gen, torch.device("cpu"))
-
-
-def test_discrete_alternatives_enumerates_gripper_and_terminate():
-    from mtopt.learning.cem import discrete_alternatives
-
-    a = torch.tensor([[0.1, -0.2, 0.3, -0.4, 1.0, 0.0]])
-    out = discrete_alternatives(a, WORKCELL_ACTION_SPEC)
-    assert out.shape == (1, 4, 6)
-    torch.testing.assert_close(out[0, :, :4], a[:, :4].expand(4, 4))  # motion kept
-    expected = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    torch.testing.assert_close(out[0, :, 4:], expected)
-    with pytest.raises(ValueError, match=r"actions must have shape \(B, 6\)"):
-        discrete_alternatives(torch.zeros(2, 5), WORKCELL_ACTION_SPEC)

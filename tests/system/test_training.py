@@ -145,18 +145,6 @@ def test_fine_tuning_a_checkpoint_of_another_network_names_the_difference(tmp_pa
         train(_config(log, tmp_path / "b", steps=20, trainer=other, init=first["checkpoint"]))
 
 
-def test_conservative_penalty_on_the_discrete_choices_trains_and_is_validated(tmp_path):
-    import dataclasses
-
-    log = _write_log(tmp_path / "log")
-    base = _config(log, tmp_path / "d", 0.5)
-    trainer = dataclasses.replace(base.trainer, conservative_actions="discrete")
-    res = train(dataclasses.replace(base, trainer=trainer, steps=20))
-    assert res["step"] == 20 and np.isfinite(res["conservative_penalty"])
-    with pytest.raises(ValueError, match=r"conservative_actions must be one of .*'sampled'"):
-        dataclasses.replace(base.trainer, conservative_actions="sampled")
-
-
 @pytest.mark.parametrize(
     ("encoder", "command", "last_key"),
     [("objects", False, "gripper_motion"), ("objects-action", True, "gripper_command")],
