@@ -3,9 +3,10 @@
 One loop drives the pipeline of paper Fig. 10 in a single process: log replay fills the task
 replay from the episode log (labelling and impersonating every episode), then each step samples
 a batch with the configured sampler, the Bellman updater computes clipped double-Q targets and
-the trainer takes one Adam step. Checkpoints are written atomically every
-``checkpoint_every`` steps and hold everything needed to resume bit-for-bit: networks,
-optimizer, step counter and the RNG streams of the sampler and the updater.
+the trainer takes one Adam step. Every piece comes from :class:`mtopt.system.builder.
+PipelineBuilder`. Checkpoints are written atomically every ``checkpoint_every`` steps and hold
+everything needed to resume bit-for-bit: networks, optimizer, step counter and the RNG streams
+of the sampler and the updater.
 """
 
 from __future__ import annotations
@@ -13,172 +14,20 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field, fields, replace
-from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
-from mtopt.config import save_config, to_dict
-from mtopt.data.episode import collected_by_run
-from mtopt.data.impersonation import (
-    Impersonation,
-    ImpersonationConfig,
-    OracleLabeller,
-    SuccessLabeller,
-)
-from mtopt.data.log_replay import LogReplay
-from mtopt.data.replay import ReplayConfig, TaskReplay
-from mtopt.learning.bellman import BellmanUpdater
-from mtopt.learning.checkpoint import (
-    check_checkpoint_env,
-    checkpoint_run_tag,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
-from mtopt.learning.networks import QNetworkConfig, network_obs_keys, stored_network_config
-from mtopt.learning.trainer import Trainer, TrainerConfig
-from mtopt.learning.cem import CEMConfig
+from mtopt.config import save_config
+from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from mtopt.progress import progress_bar
 from mtopt.spec import EnvSpec
-from mtopt.tasks import TaskSet
+from mtopt.system.builder import PipelineBuilder
+from mtopt.system.training_config import TrainConfig
 
 logger = logging.getLogger(__name__)
-
-REWARD_SOURCES = ("success_detector", "oracle")
-"""Values of ``TrainConfig.rewards``."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Offline training of a multi-task Q-function from an episode log."""
-
-    data: str = "runs/log"
-    """Episode-log directory to train from."""
-    out: str = "runs/train"
-    """Run directory: checkpoints in OUT/checkpoints, TensorBoard scalars in OUT/tb."""
-    obs: Literal["state", "image"] = "state"
-    """Train on the low-dimensional ``state`` (MLP) or on the camera ``image`` (conv net)."""
-    steps: int = 20_000
-    """Total trainer steps (a resumed run continues up to this count)."""
-    tasks: tuple[str, ...] = ()
-    """Tasks to train; empty means all tasks of the task set."""
-    seed: int = 0
-    """Seed of network initialisation, impersonation, sampling and CEM streams."""
-    batch_size: int = 256
-    """Transitions per training batch."""
-    rewards: Literal["success_detector", "oracle"] = "success_detector"
-    """Reward source: ``success_detector`` labels episodes with the learned success detector
-    given by ``success_detector``; ``oracle`` reads each episode's ground-truth success vector."""
-    success_detector: str | None = None
-    """Success-detector checkpoint (or ``mtopt sd train`` run directory) that labels episodes
-    under ``rewards: success_detector``."""
-    gamma: float = 0.9
-    """Discount factor (QT-Opt: 0.9)."""
-    impersonation: ImpersonationConfig = field(default_factory=ImpersonationConfig)
-    """Task impersonation (default f_skill(1, 1))."""
-    replay: ReplayConfig = field(default_factory=ReplayConfig)
-    """Task replay capacity and sampler (default re-balanced)."""
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    """Network and optimiser."""
-    cem: CEMConfig = field(default_factory=CEMConfig)
-    """CEM of the Bellman updater (QT-Opt: 2 iterations, 64 samples, 6 elites)."""
-    mc_lower_bound: bool = False
-    """Raise every Bellman target to at least the transition's Monte-Carlo return
-    ``label * gamma ** steps_to_go`` (not in the paper; see
-    :func:`mtopt.learning.targets.mc_lower_bounded_target`)."""
-    mc_mix: float = 0.0
-    """Weight of the Monte-Carlo return mixed into every target (0 = pure Bellman targets;
-    :func:`mtopt.learning.targets.mixed_mc_target`; not in the paper)."""
-    checkpoint_every: int = 1000
-    """Write a checkpoint every this many steps (and at the end)."""
-    keep_checkpoints: int = 3
-    """Number of newest checkpoints kept."""
-    log_every: int = 100
-    """Write TensorBoard scalars every this many steps."""
-    resume: bool = False
-    """Continue from the newest checkpoint in OUT/checkpoints (same step, optimizer, RNGs)."""
-    init: str | None = None
-    """Initialise the networks from this checkpoint (fine-tuning); the step restarts at 0."""
-    online_run: str | None = None
-    """With ``replay.online_fraction > 0``: the run (the ``RUN`` of ``RUN/checkpoints/...``)
-    whose learned policy collected the online episodes. Default: the ``init`` checkpoint's run,
-    i.e. the episodes of the policy being fine-tuned."""
-    progress: bool = True
-    """Show a progress bar."""
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.rewards not in REWARD_SOURCES:
-            raise ValueError(f"rewards must be one of {REWARD_SOURCES}, got {self.rewards!r}")
-        if self.obs not in ("state", "image"):
-            raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
-        if self.resume and self.init:
-            raise ValueError("use either resume (continue this run) or init (fine-tune), not both")
-        if self.replay.online_fraction > 0 and self.resume and not self.online_run:
-            raise ValueError(
-                f"replay.online_fraction {self.replay.online_fraction} on --resume needs "
-                f"--online-run (the run whose policy collected the online episodes; a fresh run "
-                f"takes it from --init)"
-            )
-
-    def online_policy_run(self) -> str | None:
-        """The run whose episodes are online data (:attr:`online_run`, else ``init``'s run), or
-        ``None`` when ``replay.online_fraction`` is 0 or no run is given."""
-        if self.replay.online_fraction <= 0:
-            return None
-        if self.online_run:
-            return self.online_run
-        return checkpoint_run_tag(self.init) if self.init else None
-
-
-def reward_labeller(config: TrainConfig, task_set: TaskSet) -> SuccessLabeller:
-    """The success labeller of ``config.rewards``: the learned success detector, or (only under
-    ``rewards: oracle``) the episodes' ground truth."""
-    if config.rewards == "oracle":
-        return OracleLabeller()
-    if not config.success_detector:
-        raise ValueError(
-            "rewards: success_detector needs a success-detector checkpoint: pass "
-            "--success-detector PATH (train one with 'mtopt sd train') or use --rewards oracle"
-        )
-    from mtopt.success.detector import SuccessDetector, SuccessDetectorLabeller
-
-    detector = SuccessDetector.load(config.success_detector, task_set, config.trainer.device)
-    return SuccessDetectorLabeller(detector)
-
-
-def state_learner_config(**overrides: Any) -> TrainConfig:
-    """The CPU state learner of ``configs/train/state.yaml`` (object-centric MLP, width 128,
-    batch 128, Polyak 0.995, target-2 lag 500, conservative penalty 0.5, Monte-Carlo lower
-    bound on the targets and half the Monte-Carlo return mixed into them); ``overrides``
-    replace single fields."""
-    net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
-    trainer = TrainerConfig(
-        network=net, polyak=0.995, target_lag_steps=500, conservative_weight=0.5
-    )
-    base = TrainConfig(
-        batch_size=128,
-        trainer=trainer,
-        mc_lower_bound=True,
-        mc_mix=0.5,
-        checkpoint_every=1000,
-    )
-    return replace(base, **overrides)
-
-
-def learner_obs_keys(config: TrainConfig, spec: EnvSpec) -> tuple[str, ...]:
-    """Observation keys the learner reads: ``image`` or ``state`` (``obs``), then the
-    environment's proprioceptive keys that the Q-network takes."""
-    wanted = set(network_obs_keys(config.trainer.network))
-    proprio = tuple(k for k in spec.observation.proprio_keys if k in wanted)
-    return ("image" if config.obs == "image" else "state", *proprio)
 
 
 class TrainingRun:
@@ -187,42 +36,26 @@ class TrainingRun:
     def __init__(self, config: TrainConfig, spec: EnvSpec) -> None:
         self.config = config
         self.spec = spec
+        self.builder = PipelineBuilder(config, spec)
         self.task_set = spec.task_set
-        self.tasks = self.task_set.validate(config.tasks) or self.task_set.names
-        if config.obs == "image" and spec.observation.image_size is None:
-            raise ValueError(f"env {spec.name!r} has no camera: train with --obs state")
+        self.tasks = self.builder.tasks
         streams = np.random.SeedSequence(config.seed).spawn(3)
-        replay_cfg = replace(config.replay, obs_keys=learner_obs_keys(config, spec))
-        self.replay = TaskReplay(
-            replay_cfg, self.task_set, np.random.default_rng(streams[0]), self.tasks
-        )
-        impersonation = Impersonation(
-            config.impersonation,
-            self.task_set,
-            reward_labeller(config, self.task_set),
-            np.random.default_rng(streams[1]),
-            self.tasks,
-        )
-        online_run = config.online_policy_run()
-        if config.replay.online_fraction > 0 and online_run is None:
-            logger.warning(
-                "replay.online_fraction %s without --init or --online-run: no episode is "
-                "online, every draw comes from all data",
-                config.replay.online_fraction,
-            )
-        self.log_replay = LogReplay(
+        self.log_replay = self.builder.log_replay(
             config.data,
-            impersonation,
-            self.replay,
-            online=None if online_run is None else partial(collected_by_run, run_tag=online_run),
+            self.builder.labeller(),
+            np.random.default_rng(streams[0]),
+            np.random.default_rng(streams[1]),
         )
+        self.replay = self.log_replay.replay
         self._updater_seed = int(streams[2].generate_state(1)[0])
-        self.trainer: Trainer | None = None
-        self.updater: BellmanUpdater | None = None
+        self.trainer = self.builder.trainer(seed=config.seed)
+        gen = torch.Generator(device=self.trainer.device).manual_seed(self._updater_seed)
+        self.updater = self.builder.updater(gen, self.trainer.target_1, self.trainer.target_2)
 
     # -- data --------------------------------------------------------------------------------
     def load_data(self) -> None:
-        """Ingest the whole log; refuse an empty log or a task with no routed episodes."""
+        """Ingest the whole log; refuse an empty log, a log of another environment, or a task
+        with no routed episodes."""
         data = Path(self.config.data)
         if not data.is_dir():
             raise ValueError(f"training data {str(data)!r} is not an episode-log directory")
@@ -236,93 +69,47 @@ class TrainingRun:
                 f"impersonation {self.config.impersonation.name!r}; collect data for them or "
                 f"drop them with --tasks"
             )
+        self._check_shapes()
         logger.info(
-            "log replay: %d episodes (%d online), %d transitions; routed per task: %s",
+            "log replay: %d episodes, %d transitions; routed per task: %s",
             self.log_replay.episodes,
-            self.log_replay.online_episodes,
             len(self.replay),
             dict(self.log_replay.routed),
         )
 
-    def network_config(self) -> QNetworkConfig:
-        """The trainer's network config completed from the environment's spec and the data's
-        shapes."""
-        net = network_for_spec(self.config.trainer.network, self.spec)
+    def _check_shapes(self) -> None:
+        """Refuse a log whose observations do not have the spec's shapes, naming both."""
         sample = self.replay.sample(1)
-        if self.config.obs == "image":
-            h, w = sample.obs["image"].shape[1:3]
-            return replace(
-                net,
-                kind="conv",
-                image_height=h,
-                image_width=w,
-                task_capacity=self.task_set.capacity,
+        obs = self.spec.observation
+        key = "image" if self.config.obs == "image" else "state"
+        got = tuple(sample.obs[key].shape[1:])
+        want = (obs.image_size, obs.image_size, 3) if key == "image" else (obs.state_dim,)
+        if got != want or sample.action.shape[1] != self.spec.action.dim:
+            raise ValueError(
+                f"the log {self.config.data!r} holds {key} {got} and actions of width "
+                f"{sample.action.shape[1]}, but env {self.spec.name!r} has {key} {want} and "
+                f"actions of width {self.spec.action.dim}; pass the --env (and its settings) "
+                "the log was collected with"
             )
-        return replace(
-            net,
-            kind="mlp",
-            state_dim=int(sample.obs["state"].shape[1]),
-            task_capacity=self.task_set.capacity,
-        )
-
-    def build(self) -> None:
-        """Build the trainer and the Bellman updater (after :meth:`load_data`)."""
-        cfg = self.config
-        trainer_cfg = replace(cfg.trainer, network=self.network_config())
-        self.trainer = Trainer(trainer_cfg, self.spec.action, seed=cfg.seed)
-        gen = torch.Generator(device=self.trainer.device).manual_seed(self._updater_seed)
-        self.updater = BellmanUpdater(
-            self.trainer.target_1,
-            self.trainer.target_2,
-            cfg.cem,
-            cfg.gamma,
-            gen,
-            self.spec.action,
-            mc_lower_bound=cfg.mc_lower_bound,
-            mc_mix=cfg.mc_mix,
-        )
 
     # -- checkpoints ---------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:
-        assert self.trainer is not None and self.updater is not None
-        return {
-            "trainer": self.trainer.state_dict(),
-            "sampler_rng": self.replay.rng.bit_generator.state,
-            "updater_rng": self.updater.generator.get_state(),
-            "network_config": to_dict(self.trainer.config.network),
-            "env": self.spec.describe(),
-            "task_names": list(self.task_set.names),
-            "trained_tasks": list(self.tasks),
-            "obs_keys": list(self.replay.config.obs_keys),
-            "train_episode_counts": {t: int(self.log_replay.collected_for[t]) for t in self.tasks},
-            "config": to_dict(self.config),
-        }
+        """The checkpoint (the builder's format, plus the RNG streams of a bit-exact resume)."""
+        counts = {t: int(self.log_replay.collected_for[t]) for t in self.tasks}
+        return self.builder.checkpoint_payload(
+            self.trainer,
+            counts,
+            self.config,
+            sampler_rng=self.replay.rng.bit_generator.state,
+            updater_rng=self.updater.generator.get_state(),
+        )
 
     def restore(self, payload: dict[str, Any], full: bool, path: str | Path = "") -> None:
         """Restore networks (and with ``full``, optimizer, step and RNG streams)."""
-        assert self.trainer is not None and self.updater is not None
-        check_checkpoint_env(payload, self.spec, path)
-        stored = stored_network_config(payload["network_config"])
-        mine = self.trainer.config.network
-        if stored != mine:
-            diff = {
-                f.name: (getattr(stored, f.name), getattr(mine, f.name))
-                for f in fields(QNetworkConfig)
-                if getattr(stored, f.name) != getattr(mine, f.name)
-            }
-            raise ValueError(
-                "the checkpoint's network differs from this run's (field: checkpoint, run): "
-                + ", ".join(f"{k}: {a!r}, {b!r}" for k, (a, b) in diff.items())
-                + "; set the run's trainer.network to match"
-            )
-        state = payload["trainer"]
+        self.builder.restore_trainer(self.trainer, payload, full, path)
         if full:
-            self.trainer.load_state_dict(state)
             self.replay.rng.bit_generator.state = payload["sampler_rng"]
             self.updater.generator.set_state(payload["updater_rng"])
-        else:
-            for key in ("online", "target_1", "target_2"):
-                getattr(self.trainer, key).load_state_dict(state[key])
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -331,13 +118,11 @@ class TrainingRun:
         out = Path(cfg.out)
         ckpt_dir = out / "checkpoints"
         self.load_data()
-        self.build()
-        assert self.trainer is not None and self.updater is not None
         if cfg.resume:
             latest = latest_checkpoint(ckpt_dir)
             if latest is None:
                 raise ValueError(f"--resume: no checkpoint in {str(ckpt_dir)!r}")
-            self.restore(load_checkpoint(latest, self.trainer.device), full=True, path=latest)
+            self.restore(load_checkpoint(latest, self.trainer.device), True, latest)
             logger.info("resumed from %s at step %d", latest, self.trainer.step)
         elif cfg.init:
             self.restore(load_checkpoint(cfg.init, self.trainer.device), False, cfg.init)

@@ -1,0 +1,102 @@
+"""The configuration of one learner (``mtopt train``; the ``train`` part of ``mtopt run`` and of
+the demo and the experiments)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from mtopt.data.impersonation import ImpersonationConfig
+from mtopt.data.replay import ReplayConfig
+from mtopt.learning.cem import CEMConfig
+from mtopt.learning.networks import QNetworkConfig
+from mtopt.learning.trainer import TrainerConfig
+
+REWARD_SOURCES = ("success_detector", "oracle")
+"""Values of ``TrainConfig.rewards``."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Offline training of a multi-task Q-function from an episode log."""
+
+    data: str = "runs/log"
+    """Episode-log directory to train from."""
+    out: str = "runs/train"
+    """Run directory: checkpoints in OUT/checkpoints, TensorBoard scalars in OUT/tb."""
+    obs: Literal["state", "image"] = "state"
+    """Train on the low-dimensional ``state`` (MLP) or on the camera ``image`` (conv net)."""
+    steps: int = 20_000
+    """Total trainer steps (a resumed run continues up to this count)."""
+    tasks: tuple[str, ...] = ()
+    """Tasks to train; empty means all tasks of the task set."""
+    seed: int = 0
+    """Seed of network initialisation, impersonation, sampling and CEM streams."""
+    batch_size: int = 256
+    """Transitions per training batch."""
+    rewards: Literal["success_detector", "oracle"] = "success_detector"
+    """Reward source: ``success_detector`` labels episodes with the learned success detector
+    given by ``success_detector``; ``oracle`` reads each episode's ground-truth success vector."""
+    success_detector: str | None = None
+    """Success-detector checkpoint (or ``mtopt sd train`` run directory) that labels episodes
+    under ``rewards: success_detector``."""
+    gamma: float = 0.9
+    """Discount factor (QT-Opt: 0.9)."""
+    impersonation: ImpersonationConfig = field(default_factory=ImpersonationConfig)
+    """Task impersonation (default f_skill(1, 1))."""
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    """Task replay capacity and sampler (default re-balanced)."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """Network and optimiser."""
+    cem: CEMConfig = field(default_factory=CEMConfig)
+    """CEM of the Bellman updater (QT-Opt: 2 iterations, 64 samples, 6 elites)."""
+    mc_lower_bound: bool = False
+    """Raise every Bellman target to at least the transition's Monte-Carlo return
+    ``label * gamma ** steps_to_go`` (not in the paper; see
+    :func:`mtopt.learning.targets.mc_lower_bounded_target`)."""
+    mc_mix: float = 0.0
+    """Weight of the Monte-Carlo return mixed into every target (0 = pure Bellman targets;
+    :func:`mtopt.learning.targets.mixed_mc_target`; not in the paper)."""
+    checkpoint_every: int = 1000
+    """Write a checkpoint every this many steps (and at the end)."""
+    keep_checkpoints: int = 3
+    """Number of newest checkpoints kept."""
+    log_every: int = 100
+    """Write TensorBoard scalars every this many steps."""
+    resume: bool = False
+    """Continue from the newest checkpoint in OUT/checkpoints (same step, optimizer, RNGs)."""
+    init: str | None = None
+    """Initialise the networks from this checkpoint (fine-tuning); the step restarts at 0."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.rewards not in REWARD_SOURCES:
+            raise ValueError(f"rewards must be one of {REWARD_SOURCES}, got {self.rewards!r}")
+        if self.obs not in ("state", "image"):
+            raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
+        if self.resume and self.init:
+            raise ValueError("use either resume (continue this run) or init (fine-tune), not both")
+
+
+def state_learner_config(**overrides: Any) -> TrainConfig:
+    """The CPU state learner of ``configs/train/state.yaml`` (object-centric MLP, width 128,
+    batch 128, Polyak 0.995, target-2 lag 500, conservative penalty 0.5, Monte-Carlo lower
+    bound on the targets and half the Monte-Carlo return mixed into them); ``overrides``
+    replace single fields."""
+    net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
+    trainer = TrainerConfig(
+        network=net, polyak=0.995, target_lag_steps=500, conservative_weight=0.5
+    )
+    base = TrainConfig(
+        batch_size=128,
+        trainer=trainer,
+        mc_lower_bound=True,
+        mc_mix=0.5,
+        checkpoint_every=1000,
+    )
+    return replace(base, **overrides)
