@@ -14,6 +14,7 @@ OBJECT_CATEGORIES: tuple[str, ...] = ("banana", "bottle", "sausage", "milk", "bo
 PLATE_SECTIONS: tuple[str, ...] = ("bottom", "top-left", "top-right")
 """The three sections of the divided plate."""
 
+
 def lift_task(category: str) -> str:
     """Name of the semantic lift task for an object category."""
     return f"lift-{category}"

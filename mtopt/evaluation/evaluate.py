@@ -9,7 +9,7 @@ from typing import Any
 
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, plot_success
 from mtopt.jsonio import write_json
-from mtopt.learning.cem import CEMConfig
+from mtopt.policies import PolicyConfig
 from mtopt.spec import EnvSpec, EpisodePolicy
 
 logger = logging.getLogger(__name__)
@@ -29,13 +29,8 @@ class EvalConfig:
     """Tasks to evaluate; empty means every task the checkpoint was trained on (or all)."""
     seed: int = 10_000
     """Base seed of the fixed evaluation scenes."""
-    epsilon: float = 0.0
-    """Exploration of the evaluated policy (0 = greedy)."""
-    cem: CEMConfig = field(default_factory=CEMConfig)
-    """CEM of the evaluated Q-policy (QT-Opt's: 2 iterations, 64 samples, 6 elites). A finer
-    search is a deployment choice measured in docs/RESULTS.md (session 7)."""
-    device: str = "auto"
-    """``auto``, ``cpu`` or ``cuda[:N]``."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """How the evaluated Q-policy acts (greedy, QT-Opt's CEM, the best device by default)."""
     json: str | None = None
     """Write the result as JSON to this file."""
     plot: str | None = None
@@ -66,9 +61,7 @@ def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
         from mtopt.learning.checkpoint import load_checkpoint
         from mtopt.policies.q_policy import load_q_policy
 
-        policy = load_q_policy(
-            config.checkpoint, spec, config.epsilon, config.device, cem=config.cem
-        )
+        policy = load_q_policy(config.checkpoint, spec, config.policy)
         payload = load_checkpoint(config.checkpoint)
         counts = payload.get("train_episode_counts")
         tasks = config.tasks or tuple(payload.get("trained_tasks", ()))

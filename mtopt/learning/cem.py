@@ -32,7 +32,6 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 """Maps actions ``(B, N, A)`` to scores ``(B, N)`` (higher is better)."""
 
 
-
 def sample_uniform_actions(
     spec: ActionSpec, batch: int, num: int, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:

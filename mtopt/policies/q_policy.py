@@ -19,10 +19,10 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from mtopt.learning.networks import QNetwork
 from mtopt.learning.cem import CEMConfig, cem_maximize
 from mtopt.learning.checkpoint import check_checkpoint_env
-from mtopt.policies import Exploration, check_exploration
+from mtopt.learning.networks import QNetwork
+from mtopt.policies import Exploration, PolicyConfig, check_exploration
 from mtopt.spec import ActionSpec, EnvSpec
 from mtopt.tasks import TaskSet
 
@@ -135,15 +135,9 @@ class QPolicy:
         return action[0].cpu().numpy().astype(np.float32)
 
 
-def load_q_policy(
-    checkpoint: str,
-    spec: EnvSpec,
-    epsilon: float = 0.0,
-    device: str = "auto",
-    cem: CEMConfig | None = None,
-    exploration: Exploration = "all",
-) -> QPolicy:
-    """A :class:`QPolicy` over the online network of a training checkpoint.
+def load_q_policy(checkpoint: str, spec: EnvSpec, policy: PolicyConfig | None = None) -> QPolicy:
+    """A :class:`QPolicy` over the online network of a training checkpoint, acting as
+    ``policy`` says (greedy on the best device by default).
 
     The checkpoint is loaded with ``weights_only=True``; it must have been trained on the
     environment ``spec`` and its task slots must match the spec's task set (a checkpoint of
@@ -153,22 +147,32 @@ def load_q_policy(
     from mtopt.learning.checkpoint import checkpoint_run_tag, load_checkpoint
     from mtopt.learning.networks import build_q_network, stored_network_config
     from mtopt.learning.trainer import resolve_device
-    dev = resolve_device(device)
+
+    policy = policy or PolicyConfig()
+    dev = resolve_device(policy.device)
     payload = load_checkpoint(checkpoint, dev)
     check_checkpoint_env(payload, spec, checkpoint)
-    task_set = spec.task_set
     net = build_q_network(stored_network_config(payload["network_config"])).to(dev)
     net.load_state_dict(payload["trainer"]["online"])
-    step = int(payload["step"])
-    name = learned_policy_name(checkpoint_run_tag(checkpoint), step)
-    keys = tuple(payload["obs_keys"])
+    name = learned_policy_name(checkpoint_run_tag(checkpoint), int(payload["step"]))
+    return q_policy_from(net, spec, policy, tuple(payload["obs_keys"]), name)
+
+
+def q_policy_from(
+    network: QNetwork,
+    spec: EnvSpec,
+    policy: PolicyConfig,
+    obs_keys: tuple[str, ...],
+    name: str = "checkpoint",
+) -> QPolicy:
+    """A :class:`QPolicy` of ``network`` in environment ``spec``, acting as ``policy`` says."""
     return QPolicy(
-        net,
-        task_set,
+        network,
+        spec.task_set,
         spec.action,
-        cem,
-        epsilon,
-        keys,
+        policy.cem,
+        policy.epsilon,
+        obs_keys,
         name=name,
-        exploration=exploration,
+        exploration=policy.exploration,
     )

@@ -36,7 +36,7 @@ from mtopt.learning.networks import (
 )
 from mtopt.learning.trainer import Trainer
 from mtopt.spec import EnvSpec
-from mtopt.system.training_config import TrainConfig
+from mtopt.system.training_config import LearnerConfig
 
 CHECKPOINT_KEYS = (
     "trainer",
@@ -52,9 +52,9 @@ CHECKPOINT_KEYS = (
 
 
 class PipelineBuilder:
-    """Makes the pieces of one learner for training config ``config`` in environment ``spec``."""
+    """Makes the pieces of one learner for learner config ``config`` in environment ``spec``."""
 
-    def __init__(self, config: TrainConfig, spec: EnvSpec) -> None:
+    def __init__(self, config: LearnerConfig, spec: EnvSpec) -> None:
         if config.obs == "image" and spec.observation.image_size is None:
             raise ValueError(f"env {spec.name!r} has no camera: train with --obs state")
         self.config = config

@@ -20,32 +20,36 @@ import queue
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
-from mtopt.learning.cem import CEMConfig
-from mtopt.policies import Exploration, check_exploration
+from mtopt.policies import PolicyConfig, collection_policy
 from mtopt.progress import progress_bar
 from mtopt.spec import EnvSpec
+
+if TYPE_CHECKING:
+    from mtopt.policies.q_policy import QPolicy
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class FleetConfig:
-    """Collection with a fleet of simulated robots (``mtopt collect``)."""
+class RobotConfig:
+    """What a robot collects: the tasks it chooses from, chaining, recorded views, log shards
+    (shared by ``mtopt collect`` and the robots of ``mtopt run``)."""
 
-    out: str = "runs/log"
-    """Episode-log directory to append to (created if missing)."""
-    robots: int = 2
-    """Number of robots, each run as its own process."""
-    episodes: int = 200
-    """Total number of episodes to collect across the fleet (chained episodes count)."""
-    obs: Literal["state", "image"] = "state"
-    """Observations to record: the low-dimensional ``state`` only, or also the camera image."""
+    tasks: tuple[str, ...] = ()
+    """Tasks the robots choose from (uniformly); empty means all tasks of the task set."""
+    task_weights: tuple[float, ...] = ()
+    """Relative probability of each task of ``tasks`` (same order; all tasks of the task set
+    when ``tasks`` is empty); empty means uniform. A chained task is drawn by the weights of
+    its skill's tasks. Used to collect imbalanced datasets (paper Fig. 4)."""
+    chain_place: bool = True
+    """Run a chained episode after one whose skill the environment chains (the workcell: a
+    place episode on the scene a lift left behind; paper App. 9.1)."""
     side_images: bool = False
     """Record the final side-camera images (success-detector input) of every episode."""
     final_views: bool = False
@@ -54,46 +58,10 @@ class FleetConfig:
     ``obs: state`` this makes a log for labelling and training the image success detector at a
     fraction of ``obs: image``'s rendering and storage cost (3 images per episode instead of
     one per step plus 2)."""
-    seed: int = 0
-    """Seed of the whole collection; robot ``i`` derives its own stream from it."""
-    tasks: tuple[str, ...] = ()
-    """Tasks the robots choose from (uniformly); empty means all tasks of the task set."""
-    task_weights: tuple[float, ...] = ()
-    """Relative probability of each task of ``tasks`` (same order; all tasks of the task set
-    when ``tasks`` is empty); empty means uniform. A chained place task is drawn by the
-    weights of the place tasks. Used to collect imbalanced datasets (paper Fig. 4)."""
-    policy: str | None = None
-    """Collect with this training checkpoint's Q-policy instead of the scripted policies."""
-    epsilon: float = 0.2
-    """ε of the ε-greedy Q-policy (paper: 0.2); unused by the scripted policies."""
-    exploration: Exploration = "all"
-    """What an ε step randomises: ``all`` dims (a uniformly random action) or only the
-    ``motion`` dims, keeping the greedy gripper and terminate choices (see
-    ``mtopt.policies.q_policy``)."""
-    device: str = "cpu"
-    """Device of the Q-policy in the robot processes."""
-    cem: CEMConfig = field(default_factory=CEMConfig)
-    """The Q-policy's action search (QT-Opt's 2 x 64 / 6 by default; a finer search finds the
-    narrow maximum of a grasp more often at a proportional cost per step)."""
-    chain_place: bool = True
-    """After a lift episode, chain a place episode on the same scene (paper App. 9.1)."""
-    progress: bool = True
-    """Show a progress bar."""
     log: EpisodeLogConfig = field(default_factory=EpisodeLogConfig)
     """Episode-log shard settings."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.robots, int) or not 1 <= self.robots <= 256:
-            raise ValueError(f"robots must be an integer in [1, 256], got {self.robots!r}")
-        if not isinstance(self.episodes, int) or self.episodes < 1:
-            raise ValueError(f"episodes must be a positive integer, got {self.episodes!r}")
-        if self.obs not in ("state", "image"):
-            raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
-        check_exploration(self.exploration)
-        if self.policy is not None and not Path(self.policy).is_file():
-            raise ValueError(f"policy checkpoint {self.policy!r} is not a file")
         if self.task_weights and (min(self.task_weights) < 0 or sum(self.task_weights) <= 0):
             raise ValueError(
                 f"task_weights must be non-negative with a positive sum, got {self.task_weights}"
@@ -110,6 +78,39 @@ class FleetConfig:
             )
 
 
+@dataclass(frozen=True)
+class FleetConfig(RobotConfig):
+    """Collection with a fleet of simulated robots (``mtopt collect``)."""
+
+    out: str = "runs/log"
+    """Episode-log directory to append to (created if missing)."""
+    robots: int = 2
+    """Number of robots, each run as its own process."""
+    episodes: int = 200
+    """Total number of episodes to collect across the fleet (chained episodes count)."""
+    obs: Literal["state", "image"] = "state"
+    """Observations to record: the low-dimensional ``state`` only, or also the camera image."""
+    seed: int = 0
+    """Seed of the whole collection; robot ``i`` derives its own stream from it."""
+    checkpoint: str | None = None
+    """Collect with this training checkpoint's Q-policy instead of the scripted policies."""
+    policy: PolicyConfig = field(default_factory=collection_policy)
+    """How the checkpoint's Q-policy acts (ε 0.2 and one CPU core per robot by default)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.robots, int) or not 1 <= self.robots <= 256:
+            raise ValueError(f"robots must be an integer in [1, 256], got {self.robots!r}")
+        if not isinstance(self.episodes, int) or self.episodes < 1:
+            raise ValueError(f"episodes must be a positive integer, got {self.episodes!r}")
+        if self.obs not in ("state", "image"):
+            raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise ValueError(f"checkpoint {self.checkpoint!r} is not a file")
+
+
 def _probabilities(weights: list[float]) -> np.ndarray | None:
     """Normalised weights, or None (uniform) when no weights are given or they are all 0."""
     total = float(sum(weights))
@@ -123,37 +124,36 @@ def episode_counts(total: int, robots: int) -> list[int]:
 
 
 class Robot:
-    """One simulated robot: an environment, its collection policies and a log writer."""
+    """One simulated robot: an environment, its collection policies and a log writer.
 
-    def __init__(self, robot_id: int, config: FleetConfig, run_tag: str, spec: EnvSpec) -> None:
+    It acts with the environment's scripted policies, or with ``q_policy`` when given (the
+    continuous system's robots switch per task, :meth:`policy_for`)."""
+
+    def __init__(
+        self,
+        robot_id: int,
+        config: RobotConfig,
+        obs: str,
+        seed: int,
+        run_tag: str,
+        spec: EnvSpec,
+        q_policy: QPolicy | None = None,
+    ) -> None:
         config.check_tasks(spec)
         self.robot_id = robot_id
         self.config = config
+        self.obs = obs
         self.spec = spec
         self.task_set = spec.task_set
         self.tasks = config.tasks or self.task_set.names
         self.run_tag = run_tag
-        seq = np.random.SeedSequence([config.seed, robot_id])
-        self.rng = np.random.default_rng(seq)
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, robot_id]))
         self.env = spec.make_env(
-            image=config.obs == "image", side_images=config.side_images or config.final_views
+            image=obs == "image", side_images=config.side_images or config.final_views
         )
-        self.obs_keys = spec.observation.keys + (("image",) if config.obs == "image" else ())
+        self.obs_keys = spec.observation.keys + (("image",) if obs == "image" else ())
         self.scripted = {task: spec.scripted_policy(task) for task in self.task_set.names}
-        self.q_policy = None
-        if config.policy is not None:
-            import torch
-
-            from mtopt.policies.q_policy import load_q_policy
-
-            torch.set_num_threads(1)  # one core per robot process
-            self.q_policy = load_q_policy(
-                config.policy,
-                config.epsilon,
-                config.device,
-                cem=config.cem,
-                exploration=config.exploration,
-            )
+        self.q_policy = q_policy
         weights = (
             dict(zip(self.tasks, config.task_weights, strict=True)) if config.task_weights else {}
         )
@@ -196,7 +196,7 @@ class Robot:
         obs, info = self.env.reset(seed=seed, options={**options, "task": task})
         policy, policy_name, epsilon = self.policy_for(task)
         policy.reset(np.random.default_rng(seed), task=task)
-        record_image = self.config.obs == "image"
+        record_image = self.obs == "image"
         keys = self.obs_keys
         observations: dict[str, list[np.ndarray]] = {k: [obs[k]] for k in keys}
         actions = []
@@ -267,7 +267,15 @@ def _robot_main(
     """Process entry point of one robot: collect ``count`` episodes into the log; stop early
     (after flushing) when the collector process ``parent`` is gone."""
     logging.basicConfig(level=logging.WARNING)
-    robot = Robot(robot_id, config, run_tag, spec)
+    q_policy = None
+    if config.checkpoint is not None:
+        import torch
+
+        from mtopt.policies.q_policy import load_q_policy
+
+        torch.set_num_threads(1)  # one core per robot process
+        q_policy = load_q_policy(config.checkpoint, spec, config.policy)
+    robot = Robot(robot_id, config, config.obs, config.seed, run_tag, spec, q_policy)
     try:
         with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
             for ep in robot.episodes(count):

@@ -7,8 +7,9 @@
          |                                                              |  (s, a, task, target)
          +---------- weights, published every N trainer steps <---- trainer
 
-:func:`build_system` (the one builder) makes the same worker classes on either backend
-(:mod:`mtopt.system.backends`); :class:`ContinuousRun` is the driver loop, identical for both.
+:func:`build_system` makes the same worker classes on either backend
+(:mod:`mtopt.system.backends`), each built with the one pipeline builder
+(:mod:`mtopt.system.builder`); :class:`ContinuousRun` is the driver loop, identical for both.
 It keeps every queue between stages bounded (``queue_size`` batches awaiting targets, the same
 awaiting the trainer), limits collection to ``episodes_per_step`` episodes per trainer step
 (after ``bootstrap_episodes``), publishes weights every ``publish_every`` steps, re-submits the
@@ -22,49 +23,26 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mtopt.config import save_config
-from mtopt.data.impersonation import SuccessLabeller
 from mtopt.data.log import EpisodeLogWriter
-from mtopt.envs.workcell_config import GRIPPER_DIM, OBJECT_DIM, PLATE_DIM
 from mtopt.jsonio import write_json
 from mtopt.learning.checkpoint import latest_checkpoint
-from mtopt.learning.networks import QNetworkConfig
+from mtopt.spec import EnvSpec
 from mtopt.system.backends import LocalBackend, RayBackend, WorkerDiedError, make_backend
+from mtopt.system.builder import PipelineBuilder
 from mtopt.system.run_config import RunConfig
 from mtopt.system.run_metrics import RunMetrics
 from mtopt.system.schedule import CollectionSchedule, merge_counts
-from mtopt.system.training import TrainConfig, reward_labeller
 from mtopt.system.workers import LogReplayWorker, RunRobot, TrainerWorker, UpdaterWorker
-from mtopt.tasks import default_task_set
 
 logger = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.2
 """Minimum time between two polls of the log by one log replay."""
-
-
-def build_labeller(config: TrainConfig) -> SuccessLabeller:
-    """The success labeller for ``config.rewards``: the learned success detector, or the
-    ground truth only under ``rewards: oracle`` (see :func:`training.reward_labeller`)."""
-    return reward_labeller(config, default_task_set())
-
-
-def network_config(config: RunConfig) -> QNetworkConfig:
-    """The trainer's network config completed from the workcell's observation shapes."""
-    net = config.train.trainer.network
-    capacity = default_task_set().capacity
-    wc = config.fleet.workcell
-    if config.train.obs == "image":
-        size = wc.image_size
-        return replace(
-            net, kind="conv", image_height=size, image_width=size, task_capacity=capacity
-        )
-    state_dim = GRIPPER_DIM + OBJECT_DIM * wc.n_slots + PLATE_DIM
-    return replace(net, kind="mlp", state_dim=state_dim, task_capacity=capacity)
 
 
 @dataclass
@@ -78,10 +56,10 @@ class System:
     updaters: list[Any]
 
 
-def build_system(config: RunConfig, backend: LocalBackend | RayBackend) -> System:
-    """Make every worker of ``config`` on ``backend`` (the one builder of both backends)."""
-    net = network_config(config)
-    labeller = build_labeller(config.train)
+def build_system(config: RunConfig, spec: EnvSpec, backend: LocalBackend | RayBackend) -> System:
+    """Make every worker of ``config`` in environment ``spec`` on ``backend`` (each worker
+    makes its pieces with :class:`mtopt.system.builder.PipelineBuilder`)."""
+    labeller = PipelineBuilder(config.train, spec).labeller()
     backend.check_fits(
         {
             "robot": config.robots,
@@ -93,40 +71,82 @@ def build_system(config: RunConfig, backend: LocalBackend | RayBackend) -> Syste
     threads = 1 if isinstance(backend, RayBackend) else 0
     return System(
         backend=backend,
-        trainer=backend.spawn(TrainerWorker, "trainer", config, net, threads),
-        robots=[backend.spawn(RunRobot, "robot", config, i, net) for i in range(config.robots)],
+        trainer=backend.spawn(TrainerWorker, "trainer", config, spec, threads),
+        robots=[backend.spawn(RunRobot, "robot", config, i, spec) for i in range(config.robots)],
         log_replays=[
-            backend.spawn(LogReplayWorker, "log_replay", config, i, labeller)
+            backend.spawn(LogReplayWorker, "log_replay", config, i, labeller, spec)
             for i in range(config.log_replays)
         ],
         updaters=[
-            backend.spawn(UpdaterWorker, "updater", config, i, net) for i in range(config.updaters)
+            backend.spawn(UpdaterWorker, "updater", config, i, spec) for i in range(config.updaters)
         ],
     )
+
+
+@dataclass
+class _Flight:
+    """What is in flight between the driver and the workers, and the driver's counters."""
+
+    robot_calls: dict[int, Any] = field(default_factory=dict)
+    """In-flight ``collect`` / ``flush`` calls by robot index."""
+    buffered: dict[int, int] = field(default_factory=dict)
+    """Episodes each robot holds in its writer's buffer."""
+    poll_calls: dict[int, Any] = field(default_factory=dict)
+    """In-flight ``poll`` calls by log-replay index."""
+    last_poll: list[float] = field(default_factory=list)
+    """When each log replay was last polled."""
+    targets: list[tuple[Any, Any]] = field(default_factory=list)
+    """In-flight Bellman-updater calls: (targets future, sample future)."""
+    ready: deque[tuple[Any, Any]] = field(default_factory=deque)
+    """Finished target batches awaiting the trainer: (targets future, sample future)."""
+    train_calls: list[tuple[Any, list[tuple[Any, Any]]]] = field(default_factory=list)
+    """In-flight trainer calls with the target batches they consume."""
+    rr_replay: int = 0
+    """Round-robin counter over the log replays."""
+    rr_updater: int = 0
+    """Round-robin counter over the Bellman updaters."""
 
 
 class ContinuousRun:
     """The driver loop of the continuous system (both backends).
 
+    Each iteration of :meth:`_loop` runs the named steps :meth:`_collect`, :meth:`_poll_logs`,
+    :meth:`_feed_learner`, then waits for any call to finish and hands it to
+    :meth:`_on_robots`, :meth:`_on_polls`, :meth:`_on_targets` or :meth:`_on_training`, and
+    finally :meth:`_publish_and_write`. :meth:`_drain` and :meth:`_report` end the run.
+
     ``hook(run)``, if given, is called once per loop iteration (tests use it to kill workers).
     After :meth:`run`, ``written`` maps each robot to the episode ids it reported as durable.
     """
 
-    def __init__(self, config: RunConfig, hook: Callable[[ContinuousRun], None] | None = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        spec: EnvSpec,
+        hook: Callable[[ContinuousRun], None] | None = None,
+    ):
         self.config = config
+        self.spec = spec
         self.hook = hook
         self.system: System | None = None
         self.step = 0
         self.written: dict[int, list[str]] = {i: [] for i in range(config.robots)}
         self.failed_calls = {"robot": 0, "updater": 0}
         """Calls lost because a robot or Bellman updater died (their work is redone)."""
-        self.robot_calls: dict[int, Any] = {}
-        """In-flight ``collect`` calls by robot index."""
-        self.target_calls: list[tuple[Any, Any]] = []
-        """In-flight Bellman-updater calls (targets future, sample future)."""
+        self.flight = _Flight()
         self.schedule = CollectionSchedule(
-            config.schedule, config.train.tasks or default_task_set().names
+            config.schedule, PipelineBuilder(config.train, spec).tasks
         )
+        self.weights: tuple[int, Any] | None = None
+        """The newest published weights: (trainer step, reference)."""
+        self.counts: dict[int, Any] = {}
+        self.collected_for: dict[int, dict[str, int]] = {}
+        self.replay_sizes: list[int] = [0] * config.log_replays
+        self.run_ids_in_log: set[str] = set()
+        self.duplicates: list[str] = []
+        self.log_at_start = 0
+        self.train_start: float | None = None
+        self.train_start_step = 0
 
     # -- set-up ---------------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -146,7 +166,7 @@ class ContinuousRun:
         self._prepare()
         backend = make_backend(self.config.backend, self.config.ray)
         try:
-            self.system = build_system(self.config, backend)
+            self.system = build_system(self.config, self.spec, backend)
             report = self._loop(self.system)
         finally:
             backend.shutdown()
@@ -158,165 +178,206 @@ class ContinuousRun:
         cfg, b = self.config, s.backend
         t_start = time.time()
         status = b.get(b.call(s.trainer, "status"))
-        self.step = start_step = status["step"]
+        self.step = self.train_start_step = start_step = status["step"]
         if status["resumed_from"]:
             logger.info("resuming from %s at step %d", status["resumed_from"], start_step)
-        metrics = RunMetrics(
+        self.metrics = RunMetrics(
             Path(cfg.out), cfg.steps, start_step, cfg.progress, cfg.console_every_s
         )
-        counts: dict[int, Any] = {}
-        replay_sizes = [0] * len(s.log_replays)
-        run_ids_in_log: set[str] = set()
-        duplicates: list[str] = []
-
-        def on_poll(report: dict[str, Any]) -> None:
-            metrics.on_poll(report)
-            counts[report["index"]] = report["counts"]
-            replay_sizes[report["index"]] = report["replay_transitions"]
-            for eid in report["run_episode_ids"]:
-                if eid in run_ids_in_log:
-                    duplicates.append(eid)
-                run_ids_in_log.add(eid)
-            for task in self.schedule.update(merge_counts(counts.values())):
-                logger.info("collection for %s switches to the learned policy", task)
-
         for lr in s.log_replays:  # ingest the existing log before anything else
-            on_poll(b.get(b.call(lr, "poll")))
-        log_at_start = metrics.ingested
-        logger.info("log replay: %d episodes already in %s", log_at_start, cfg.log_dir)
-
-        weights: tuple[int, Any] | None = None
+            self._on_poll(b.get(b.call(lr, "poll")))
+        self.log_at_start = self.metrics.ingested
+        logger.info("log replay: %d episodes already in %s", self.log_at_start, cfg.log_dir)
         if start_step > 0:
-            weights = (start_step, b.ref(b.call(s.trainer, "publish")))
-        robot_futs: dict[int, Any] = self.robot_calls
-        buffered: dict[int, int] = {}  # episodes each robot holds in its writer's buffer
-        poll_futs: dict[int, Any] = {}
-        last_poll = [time.time()] * len(s.log_replays)
-        targets: list[tuple[Any, Any]] = self.target_calls  # (targets future, sample future)
-        ready: deque[tuple[Any, Any]] = deque()  # (targets future, sample future)
-        train_futs: list[tuple[Any, list[tuple[Any, Any]]]] = []
-        rr_replay = rr_updater = 0
-        train_start: float | None = None
-        train_start_step = start_step
-        next_write = (self.step // cfg.train.log_every + 1) * cfg.train.log_every
-        next_publish = (self.step // cfg.publish_every + 1) * cfg.publish_every
-        per_attempt = 2 if cfg.fleet.chain_place else 1
-
-        def in_flight() -> int:
-            return len(robot_futs) * cfg.attempts_per_call * per_attempt
-
-        def queues() -> dict[str, int]:
-            return {
-                "targets": len(targets),
-                "trainer_ready": len(ready),
-                "trainer_in_flight": sum(len(batch) for _, batch in train_futs),
-            }
-
-        def submit_targets(sample_future: Any) -> None:
-            nonlocal rr_updater
-            updater = s.updaters[rr_updater % len(s.updaters)]
-            rr_updater += 1
-            box = [weights]
-            targets.append((b.call(updater, "targets", sample_future, box), sample_future))
-
+            self.weights = (start_step, b.ref(b.call(s.trainer, "publish")))
+        self.flight.last_poll = [time.time()] * len(s.log_replays)
+        self._next_write = (self.step // cfg.train.log_every + 1) * cfg.train.log_every
+        self._next_publish = (self.step // cfg.publish_every + 1) * cfg.publish_every
         while self.step < cfg.steps:
-            # fleet: collect while the collection budget allows
-            allowed = cfg.bootstrap_episodes + cfg.episodes_per_step * self.step
-            for i, robot in enumerate(s.robots):
-                have = log_at_start + metrics.produced + in_flight()
-                if i in robot_futs:
-                    continue
-                if cfg.episodes_per_step > 0 and have >= allowed:
-                    if buffered.get(i):  # paused: make its buffered episodes visible
-                        robot_futs[i] = b.call(robot, "flush")
-                        buffered[i] = 0
-                    continue
-                robot_futs[i] = b.call(
-                    robot, "collect", cfg.attempts_per_call, [weights], self.schedule.state()
-                )
-            # log replay
-            now = time.time()
-            for j, lr in enumerate(s.log_replays):
-                if j not in poll_futs and now - last_poll[j] >= POLL_INTERVAL_S:
-                    poll_futs[j] = b.call(lr, "poll")
-                    last_poll[j] = now
-            # learning pipeline: sample -> targets -> trainer, every queue bounded
-            started = metrics.ingested >= cfg.bootstrap_episodes and all(replay_sizes)
-            if started:
-                if train_start is None:
-                    train_start, train_start_step = time.time(), self.step
-                    logger.info("training starts with %d episodes", metrics.ingested)
-                in_train = sum(len(batch) for _, batch in train_futs)
-                pending = self.step + in_train + len(targets) + len(ready)
-                while len(targets) + len(ready) < cfg.queue_size and pending < cfg.steps:
-                    lr = s.log_replays[rr_replay % len(s.log_replays)]
-                    rr_replay += 1
-                    submit_targets(b.call(lr, "sample", cfg.train.batch_size))
-                    pending += 1
-                if ready and len(train_futs) < 2:
-                    batch = [ready.popleft() for _ in range(len(ready))]
-                    f = b.call(s.trainer, "train", *(tf for tf, _ in batch))
-                    train_futs.append((f, batch))
-            # wait for anything to finish and handle it
-            futures = list(robot_futs.values()) + list(poll_futs.values())
-            futures += [f for f, _ in targets] + [f for f, _ in train_futs]
-            done = {id(f) for f in b.wait(futures, timeout=1.0)}
-            for i, f in list(robot_futs.items()):
-                if id(f) not in done:
-                    continue
-                del robot_futs[i]
-                try:
-                    rep = b.get(f)
-                except WorkerDiedError as exc:
-                    self.failed_calls["robot"] += 1
-                    logger.warning("robot %d died (%s); Ray restarts it", i, exc)
-                    continue
-                self.written[i] += rep["written"]
-                buffered[i] = rep["buffered"]
-                v = rep["weights_version"]
-                metrics.on_collect(rep, self.step - v if v >= 0 and rep["produced"] else None)
-            for j, f in list(poll_futs.items()):
-                if id(f) in done:
-                    del poll_futs[j]
-                    on_poll(b.get(f))
-            for item in list(targets):
-                if id(item[0]) in done:  # not fetched here: it goes straight to the trainer
-                    targets.remove(item)
-                    ready.append(item)
-            for item in list(train_futs):
-                f, batch = item
-                if id(f) not in done:
-                    continue
-                train_futs.remove(item)
-                try:
-                    rep = b.get(f)
-                except WorkerDiedError as exc:
-                    # A Bellman updater died before finishing a batch of this call, so the
-                    # trainer ran none of them; redo their targets (Ray restarts the updater).
-                    b.get(b.call(s.trainer, "status"))  # raises if the trainer itself died
-                    self.failed_calls["updater"] += 1
-                    logger.warning("a Bellman updater died (%s); Ray restarts it", exc)
-                    for _, sample_future in batch:
-                        submit_targets(sample_future)
-                    continue
-                self.step = rep["step"]
-                metrics.on_train(rep)
-            if self.step >= next_publish:
-                weights = (self.step, b.ref(b.call(s.trainer, "publish")))
-                next_publish = (self.step // cfg.publish_every + 1) * cfg.publish_every
-            if self.step >= next_write:
-                metrics.maybe_write(self.step, queues(), len(self.schedule.learned_tasks))
-                next_write = (self.step // cfg.train.log_every + 1) * cfg.train.log_every
+            self._collect(s)
+            self._poll_logs(s)
+            self._feed_learner(s)
+            f = self.flight
+            futures = list(f.robot_calls.values()) + list(f.poll_calls.values())
+            futures += [t for t, _ in f.targets] + [t for t, _ in f.train_calls]
+            done = {id(x) for x in b.wait(futures, timeout=1.0)}
+            self._on_robots(s, done)
+            self._on_polls(s, done)
+            self._on_targets(done)
+            self._on_training(s, done)
+            self._publish_and_write(s)
             if self.hook is not None:
                 self.hook(self)
         train_end = time.time()
+        checkpoint = self._drain(s)
+        return self._report(status, start_step, t_start, train_end, checkpoint)
 
-        # drain: finish the robots' calls, flush their buffers, ingest everything
-        for i, f in list(robot_futs.items()):
+    def _in_flight(self) -> int:
+        """Episodes the robots' in-flight calls may still produce."""
+        per_attempt = 2 if self.config.robot.chain_place else 1
+        return len(self.flight.robot_calls) * self.config.attempts_per_call * per_attempt
+
+    def _queues(self) -> dict[str, int]:
+        f = self.flight
+        return {
+            "targets": len(f.targets),
+            "trainer_ready": len(f.ready),
+            "trainer_in_flight": sum(len(batch) for _, batch in f.train_calls),
+        }
+
+    def _collect(self, s: System) -> None:
+        """Start a ``collect`` call on every idle robot while the collection budget allows; a
+        paused robot flushes its buffer so its episodes become visible."""
+        cfg, b, f = self.config, s.backend, self.flight
+        allowed = cfg.bootstrap_episodes + cfg.episodes_per_step * self.step
+        for i, robot in enumerate(s.robots):
+            if i in f.robot_calls:
+                continue
+            have = self.log_at_start + self.metrics.produced + self._in_flight()
+            if cfg.episodes_per_step > 0 and have >= allowed:
+                if f.buffered.get(i):
+                    f.robot_calls[i] = b.call(robot, "flush")
+                    f.buffered[i] = 0
+                continue
+            f.robot_calls[i] = b.call(
+                robot, "collect", cfg.attempts_per_call, [self.weights], self.schedule.state()
+            )
+
+    def _poll_logs(self, s: System) -> None:
+        """Start a ``poll`` call on every idle log replay not polled for a while."""
+        b, f = s.backend, self.flight
+        now = time.time()
+        for j, lr in enumerate(s.log_replays):
+            if j not in f.poll_calls and now - f.last_poll[j] >= POLL_INTERVAL_S:
+                f.poll_calls[j] = b.call(lr, "poll")
+                f.last_poll[j] = now
+
+    def _submit_targets(self, s: System, sample_future: Any) -> None:
+        f = self.flight
+        updater = s.updaters[f.rr_updater % len(s.updaters)]
+        f.rr_updater += 1
+        f.targets.append(
+            (s.backend.call(updater, "targets", sample_future, [self.weights]), sample_future)
+        )
+
+    def _feed_learner(self, s: System) -> None:
+        """Once the log holds the bootstrap episodes: sample -> targets -> trainer, with every
+        queue bounded by ``queue_size``."""
+        cfg, b, f = self.config, s.backend, self.flight
+        if self.metrics.ingested < cfg.bootstrap_episodes or not all(self.replay_sizes):
+            return
+        if self.train_start is None:
+            self.train_start, self.train_start_step = time.time(), self.step
+            logger.info("training starts with %d episodes", self.metrics.ingested)
+        in_train = sum(len(batch) for _, batch in f.train_calls)
+        pending = self.step + in_train + len(f.targets) + len(f.ready)
+        while len(f.targets) + len(f.ready) < cfg.queue_size and pending < cfg.steps:
+            lr = s.log_replays[f.rr_replay % len(s.log_replays)]
+            f.rr_replay += 1
+            self._submit_targets(s, b.call(lr, "sample", cfg.train.batch_size))
+            pending += 1
+        if f.ready and len(f.train_calls) < 2:
+            batch = [f.ready.popleft() for _ in range(len(f.ready))]
+            call = b.call(s.trainer, "train", *(tf for tf, _ in batch))
+            f.train_calls.append((call, batch))
+
+    def _on_robots(self, s: System, done: set[int]) -> None:
+        """Record the finished robot calls; a dead robot's work is redone after Ray restarts
+        it."""
+        b, f = s.backend, self.flight
+        for i, call in list(f.robot_calls.items()):
+            if id(call) not in done:
+                continue
+            del f.robot_calls[i]
             try:
-                rep = b.get(f)
+                rep = b.get(call)
+            except WorkerDiedError as exc:
+                self.failed_calls["robot"] += 1
+                logger.warning("robot %d died (%s); Ray restarts it", i, exc)
+                continue
+            self.written[i] += rep["written"]
+            f.buffered[i] = rep["buffered"]
+            v = rep["weights_version"]
+            self.metrics.on_collect(rep, self.step - v if v >= 0 and rep["produced"] else None)
+
+    def _on_poll(self, report: dict[str, Any]) -> None:
+        """Fold one log replay's poll report into the metrics, counts and schedule."""
+        self.metrics.on_poll(report)
+        self.counts[report["index"]] = report["counts"]
+        self.collected_for[report["index"]] = report["collected_for"]
+        self.replay_sizes[report["index"]] = report["replay_transitions"]
+        for eid in report["run_episode_ids"]:
+            if eid in self.run_ids_in_log:
+                self.duplicates.append(eid)
+            self.run_ids_in_log.add(eid)
+        for task in self.schedule.update(merge_counts(self.counts.values())):
+            logger.info("collection for %s switches to the learned policy", task)
+
+    def _on_polls(self, s: System, done: set[int]) -> None:
+        for j, call in list(self.flight.poll_calls.items()):
+            if id(call) in done:
+                del self.flight.poll_calls[j]
+                self._on_poll(s.backend.get(call))
+
+    def _on_targets(self, done: set[int]) -> None:
+        """Move finished target batches to the trainer's queue (not fetched here: the trainer
+        fetches them itself)."""
+        f = self.flight
+        for item in list(f.targets):
+            if id(item[0]) in done:
+                f.targets.remove(item)
+                f.ready.append(item)
+
+    def _on_training(self, s: System, done: set[int]) -> None:
+        """Record finished trainer calls. If a Bellman updater died before finishing a batch of
+        a call, the trainer ran none of them: their targets are redone (Ray restarts it)."""
+        b, f = s.backend, self.flight
+        for item in list(f.train_calls):
+            call, batch = item
+            if id(call) not in done:
+                continue
+            f.train_calls.remove(item)
+            try:
+                rep = b.get(call)
+            except WorkerDiedError as exc:
+                b.get(b.call(s.trainer, "status"))  # raises if the trainer itself died
+                self.failed_calls["updater"] += 1
+                logger.warning("a Bellman updater died (%s); Ray restarts it", exc)
+                for _, sample_future in batch:
+                    self._submit_targets(s, sample_future)
+                continue
+            self.step = rep["step"]
+            self.metrics.on_train(rep)
+
+    def _log_state(self) -> tuple[int, dict[str, int]]:
+        """The log's size and the episodes collected per task, over all log replays."""
+        per_task: dict[str, int] = {}
+        for counts in self.collected_for.values():
+            for task, n in counts.items():
+                per_task[task] = per_task.get(task, 0) + int(n)
+        return self.metrics.ingested, per_task
+
+    def _publish_and_write(self, s: System) -> None:
+        """Publish weights every ``publish_every`` steps (and tell the trainer the log's state
+        for its checkpoints); write metrics every ``log_every`` steps."""
+        cfg, b = self.config, s.backend
+        if self.step >= self._next_publish:
+            b.get(b.call(s.trainer, "note_log", *self._log_state()))
+            self.weights = (self.step, b.ref(b.call(s.trainer, "publish")))
+            self._next_publish = (self.step // cfg.publish_every + 1) * cfg.publish_every
+        if self.step >= self._next_write:
+            self.metrics.maybe_write(self.step, self._queues(), len(self.schedule.learned_tasks))
+            self._next_write = (self.step // cfg.train.log_every + 1) * cfg.train.log_every
+
+    def _drain(self, s: System) -> str:
+        """Finish the robots' calls, flush their buffers, ingest everything and write the final
+        checkpoint; returns its path."""
+        b, f = s.backend, self.flight
+        for i, call in list(f.robot_calls.items()):
+            try:
+                rep = b.get(call)
                 self.written[i] += rep["written"]
-                metrics.on_collect(rep, None)
+                self.metrics.on_collect(rep, None)
             except WorkerDiedError:
                 self.failed_calls["robot"] += 1
         for i, robot in enumerate(s.robots):
@@ -326,22 +387,37 @@ class ContinuousRun:
                     break
                 except WorkerDiedError:
                     self.failed_calls["robot"] += 1
-        for f in poll_futs.values():
-            on_poll(b.get(f))
+        for call in f.poll_calls.values():
+            self._on_poll(b.get(call))
         for lr in s.log_replays:
-            on_poll(b.get(b.call(lr, "poll")))
-        checkpoint = b.get(b.call(s.trainer, "checkpoint", metrics.ingested))
+            self._on_poll(b.get(b.call(lr, "poll")))
+        b.get(b.call(s.trainer, "note_log", *self._log_state()))
+        checkpoint = b.get(b.call(s.trainer, "checkpoint"))
         for w in (s.trainer, *s.log_replays, *s.updaters):
-            metrics.on_busy(b.get(b.call(w, "busy")))
-        metrics.maybe_write(self.step, queues(), len(self.schedule.learned_tasks), force=True)
-        metrics.close()
+            self.metrics.on_busy(b.get(b.call(w, "busy")))
+        learned = len(self.schedule.learned_tasks)
+        self.metrics.maybe_write(self.step, self._queues(), learned, force=True)
+        self.metrics.close()
+        return checkpoint
+
+    def _report(
+        self,
+        status: dict[str, Any],
+        start_step: int,
+        t_start: float,
+        train_end: float,
+        checkpoint: str,
+    ) -> dict[str, Any]:
+        """The run report (also written to OUT/run.json)."""
+        cfg, metrics = self.config, self.metrics
         wall = time.time() - t_start
-        train_wall = train_end - (train_start or train_end)
-        trained = self.step - train_start_step
+        train_wall = train_end - (self.train_start or train_end)
+        trained = self.step - self.train_start_step
         written = sum(len(v) for v in self.written.values())
-        summary = merge_counts(counts.values())
+        summary = merge_counts(self.counts.values())
         report = {
             "backend": cfg.backend,
+            "env": self.spec.name,
             "step": self.step,
             "start_step": start_step,
             "resumed_from": status["resumed_from"],
@@ -354,8 +430,8 @@ class ContinuousRun:
             "episodes_written": written,
             "episodes_per_s": metrics.produced / wall if wall > 0 else float("nan"),
             "log_episodes": metrics.ingested,
-            "run_episodes_in_log": len(run_ids_in_log),
-            "duplicate_episode_ids": len(duplicates),
+            "run_episodes_in_log": len(self.run_ids_in_log),
+            "duplicate_episode_ids": len(self.duplicates),
             "learned_tasks": sorted(self.schedule.learned_tasks),
             "collected": {t: {k: list(v) for k, v in c.items()} for t, c in summary.items()},
             "failed_calls": dict(self.failed_calls),
@@ -371,6 +447,9 @@ class ContinuousRun:
         return report
 
 
-def run(config: RunConfig, hook: Callable[[ContinuousRun], None] | None = None) -> dict[str, Any]:
-    """Run the continuous system as configured; see :class:`ContinuousRun`."""
-    return ContinuousRun(config, hook).run()
+def run(
+    config: RunConfig, spec: EnvSpec, hook: Callable[[ContinuousRun], None] | None = None
+) -> dict[str, Any]:
+    """Run the continuous system in environment ``spec`` as configured; see
+    :class:`ContinuousRun`."""
+    return ContinuousRun(config, spec, hook).run()

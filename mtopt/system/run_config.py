@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 from mtopt.data.log import EpisodeLogConfig
-from mtopt.system.fleet import FleetConfig
+from mtopt.policies import PolicyConfig, collection_policy
+from mtopt.system.fleet import RobotConfig
 from mtopt.system.schedule import ScheduleConfig
-from mtopt.system.training import TrainConfig
+from mtopt.system.training_config import LearnerConfig
 
 BACKENDS = ("local", "ray")
 """Runtimes of ``mtopt run``."""
@@ -66,12 +67,12 @@ class RayConfig:
             )
 
 
-def _run_train_config() -> TrainConfig:
-    return TrainConfig(batch_size=128, checkpoint_every=500, log_every=50)
+def _run_learner_config() -> LearnerConfig:
+    return LearnerConfig(batch_size=128, checkpoint_every=500, log_every=50)
 
 
-def _run_fleet_config() -> FleetConfig:
-    return FleetConfig(log=EpisodeLogConfig(shard_episodes=4))
+def _run_robot_config() -> RobotConfig:
+    return RobotConfig(log=EpisodeLogConfig(shard_episodes=4))
 
 
 @dataclass(frozen=True)
@@ -117,14 +118,14 @@ class RunConfig:
     """Show a progress bar of trainer steps."""
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     """When robots switch a task from the scripted to the learned ε-greedy policy."""
-    fleet: FleetConfig = field(default_factory=_run_fleet_config)
-    """The robots' workcell, scripted policies, task choice and log shards (its ``out``,
-    ``robots``, ``episodes``, ``seed``, ``policy``, ``epsilon`` and ``progress`` are set by
-    the run; the collection ε is ``schedule.epsilon``; ``obs`` follows ``train.obs``)."""
-    train: TrainConfig = field(default_factory=_run_train_config)
-    """Learning: rewards, impersonation, replay, network, CEM, batch size, checkpoints (its
-    ``data``, ``out``, ``steps``, ``seed``, ``resume``, ``init`` and ``progress`` are set by
-    the run)."""
+    robot: RobotConfig = field(default_factory=_run_robot_config)
+    """What the robots collect: task choice, chaining, recorded views and log shards (they
+    record the observations ``train.obs`` needs)."""
+    policy: PolicyConfig = field(default_factory=collection_policy)
+    """How the robots' learned policy acts (ε-greedy, ε = 0.2 by default)."""
+    train: LearnerConfig = field(default_factory=_run_learner_config)
+    """Learning: observations, rewards, impersonation, replay, network, the Bellman updaters'
+    CEM, batch size and checkpoints."""
     ray: RayConfig = field(default_factory=RayConfig)
     """The Ray backend (ignored by the local backend)."""
 

@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mtopt.data.episode import SCRIPTED_POLICY_PREFIX
-from mtopt.policies import Exploration, check_exploration
 
 
 @dataclass(frozen=True)
@@ -42,18 +41,10 @@ class ScheduleConfig:
     z: float = 1.0
     """Learned beats scripted when the Wilson lower bound (z standard errors) of its success
     rate exceeds the scripted success rate; 0 compares the plain rates."""
-    epsilon: float = 0.2
-    """ε of the learned collection policy (paper: 0.2)."""
-    exploration: Exploration = "motion"
-    """What an ε step randomises: ``all`` dims or only the ``motion`` dims (keeping the greedy
-    gripper and terminate choices; see ``mtopt.policies.q_policy``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probe <= 1.0:
             raise ValueError(f"schedule.probe must be in [0, 1], got {self.probe!r}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"schedule.epsilon must be in [0, 1], got {self.epsilon!r}")
-        check_exploration(self.exploration, "schedule.exploration")
         for name in ("min_episodes", "window"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -160,5 +151,4 @@ class CollectionSchedule:
         return {
             "learned_tasks": sorted(self.learned_tasks),
             "probe": self.config.probe,
-            "epsilon": self.config.epsilon,
         }

@@ -17,21 +17,14 @@ REWARD_SOURCES = ("success_detector", "oracle")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Offline training of a multi-task Q-function from an episode log."""
+class LearnerConfig:
+    """One multi-task Q-learner: observations, rewards, impersonation, replay, network,
+    optimiser, Bellman targets and checkpoints (what ``mtopt train`` and ``mtopt run`` share)."""
 
-    data: str = "runs/log"
-    """Episode-log directory to train from."""
-    out: str = "runs/train"
-    """Run directory: checkpoints in OUT/checkpoints, TensorBoard scalars in OUT/tb."""
     obs: Literal["state", "image"] = "state"
     """Train on the low-dimensional ``state`` (MLP) or on the camera ``image`` (conv net)."""
-    steps: int = 20_000
-    """Total trainer steps (a resumed run continues up to this count)."""
     tasks: tuple[str, ...] = ()
     """Tasks to train; empty means all tasks of the task set."""
-    seed: int = 0
-    """Seed of network initialisation, impersonation, sampling and CEM streams."""
     batch_size: int = 256
     """Transitions per training batch."""
     rewards: Literal["success_detector", "oracle"] = "success_detector"
@@ -63,6 +56,30 @@ class TrainConfig:
     """Number of newest checkpoints kept."""
     log_every: int = 100
     """Write TensorBoard scalars every this many steps."""
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "checkpoint_every", "log_every", "keep_checkpoints"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.rewards not in REWARD_SOURCES:
+            raise ValueError(f"rewards must be one of {REWARD_SOURCES}, got {self.rewards!r}")
+        if self.obs not in ("state", "image"):
+            raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig(LearnerConfig):
+    """Offline training of a multi-task Q-function from an episode log (``mtopt train``)."""
+
+    data: str = "runs/log"
+    """Episode-log directory to train from."""
+    out: str = "runs/train"
+    """Run directory: checkpoints in OUT/checkpoints, TensorBoard scalars in OUT/tb."""
+    steps: int = 20_000
+    """Total trainer steps (a resumed run continues up to this count)."""
+    seed: int = 0
+    """Seed of network initialisation, impersonation, sampling and CEM streams."""
     resume: bool = False
     """Continue from the newest checkpoint in OUT/checkpoints (same step, optimizer, RNGs)."""
     init: str | None = None
@@ -71,14 +88,9 @@ class TrainConfig:
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.rewards not in REWARD_SOURCES:
-            raise ValueError(f"rewards must be one of {REWARD_SOURCES}, got {self.rewards!r}")
-        if self.obs not in ("state", "image"):
-            raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
+        super().__post_init__()
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
         if self.resume and self.init:
             raise ValueError("use either resume (continue this run) or init (fine-tune), not both")
 

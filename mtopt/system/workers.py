@@ -15,29 +15,24 @@ import os
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from mtopt.config import to_dict
-from mtopt.data.episode import CHECKPOINT_POLICY_PREFIX, collected_by_run, learned_policy_name
-from mtopt.data.impersonation import Impersonation
+from mtopt.data.episode import CHECKPOINT_POLICY_PREFIX, learned_policy_name
 from mtopt.data.log import EpisodeLogReader, EpisodeLogTailer, EpisodeLogWriter
-from mtopt.data.log_replay import LogReplay
-from mtopt.data.replay import TaskReplay, TransitionBatch
-from mtopt.learning.bellman import BellmanUpdater, TrainBatch
+from mtopt.data.replay import TransitionBatch
+from mtopt.learning.bellman import TrainBatch
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from mtopt.learning.networks import QNetworkConfig, build_q_network, stored_network_config
-from mtopt.learning.trainer import Trainer
-from mtopt.policies.q_policy import QPolicy
+from mtopt.learning.networks import build_q_network
+from mtopt.policies.q_policy import q_policy_from
+from mtopt.spec import EnvSpec
+from mtopt.system.builder import PipelineBuilder
 from mtopt.system.fleet import Robot
 from mtopt.system.run_config import RunConfig
 from mtopt.system.schedule import OutcomeStats
-from mtopt.system.training import learner_obs_keys
-from mtopt.tasks import OBJECT_ACQUISITION, default_task_set
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +57,6 @@ def resolve(obj: Any) -> Any:
 
         return ray.get(obj)
     return obj
-
-
-def obs_keys(config: RunConfig) -> tuple[str, ...]:
-    return learner_obs_keys(config.train)
 
 
 def _seed(config: RunConfig, kind: str, index: int) -> np.random.SeedSequence:
@@ -93,31 +84,16 @@ class RunRobot(Robot):
     written twice.
     """
 
-    def __init__(self, config: RunConfig, robot_id: int, network: QNetworkConfig) -> None:
+    def __init__(self, config: RunConfig, robot_id: int, spec: EnvSpec) -> None:
         torch.set_num_threads(1)
-        fleet = replace(
-            config.fleet,
-            out=str(config.log_dir),
-            robots=config.robots,
-            seed=config.seed,
-            policy=None,
-            obs=config.train.obs,
-            progress=False,
-        )
-        super().__init__(robot_id, fleet, config.name)
+        builder = PipelineBuilder(config.train, spec)
+        net = build_q_network(builder.network_config()).eval()
+        learned = q_policy_from(net, spec, config.policy, builder.obs_keys())
+        super().__init__(robot_id, config.robot, config.train.obs, config.seed, config.name, spec)
+        self.learned = learned
         self.run_seed = config.seed
         self._count = self.durable_count(config)
-        self.writer = EpisodeLogWriter(config.log_dir, robot_id, fleet.log)
-        net = build_q_network(network).eval()
-        cem = config.train.cem
-        self.learned = QPolicy(
-            net,
-            self.task_set,
-            cem,
-            config.schedule.epsilon,
-            obs_keys(config),
-            exploration=config.schedule.exploration,
-        )
+        self.writer = EpisodeLogWriter(config.log_dir, robot_id, config.robot.log)
         self.weights_version = -1
         self.schedule: dict[str, Any] = {"learned_tasks": [], "probe": 0.0}
         self.timer = _Timed()
@@ -137,12 +113,12 @@ class RunRobot(Robot):
     def pid(self) -> int:
         return os.getpid()
 
-    def policy_for(self, task: str, scripted_name: str) -> tuple[object, str, float]:
+    def policy_for(self, task: str) -> tuple[object, str, float]:
         if self.weights_version >= 0:
             learned = task in self.schedule["learned_tasks"]
             if learned or self.rng.random() < self.schedule["probe"]:
                 return self.learned, self.learned.name, self.learned.epsilon
-        return super().policy_for(task, scripted_name)
+        return super().policy_for(task)
 
     def _pull(self, weights_box: list) -> None:
         if not weights_box or weights_box[0] is None:
@@ -155,13 +131,14 @@ class RunRobot(Robot):
             self.learned.name = learned_policy_name(self.run_tag, weights.version)
 
     def attempt(self) -> list:
-        """One attempt: a place episode, or a lift episode and its chained place episode."""
+        """One attempt: an episode, and the episode the environment chains after it (the
+        workcell: a lift episode and its chained place episode)."""
         seq = np.random.SeedSequence([self.run_seed, STREAMS["robot"], self.robot_id, self._count])
         self.rng = np.random.default_rng(seq)
         gen = self.episodes(2 if self.config.chain_place else 1)
         first = next(gen)
         out = [first]
-        if self.config.chain_place and self.task_set[first.task].skill == OBJECT_ACQUISITION:
+        if self.config.chain_place and self.spec.chain_skill(first.task) is not None:
             out.append(next(gen))
         return out
 
@@ -205,39 +182,25 @@ class RunRobot(Robot):
 class LogReplayWorker:
     """Log replay (paper Fig. 10): tails its share of the log into its task replay."""
 
-    def __init__(self, config: RunConfig, index: int, labeller: Any) -> None:
+    def __init__(self, config: RunConfig, index: int, labeller: Any, spec: EnvSpec) -> None:
         torch.set_num_threads(1)
         self.config = config
         self.index = index
-        task_set = default_task_set()
-        tasks = config.train.tasks or task_set.names
+        builder = PipelineBuilder(config.train, spec)
         streams = _seed(config, "log_replay", index).spawn(2)
-        replay_cfg = replace(config.train.replay, obs_keys=obs_keys(config))
-        self.replay = TaskReplay(replay_cfg, task_set, np.random.default_rng(streams[0]), tasks)
         self.timer = _Timed()
         self._labeller = labeller
-        impersonation = Impersonation(
-            config.train.impersonation,
-            task_set,
-            self._timed_labeller,
-            np.random.default_rng(streams[1]),
-            tasks,
-        )
-        # Online data of the continuous system: the episodes this run's learned policy collected
-        # (or those of ``train.online_run``).
-        online_run = config.train.online_run or config.name
-        self.log_replay = LogReplay(
+        self.log_replay = builder.log_replay(
             config.log_dir,
-            impersonation,
-            self.replay,
-            online=partial(collected_by_run, run_tag=online_run)
-            if replay_cfg.online_fraction > 0
-            else None,
+            self._timed_labeller,
+            np.random.default_rng(streams[0]),
+            np.random.default_rng(streams[1]),
         )
+        self.replay = self.log_replay.replay
         self.log_replay.tailer = EpisodeLogTailer(
             config.log_dir, partition=(index, config.log_replays)
         )
-        self.stats = OutcomeStats(tasks, config.schedule.window)
+        self.stats = OutcomeStats(builder.tasks, config.schedule.window)
 
     def _timed_labeller(self, episode: object, tasks: Any) -> np.ndarray:
         t0 = time.perf_counter()
@@ -273,6 +236,7 @@ class LogReplayWorker:
             "transitions": int(sum(len(e.actions) for e in episodes)),
             "outcomes": outcomes,
             "counts": self.stats.counts(),
+            "collected_for": dict(self.log_replay.collected_for),
             "replay_transitions": len(self.replay),
             "busy": self.timer.take_busy(),
         }
@@ -310,22 +274,12 @@ def _writable(batch: TransitionBatch) -> TransitionBatch:
 class UpdaterWorker:
     """A Bellman updater with its own copy of the target networks, refreshed on publish."""
 
-    def __init__(self, config: RunConfig, index: int, network: QNetworkConfig) -> None:
+    def __init__(self, config: RunConfig, index: int, spec: EnvSpec) -> None:
         torch.set_num_threads(1)
         self.index = index
         gen_seed = int(_seed(config, "updater", index).generate_state(1)[0])
-        net_1 = build_q_network(network).requires_grad_(False)
-        net_2 = build_q_network(network).requires_grad_(False)
-        gen = torch.Generator().manual_seed(gen_seed)
-        self.updater = BellmanUpdater(
-            net_1,
-            net_2,
-            config.train.cem,
-            config.train.gamma,
-            gen,
-            mc_lower_bound=config.train.mc_lower_bound,
-            mc_mix=config.train.mc_mix,
-        )
+        builder = PipelineBuilder(config.train, spec)
+        self.updater = builder.updater(torch.Generator().manual_seed(gen_seed))
         self.version = -1
         self.timer = _Timed()
 
@@ -350,27 +304,24 @@ class UpdaterWorker:
 class TrainerWorker:
     """The trainer: one Adam step per target batch, publishing, checkpoints, resume."""
 
-    def __init__(self, config: RunConfig, network: QNetworkConfig, threads: int = 0) -> None:
+    def __init__(self, config: RunConfig, spec: EnvSpec, threads: int = 0) -> None:
         if threads > 0:
             torch.set_num_threads(threads)
         self.config = config
+        self.builder = PipelineBuilder(config.train, spec)
         trainer_seed = int(_seed(config, "trainer", 0).generate_state(1)[0])
-        self.trainer = Trainer(replace(config.train.trainer, network=network), seed=trainer_seed)
-        self.task_set = default_task_set()
+        self.trainer = self.builder.trainer(seed=trainer_seed)
         self.resumed_from: str | None = None
+        self.log_episodes = 0
+        self.collected_for: dict[str, int] = {}
         latest = latest_checkpoint(config.checkpoint_dir) if config.resume else None
         if latest is not None:
             payload = load_checkpoint(latest, self.trainer.device)
-            stored = payload.get("network_config")
-            if stored is None or stored_network_config(stored) != network:
-                raise ValueError(
-                    f"checkpoint {str(latest)!r} has network {payload.get('network_config')}, "
-                    f"this run builds {to_dict(network)}; use a new --out or --no-resume"
-                )
-            self.trainer.load_state_dict(payload["trainer"])
+            self.builder.restore_trainer(self.trainer, payload, True, latest)
+            self.log_episodes = int(payload.get("log_episodes", 0))
+            self.collected_for = dict(payload["train_episode_counts"])
             self.resumed_from = str(latest)
         self.timer = _Timed()
-        self.episodes_seen = 0
 
     def status(self) -> dict:
         return {
@@ -378,6 +329,11 @@ class TrainerWorker:
             "resumed_from": self.resumed_from,
             "device": str(self.trainer.device),
         }
+
+    def note_log(self, episodes: int, collected_for: dict[str, int]) -> None:
+        """Record the log's size and the episodes collected per task (for checkpoints)."""
+        self.log_episodes = episodes
+        self.collected_for = dict(collected_for)
 
     def train(self, *results: tuple[TrainBatch, int]) -> dict:
         """One step per ``(batch, weights version)``; returns metrics and target staleness."""
@@ -413,20 +369,13 @@ class TrainerWorker:
         t = self.trainer
         return Weights(t.step, copy(t.online), copy(t.target_1), copy(t.target_2))
 
-    def checkpoint(self, episodes: int | None = None) -> str:
-        """Write a checkpoint of the trainer (loadable by ``mtopt eval`` / ``train --init``)."""
-        if episodes is not None:
-            self.episodes_seen = episodes
+    def checkpoint(self) -> str:
+        """Write a checkpoint of the trainer (the builder's format: loadable by ``mtopt eval``
+        and ``mtopt train --init``)."""
         cfg = self.config
-        payload = {
-            "trainer": self.trainer.state_dict(),
-            "network_config": to_dict(self.trainer.config.network),
-            "task_names": list(self.task_set.names),
-            "trained_tasks": list(cfg.train.tasks or self.task_set.names),
-            "obs_keys": list(obs_keys(cfg)),
-            "log_episodes": self.episodes_seen,
-            "config": to_dict(cfg),
-        }
+        payload = self.builder.checkpoint_payload(
+            self.trainer, self.collected_for, cfg, log_episodes=self.log_episodes
+        )
         keep = cfg.train.keep_checkpoints
         return str(save_checkpoint(cfg.checkpoint_dir, self.trainer.step, payload, keep=keep))
 
