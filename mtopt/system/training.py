@@ -14,7 +14,6 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field, fields, replace
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 
 from mtopt.config import save_config, to_dict
-from mtopt.data.episode import collected_by_run
 from mtopt.data.impersonation import (
     Impersonation,
     ImpersonationConfig,
@@ -33,7 +31,6 @@ from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import ReplayConfig, TaskReplay
 from mtopt.learning.bellman import BellmanUpdater
 from mtopt.learning.checkpoint import (
-    checkpoint_run_tag,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -103,10 +100,6 @@ class TrainConfig:
     """Continue from the newest checkpoint in OUT/checkpoints (same step, optimizer, RNGs)."""
     init: str | None = None
     """Initialise the networks from this checkpoint (fine-tuning); the step restarts at 0."""
-    online_run: str | None = None
-    """With ``replay.online_fraction > 0``: the run (the ``RUN`` of ``RUN/checkpoints/...``)
-    whose learned policy collected the online episodes. Default: the ``init`` checkpoint's run,
-    i.e. the episodes of the policy being fine-tuned."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -122,21 +115,6 @@ class TrainConfig:
         default_task_set().validate(self.tasks)
         if self.resume and self.init:
             raise ValueError("use either resume (continue this run) or init (fine-tune), not both")
-        if self.replay.online_fraction > 0 and self.resume and not self.online_run:
-            raise ValueError(
-                f"replay.online_fraction {self.replay.online_fraction} on --resume needs "
-                f"--online-run (the run whose policy collected the online episodes; a fresh run "
-                f"takes it from --init)"
-            )
-
-    def online_policy_run(self) -> str | None:
-        """The run whose episodes are online data (:attr:`online_run`, else ``init``'s run), or
-        ``None`` when ``replay.online_fraction`` is 0 or no run is given."""
-        if self.replay.online_fraction <= 0:
-            return None
-        if self.online_run:
-            return self.online_run
-        return checkpoint_run_tag(self.init) if self.init else None
 
 
 def reward_labeller(config: TrainConfig, task_set: TaskSet) -> SuccessLabeller:
@@ -201,19 +179,7 @@ class TrainingRun:
             np.random.default_rng(streams[1]),
             self.tasks,
         )
-        online_run = config.online_policy_run()
-        if config.replay.online_fraction > 0 and online_run is None:
-            logger.warning(
-                "replay.online_fraction %s without --init or --online-run: no episode is "
-                "online, every draw comes from all data",
-                config.replay.online_fraction,
-            )
-        self.log_replay = LogReplay(
-            config.data,
-            impersonation,
-            self.replay,
-            online=None if online_run is None else partial(collected_by_run, run_tag=online_run),
-        )
+        self.log_replay = LogReplay(config.data, impersonation, self.replay)
         self._updater_seed = int(streams[2].generate_state(1)[0])
         self.trainer: Trainer | None = None
         self.updater: BellmanUpdater | None = None
@@ -235,9 +201,8 @@ class TrainingRun:
                 f"drop them with --tasks"
             )
         logger.info(
-            "log replay: %d episodes (%d online), %d transitions; routed per task: %s",
+            "log replay: %d episodes, %d transitions; routed per task: %s",
             self.log_replay.episodes,
-            self.log_replay.online_episodes,
             len(self.replay),
             dict(self.log_replay.routed),
         )

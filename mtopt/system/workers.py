@@ -16,14 +16,13 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
 from mtopt.config import to_dict
-from mtopt.data.episode import CHECKPOINT_POLICY_PREFIX, collected_by_run, learned_policy_name
+from mtopt.data.episode import CHECKPOINT_POLICY_PREFIX, learned_policy_name
 from mtopt.data.impersonation import Impersonation
 from mtopt.data.log import EpisodeLogReader, EpisodeLogTailer, EpisodeLogWriter
 from mtopt.data.log_replay import LogReplay
@@ -223,17 +222,7 @@ class LogReplayWorker:
             np.random.default_rng(streams[1]),
             tasks,
         )
-        # Online data of the continuous system: the episodes this run's learned policy collected
-        # (or those of ``train.online_run``).
-        online_run = config.train.online_run or config.name
-        self.log_replay = LogReplay(
-            config.log_dir,
-            impersonation,
-            self.replay,
-            online=partial(collected_by_run, run_tag=online_run)
-            if replay_cfg.online_fraction > 0
-            else None,
-        )
+        self.log_replay = LogReplay(config.log_dir, impersonation, self.replay)
         self.log_replay.tailer = EpisodeLogTailer(
             config.log_dir, partition=(index, config.log_replays)
         )
