@@ -47,11 +47,6 @@ def learned_policy_name(run_tag: str, step: int) -> str:
     return f"{CHECKPOINT_POLICY_PREFIX}{run_tag}@{step}"
 
 
-def collected_by_run(policy: str, run_tag: str) -> bool:
-    """Whether an episode's ``policy`` name is one of run ``run_tag``'s learned policies."""
-    return policy.startswith(f"{CHECKPOINT_POLICY_PREFIX}{run_tag}@")
-
-
 _OBS_KEY = re.compile(r"^[a-z0-9_]+$")
 
 

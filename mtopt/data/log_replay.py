@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from mtopt.data.impersonation import Impersonation
@@ -23,23 +22,14 @@ class LogReplay:
     """Feeds a :class:`TaskReplay` from an episode-log directory, one poll at a time."""
 
     def __init__(
-        self,
-        directory: str | Path,
-        impersonation: Impersonation,
-        replay: TaskReplay,
-        online: Callable[[str], bool] | None = None,
+        self, directory: str | Path, impersonation: Impersonation, replay: TaskReplay
     ) -> None:
         self.directory = Path(directory)
         self.tailer = EpisodeLogTailer(self.directory)
         self.impersonation = impersonation
         self.replay = replay
-        self.online = online
-        """Predicate on an episode's policy name: true files it as online data in the task
-        replay (:attr:`mtopt.data.replay.ReplayConfig.online_fraction`); ``None``: none is."""
         self.episodes = 0
         """Episodes read from the log."""
-        self.online_episodes = 0
-        """Episodes filed as online data."""
         self.collected_for: Counter[str] = Counter()
         """Episodes per task they were collected for (the paper's "#Eps." column)."""
         self.routed: Counter[str] = Counter()
@@ -71,9 +61,7 @@ class LogReplay:
             logger.warning("episode collected for unknown task %r skipped", task)
             return []
         routed = self.impersonation(episode, task)
-        online = self.online is not None and self.online(episode.policy)  # type: ignore[attr-defined]
-        self.replay.add_episode(episode, routed, online=online)
-        self.online_episodes += int(online)
+        self.replay.add_episode(episode, routed)
         for t, ok in routed:
             self.routed[t] += 1
             self.routed_successes[t] += int(ok)

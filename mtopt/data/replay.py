@@ -20,12 +20,6 @@ from typing import Literal
 
 import numpy as np
 
-from mtopt.data.mirror import (
-    MIRRORABLE_OBS_KEYS,
-    MirrorConfig,
-    mirror_transitions,
-    task_slot_permutation,
-)
 from mtopt.data.sampling import draw_bucket_counts, sampling_proportions
 from mtopt.tasks import TaskSet
 
@@ -45,14 +39,6 @@ class ReplayConfig:
     """Re-balanced sampler: fraction of each task's share drawn from its successes."""
     obs_keys: tuple[str, ...] = DEFAULT_OBS_KEYS
     """Observation keys stored for each transition (add ``image`` for the conv network)."""
-    mirror: MirrorConfig = field(default_factory=MirrorConfig)
-    """Mirror augmentation of sampled transitions (off by default; :mod:`mtopt.data.mirror`)."""
-    online_fraction: float = 0.0
-    """Fraction of every bucket's draws taken from its *online* transitions, the episodes of
-    the policy being trained (QT-Opt's on-policy buffer; the rest come from all of the bucket,
-    online included). 0 draws from all data alike. A bucket with no online transitions draws
-    everything from all of its data. Which episodes are online is the caller's decision
-    (``mtopt train --init``: the init checkpoint's run; the ray runtime: this run's)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.capacity, int) or self.capacity < 1:
@@ -63,15 +49,6 @@ class ReplayConfig:
             raise ValueError(f"success_fraction must be in (0, 1), got {self.success_fraction!r}")
         if not self.obs_keys:
             raise ValueError("obs_keys must name at least one observation")
-        if not 0.0 <= self.online_fraction <= 1.0:
-            raise ValueError(f"online_fraction must be in [0, 1], got {self.online_fraction!r}")
-        if self.mirror.probability > 0:
-            bad = [k for k in self.obs_keys if k not in MIRRORABLE_OBS_KEYS]
-            if bad:
-                raise ValueError(
-                    f"the mirror augmentation cannot reflect observation(s) {bad}; with "
-                    f"mirror.probability > 0 obs_keys must come from {MIRRORABLE_OBS_KEYS}"
-                )
 
 
 @dataclass
@@ -141,17 +118,10 @@ class TaskReplay:
         self._slots = np.array([task_set.slot(t) for t in self.tasks], dtype=np.int64)
         self.rng = rng
         self._buckets = [[_Bucket(), _Bucket()] for _ in self.tasks]
-        self._online = [[_Bucket(), _Bucket()] for _ in self.tasks]
-        """The online transitions of every bucket (a subset of ``_buckets``'s)."""
         self._arrays: dict[str, np.ndarray] | None = None
         self.total = 0  # transitions ever written
         self.episodes = 0
         self.routed_episodes = np.zeros((len(self.tasks), 2), dtype=np.int64)
-        self._mirror_perm = (
-            task_slot_permutation(task_set, config.mirror.task_pairs)
-            if config.mirror.probability > 0
-            else None
-        )
 
     # -- writing ---------------------------------------------------------------------------
     def _allocate(self, obs: dict[str, np.ndarray], action_dim: int) -> dict[str, np.ndarray]:
@@ -170,13 +140,10 @@ class TaskReplay:
             arrays[f"next/{k}"] = np.zeros((cap, *shape), dtype)
         return arrays
 
-    def add_episode(
-        self, episode: object, routed: Sequence[tuple[str, bool]], online: bool = False
-    ) -> int:
+    def add_episode(self, episode: object, routed: Sequence[tuple[str, bool]]) -> int:
         """Store ``episode``'s transitions and file them under the routed ``(task, success)``.
 
-        Routed tasks outside this replay's task list are ignored. ``online`` also files them as
-        online data (see :attr:`ReplayConfig.online_fraction`). Returns the number of
+        Routed tasks outside this replay's task list are ignored. Returns the number of
         transitions stored (0 if nothing was routed to a task of this replay).
         """
         routed = [(t, s) for t, s in routed if t in self._index]
@@ -207,11 +174,9 @@ class TaskReplay:
             i = self._index[t]
             j = 0 if success else 1
             self._buckets[i][j].extend(ids)
-            if online:
-                self._online[i][j].extend(ids)
             self.routed_episodes[i, j] += 1
         if threshold > 0:
-            for pair in (*self._buckets, *self._online):
+            for pair in self._buckets:
                 for b in pair:
                     b.purge(threshold)
         return n
@@ -224,10 +189,6 @@ class TaskReplay:
         """Transitions per bucket, shape ``(n_tasks, 2)``: column 0 successes, 1 failures."""
         return np.array([[len(s), len(f)] for s, f in self._buckets], dtype=np.int64)
 
-    def online_sizes(self) -> np.ndarray:
-        """Online transitions per bucket, shape ``(n_tasks, 2)`` like :meth:`sizes`."""
-        return np.array([[len(s), len(f)] for s, f in self._online], dtype=np.int64)
-
     def sample(self, batch_size: int) -> TransitionBatch:
         """Draw a batch with the configured sampler (task and success proportions)."""
         sizes = self.sizes()
@@ -238,7 +199,7 @@ class TaskReplay:
             for j in (0, 1):
                 c = int(counts[i, j])
                 if c:
-                    ids.append(self._draw(i, j, c))
+                    ids.append(self._buckets[i][j].sample(c, self.rng))
                     labels.append(np.full(c, j == 0))
                     task_idx.append(np.full(c, i))
         pos = np.concatenate(ids) % self.config.capacity
@@ -246,7 +207,7 @@ class TaskReplay:
         a = self._arrays
         assert a is not None
         last = a["last"][pos]
-        batch = TransitionBatch(
+        return TransitionBatch(
             obs={k: a[f"obs/{k}"][pos] for k in self.config.obs_keys},
             action=a["action"][pos],
             next_obs={k: a[f"next/{k}"][pos] for k in self.config.obs_keys},
@@ -257,23 +218,3 @@ class TaskReplay:
             label=label.astype(np.float32),
             steps_to_go=a["to_go"][pos].astype(np.float32),
         )
-        if self._mirror_perm is not None:  # drawn only when on: the default stream is unchanged
-            batch = mirror_transitions(
-                batch,
-                self.rng.random(len(batch)) < self.config.mirror.probability,
-                self._mirror_perm,
-            )
-        return batch
-
-    def _draw(self, i: int, j: int, count: int) -> np.ndarray:
-        """``count`` transition ids of bucket ``(i, j)``, ``online_fraction`` of them online.
-
-        The online share is a binomial draw, made only when the bucket has online data, so a
-        replay without online episodes consumes the same random stream as with the fraction 0.
-        """
-        bucket, online = self._buckets[i][j], self._online[i][j]
-        fraction = self.config.online_fraction
-        if fraction <= 0.0 or len(online) == 0:
-            return bucket.sample(count, self.rng)
-        k = int(self.rng.binomial(count, fraction))
-        return np.concatenate([online.sample(k, self.rng), bucket.sample(count - k, self.rng)])

@@ -76,21 +76,3 @@ def test_the_replay_does_not_depend_on_how_robots_interleaved_their_writes(tmp_p
     a, b = (lr.replay._arrays for lr in replays)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-
-
-def test_log_replay_files_the_predicates_episodes_as_online(tmp_path):
-    rng = np.random.default_rng(7)
-    cfg = EpisodeLogConfig(shard_episodes=4, fsync=False)
-    policies = ["scripted-pick", "checkpoint:round-0@300", "checkpoint:round-1@300"] * 2
-    with EpisodeLogWriter(tmp_path / "log", 0, cfg) as w:
-        for p in policies:
-            w.append(make_fake_episode(rng, task="lift-any", num_steps=3, policy=p))
-    imp = Impersonation(ImpersonationConfig(kind="orig"), TS, OracleLabeller(), rng)
-    replay = TaskReplay(ReplayConfig(online_fraction=0.5), TS, rng)
-    lr = LogReplay(
-        tmp_path / "log", imp, replay, online=lambda p: p.startswith("checkpoint:round-1@")
-    )
-    assert lr.poll() == 6
-    assert lr.online_episodes == 2
-    assert replay.online_sizes()[TS.slot("lift-any")].sum() == 6  # 2 episodes x 3 transitions
-    assert replay.sizes()[TS.slot("lift-any")].sum() == 18
