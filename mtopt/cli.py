@@ -1,8 +1,13 @@
 """The ``mtopt`` command line: one thin entry point over the library.
 
 Every command takes a frozen config dataclass. ``--config FILE.yaml`` loads it from YAML and
-any other flag overrides single fields (``--robots 4``, ``--workcell.image-size 96``); the help
-text of each flag is the docstring of its field. Run ``mtopt COMMAND --help``.
+any other flag overrides single fields (``--robots 4``, ``--env.workcell.image-size 96``); the
+help text of each flag is the docstring of its field. Run ``mtopt COMMAND --help``.
+
+The commands that touch an environment take ``--env NAME`` (short for ``--env.name NAME``;
+``mtopt.envs.ENV_NAMES``) and that environment's settings under ``--env.NAME.*``. They are the
+only place, with ``mtopt.experiments``, where an environment is chosen: they build its spec and
+pass it to the library.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ def parse_config(
     ``default`` (e.g. a command's ``--quick`` preset) replaces the dataclass defaults; it cannot
     be combined with ``--config``.
     """
-    argv = list(argv)
+    argv = env_shorthand(argv)
     for i, arg in enumerate(argv):
         if arg == "--config" or arg.startswith("--config="):
             if "=" in arg:
@@ -51,6 +56,17 @@ def parse_config(
     return tyro.cli(cls, **kwargs)
 
 
+def env_shorthand(argv: Sequence[str]) -> list[str]:
+    """``--env NAME`` / ``--env=NAME`` spelled as the config field ``--env.name NAME``."""
+    out: list[str] = []
+    for arg in argv:
+        if arg.startswith("--env="):
+            out += ["--env.name", arg.split("=", 1)[1]]
+        else:
+            out.append("--env.name" if arg == "--env" else arg)
+    return out
+
+
 @dataclass(frozen=True)
 class StatsArgs:
     """Print per-task episode and success counts of an episode log."""
@@ -62,12 +78,11 @@ class StatsArgs:
 
 
 def cmd_collect(argv: Sequence[str]) -> int:
-    from mtopt.system.fleet import FleetConfig, collect
+    from mtopt.commands import CollectCommand
+    from mtopt.system.fleet import collect
 
-    cfg = parse_config(
-        FleetConfig, argv, "mtopt collect", "Collect episodes with a fleet of simulated robots."
-    )
-    summary = collect(cfg)
+    cfg = parse_config(CollectCommand, argv, "mtopt collect", CollectCommand.__doc__ or "")
+    summary = collect(cfg, cfg.env.spec())
     logger.info(
         "collected %d episodes with %d robot(s) in %.1f s (%.1f episodes/s)",
         summary["episodes"],
@@ -153,28 +168,30 @@ def cmd_experiment_data_sharing(argv: Sequence[str]) -> int:
 
 
 def cmd_train(argv: Sequence[str]) -> int:
-    from mtopt.system.training import TrainConfig, train
+    from mtopt.commands import TrainCommand
+    from mtopt.system.training import train
 
-    cfg = parse_config(TrainConfig, argv, "mtopt train", TrainConfig.__doc__ or "")
-    print(json.dumps(train(cfg), indent=2))
+    cfg = parse_config(TrainCommand, argv, "mtopt train", TrainCommand.__doc__ or "")
+    print(json.dumps(train(cfg, cfg.env.spec()), indent=2))
     return 0
 
 
 def cmd_run(argv: Sequence[str]) -> int:
+    from mtopt.commands import RunCommand
     from mtopt.system.run import run
-    from mtopt.system.run_config import RunConfig
 
-    cfg = parse_config(RunConfig, argv, "mtopt run", RunConfig.__doc__ or "")
-    print(json.dumps(run(cfg), indent=2))
+    cfg = parse_config(RunCommand, argv, "mtopt run", RunCommand.__doc__ or "")
+    print(json.dumps(run(cfg, cfg.env.spec()), indent=2))
     return 0
 
 
 def cmd_eval(argv: Sequence[str]) -> int:
-    from mtopt.evaluation.evaluate import EvalConfig, run_eval
+    from mtopt.commands import EvalCommand
+    from mtopt.evaluation.evaluate import run_eval
     from mtopt.evaluation.protocol import format_eval_table
 
-    cfg = parse_config(EvalConfig, argv, "mtopt eval", EvalConfig.__doc__ or "")
-    print(format_eval_table(run_eval(cfg)))
+    cfg = parse_config(EvalCommand, argv, "mtopt eval", EvalCommand.__doc__ or "")
+    print(format_eval_table(run_eval(cfg, cfg.env.spec())))
     return 0
 
 
@@ -225,7 +242,7 @@ def cmd_sd_calibrate(argv: Sequence[str]) -> int:
 
 
 def _command_configs() -> dict[str, type]:
-    from mtopt.evaluation.evaluate import EvalConfig
+    from mtopt.commands import CollectCommand, EvalCommand, RunCommand, TrainCommand
     from mtopt.experiments.data_sharing import DataSharingConfig
     from mtopt.experiments.demo import DemoConfig
     from mtopt.experiments.imbalanced_dataset import ImbalancedDatasetConfig
@@ -233,16 +250,13 @@ def _command_configs() -> dict[str, type]:
     from mtopt.success.evaluate import SDEvalConfig
     from mtopt.success.examples import SDExamplesConfig
     from mtopt.success.training import SDTrainConfig
-    from mtopt.system.fleet import FleetConfig
-    from mtopt.system.run_config import RunConfig
-    from mtopt.system.training import TrainConfig
 
     return {
         "demo": DemoConfig,
-        "collect": FleetConfig,
-        "train": TrainConfig,
-        "eval": EvalConfig,
-        "run": RunConfig,
+        "collect": CollectCommand,
+        "train": TrainCommand,
+        "eval": EvalCommand,
+        "run": RunCommand,
         "data-imbalanced": ImbalancedDatasetConfig,
         "experiment": DataSharingConfig,
         "sd-examples": SDExamplesConfig,

@@ -18,7 +18,7 @@ import numpy as np
 
 from mtopt.data.impersonation import Impersonation, ImpersonationConfig, OracleLabeller
 from mtopt.data.log import EpisodeLogReader
-from mtopt.tasks import default_task_set
+from mtopt.tasks import TaskSet
 
 DEFAULT_IMPERSONATIONS = (
     ImpersonationConfig(kind="orig"),
@@ -41,6 +41,7 @@ def policy_kind(policy: str, epsilon: float) -> str:
 
 def dataset_composition(
     directory: str | Path,
+    task_set: TaskSet,
     impersonations: Sequence[ImpersonationConfig] = DEFAULT_IMPERSONATIONS,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -49,9 +50,9 @@ def dataset_composition(
     Returns ``{"episodes", "tasks": {task: {"episodes", "successes", "by_policy_kind":
     {kind: {"episodes", "successes"}}}}, "impersonation": {name: {task: {"episodes",
     "successes"}}}}``; impersonated counts include the task's own episodes. Stochastic
-    impersonation (p < 1) is drawn from a generator seeded with ``seed``.
+    impersonation (p < 1) is drawn from a generator seeded with ``seed``; ``task_set`` is the
+    environment's.
     """
-    task_set = default_task_set()
     names = list(task_set.names)
     rows = EpisodeLogReader(directory).metadata().to_pylist()
     tasks: dict[str, dict[str, Any]] = {

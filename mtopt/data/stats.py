@@ -16,7 +16,6 @@ import numpy as np
 
 from mtopt.data.log import EpisodeLogReader
 from mtopt.jsonio import write_json
-from mtopt.tasks import default_task_set
 
 
 def policy_label(policy: str, epsilon: float) -> str:
@@ -29,12 +28,12 @@ def dataset_stats(directory: str | Path, task_names: Sequence[str] | None = None
 
     Returns ``{"episodes", "corrupt_shards", "shards", "tasks": {task: {"episodes",
     "successes", "success_rate", "by_policy": {policy: {"episodes", "successes"}}}}}``.
-    Tasks of ``task_names`` (default: the 12 paper tasks) with no episodes are listed with
-    zero counts, so gaps in the data are visible.
+    Tasks of ``task_names`` (e.g. the environment's task set) with no episodes are listed
+    with zero counts, so gaps in the data are visible; without it the log's own tasks are.
     """
     reader = EpisodeLogReader(directory)
     meta = reader.metadata().to_pylist()
-    names = list(task_names or default_task_set().names)
+    names = list(task_names or ())
     tasks: dict[str, dict[str, Any]] = {
         n: {"episodes": 0, "successes": 0, "by_policy": {}} for n in names
     }

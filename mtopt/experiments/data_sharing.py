@@ -28,7 +28,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,17 @@ from mtopt.config import from_dict, load_config, save_config, to_dict
 from mtopt.data.impersonation import ImpersonationConfig
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
 from mtopt.data.stats import dataset_stats, write_stats_json
+from mtopt.envs import EnvConfig
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate
 from mtopt.evaluation.summary import low_data_tasks, summarize
 from mtopt.experiments.data_sharing_table import build_table, format_markdown, plot_table
 from mtopt.experiments.runtime import set_torch_threads
 from mtopt.jsonio import write_json
-from mtopt.system.training import TrainConfig, state_learner_config, train
-from mtopt.tasks import default_task_set
+from mtopt.policies import PolicyConfig
+from mtopt.spec import EnvSpec
+from mtopt.system.training import train
+from mtopt.system.training_config import LearnerConfig, TrainConfig, state_learner_config
+from mtopt.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +73,7 @@ STRATEGIES: dict[str, tuple[ImpersonationConfig, str]] = {
 STRATEGY_NAMES = tuple(STRATEGIES)
 
 
-def _learner() -> TrainConfig:
+def _learner() -> LearnerConfig:
     """The learner of ``configs/train/state.yaml`` (object-centric state MLP)."""
     # ground-truth labels: this compares data sharing, not reward sources
     return state_learner_config(rewards="oracle")
@@ -89,10 +93,9 @@ class DataSharingConfig:
     """Gradient steps per strategy (qtopt-single: split evenly over its per-task policies)."""
     seed: int = 0
     """Seed of every strategy's training (network init, impersonation, sampling, CEM)."""
-    train: TrainConfig = field(default_factory=_learner)
-    """Learner settings (network, optimiser, batch size, replay, CEM, γ). ``data``, ``out``,
-    ``steps``, ``tasks``, ``seed``, ``impersonation`` and ``replay.sampler`` are set per
-    strategy."""
+    train: LearnerConfig = field(default_factory=_learner)
+    """Learner settings (network, optimiser, batch size, replay, CEM, γ). ``tasks``,
+    ``impersonation`` and ``replay.sampler`` are set per strategy."""
     learner_config: str | None = None
     """A ``mtopt train`` YAML (or a ``mtopt demo`` YAML, whose ``train:`` section is used) whose
     learner settings replace ``train``, e.g. configs/train/state.yaml or
@@ -107,6 +110,8 @@ class DataSharingConfig:
     torch_threads: int = 1
     """Torch intra-op threads for training and evaluation in this process; 0 keeps torch's
     default. 1 is much faster on a shared 2-core machine, where more threads oversubscribe."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment the dataset was collected in (the evaluation runs there too)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -118,7 +123,7 @@ class DataSharingConfig:
             )
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError(f"strategies must not repeat, got {self.strategies}")
-        n_tasks = len(default_task_set().names)
+        n_tasks = len(self.env.spec().task_set)
         if not isinstance(self.steps, int) or self.steps < n_tasks:
             raise ValueError(
                 f"steps must be an integer >= {n_tasks} (one per single-task policy), "
@@ -143,14 +148,16 @@ class DataSharingConfig:
             eval_episodes_per_task=2,
         )
 
-    def learner(self) -> TrainConfig:
+    def learner(self) -> LearnerConfig:
         """The learner settings: ``learner_config`` if given, else ``train``."""
         if self.learner_config is None:
             return self.train
         data = yaml.safe_load(Path(self.learner_config).read_text()) or {}
         if isinstance(data, dict) and isinstance(data.get("train"), dict):
             data = data["train"]  # a `mtopt demo` config: its training section
-        return from_dict(TrainConfig, data, "learner_config")
+        run_only = {f.name for f in fields(TrainConfig)} - {f.name for f in fields(LearnerConfig)}
+        data = {k: v for k, v in data.items() if k.replace("-", "_") not in run_only}
+        return from_dict(LearnerConfig, data, "learner_config")
 
 
 def step_shares(steps: int, parts: int) -> list[int]:
@@ -160,11 +167,10 @@ def step_shares(steps: int, parts: int) -> list[int]:
 
 
 def trainable_tasks(
-    impersonation: ImpersonationConfig, train_episodes: dict[str, int]
+    impersonation: ImpersonationConfig, train_episodes: dict[str, int], task_set: TaskSet
 ) -> tuple[str, ...]:
     """Tasks that receive at least one episode under ``impersonation`` (a task with no own
     episodes gets none under f_orig, and none under f_skill if its whole skill has none)."""
-    task_set = default_task_set()
     have = {t for t, n in train_episodes.items() if n > 0}
     if impersonation.kind == "orig":
         ok = have
@@ -177,7 +183,7 @@ def trainable_tasks(
 
 
 def strategy_runs(
-    config: DataSharingConfig, name: str, train_episodes: dict[str, int]
+    config: DataSharingConfig, name: str, train_episodes: dict[str, int], task_set: TaskSet
 ) -> dict[str, TrainConfig]:
     """The training runs of a strategy: ``{part: TrainConfig}`` (part = task or ``multi``).
 
@@ -187,19 +193,19 @@ def strategy_runs(
     """
     learner = config.learner()
     impersonation, sampler = STRATEGIES[name]
-    base = replace(
-        learner,
+    base = TrainConfig.from_learner(
+        replace(
+            learner, impersonation=impersonation, replay=replace(learner.replay, sampler=sampler)
+        ),
         data=config.data,
         seed=config.seed,
-        impersonation=impersonation,
-        replay=replace(learner.replay, sampler=sampler),
         init=None,
         resume=False,
         progress=config.progress,
     )
     sdir = Path(config.out) / "strategies" / name
-    names = default_task_set().names
-    tasks = trainable_tasks(impersonation, train_episodes)
+    names = task_set.names
+    tasks = trainable_tasks(impersonation, train_episodes, task_set)
     if not tasks:
         raise ValueError(f"strategy {name!r}: no task receives any episode of {config.data!r}")
     if name != SINGLE_TASK:
@@ -258,7 +264,7 @@ def _finished(path: Path, fingerprint: Any, what: str) -> dict[str, Any] | None:
     return done
 
 
-def _train_part(cfg: TrainConfig) -> dict[str, Any]:
+def _train_part(cfg: TrainConfig, spec: EnvSpec) -> dict[str, Any]:
     """Train one part (or reuse its finished result); returns its training record."""
     out = Path(cfg.out)
     done_path = out / "train_result.json"
@@ -271,7 +277,7 @@ def _train_part(cfg: TrainConfig) -> dict[str, Any]:
     if resume and _fingerprint(load_config(TrainConfig, out / "config.yaml")) != fp:
         raise ValueError(f"{str(out)!r} holds checkpoints of a different config; use another --out")
     t = time.time()
-    res = train(replace(cfg, resume=resume))
+    res = train(replace(cfg, resume=resume), spec)
     record = {
         "checkpoint": res["checkpoint"],
         "steps": cfg.steps,
@@ -289,14 +295,15 @@ def _train_part(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def run_strategy(
-    config: DataSharingConfig, name: str, train_episodes: dict[str, int]
+    config: DataSharingConfig, name: str, train_episodes: dict[str, int], spec: EnvSpec
 ) -> dict[str, Any]:
     """Train and evaluate one strategy, or return its finished result."""
     from mtopt.policies.q_policy import load_q_policy
 
     sdir = Path(config.out) / "strategies" / name
     sdir.mkdir(parents=True, exist_ok=True)
-    runs = strategy_runs(config, name, train_episodes)
+    task_set = spec.task_set
+    runs = strategy_runs(config, name, train_episodes, task_set)
     fingerprint = {
         "train": {part: _fingerprint(c) for part, c in runs.items()},
         "eval": [config.eval_episodes_per_task, config.eval_seed],
@@ -309,7 +316,7 @@ def run_strategy(
     t0 = time.time()
     if name == SINGLE_TASK and not all((sdir / p / "train_result.json").exists() for p in runs):
         split_by_task(config.data, sdir / "data")
-    records = {part: _train_part(c) for part, c in runs.items()}
+    records = {part: _train_part(c, spec) for part, c in runs.items()}
     train_wall = time.time() - t0
     device = runs[next(iter(runs))].trainer.device
     policies: dict[str, Any] = {}
@@ -317,10 +324,11 @@ def run_strategy(
     def policy_for(task: str) -> Any:
         part = "multi" if "multi" in records else task
         if part not in policies:
-            policies[part] = load_q_policy(records[part]["checkpoint"], 0.0, device)
+            greedy = PolicyConfig(epsilon=0.0, device=device)
+            policies[part] = load_q_policy(records[part]["checkpoint"], spec, greedy)
         return policies[part]
 
-    evaluated = tuple(t for t in default_task_set().names if "multi" in records or t in records)
+    evaluated = tuple(t for t in task_set.names if "multi" in records or t in records)
     protocol = ProtocolConfig(
         episodes_per_task=config.eval_episodes_per_task,
         seed=config.eval_seed,
@@ -329,8 +337,8 @@ def run_strategy(
         progress=config.progress,
     )
     t1 = time.time()
-    result = evaluate(policy_for, protocol, train_episodes)
-    untrained = [t for t in default_task_set().names if t not in evaluated]
+    result = evaluate(policy_for, protocol, spec, train_episodes)
+    untrained = [t for t in task_set.names if t not in evaluated]
     if untrained:  # qtopt-single has no policy for a task without data: success 0 (paper: N/A)
         evaluation = result["tasks"]
         result["tasks"] = {
@@ -343,7 +351,7 @@ def run_strategy(
                 "train_episodes": 0,
                 "untrained": True,
             }
-            for t in default_task_set().names
+            for t in task_set.names
         }
         low = low_data_tasks(train_episodes, config.low_data_k)
         rates = {t: r["success_rate"] for t, r in result["tasks"].items()}
@@ -387,11 +395,12 @@ def run_data_sharing(config: DataSharingConfig) -> dict[str, Any]:
     if not data.is_dir():
         raise ValueError(f"data {str(data)!r} is not an episode-log directory")
     set_torch_threads(config.torch_threads)
+    spec = config.env.spec()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     save_config(config.learner(), out / "learner.yaml")
-    stats = dataset_stats(data)
+    stats = dataset_stats(data, spec.task_set.names)
     if stats["episodes"] == 0:
         raise ValueError(f"the episode log {str(data)!r} holds no episodes")
     dataset = {"data": str(data.resolve()), "episodes": stats["episodes"]}
@@ -408,7 +417,7 @@ def run_data_sharing(config: DataSharingConfig) -> dict[str, Any]:
     results = {}
     for name in config.strategies:
         logger.info("strategy %s", name)
-        results[name] = run_strategy(config, name, train_episodes)
+        results[name] = run_strategy(config, name, train_episodes, spec)
     table = build_table(results, train_episodes, config.low_data_k)
     for res in table["strategies"].values():
         res.pop("fingerprint", None)

@@ -27,22 +27,22 @@ from pathlib import Path
 from typing import Any
 
 from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
-from mtopt.envs.workcell_config import WorkcellConfig
+from mtopt.envs import EnvConfig
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.jsonio import write_json
-from mtopt.learning.cem import CEMConfig
-from mtopt.policies import Exploration, check_exploration
+from mtopt.policies import PolicyConfig, collection_policy
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
 from mtopt.system.fleet import FleetConfig, collect
-from mtopt.system.training import TrainConfig, state_learner_config, train
+from mtopt.system.training import train
+from mtopt.system.training_config import LearnerConfig, TrainConfig, state_learner_config
 
 logger = logging.getLogger(__name__)
 
 
-def _demo_train_config() -> TrainConfig:
+def _demo_train_config() -> LearnerConfig:
     return state_learner_config()
 
 
@@ -54,7 +54,8 @@ def _demo_sd_config() -> SDTrainConfig:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Run MT-Opt end to end on the simulated workcell: collect, train, collect, fine-tune, eval."""
+    """Run MT-Opt end to end (the simulated workcell by default): collect, train, collect,
+    fine-tune, evaluate."""
 
     out: str = "runs/demo"
     """Run directory: OUT/log (episode log), OUT/round-K (training runs), OUT/eval.json."""
@@ -72,24 +73,19 @@ class DemoConfig:
     """Episodes collected per round."""
     round_steps: int = 1500
     """Fine-tuning trainer steps per round."""
-    epsilon: float = 0.2
-    """ε of the collection policy (paper: 0.2)."""
-    exploration: Exploration = "motion"
-    """What an ε step of the collection policy randomises: ``all`` dims or only the
-    ``motion`` dims (see ``mtopt.policies.q_policy``)."""
-    policy_cem: CEMConfig = field(default_factory=CEMConfig)
-    """The learned policy's action search when it acts: in the collection rounds and in the
-    evaluation (the trainer's targets use ``train.cem``). QT-Opt's 2 x 64 / 6 by default."""
+    policy: PolicyConfig = field(default_factory=collection_policy)
+    """How the learned policy acts in the collection rounds (ε-greedy, ε = 0.2); the evaluation
+    runs it greedily (ε = 0) with the same action search."""
     eval_episodes_per_task: int = 30
     """Evaluation attempts per task (paper: 100; fewer keeps the demo short)."""
-    train: TrainConfig = field(default_factory=_demo_train_config)
-    """Training settings (data, out, steps, seed and init are set by the demo)."""
+    train: LearnerConfig = field(default_factory=_demo_train_config)
+    """The learner (each round's data, out, steps, seed and init come from the demo)."""
     success_detector: SDTrainConfig = field(default_factory=_demo_sd_config)
     """Success detector trained on the bootstrap log under ``train.rewards: success_detector``
     when ``train.success_detector`` is not given (log, out, seed are set by the demo)."""
-    workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
-    """The simulated workcell of the fleet and of the evaluation (e.g. its contact settings,
-    ``--workcell.impratio``)."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment of the fleet and of the evaluation (``--env NAME``; its settings, e.g.
+    ``--env.workcell.impratio``)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -98,7 +94,6 @@ class DemoConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        check_exploration(self.exploration)
         if not isinstance(self.rounds, int) or self.rounds < 0:
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
 
@@ -107,6 +102,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run the demo; returns the results, with ``report`` (statistics and tables) as text."""
     out = Path(config.out)
     log_dir = out / "log"
+    spec = config.env.spec()
     timings: dict[str, float] = {}
     t_start = time.time()
 
@@ -117,21 +113,18 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             robots=config.robots,
             episodes=episodes,
             seed=seed,
-            policy=policy,
-            epsilon=config.epsilon,
-            exploration=config.exploration,
-            cem=config.policy_cem,
-            workcell=config.workcell,
+            checkpoint=policy,
+            policy=config.policy,
             progress=config.progress,
         )
-        s = collect(cfg)
+        s = collect(cfg, spec)
         key = "collect-scripted" if policy is None else f"collect-round-{seed - config.seed}"
         timings[key] = time.time() - t
         logger.info("%s: %d episodes at %.1f episodes/s", key, s["episodes"], s["episodes_per_s"])
 
     def fit(round_index: int, steps: int, init: str | None) -> str:
         t = time.time()
-        cfg = replace(
+        cfg = TrainConfig.from_learner(
             config.train,
             data=str(log_dir),
             out=str(out / f"round-{round_index}"),
@@ -141,7 +134,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             resume=False,
             progress=config.progress,
         )
-        res = train(cfg)
+        res = train(cfg, spec)
         timings[f"train-round-{round_index}"] = time.time() - t
         logger.info(
             "round %d: %d steps, %.0f samples/s, loss %.4f",
@@ -185,13 +178,12 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         episodes_per_task=config.eval_episodes_per_task,
         seed=10_000 + config.seed,
         progress=config.progress,
-        workcell=config.workcell,
     )
     t = time.time()
-    policy = load_q_policy(checkpoint, cem=config.policy_cem)
+    policy = load_q_policy(checkpoint, spec, replace(config.policy, epsilon=0.0))
     results = {
-        "mt-opt": evaluate(lambda task: policy, protocol, counts),
-        "scripted": evaluate(scripted_policy_for, protocol, counts),
+        "mt-opt": evaluate(lambda task: policy, protocol, spec, counts),
+        "scripted": evaluate(scripted_policy_for(spec), protocol, spec, counts),
     }
     timings["eval"] = time.time() - t
     timings["total"] = time.time() - t_start

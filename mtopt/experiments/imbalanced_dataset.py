@@ -31,12 +31,14 @@ from typing import Any
 from mtopt.config import save_config
 from mtopt.data.composition import dataset_composition, plot_composition
 from mtopt.data.stats import dataset_stats, write_stats_json
+from mtopt.envs import EnvConfig
 from mtopt.experiments.runtime import set_torch_threads
 from mtopt.jsonio import write_json
-from mtopt.policies import Exploration, check_exploration
+from mtopt.policies import PolicyConfig, collection_policy
+from mtopt.spec import EnvSpec
 from mtopt.system.fleet import FleetConfig, collect
-from mtopt.system.training import TrainConfig, state_learner_config, train
-from mtopt.tasks import default_task_set
+from mtopt.system.training import train
+from mtopt.system.training_config import TrainConfig, state_learner_config
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ POLICY_EPISODES = {
 
 def _policy_train_config() -> TrainConfig:
     # ground-truth labels: the dataset is for comparing data sharing, not reward sources
-    return state_learner_config(steps=4000, rewards="oracle")
+    return TrainConfig.from_learner(state_learner_config(rewards="oracle"), steps=4000)
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,8 @@ class ImbalancedDatasetConfig:
     policy_episodes: dict[str, int] = field(default_factory=lambda: dict(POLICY_EPISODES))
     """Episodes collected by the ε-greedy learned policy, per task (before ``scale``); empty
     skips the policy phases."""
-    epsilon: float = 0.2
-    """ε of the learned collection policy (paper: 0.2)."""
-    exploration: Exploration = "motion"
-    """What an ε step of the learned collection policy randomises: ``all`` dims or only the
-    ``motion`` dims (see ``mtopt.policies.q_policy``)."""
+    policy: PolicyConfig = field(default_factory=collection_policy)
+    """How the learned collection policy acts (ε-greedy, ε = 0.2)."""
     chain_place: bool = False
     """Chain a place episode after every lift episode. Off by default: chaining would give the
     place tasks as many episodes as all lifts together, not the paper's imbalance."""
@@ -112,6 +111,8 @@ class ImbalancedDatasetConfig:
     torch_threads: int = 1
     """Torch intra-op threads for training and evaluation in this process; 0 keeps torch's
     default. 1 is much faster on a shared 2-core machine, where more threads oversubscribe."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment (the workcell: the per-task counts name its tasks)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -122,12 +123,9 @@ class ImbalancedDatasetConfig:
             raise ValueError(f"torch_threads must be >= 0, got {self.torch_threads!r}")
         if not isinstance(self.robots, int) or self.robots < 1:
             raise ValueError(f"robots must be a positive integer, got {self.robots!r}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
-        check_exploration(self.exploration)
         if not self.scripted_episodes:
             raise ValueError("scripted_episodes must name at least one task")
-        task_set = default_task_set()
+        task_set = self.env.spec().task_set
         for name in ("scripted_episodes", "policy_episodes"):
             counts = getattr(self, name)
             task_set.validate(list(counts))
@@ -148,9 +146,8 @@ def _fleet(config: ImbalancedDatasetConfig, counts: dict[str, int], seed: int, p
         seed=seed,
         tasks=tuple(counts),
         task_weights=tuple(float(n) for n in counts.values()),
-        policy=policy,
-        epsilon=config.epsilon,
-        exploration=config.exploration,
+        checkpoint=policy,
+        policy=config.policy,
         chain_place=config.chain_place,
         progress=config.progress,
     )
@@ -159,6 +156,7 @@ def _fleet(config: ImbalancedDatasetConfig, counts: dict[str, int], seed: int, p
 def build_imbalanced_dataset(config: ImbalancedDatasetConfig) -> dict[str, Any]:
     """Run the build phases that are not done yet; returns statistics and timings."""
     set_torch_threads(config.torch_threads)
+    spec: EnvSpec = config.env.spec()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     phases_path = out / "phases.json"
@@ -198,7 +196,7 @@ def build_imbalanced_dataset(config: ImbalancedDatasetConfig) -> dict[str, Any]:
             write_json(done, phases_path)
         t = time.time()
         if phase == "scripted":
-            summary = collect(_fleet(config, scripted, config.seed))
+            summary = collect(_fleet(config, scripted, config.seed), spec)
             finish(phase, {"wall_time_s": time.time() - t, "episodes": summary["episodes"]})
         elif phase == "policy":
             cfg = replace(
@@ -211,15 +209,15 @@ def build_imbalanced_dataset(config: ImbalancedDatasetConfig) -> dict[str, Any]:
                 init=None,
                 progress=config.progress,
             )
-            res = train(cfg)
+            res = train(cfg, spec)
             finish(phase, {"wall_time_s": time.time() - t, "checkpoint": res["checkpoint"]})
         else:
             fleet = _fleet(config, on_policy, config.seed + 1, done["policy"]["checkpoint"])
-            summary = collect(fleet)
+            summary = collect(fleet, spec)
             finish(phase, {"wall_time_s": time.time() - t, "episodes": summary["episodes"]})
-    stats = dataset_stats(out / "log")
+    stats = dataset_stats(out / "log", spec.task_set.names)
     write_stats_json(stats, out / "stats.json")
-    comp = dataset_composition(out / "log", seed=config.seed)
+    comp = dataset_composition(out / "log", spec.task_set, seed=config.seed)
     write_json(comp, out / "composition.json")
     plot_composition(comp, out / "composition.png")
     return {

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from mtopt.data.replay import TransitionBatch
+from mtopt.learning.cem import CEMConfig
 from mtopt.learning.networks import QNetwork
 from mtopt.learning.targets import (
     bellman_targets,
@@ -21,7 +22,6 @@ from mtopt.learning.targets import (
     mc_return,
     mixed_mc_target,
 )
-from mtopt.learning.cem import CEMConfig
 from mtopt.spec import ActionSpec
 
 

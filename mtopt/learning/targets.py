@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from mtopt.learning.networks import Observation, QNetwork
 from mtopt.learning.cem import ActionSpec, CEMConfig, cem_maximize
+from mtopt.learning.networks import Observation, QNetwork
 
 DEFAULT_GAMMA = 0.9
 """QT-Opt's discount factor."""

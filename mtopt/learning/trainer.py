@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from mtopt.learning.bellman import TrainBatch
-from mtopt.spec import ActionSpec
+from mtopt.learning.cem import sample_uniform_actions
 from mtopt.learning.networks import QNetwork, QNetworkConfig, build_q_network
 from mtopt.learning.targets import (
     conservative_penalty,
@@ -26,7 +26,7 @@ from mtopt.learning.targets import (
     polyak_update,
     q_log_loss,
 )
-from mtopt.learning.cem import sample_uniform_actions
+from mtopt.spec import ActionSpec
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ the demo and the experiments)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from mtopt.data.impersonation import ImpersonationConfig
@@ -94,8 +94,15 @@ class TrainConfig(LearnerConfig):
         if self.resume and self.init:
             raise ValueError("use either resume (continue this run) or init (fine-tune), not both")
 
+    @classmethod
+    def from_learner(cls, learner: LearnerConfig, **run: Any) -> TrainConfig:
+        """The training run of ``learner`` with the run's own fields (``data``, ``out``,
+        ``steps``, ``seed``, ``resume``, ``init``, ``progress``) from ``run``."""
+        shared = {f.name: getattr(learner, f.name) for f in fields(LearnerConfig)}
+        return cls(**shared, **run)
 
-def state_learner_config(**overrides: Any) -> TrainConfig:
+
+def state_learner_config(**overrides: Any) -> LearnerConfig:
     """The CPU state learner of ``configs/train/state.yaml`` (object-centric MLP, width 128,
     batch 128, Polyak 0.995, target-2 lag 500, conservative penalty 0.5, Monte-Carlo lower
     bound on the targets and half the Monte-Carlo return mixed into them); ``overrides``
@@ -104,7 +111,7 @@ def state_learner_config(**overrides: Any) -> TrainConfig:
     trainer = TrainerConfig(
         network=net, polyak=0.995, target_lag_steps=500, conservative_weight=0.5
     )
-    base = TrainConfig(
+    base = LearnerConfig(
         batch_size=128,
         trainer=trainer,
         mc_lower_bound=True,

@@ -1,0 +1,53 @@
+"""The configs of the commands that run in an environment: a component's config plus ``env``.
+
+``mtopt collect``, ``train``, ``eval`` and ``run`` take the config of their library component
+(:class:`~mtopt.system.fleet.FleetConfig`, ...) with one more field, ``env``
+(:class:`mtopt.envs.EnvConfig`), from which the command builds the environment's spec. The
+library below the commands never sees ``env``: it receives the spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mtopt.envs import EnvConfig
+from mtopt.evaluation.evaluate import EvalConfig
+from mtopt.system.fleet import FleetConfig
+from mtopt.system.run_config import RunConfig
+from mtopt.system.training_config import TrainConfig
+
+
+@dataclass(frozen=True)
+class CollectCommand(FleetConfig):
+    """Collect episodes with a fleet of simulated robots (``mtopt collect``)."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment: ``--env NAME`` chooses it (workcell, pointmass); ``--env.NAME.*``
+    sets its settings."""
+
+
+@dataclass(frozen=True)
+class TrainCommand(TrainConfig):
+    """Offline training of a multi-task Q-function from an episode log (``mtopt train``)."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment the log was collected in: ``--env NAME`` (workcell, pointmass) and
+    its settings under ``--env.NAME.*``."""
+
+
+@dataclass(frozen=True)
+class EvalCommand(EvalConfig):
+    """Evaluate a policy with the paper's protocol (``mtopt eval``)."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment to evaluate in: ``--env NAME`` (workcell, pointmass) and its settings
+    under ``--env.NAME.*``."""
+
+
+@dataclass(frozen=True)
+class RunCommand(RunConfig):
+    """The continuous MT-Opt system: fleet, log replay, Bellman updaters and trainer."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The robots' environment: ``--env NAME`` (workcell, pointmass) and its settings under
+    ``--env.NAME.*``."""
