@@ -11,13 +11,50 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtopt.data.episode import Episode, new_episode_id
-from mtopt.tasks import OBJECT_CATEGORIES, PLATE_SECTIONS, default_task_set
+from dataclasses import dataclass
+from typing import Any
 
-TASK_SET = default_task_set()
+from mtopt.data.episode import Episode, new_episode_id
+from mtopt.envs.workcell_spec import WORKCELL_ACTION
+from mtopt.envs.workcell_tasks import OBJECT_CATEGORIES, PLATE_SECTIONS, workcell_task_set
+from mtopt.spec import EnvSpec, ObservationSpec
+
+TASK_SET = workcell_task_set()
 """The 12 paper tasks; fake episodes carry success labels for all of them."""
 STATE_DIM = 16
 """Width of the fake low-dimensional ``state`` observation."""
+
+
+@dataclass(frozen=True)
+class FakeSpec(EnvSpec):
+    """The spec of logs made of fake episodes (and of :class:`ReachTask`): the workcell's task
+    set and action space, a flat ``state`` of width ``state_dim``, the gripper's status and
+    height as proprioceptive inputs. It has no environment to run."""
+
+    state_dim: int = STATE_DIM
+    """Width of the ``state`` observation."""
+    image_size: int | None = None
+    """Side of the ``image`` observation, if the fake log has one."""
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", "fake")
+        set_(self, "task_set", TASK_SET)
+        set_(self, "action", WORKCELL_ACTION)
+        proprio = (("gripper_status", 1), ("gripper_height", 1))
+        obs = ObservationSpec(self.state_dim, proprio, image_size=self.image_size)
+        set_(self, "observation", obs)
+        set_(self, "structure", None)
+        set_(self, "horizon", 20)
+
+    def make_env(self, image: bool = False, side_images: bool = False) -> Any:
+        raise NotImplementedError("FakeSpec describes fake logs; it has no environment")
+
+    def reset_options(self, task: str, mode: str) -> dict[str, Any]:
+        return {"task": task}
+
+    def scripted_policy(self, task: str) -> tuple[Any, str]:
+        raise NotImplementedError("FakeSpec has no scripted policies")
 
 
 def _success_vector(rng: np.random.Generator, task: str) -> np.ndarray:

@@ -1,16 +1,12 @@
 import numpy as np
 import pytest
 
-from mtopt.tasks import (
-    OBJECT_ACQUISITION,
-    OBJECT_MANIPULATION,
-    TaskSet,
-    default_task_set,
-)
+from mtopt.envs.workcell_tasks import OBJECT_ACQUISITION, OBJECT_MANIPULATION, workcell_task_set
+from mtopt.tasks import TaskSet
 
 
 def test_default_task_set_has_paper_tasks_in_fixed_slots():
-    ts = default_task_set()
+    ts = workcell_task_set()
     assert len(ts) == 12
     assert ts.capacity == 16
     assert ts.names[0] == "lift-any"
@@ -22,7 +18,7 @@ def test_default_task_set_has_paper_tasks_in_fixed_slots():
 
 
 def test_adding_a_task_takes_next_slot_and_keeps_existing_slots():
-    ts = default_task_set()
+    ts = workcell_task_set()
     before = {n: ts.slot(n) for n in ts.names}
     new = ts.add("lift-cloth", OBJECT_ACQUISITION, implies=("lift-any",))
     assert new.slot == 12
@@ -39,7 +35,7 @@ def test_capacity_is_enforced():
 
 
 def test_relations_lift_carrot_implies_lift_any_and_excludes_other_lifts():
-    ts = default_task_set()
+    ts = workcell_task_set()
     labels = ts.implied_labels("lift-carrot")
     assert labels["lift-any"] is True
     for other in (
@@ -60,14 +56,14 @@ def test_relations_lift_carrot_implies_lift_any_and_excludes_other_lifts():
 
 
 def test_one_hot_rows():
-    ts = default_task_set()
+    ts = workcell_task_set()
     oh = ts.one_hot(["lift-any", "place-bottom"])
     assert oh.shape == (2, 16) and oh.dtype == np.float32
     assert oh[0, 0] == 1 and oh[1, 9] == 1 and oh.sum() == 2
 
 
 def test_unknown_task_names_list_known_ones():
-    ts = default_task_set()
+    ts = workcell_task_set()
     with pytest.raises(ValueError, match=r"unknown task name.*lift-any"):
         ts.validate(["lift-anything"])
     with pytest.raises(KeyError, match="known tasks"):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from mtopt.data.impersonation import Impersonation, ImpersonationConfig, OracleLabeller
-from mtopt.tasks import default_task_set
+from mtopt.envs.workcell_tasks import workcell_task_set
 
-TS = default_task_set()
+TS = workcell_task_set()
 
 
 def _episode(successes: set[str]):

@@ -5,9 +5,9 @@ from mtopt.data.impersonation import Impersonation, ImpersonationConfig, OracleL
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
 from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import ReplayConfig, TaskReplay
-from mtopt.tasks import default_task_set
+from mtopt.envs.workcell_tasks import workcell_task_set
 
-TS = default_task_set()
+TS = workcell_task_set()
 
 
 def _log_replay(path, kind="skill"):

@@ -10,9 +10,9 @@ import pytest
 
 from mtopt.envs import predicates, scene
 from mtopt.envs.workcell import WorkcellEnv
-from mtopt.tasks import default_task_set
+from mtopt.envs.workcell_tasks import workcell_task_set
 
-NAMES = default_task_set().names
+NAMES = workcell_task_set().names
 LIFT = 0.08
 
 

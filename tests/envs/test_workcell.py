@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mtopt.envs import scene
+from mtopt.envs.aimed import AimedPickPolicy
 from mtopt.envs.workcell import (
     GRIPPER_DIM,
     OBJECT_DIM,
@@ -17,9 +18,8 @@ from mtopt.envs.workcell import (
     WorkcellEnv,
     state_layout,
 )
+from mtopt.envs.workcell_tasks import OBJECT_CATEGORIES, workcell_task_set
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed, run_task_episode
-from mtopt.envs.aimed import AimedPickPolicy
-from mtopt.tasks import OBJECT_CATEGORIES, default_task_set
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_spaces_and_observation_contents(env: WorkcellEnv) -> None:
     np.testing.assert_array_equal(obs["gripper_motion"], [0, 0, 0])  # nothing moved yet
     np.testing.assert_array_equal(obs["gripper_command"], [0, 0, 0])
     assert obs["state"].shape == (GRIPPER_DIM + OBJECT_DIM * 10 + PLATE_DIM,)
-    assert info["task_names"] == default_task_set().names
+    assert info["task_names"] == workcell_task_set().names
     np.testing.assert_array_equal(env.action_space.low, [-1, -1, -1, -1, 0, 0])
     np.testing.assert_array_equal(env.action_space.high, [1, 1, 1, 1, 1, 1])
     assert env.action_space.dtype == np.float32
@@ -306,7 +306,7 @@ def test_physics_blow_up_ends_the_episode_as_a_failure_of_every_task():
 
 def _aimed_lift(config: WorkcellConfig, task: str, k: int) -> float:
     """Reward of the aimed picker on evaluation attempt ``k`` of ``task``."""
-    env, task_set = WorkcellEnv(config), default_task_set()
+    env, task_set = WorkcellEnv(config), workcell_task_set()
     seed = episode_seed(ProtocolConfig().seed, task_set.slot(task), k)
     success = run_task_episode(env, AimedPickPolicy(config), task, seed, task_set)
     env.close()

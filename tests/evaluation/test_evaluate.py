@@ -3,8 +3,8 @@
 import pytest
 
 from mtopt.evaluation.evaluate import EvalConfig, run_eval
-from mtopt.policies import q_policy
 from mtopt.learning.cem import CEMConfig
+from mtopt.policies import q_policy
 
 
 class _LoadedError(Exception):

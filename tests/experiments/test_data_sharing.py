@@ -10,6 +10,7 @@ from mtopt.cli import main
 from mtopt.config import load_config
 from mtopt.data.impersonation import ImpersonationConfig
 from mtopt.data.stats import dataset_stats
+from mtopt.envs.workcell_tasks import workcell_task_set
 from mtopt.evaluation.summary import SUMMARY_KEYS
 from mtopt.experiments.data_sharing import (
     STRATEGY_NAMES,
@@ -19,10 +20,9 @@ from mtopt.experiments.data_sharing import (
     trainable_tasks,
 )
 from mtopt.experiments.imbalanced_dataset import ImbalancedDatasetConfig, build_imbalanced_dataset
-from mtopt.tasks import default_task_set
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TASKS = default_task_set().names
+TASKS = workcell_task_set().names
 
 
 def single_task_logs(out):

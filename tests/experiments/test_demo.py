@@ -7,8 +7,8 @@ import pytest
 
 from mtopt.config import load_config
 from mtopt.experiments.demo import DemoConfig, run_demo
-from mtopt.learning.checkpoint import load_checkpoint
 from mtopt.learning.cem import CEMConfig
+from mtopt.learning.checkpoint import load_checkpoint
 
 
 def test_tiny_demo_runs_end_to_end(tmp_path):

@@ -6,8 +6,8 @@ import torch
 
 from mtopt.data.replay import TransitionBatch
 from mtopt.learning.bellman import BellmanUpdater
-from mtopt.learning.networks import QNetworkConfig, build_q_network
 from mtopt.learning.cem import CEMConfig
+from mtopt.learning.networks import QNetworkConfig, build_q_network
 
 D = 8
 

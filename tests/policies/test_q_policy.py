@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from mtopt.learning.networks import QNetworkConfig, build_q_network
+from mtopt.envs.workcell_tasks import workcell_task_set
 from mtopt.learning.cem import CEMConfig
+from mtopt.learning.networks import QNetworkConfig, build_q_network
 from mtopt.policies.q_policy import QPolicy, blocked_descent, escape_motion
-from mtopt.tasks import default_task_set
 
 OBS = {
     "state": np.linspace(-1, 1, 8).astype(np.float32),
@@ -23,7 +23,7 @@ def _policy(epsilon: float, exploration: str = "all") -> QPolicy:
     torch.manual_seed(0)
     net = build_q_network(QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16))
     cem = CEMConfig(num_samples=16, num_elites=4)
-    return QPolicy(net, default_task_set(), cem, epsilon, exploration=exploration)
+    return QPolicy(net, workcell_task_set(), cem, epsilon, exploration=exploration)
 
 
 def _actions(policy: QPolicy, seed: int, n: int) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from mtopt.envs.workcell_tasks import workcell_task_set
 from mtopt.success.augment import AugmentConfig
 from mtopt.success.dataset import SDExamples
 from mtopt.success.detector import SuccessDetector
@@ -18,7 +19,6 @@ from mtopt.success.gripper_crop import (
 )
 from mtopt.success.networks import SDNetworkConfig, build_sd_network
 from mtopt.success.training import SDTrainConfig, train_success_detector
-from mtopt.tasks import default_task_set
 
 
 def _top_down(scale: float, offset: float) -> np.ndarray:
@@ -113,7 +113,7 @@ def _checker_examples(n: int, rng: np.random.Generator) -> SDExamples:
     gripper (x, y) in view 0. Failures show it elsewhere. Pooled 4x (the checkerboard fills
     one pooled pixel), it is the mean grey of the noise, so only the full-resolution crop shows
     the outcome."""
-    names = default_task_set().names
+    names = workcell_task_set().names
     views = rng.integers(0, 256, size=(n, 3, 64, 64, 3), dtype=np.uint8)
     state = np.zeros((n, 150), np.float32)
     state[:, 0:2] = 4 * rng.integers(2, 14, size=(n, 2)) + 2
@@ -164,9 +164,9 @@ def test_crop_detector_learns_what_only_the_full_resolution_shows(tmp_path):
                 device="cpu",
             )
         )
-        det = SuccessDetector.load(report["checkpoint"], default_task_set())
+        det = SuccessDetector.load(report["checkpoint"], workcell_task_set())
         held = ex.subset(ex.robot == 1)
-        col = default_task_set().names.index("lift-any")
+        col = workcell_task_set().names.index("lift-any")
         pred = det.predict_examples(held)[:, col]
         results[crop] = (pred == (held.labels[:, col] == 1)).mean()
     assert results[8] >= 0.9, results  # the crop shows it
@@ -207,7 +207,7 @@ def test_extend_init_adds_a_crop_tower_to_a_trained_detector(tmp_path):
     payload = load_checkpoint(second["checkpoint"])
     assert payload["network_config"]["gripper_crop"] == 8
     np.testing.assert_allclose(payload["camera_projections"], _top_down(1.0, 0.0))
-    det = SuccessDetector.load(second["checkpoint"], default_task_set())
+    det = SuccessDetector.load(second["checkpoint"], workcell_task_set())
     with pytest.raises(ValueError, match="pass the final states"):
         det.predict_proba(ex.views[:2])
     assert det.predict_proba(ex.views[:2], state=ex.state[:2]).shape == (2, 12)

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
+from mtopt.envs.workcell_tasks import workcell_task_set
 from mtopt.success.dataset import SDExamples, load_examples
 from mtopt.success.detector import SuccessDetector
 from mtopt.success.evaluate import SDEvalConfig, run_sd_eval
 from mtopt.success.examples import SDExamplesConfig, make_examples
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
-from mtopt.tasks import default_task_set
 
 TASKS = ("lift-carrot", "place-top-left")
 
@@ -65,7 +65,7 @@ def test_image_sd_learns_which_view_shows_the_outcome(tmp_path, stored):
     32x32, the views are pooled to the network's 16x16 when training loads them and per batch
     when the detector predicts."""
     rng = np.random.default_rng(0)
-    names = default_task_set().names
+    names = workcell_task_set().names
     n = 600
     views = rng.integers(0, 100, size=(n, 3, 16, 16, 3), dtype=np.uint8)
     labels = np.full((n, len(names)), -1, dtype=np.int8)
@@ -103,7 +103,7 @@ def test_image_sd_learns_which_view_shows_the_outcome(tmp_path, stored):
         )
     )
     assert report["examples"] == 500  # robot 1 held out
-    detector = SuccessDetector.load(report["checkpoint"], default_task_set())
+    detector = SuccessDetector.load(report["checkpoint"], workcell_task_set())
     held = load_examples(tmp_path / "ex")
     held = held.subset(held.robot == 1)
     pred = detector.predict_examples(held)[:, cols]

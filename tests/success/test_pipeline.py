@@ -8,10 +8,10 @@ from mtopt.data.impersonation import Impersonation, ImpersonationConfig
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
 from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import ReplayConfig, TaskReplay
+from mtopt.learning.cem import CEMConfig
 from mtopt.learning.checkpoint import load_checkpoint
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
-from mtopt.learning.cem import CEMConfig
 from mtopt.success.detector import SuccessDetector, SuccessDetectorLabeller
 from mtopt.success.labelling import read_log_episodes, relabel_episodes
 from mtopt.success.networks import SDNetworkConfig

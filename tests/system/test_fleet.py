@@ -228,8 +228,8 @@ def test_final_views_record_the_three_views_without_step_images(tmp_path):
 
 
 def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch):
-    from mtopt.policies import q_policy
     from mtopt.learning.cem import CEMConfig
+    from mtopt.policies import q_policy
 
     seen = {}
 

@@ -6,10 +6,10 @@ import torch
 from fakes import TASK_SET, make_fake_episode
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
+from mtopt.learning.cem import CEMConfig
 from mtopt.learning.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
-from mtopt.learning.cem import CEMConfig
 from mtopt.system.training import TrainConfig, train
 
 

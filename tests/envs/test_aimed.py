@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mtopt.envs.workcell import WorkcellEnv
 from mtopt.envs.aimed import AimedPickPolicy, AimedPlacePolicy, wrap_half_turn
+from mtopt.envs.workcell import WorkcellEnv
 
 
 def test_wrap_half_turn():

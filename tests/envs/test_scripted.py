@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtopt.envs.workcell import WorkcellEnv
 from mtopt.envs.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
     ScriptedPlaceConfig,
     ScriptedPlacePolicy,
 )
+from mtopt.envs.workcell import WorkcellEnv
 
 
 @pytest.fixture(scope="module")
