@@ -40,7 +40,7 @@ from mtopt.tasks import OBJECT_ACQUISITION, TaskSet, default_task_set
 
 logger = logging.getLogger(__name__)
 
-OBS_KEYS = ("state", "gripper_status", "gripper_height", "gripper_motion", "gripper_command")
+OBS_KEYS = ("state", "gripper_status", "gripper_height", "gripper_motion")
 """Observation keys recorded for every episode; ``image`` is added with ``obs: image``."""
 
 

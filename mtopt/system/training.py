@@ -35,7 +35,7 @@ from mtopt.learning.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from mtopt.learning.networks import QNetworkConfig, network_obs_keys, stored_network_config
+from mtopt.learning.networks import QNetworkConfig, stored_network_config
 from mtopt.learning.trainer import Trainer, TrainerConfig
 from mtopt.policies.cem import CEMConfig
 from mtopt.progress import progress_bar
@@ -153,11 +153,10 @@ def state_learner_config(**overrides: Any) -> TrainConfig:
 
 
 def learner_obs_keys(config: TrainConfig) -> tuple[str, ...]:
-    """Observation keys the learner reads: ``obs``'s, plus ``gripper_motion`` /
-    ``gripper_command`` when the Q-network takes them (``trainer.network.motion_obs`` /
-    ``command_obs``)."""
+    """Observation keys the learner reads: ``obs``'s, plus ``gripper_motion`` when the
+    Q-network takes it (``trainer.network.motion_obs``)."""
     keys = IMAGE_OBS_KEYS if config.obs == "image" else STATE_OBS_KEYS
-    return keys + network_obs_keys(config.trainer.network)
+    return keys + (("gripper_motion",) if config.trainer.network.motion_obs else ())
 
 
 class TrainingRun:
