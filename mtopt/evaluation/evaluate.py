@@ -38,8 +38,8 @@ class EvalConfig:
     epsilon: float = 0.0
     """Exploration of the evaluated policy (0 = greedy)."""
     cem: CEMConfig = field(default_factory=CEMConfig)
-    """CEM of the evaluated Q-policy (QT-Opt's: 2 iterations, 64 samples, 6 elites). A finer
-    search is a deployment choice measured in docs/RESULTS.md (session 7)."""
+    """CEM of the evaluated Q-policy (QT-Opt's: 2 iterations, 64 samples, 6 elites); a finer
+    search is a deployment choice."""
     device: str = "auto"
     """``auto``, ``cpu`` or ``cuda[:N]``."""
     json: str | None = None

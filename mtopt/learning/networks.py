@@ -95,8 +95,7 @@ class QNetworkConfig:
     """``objects`` encoders: also give every object slot its offset in the gripper's frame
     (along and across the closing direction) and its heading relative to the gripper's. Whether
     an object is between the fingers is a function of exactly these; without them the per-slot
-    encoder never sees the gripper's yaw and the relation is lost in the pooling (the offline
-    ablation of docs/RESULTS.md, session 6, measures both settings)."""
+    encoder never sees the gripper's yaw and the relation is lost in the pooling."""
     motion_obs: bool = False
     """Also feed the gripper's achieved translation during the last step (observation
     ``gripper_motion``) with its status and height. The state holds no history, so a push
