@@ -70,10 +70,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
     Action ``(dx, dy, dz, dyaw, gripper, terminate)``; observations ``state``,
     ``gripper_status``, ``gripper_height``, ``gripper_motion`` (the gripper's achieved
     translation during the last step, m; zeros after a reset: a blocked push shows as a
-    commanded move with no motion), ``gripper_command`` (the translation the last step
-    commanded, m, after clipping to the workspace; zeros after a reset or a terminate step, so
-    ``gripper_command - gripper_motion`` is what contacts withheld) and, if configured,
-    ``image`` / ``side_images``.
+    commanded move with no motion) and, if configured, ``image`` / ``side_images``.
     ``info["success"]`` (bool vector over ``info["task_names"]``) is set on the final step.
     ``arrange`` / ``set_lighting`` (:mod:`mtopt.envs.arrange`) build outcome examples.
     """
@@ -118,7 +115,6 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         self._steps = 0
         self._closed = False
         self._motion = np.zeros(3, dtype=np.float32)
-        self._command = np.zeros(3, dtype=np.float32)
         self._has_scene = False
         self._done = True
         self._task: str | None = None
@@ -142,7 +138,6 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             "gripper_status": gym.spaces.Box(0.0, 1.0, (1,), np.float32),
             "gripper_height": gym.spaces.Box(-1.0, 1.0, (1,), np.float32),
             "gripper_motion": gym.spaces.Box(-1.0, 1.0, (3,), np.float32),
-            "gripper_command": gym.spaces.Box(-1.0, 1.0, (3,), np.float32),
         }
         if cfg.image:
             size = (cfg.image_size, cfg.image_size, 3)
@@ -194,7 +189,6 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         self._task = task
         self._steps = 0
         self._motion[:] = 0.0
-        self._command[:] = 0.0
         self._done = False
         self._instabilities = self._blow_ups()
         obs = self._observe()
@@ -326,12 +320,10 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         d = self.data
         terminated = bool(a[5] >= 0.5)
         before = d.qpos[:3].copy()
-        self._command[:] = 0.0
         if not terminated:
             target = d.qpos[:4] + a[:4] * self._scale
             np.clip(target, WORKSPACE_LOW, WORKSPACE_HIGH, out=target)
             d.ctrl[:4] = target
-            self._command[:] = target[:3] - before
             self._closed = bool(a[4] >= 0.5)
             d.ctrl[4:6] = 0.0 if self._closed else scene.MAX_HALF_OPENING
             mujoco.mj_step(self.model, d, nstep=self.config.substeps)
@@ -423,7 +415,6 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             "gripper_status": np.array([float(self._closed)], dtype=np.float32),
             "gripper_height": np.array([self.data.qpos[2]], dtype=np.float32),
             "gripper_motion": self._motion.copy(),
-            "gripper_command": self._command.copy(),
         }
         if self.config.image:
             obs["image"] = self.render_image()

@@ -14,8 +14,7 @@ The demo runs MT-Opt's continuous loop in miniature (paper Sec. 4, App. 9.1):
 4. the final policy and the scripted policies are evaluated on the standard evaluation scene
    with identical seeds, and the table is printed.
 
-The same loop at a larger scale (``configs/demo/learning.yaml``) is the learning benchmark of
-docs/RESULTS.md.
+The same loop at a larger scale (``configs/demo/learning.yaml``) is the learning benchmark.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ def set_torch_threads(threads: int) -> None:
 
     On a small shared machine one thread avoids OpenMP oversubscription: measured on the
     2-core reference box under load, a training step of the state MLP took 10x longer with 2
-    threads than with 1 (docs/RESULTS.md, issue 4).
+    threads than with 1.
     """
     if threads < 0:
         raise ValueError(f"torch threads must be >= 0, got {threads!r}")

@@ -33,9 +33,6 @@ class TrainBatch:
     action: torch.Tensor
     task: torch.Tensor
     target: torch.Tensor
-    achieved_motion: torch.Tensor | None = None
-    """``(B, 3)`` gripper translation each transition achieved (m; the next observation's
-    ``gripper_motion``), when the transitions carry it: the motion model's regression target."""
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -110,11 +107,9 @@ class BellmanUpdater:
                 target = mc_lower_bounded_target(target, label, to_go, self.gamma)
             if self.mc_mix > 0:
                 target = mixed_mc_target(target, label, to_go, self.gamma, self.mc_mix)
-        motion = batch.next_obs.get("gripper_motion")
         return TrainBatch(
             obs=to_tensors(batch.obs, dev),
             action=torch.from_numpy(batch.action).to(dev),
             task=task,
             target=target,
-            achieved_motion=None if motion is None else torch.from_numpy(motion).to(dev),
         )

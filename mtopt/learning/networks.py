@@ -95,36 +95,12 @@ class QNetworkConfig:
     """``objects`` encoders: also give every object slot its offset in the gripper's frame
     (along and across the closing direction) and its heading relative to the gripper's. Whether
     an object is between the fingers is a function of exactly these; without them the per-slot
-    encoder never sees the gripper's yaw and the relation is lost in the pooling (the offline
-    ablation of docs/RESULTS.md, session 6, measures both settings)."""
+    encoder never sees the gripper's yaw and the relation is lost in the pooling."""
     motion_obs: bool = False
     """Also feed the gripper's achieved translation during the last step (observation
     ``gripper_motion``) with its status and height. The state holds no history, so a push
     blocked by a finger resting on a neighbour looks like any other push; with the achieved
     motion it does not (logs collected before this observation existed lack it)."""
-    command_obs: bool = False
-    """Also feed the translation the last step commanded (observation ``gripper_command``),
-    next to the achieved one; needs ``motion_obs``. With the ``objects-action`` encoder every
-    candidate move also meets the last step's *shortfall* (command minus achieved motion)
-    inside the per-(object, action) branch (:func:`mtopt.learning.object_networks.shortfall_
-    features`): that branch places objects relative to the gripper as if the move happens, and
-    a descent right after a blocked one does not happen (docs/RESULTS.md, session 12)."""
-    motion_model: bool = False
-    """``objects-action`` encoder: learn where a candidate move actually takes the gripper,
-    and place the objects of the per-(object, action) branch relative to that *predicted
-    achieved* move instead of the commanded one. A small per-(object, action) network
-    (:meth:`mtopt.learning.object_networks.ObjectActionQNetwork.predict_motion`) is regressed
-    onto the logged achieved translation (the next observation's ``gripper_motion``) with the
-    trainer's ``motion_model_weight``; the Q-function sees its prediction without passing
-    gradients into it. A descent onto a neighbour that the model predicts blocked no longer
-    looks like one that ends with the fingers around an object (docs/RESULTS.md, session 14).
-    Needs ``motion_obs``."""
-    motion_model_width: int = 32
-    """``motion_model``: width of the motion model's per-(object, action) and output layers."""
-    motion_model_history: bool = False
-    """``motion_model``: also give the model the last step's achieved translation (the
-    ``gripper_motion`` observation; with ``command_obs`` the last command too). A descent
-    right after a blocked one is usually blocked again."""
     pair_geometry: bool = True
     """``objects-action`` encoder: also feed every (action, object) pair the object's offset
     from the gripper *after* the move in the turned gripper's frame, its distance and the
@@ -158,7 +134,7 @@ class QNetworkConfig:
             raise ValueError(f"heads must be one of {HEADS}, got {self.heads!r}")
         positive = ("task_capacity", "action_dim", "image_height", "image_width")
         positive += ("conv_channels", "tower_layers", "head_conv_layers", "fc_width")
-        positive += ("mlp_width", "mlp_state_layers", "slot_action_width", "motion_model_width")
+        positive += ("mlp_width", "mlp_state_layers", "slot_action_width")
         for name in positive:
             _check_int(name, getattr(self, name), 1)
         _check_int("mlp_merged_layers", self.mlp_merged_layers, 0)
@@ -177,18 +153,6 @@ class QNetworkConfig:
                     f"entries (state_encoder={self.state_encoder!r})"
                 )
         _check_int("state_dim", self.state_dim, 0)
-        if self.command_obs and not self.motion_obs:
-            raise ValueError(
-                "command_obs=True needs motion_obs=True (the shortfall is the "
-                "command minus the achieved motion)"
-            )
-        if self.motion_model and (self.state_encoder != "objects-action" or not self.motion_obs):
-            raise ValueError(
-                "motion_model=True needs state_encoder='objects-action' and motion_obs=True "
-                f"(got state_encoder={self.state_encoder!r}, motion_obs={self.motion_obs!r}): "
-                "it predicts the achieved move for the per-(object, action) branch and is "
-                "trained on the logged gripper_motion"
-            )
         for name, depth in (
             ("tower_pool_after", self.tower_layers),
             ("head_pool_after", self.head_conv_layers),
@@ -206,11 +170,29 @@ that reproduces the older networks. A stored config that lacks one of them was w
 it existed and is read with this value (:func:`stored_network_config`), not the new default."""
 
 
+REMOVED_FIELD_VALUES: dict[str, object] = {"command_obs": False, "motion_model": False}
+"""Fields removed from :class:`QNetworkConfig`, with the value under which a stored network
+did not use them. A stored config holding one of them with that value is read without it; with
+another value it describes a network this code does not build, and is refused."""
+REMOVED_DEPENDENT_FIELDS = ("motion_model_width", "motion_model_history")
+"""Removed fields that only had an effect with a removed field on; dropped whatever their value."""
+
+
 def stored_network_config(stored: Mapping[str, object]) -> QNetworkConfig:
     """The :class:`QNetworkConfig` of a checkpoint's stored ``network_config`` dict."""
     from mtopt.config import from_dict
 
-    return from_dict(QNetworkConfig, {**LEGACY_FIELD_VALUES, **stored})
+    current = {**LEGACY_FIELD_VALUES, **stored}
+    for name, off in REMOVED_FIELD_VALUES.items():
+        value = current.pop(name, off)
+        if value != off:
+            raise ValueError(
+                f"the stored network uses {name}={value!r}, which was removed; this version "
+                f"builds only networks with {name}={off!r}"
+            )
+    for name in REMOVED_DEPENDENT_FIELDS:
+        current.pop(name, None)
+    return from_dict(QNetworkConfig, current)
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -248,14 +230,10 @@ def task_one_hot(task: torch.Tensor, capacity: int) -> torch.Tensor:
     return functional.one_hot(task.long(), capacity).float()
 
 
-def gripper_features(
-    obs: Observation, batch: int, motion: bool = False, command: bool = False
-) -> torch.Tensor:
+def gripper_features(obs: Observation, batch: int, motion: bool = False) -> torch.Tensor:
     """``(B, 2)`` float tensor of (gripper_status, gripper_height); with ``motion`` ``(B, 5)``,
-    followed by the ``gripper_motion`` observation (x, y, z); with ``command`` too ``(B, 8)``,
-    followed by ``gripper_command`` (x, y, z)."""
+    followed by the ``gripper_motion`` observation (x, y, z)."""
     keys = ("gripper_status", "gripper_height") + (("gripper_motion",) if motion else ())
-    keys += ("gripper_command",) if command else ()
     cols = []
     for key in keys:
         if key not in obs:
@@ -266,12 +244,7 @@ def gripper_features(
 
 def gripper_dims(config: QNetworkConfig) -> int:
     """Width of :func:`gripper_features` for ``config``."""
-    return 2 + 3 * config.motion_obs + 3 * config.command_obs
-
-
-def network_obs_keys(config: QNetworkConfig) -> tuple[str, ...]:
-    """The optional observation keys ``config``'s network reads beyond its image or state."""
-    return ("gripper_motion",) * config.motion_obs + ("gripper_command",) * config.command_obs
+    return 5 if config.motion_obs else 2
 
 
 class TaskHeads(nn.Module):

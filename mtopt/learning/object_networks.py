@@ -83,15 +83,13 @@ class ObjectMLPQNetwork(MLPQNetwork):
         present = (slots[:, :, -1:] > 0.5).to(h.dtype)  # the block's last entry is "present"
         h_max, h_mean = _masked_pool(h, present, dim=1)
         plate_rel = plate[:, :2] - grip[:, :2]
-        # status; height (and motion, command) in metres
-        scale = [1.0, inv] + [inv] * 3 * (cfg.motion_obs + cfg.command_obs)
-        status_height = gripper_features(obs, b, cfg.motion_obs, cfg.command_obs) * torch.tensor(
+        scale = [1.0, inv] + [inv] * 3 * cfg.motion_obs  # status; height (and motion) in metres
+        status_height = gripper_features(obs, b, cfg.motion_obs) * torch.tensor(
             scale, device=state.device
         )
         glob = torch.cat([grip, plate, plate_rel, status_height, onehot], dim=1)
         z = torch.relu(self.global_fc(glob) + self.pool_fc(torch.cat([h_max, h_mean], dim=1)))
         return {
-            "status_height": status_height,
             "features": self.state_out(z),  # pre-activation; the action embedding is added
             "slots": slots,
             "slot_embedding": h,
@@ -155,23 +153,6 @@ def pair_geometry(rel: torch.Tensor, move: torch.Tensor, yaw_after: torch.Tensor
     return torch.stack([along, across, post[..., 2], dist, along.abs(), across.abs()], dim=-1)
 
 
-SHORTFALL_FEATURES = 6
-"""Entries of :func:`shortfall_features` per candidate action."""
-
-
-def shortfall_features(move: torch.Tensor, shortfall: torch.Tensor) -> torch.Tensor:
-    """How every candidate move meets the last step's shortfall.
-
-    ``move`` ``(B, N, 3)`` are the candidate translations and ``shortfall`` ``(B, 3)`` the last
-    step's commanded minus achieved translation (same units). Returns ``(B, N, 6)``:
-    ``move * shortfall`` and ``move * |shortfall|`` per axis. A descent (``move_z < 0``) right
-    after a blocked descent (``shortfall_z < 0``) makes the first z entry positive and the
-    second negative; after a free step (shortfall 0) both are 0, so the features only speak
-    where a contact stopped the gripper."""
-    s = shortfall[:, None, :]
-    return torch.cat([move * s, move * s.abs()], dim=-1)
-
-
 def _masked_pool(
     h: torch.Tensor, present: torch.Tensor, dim: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,22 +190,7 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         self.slot_out = nn.Linear(2 * wa, width, bias=False)
         self.move_fc = nn.Linear(3, width, bias=False)
         self.pair_fc = nn.Linear(PAIR_FEATURES, wa, bias=False) if config.pair_geometry else None
-        if config.command_obs:  # the shortfall meets every pair and the action embedding
-            self.shortfall_pair_fc = nn.Linear(SHORTFALL_FEATURES, wa, bias=False)
-            self.shortfall_fc = nn.Linear(SHORTFALL_FEATURES, width, bias=False)
-        if config.motion_model:
-            hm = config.motion_model_width
-            self.motion_pair_fc = nn.Linear(PAIR_FEATURES, hm)
-            self.motion_slot_fc = nn.Linear(config.object_dim, hm, bias=False)
-            self.motion_hidden = nn.Linear(hm, hm)
-            # pooled pairs, the action, gripper xyz, the commanded move, status and height
-            history = (3 + 3 * config.command_obs) * config.motion_model_history
-            self.motion_fc = nn.Linear(hm + config.action_dim + 3 + 3 + 2 + history, hm)
-            self.motion_out = nn.Linear(hm, 3)
         _he_init(self)
-        if config.motion_model:  # an untrained model predicts that the command happens
-            nn.init.zeros_(self.motion_out.weight)
-            nn.init.zeros_(self.motion_out.bias)
 
     def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
         enc = self._encode(obs, task)
@@ -250,77 +216,23 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
             "grip_xyz": grip[:, :3],
             "plate": enc["plate"],
             "rel": enc["rel"],
-            "slots": slots,
-            "status_height": enc["status_height"],
         }
-        if self.config.command_obs:  # status, height, motion (3), command (3); length units
-            sh = enc["status_height"]
-            extras["shortfall"] = sh[:, 5:8] - sh[:, 2:5]
         features = enc["features"]
         return StateEmbedding(
             features, features.new_zeros(features.shape[0], 0), task.long(), extras
         )
 
-    def _extras(self, embedding: StateEmbedding) -> dict[str, torch.Tensor]:
-        if embedding.extras is None:
-            raise ValueError("embedding lacks the objects-action extras; use this net's embed()")
-        return embedding.extras
-
-    def predict_motion(self, embedding: StateEmbedding, actions: torch.Tensor) -> torch.Tensor:
-        """The motion model (``config.motion_model``): the gripper translation each candidate
-        action ``(B, N, A)`` achieves, ``(B, N, 3)`` in the network's length units (metres /
-        ``length_scale``). Every (action, object) pair sees the object's offset from the
-        gripper after the *commanded* move (:func:`pair_geometry`) and the object's slot;
-        pooled over present objects, with the action, the gripper position, status and
-        height (and with ``motion_model_history`` the last step's motion), it predicts the
-        commanded move plus a correction (zero before training)."""
-        cfg = self.config
-        if not cfg.motion_model:
-            raise ValueError("predict_motion needs a network built with motion_model=True")
-        self._check_actions(embedding, actions)
-        ex = self._extras(embedding)
-        b, n = actions.shape[:2]
-        move = actions[..., :3] * (cfg.action_translation / cfg.length_scale)
-        yaw_after = ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw
-        h = self.motion_pair_fc(pair_geometry(ex["rel"], move, yaw_after))  # (B, N, K, H)
-        per_slot = self.motion_slot_fc(ex["slots"])[:, None]
-        if torch.is_grad_enabled():
-            h = torch.relu(self.motion_hidden(torch.relu(h + per_slot))) * ex["present"][:, None]
-        else:  # CEM: the same arithmetic in place
-            h = self.motion_hidden(h.add_(per_slot).relu_()).relu_().mul_(ex["present"][:, None])
-        sh = ex["status_height"]  # status, height (, last motion (, last command))
-        per_state = torch.cat([ex["grip_xyz"], sh if cfg.motion_model_history else sh[:, :2]], 1)
-        glob = torch.cat(
-            [h.amax(dim=2), actions, move, per_state[:, None].expand(b, n, -1)], dim=-1
-        )
-        return move + self.motion_out(torch.relu(self.motion_fc(glob)))
-
     def q_logits_from_embedding(
         self, embedding: StateEmbedding, actions: torch.Tensor
     ) -> torch.Tensor:
-        return self.q_logits_and_motion(embedding, actions)[0]
-
-    def q_logits_and_motion(
-        self, embedding: StateEmbedding, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Q logits ``(B, N)`` and, with ``motion_model``, the predicted achieved moves
-        ``(B, N, 3)`` they used (with gradients, for the trainer's motion loss), else None."""
         self._check_actions(embedding, actions)
-        cfg = self.config
-        ex = self._extras(embedding)
+        cfg, ex = self.config, embedding.extras
+        if ex is None:
+            raise ValueError("embedding lacks the objects-action extras; use this net's embed()")
         b, n = actions.shape[:2]
         k, wa = self.n_slots, cfg.slot_action_width
-        command = actions[..., :3] * (cfg.action_translation / cfg.length_scale)  # (B, N, 3)
-        # where the branch moves the gripper: the command, or the motion model's prediction
-        # of what the command achieves (no gradient from Q into the model)
-        predicted = self.predict_motion(embedding, actions) if cfg.motion_model else None
-        move = command if predicted is None else predicted.detach()
+        move = actions[..., :3] * (cfg.action_translation / cfg.length_scale)  # (B, N, 3)
         per_action = self.slot_action_fc(actions) - self.offset_fc(move)  # (B, N, Wa)
-        blocked = None
-        if cfg.command_obs:
-            shortfall = shortfall_features(command, ex["shortfall"])  # (B, N, 6)
-            per_action = per_action + self.shortfall_pair_fc(shortfall)
-            blocked = self.shortfall_fc(shortfall)
         two_g = 2.0 * (ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw)  # (B, N)
         mix = torch.stack([torch.ones_like(two_g), torch.cos(two_g), torch.sin(two_g)], dim=-1)
         # (B, N, K * Wa): pre-activation of every (action, object) pair
@@ -340,6 +252,5 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         after = ex["grip_xyz"][:, None] + move
         plate_xy = _plate_frame(after[..., :2], ex["plate"])
         moved = self.move_fc(torch.cat([plate_xy, after[..., 2:3]], dim=-1))
-        x = embedding.features.unsqueeze(1) + self.action_fc(actions) + pooled + moved
-        x = torch.relu(x if blocked is None else x + blocked)
-        return self.heads(self.merged(x), embedding.task), predicted
+        x = torch.relu(embedding.features.unsqueeze(1) + self.action_fc(actions) + pooled + moved)
+        return self.heads(self.merged(x), embedding.task)

@@ -115,7 +115,7 @@ class ConvQNetwork(QNetwork):
         features = self.tower(x)
         ctx_in = torch.cat(
             [
-                gripper_features(obs, batch, self.config.motion_obs, self.config.command_obs),
+                gripper_features(obs, batch, self.config.motion_obs),
                 task_one_hot(task, cfg.task_capacity),
             ],
             1,
@@ -181,7 +181,7 @@ class MLPQNetwork(QNetwork):
         x = torch.cat(
             [
                 state.float(),
-                gripper_features(obs, batch, self.config.motion_obs, self.config.command_obs),
+                gripper_features(obs, batch, self.config.motion_obs),
                 task_one_hot(task, self.config.task_capacity),
             ],
             dim=1,

@@ -190,18 +190,6 @@ def q_log_loss(
     return loss.mean()
 
 
-def motion_model_loss(predicted: torch.Tensor, achieved: torch.Tensor) -> torch.Tensor:
-    """The motion model's regression loss: the squared distance between the predicted and the
-    achieved translations ``(B, 3)``, averaged over the batch. ``achieved`` is a constant."""
-    if predicted.shape != achieved.shape or predicted.dim() != 2 or predicted.shape[1] != 3:
-        raise ValueError(
-            f"predicted and achieved must both have shape (B, 3), got {tuple(predicted.shape)} "
-            f"and {tuple(achieved.shape)}"
-        )
-    err = predicted - achieved.detach().to(predicted.dtype)
-    return (err * err).sum(dim=1).mean()
-
-
 def _matching_params(
     target: nn.Module, source: nn.Module
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

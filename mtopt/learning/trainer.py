@@ -22,7 +22,6 @@ from mtopt.learning.networks import QNetwork, QNetworkConfig, build_q_network
 from mtopt.learning.targets import (
     conservative_penalty,
     hard_update,
-    motion_model_loss,
     polyak_update,
     q_log_loss,
 )
@@ -68,9 +67,6 @@ class TrainerConfig:
     """Uniformly drawn actions per state for the conservative penalty."""
     conservative_temperature: float = 0.1
     """Temperature of the penalty's soft maximum over the drawn actions' Q (-> 0: hard max)."""
-    motion_model_weight: float = 1.0
-    """Weight of the motion model's squared error (``network.motion_model``): its predicted
-    achieved translation against the logged one, in the network's length units."""
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
@@ -83,8 +79,6 @@ class TrainerConfig:
             )
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("grad_clip and weight_decay must be >= 0")
-        if not self.motion_model_weight >= 0:
-            raise ValueError(f"motion_model_weight must be >= 0, got {self.motion_model_weight!r}")
         if not self.conservative_weight >= 0:
             raise ValueError(f"conservative_weight must be >= 0, got {self.conservative_weight!r}")
         if not self.conservative_temperature > 0:
@@ -127,28 +121,10 @@ class Trainer:
         """The log loss (plus the conservative penalty when enabled) and the batch logits."""
         cfg = self.config
         embedding = self.online.embed(batch.obs, batch.task)
-        if cfg.network.motion_model:  # the motion model's predictions come with the logits
-            if batch.achieved_motion is None:
-                raise ValueError(
-                    "network.motion_model needs batches with achieved_motion (transitions "
-                    "whose next_obs holds 'gripper_motion')"
-                )
-            logits, predicted = self.online.q_logits_and_motion(
-                embedding, batch.action.unsqueeze(1)
-            )
-            logits = logits[:, 0]
-        else:
-            logits = self.online.q_logits_from_embedding(embedding, batch.action.unsqueeze(1))
-            logits = logits[:, 0]
-        loss, extra = q_log_loss(logits, batch.target), {}
-        if cfg.network.motion_model:
-            motion_loss = motion_model_loss(
-                predicted[:, 0], batch.achieved_motion.float() / cfg.network.length_scale
-            )
-            loss = loss + cfg.motion_model_weight * motion_loss
-            extra["motion_loss"] = float(motion_loss.detach())
+        logits = self.online.q_logits_from_embedding(embedding, batch.action.unsqueeze(1))[:, 0]
+        loss = q_log_loss(logits, batch.target)
         if cfg.conservative_weight == 0:
-            return loss, logits, extra
+            return loss, logits, {}
         sampled = sample_uniform_actions(
             self.action_spec, len(batch), cfg.conservative_samples, self.generator, self.device
         )
@@ -158,7 +134,7 @@ class Trainer:
             cfg.conservative_temperature,
         )
         loss = loss + cfg.conservative_weight * penalty
-        return loss, logits, {**extra, "conservative_penalty": float(penalty.detach())}
+        return loss, logits, {"conservative_penalty": float(penalty.detach())}
 
     def train_step(self, batch: TrainBatch) -> dict[str, float]:
         """One Adam step on the log loss; then maintain the target networks."""

@@ -348,9 +348,6 @@ class TrainerWorker:
                     action=batch.action.to(dev),
                     task=batch.task.to(dev),
                     target=batch.target.to(dev),
-                    achieved_motion=None
-                    if batch.achieved_motion is None
-                    else batch.achieved_motion.to(dev),
                 )
             staleness.append(self.trainer.step - version)
             metrics = self.trainer.train_step(batch)

@@ -78,13 +78,3 @@ def test_pure_monte_carlo_targets_skip_cem_and_leave_the_generator_alone():
     target = updater(_batch(label, to_go)).target
     torch.testing.assert_close(target, torch.tensor([0.81, 0.0, 1.0, 0.0]))
     assert torch.equal(updater.generator.get_state(), before)  # no CEM draws were made
-
-
-def test_batches_carry_the_achieved_motion_of_the_next_observation():
-    label, to_go = np.ones(4, np.float32), np.zeros(4, np.float32)
-    assert _updater(False, mix=1.0)(_batch(label, to_go)).achieved_motion is None
-    batch = _batch(label, to_go)
-    motion = np.arange(12, dtype=np.float32).reshape(4, 3) / 100.0
-    batch.next_obs["gripper_motion"] = motion
-    out = _updater(False, mix=1.0)(batch)
-    torch.testing.assert_close(out.achieved_motion, torch.from_numpy(motion))

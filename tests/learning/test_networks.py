@@ -207,3 +207,15 @@ def test_stored_configs_without_newer_fields_read_as_the_older_networks():
         del stored[name]  # as a checkpoint written before the fields existed
     old = stored_network_config(stored)
     assert old.gripper_frame is False and old.pair_geometry is False
+
+
+def test_stored_configs_with_removed_fields_read_when_the_fields_were_off():
+    from mtopt.config import to_dict
+    from mtopt.learning.networks import stored_network_config
+
+    current = QNetworkConfig(kind="mlp", state_dim=150, state_encoder="objects-action")
+    off = {"command_obs": False, "motion_model": False, "motion_model_width": 32}
+    stored = {**to_dict(current), **off, "motion_model_history": False}
+    assert stored_network_config(stored) == current
+    with pytest.raises(ValueError, match="motion_model=True, which was removed"):
+        stored_network_config({**stored, "motion_model": True})

@@ -18,7 +18,6 @@ from mtopt.learning.targets import (
     hard_update,
     mc_lower_bounded_target,
     mixed_mc_target,
-    motion_model_loss,
     polyak_update,
     q_log_loss,
 )
@@ -263,15 +262,3 @@ def test_mixed_mc_target_hand_computed() -> None:
     torch.testing.assert_close(out, torch.tensor([0.675, 0.45, 0.4]))
     with pytest.raises(ValueError, match=r"weight must be in \[0, 1\]"):
         mixed_mc_target(target, label, steps_to_go, gamma=0.9, weight=1.5)
-
-
-def test_motion_model_loss_hand_computed():
-    predicted = torch.tensor([[1.0, 0.0, -1.0], [0.0, 0.0, 0.0]], requires_grad=True)
-    achieved = torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.0, 2.0]])
-    loss = motion_model_loss(predicted, achieved)
-    # (0 + 0.25 + 1) and (0 + 0 + 4), averaged over the two rows
-    torch.testing.assert_close(loss, torch.tensor(2.625))
-    loss.backward()
-    torch.testing.assert_close(predicted.grad, (predicted - achieved).detach())  # 2 * err / 2
-    with pytest.raises(ValueError, match=r"must both have shape \(B, 3\)"):
-        motion_model_loss(torch.zeros(2, 2), torch.zeros(2, 2))

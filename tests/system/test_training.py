@@ -134,13 +134,8 @@ def test_fine_tuning_a_checkpoint_of_another_network_names_the_difference(tmp_pa
         train(_config(log, tmp_path / "b", steps=20, trainer=other, init=first["checkpoint"]))
 
 
-@pytest.mark.parametrize(
-    ("encoder", "command", "last_key"),
-    [("objects", False, "gripper_motion"), ("objects-action", True, "gripper_command")],
-)
-def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(
-    tmp_path, encoder, command, last_key
-):
+@pytest.mark.parametrize("encoder", ["objects", "objects-action"])
+def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(tmp_path, encoder):
     from mtopt.envs.workcell import WorkcellEnv
     from mtopt.policies.q_policy import load_q_policy
     from mtopt.system.fleet import FleetConfig, collect
@@ -152,7 +147,6 @@ def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(
         slot_action_width=8,
         state_encoder=encoder,
         motion_obs=True,
-        command_obs=command,
     )
     cfg = _config(
         tmp_path / "log",
@@ -163,9 +157,9 @@ def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(
         trainer=TrainerConfig(network=net, device="cpu"),
     )
     payload = load_checkpoint(train(cfg)["checkpoint"])
-    assert payload["obs_keys"][-1] == last_key
+    assert payload["obs_keys"][-1] == "gripper_motion"
     policy = load_q_policy(list_checkpoints(tmp_path / "o" / "checkpoints")[-1])
-    assert policy.obs_keys[-1] == last_key
+    assert policy.obs_keys[-1] == "gripper_motion"
     env = WorkcellEnv()
     obs, _ = env.reset(seed=0, options={"task": "lift-any"})
     policy.reset(np.random.default_rng(0), task="lift-any")
