@@ -9,10 +9,10 @@ Same generator state, same episode.
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from mtopt.data.episode import Episode, new_episode_id
 from mtopt.envs.workcell_spec import WORKCELL_ACTION

@@ -41,7 +41,7 @@ def test_collected_and_routed_counts_hand_computed(tmp_path):
         _episode(rng, "place-any", {"place-any", "place-bottom"}, "scripted-place"),
     ]
     _write(tmp_path, episodes)
-    comp = dataset_composition(tmp_path)
+    comp = dataset_composition(tmp_path, TASK_SET)
     assert comp["episodes"] == 5
     lift_any = comp["tasks"]["lift-any"]
     assert lift_any["episodes"] == 3 and lift_any["successes"] == 2
@@ -73,8 +73,8 @@ def test_stochastic_impersonation_is_seeded_and_follows_p_failure(tmp_path):
     rng = np.random.default_rng(1)
     _write(tmp_path, [_episode(rng, "lift-any", set()) for _ in range(300)])
     cfg = (ImpersonationConfig(kind="skill", p_success=1.0, p_failure=0.15),)
-    a = dataset_composition(tmp_path, cfg, seed=3)["impersonation"]["skill-1-0.15"]
-    b = dataset_composition(tmp_path, cfg, seed=3)["impersonation"]["skill-1-0.15"]
+    a = dataset_composition(tmp_path, TASK_SET, cfg, seed=3)["impersonation"]["skill-1-0.15"]
+    b = dataset_composition(tmp_path, TASK_SET, cfg, seed=3)["impersonation"]["skill-1-0.15"]
     assert a == b
     kept = sum(a[f"lift-{c}"]["episodes"] for c in ("banana", "carrot", "milk", "box"))
     assert abs(kept / (4 * 300) - 0.15) < 0.04

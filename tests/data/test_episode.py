@@ -55,7 +55,8 @@ def test_new_episode_id() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"actions": np.zeros((5, 4), np.float32)}, r"Episode.actions: must have shape \(T, 6\)"),
+        ({"actions": np.zeros(5, np.float32)}, r"Episode.actions: must have shape \(T, A\)"),
+        ({"actions": np.zeros((5, 0), np.float32)}, r"at least one action dimension"),
         ({"actions": np.zeros((5, 6), np.float64)}, "actions: must have dtype float32"),
         ({"actions": [[0.0] * 6] * 5}, "actions: must be a numpy array"),
         (
@@ -109,8 +110,8 @@ def test_bad_observations_raise_clear_errors(
 
 
 def test_missing_observation_is_named(episode: Episode) -> None:
-    obs = {k: v for k, v in episode.observations.items() if k != "gripper_height"}
-    with pytest.raises(ValueError, match=r"missing required key\(s\) \['gripper_height'\]"):
+    obs = {k: v for k, v in episode.observations.items() if k != "state"}
+    with pytest.raises(ValueError, match=r"missing required key\(s\) \['state'\]"):
         dataclasses.replace(episode, observations=obs)
 
 

@@ -1,7 +1,7 @@
 import json
 
 import numpy as np
-from fakes import make_fake_episode
+from fakes import TASK_SET, make_fake_episode
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
 from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
@@ -21,7 +21,7 @@ def test_stats_count_by_collected_task_and_policy(tmp_path):
     with EpisodeLogWriter(tmp_path, 0, EpisodeLogConfig(shard_episodes=3, fsync=False)) as w:
         for e in episodes:
             w.append(e)
-    stats = dataset_stats(tmp_path)
+    stats = dataset_stats(tmp_path, TASK_SET.names)
     assert stats["episodes"] == 4 and stats["corrupt_shards"] == 0 and stats["shards"] == 2
     lift = stats["tasks"]["lift-any"]
     expected = sum(e.success_for("lift-any") for e in episodes[:3])

@@ -18,6 +18,7 @@ from mtopt.envs.workcell import (
     WorkcellEnv,
     state_layout,
 )
+from mtopt.envs.workcell_spec import WorkcellSpec
 from mtopt.envs.workcell_tasks import OBJECT_CATEGORIES, workcell_task_set
 from mtopt.evaluation.protocol import ProtocolConfig, episode_seed, run_task_episode
 
@@ -291,9 +292,9 @@ def test_physics_blow_up_ends_the_episode_as_a_failure_of_every_task():
 
 def _aimed_lift(config: WorkcellConfig, task: str, k: int) -> float:
     """Reward of the aimed picker on evaluation attempt ``k`` of ``task``."""
-    env, task_set = WorkcellEnv(config), workcell_task_set()
-    seed = episode_seed(ProtocolConfig().seed, task_set.slot(task), k)
-    success = run_task_episode(env, AimedPickPolicy(config), task, seed, task_set)
+    env, spec = WorkcellEnv(config), WorkcellSpec(config)
+    seed = episode_seed(ProtocolConfig().seed, spec.task_set.slot(task), k)
+    success = run_task_episode(env, AimedPickPolicy(config), task, seed, spec)
     env.close()
     return float(success)
 

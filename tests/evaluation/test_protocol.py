@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mtopt.envs.workcell import WorkcellEnv
-from mtopt.envs.workcell_tasks import workcell_task_set
+from mtopt.envs.workcell_spec import WorkcellSpec
 from mtopt.evaluation.protocol import Attempt, format_eval_table, run_task_attempt
 from mtopt.evaluation.summary import summarize
 
@@ -31,7 +31,7 @@ class _Policy:
 
 
 def test_an_attempt_ended_by_a_blow_up_is_a_failure_and_is_reported():
-    env, tasks = WorkcellEnv(), workcell_task_set()
+    env, tasks = WorkcellEnv(), WorkcellSpec()
     try:
         calm = run_task_attempt(env, _Policy(env, False), "lift-any", 5, tasks)
         assert calm == Attempt(success=False, unstable=False)
