@@ -130,7 +130,7 @@ class WorkcellConfig:
     impratio: float = 5.0
     """MuJoCo's ratio of frictional to normal constraint impedance. Values above 1 make
     friction stiffer than the contact; with MuJoCo's default of 1 a pinched round object
-    creeps out of the closed fingers within a second (``benchmarks/aimed_ceiling.py``). 5
+    creeps out of the closed fingers within a second (``aimed_ceiling.py``, git history). 5
     holds the aimed grasp as 10 did and halves the learned picker's contact blow-ups
     (docs/RESULTS.md, sessions 15-16)."""
     noslip_iterations: int = 3
