@@ -128,6 +128,9 @@ CHECKS: dict[str, Callable[[dict, str], None]] = {
 EXTRA_ARGS = {"bench_q_network.py": ["--threads", "1"]}
 RAY = {"bench_ingestion.py", "bench_run.py"}
 """Benchmarks on Ray: they join one small Ray session shared by this module."""
+SLOW = {"bench_fleet.py", *RAY}
+"""Benchmarks that start processes (robot processes, Ray and its actors), each importing torch:
+most of this file's time (``-m "not slow"`` leaves them out)."""
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +167,9 @@ def test_every_benchmark_has_a_smoke_check():
     assert scripts == set(CHECKS), "add new benchmarks (with a --smoke mode) to CHECKS"
 
 
-@pytest.mark.parametrize("name", sorted(CHECKS))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in sorted(CHECKS)]
+)
 def test_smoke(name, request, capsys):
     if name in RAY:
         request.getfixturevalue("ray_session")
