@@ -12,6 +12,7 @@ For the state MLP and the conv Q-network (64x64 images) it measures
 Usage::
 
     python benchmarks/bench_q_network.py [--threads N] [--seed 0] [--conv-batch 64]
+    python benchmarks/bench_q_network.py --smoke    # tiny batches and windows: checks the code path
 
 The small MLP kernels are latency-bound: if other processes load the CPU, OpenMP threads wait on
 each other and MLP throughput with 2 threads can drop 10-50x (use ``--threads 1`` then). The
@@ -40,13 +41,27 @@ STATE_DIM = 32
 REPEATS = 3
 """Timing windows per entry; the fastest is reported (this VM's throughput is noisy)."""
 
+SMOKE = {
+    "min_seconds": 0.0,
+    "repeats": 1,
+    "matmul_sizes": [128],
+    "mlp_batch": 8,
+    "conv_batch": 2,
+    "mlp_bellman_batch": 4,
+    "conv_bellman_batch": 2,
+    "conv_channels": 8,
+}
+"""``--smoke``: one short window per entry, tiny batches and a narrow conv net."""
 
-def timed(fn: Callable[[], object], min_seconds: float, warmup: int = 2) -> float:
-    """Seconds per call of ``fn``: the best of ``REPEATS`` windows of >= ``min_seconds``."""
+
+def timed(
+    fn: Callable[[], object], min_seconds: float, warmup: int = 2, repeats: int = REPEATS
+) -> float:
+    """Seconds per call of ``fn``: the best of ``repeats`` windows of >= ``min_seconds``."""
     for _ in range(warmup):
         fn()
     best = float("inf")
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         calls, start = 0, time.perf_counter()
         while True:
             fn()
@@ -64,13 +79,16 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def matmul_flops_per_s(min_seconds: float, sizes: tuple[int, ...] = (2048, 4096)) -> float:
+def matmul_flops_per_s(
+    min_seconds: float, sizes: tuple[int, ...] = (2048, 4096), repeats: int = REPEATS
+) -> float:
     """Best float32 FLOP/s of a square ``torch.matmul`` over ``sizes``."""
     g = torch.Generator().manual_seed(0)
     best = 0.0
     for n in sizes:
         a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
-        best = max(best, 2 * n**3 / timed(lambda a=a, b=b: torch.matmul(a, b), min_seconds))
+        sec = timed(lambda a=a, b=b: torch.matmul(a, b), min_seconds, repeats=repeats)
+        best = max(best, 2 * n**3 / sec)
     return best
 
 
@@ -133,12 +151,13 @@ def bench(
         ("train", train_step, train_batch),
     ):
         flops = count_flops(fn)
-        sec = timed(fn, args.min_seconds)
+        sec = timed(fn, args.min_seconds, repeats=args.repeats)
         rows.append((name, label, batch, batch / sec, flops / sec, flops / sec / peak))
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark, print its table and return it (``peak_flops_per_s`` and ``rows``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--seed", type=int, default=0)
@@ -150,17 +169,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--conv-channels", type=int, default=QNetworkConfig().conv_channels)
     p.add_argument("--channels-last", action="store_true", help="channels-last conv weights")
     p.add_argument("--only", choices=("mlp", "conv"), default=None)
+    p.add_argument("--repeats", type=int, default=REPEATS, help="timing windows per entry")
+    p.add_argument("--matmul-sizes", type=int, nargs="+", default=[2048, 4096])
+    p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path")
     args = p.parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
     torch.set_num_threads(args.threads)
 
-    print("command:", " ".join([sys.executable, *sys.argv]))
+    print(
+        "command:", " ".join([sys.executable, *(sys.argv if argv is None else [__file__, *argv])])
+    )
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, seed {args.seed}, "
-        f"channels_last {args.channels_last}"
+        f"channels_last {args.channels_last}" + (" (smoke)" if args.smoke else "")
     )
     print(f"load average (1 min) before the run: {os.getloadavg()[0]:.2f}")
-    peak = matmul_flops_per_s(args.min_seconds)
-    print(f"float32 matmul (best of 2048^3, 4096^3): {peak / 1e9:.1f} GFLOP/s")
+    peak = matmul_flops_per_s(args.min_seconds, tuple(args.matmul_sizes), args.repeats)
+    sizes = ", ".join(f"{n}^3" for n in args.matmul_sizes)
+    print(f"float32 matmul (best of {sizes}): {peak / 1e9:.1f} GFLOP/s")
 
     rows = []
     if args.only in (None, "mlp"):
@@ -175,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     for name, label, batch, sps, fps, frac in rows:
         print(f"{name:8} {label:8} {batch:6d} {sps:11.1f} {fps / 1e9:9.1f} {frac:10.1%}")
+    keys = ("net", "stage", "batch", "samples_per_s", "flops_per_s", "fraction_of_matmul")
+    return {"peak_flops_per_s": peak, "rows": [dict(zip(keys, r, strict=True)) for r in rows]}
 
 
 if __name__ == "__main__":

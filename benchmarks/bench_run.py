@@ -1,6 +1,7 @@
 """Continuous system: Ray overhead, stage throughputs and weight staleness, in one run.
 
 Usage: nice -n 10 python benchmarks/bench_run.py [--steps 400] [--pairs 1] [--seed 0]
+       python benchmarks/bench_run.py --smoke    # 1 robot, a few steps: checks the code path
 
 For each pair it runs the same config (``configs/run/default.yaml`` with 2 robots, 1 log
 replay, 1 Bellman updater) on the local backend and on the Ray backend (a private Ray with
@@ -9,7 +10,8 @@ replay, 1 Bellman updater) on the local backend and on the Ray backend (a privat
 report from the local run's busy seconds (one process, so each stage's busy time is its
 exact cost): collection, labelling, impersonation, targets and training throughputs, each
 also as the trainer steps/s it could sustain at the configured ``episodes_per_step``; the
-smallest names the bottleneck.
+smallest names the bottleneck. The Ray runs join the Ray already initialised in this process,
+if there is one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from mtopt.system.run import run
 from mtopt.system.run_config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+
+SMOKE = {"steps": 6, "pairs": 1, "bootstrap": 4, "robots": 1, "batch_size": 16}
+"""``--smoke``: one pair of runs of a few steps, one robot, small batches."""
 
 
 def stage_report(rep: dict, cfg: RunConfig) -> list[tuple[str, float, str, float]]:
@@ -51,7 +56,8 @@ def stage_report(rep: dict, cfg: RunConfig) -> list[tuple[str, float, str, float
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark, print its report and return it (``runs`` and ``stages``)."""
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -60,23 +66,31 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--bootstrap", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--robots", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
     parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="tiny run: checks the code path")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()}, load {os.getloadavg()[0]:.2f}"
     )
     print(
         f"command: nice -n 10 python benchmarks/bench_run.py --steps {args.steps} "
-        f"--pairs {args.pairs} --bootstrap {args.bootstrap} --seed {args.seed}"
+        f"--pairs {args.pairs} --bootstrap {args.bootstrap} --seed {args.seed} "
+        f"--robots {args.robots}" + (" --smoke" if args.smoke else "")
     )
     base = load_config(RunConfig, ROOT / "configs" / "run" / "default.yaml")
+    if args.batch_size is not None:
+        base = replace(base, train=replace(base.train, batch_size=args.batch_size))
     base = replace(
         base,
         steps=args.steps,
         seed=args.seed,
         progress=False,
-        robots=2,
+        robots=args.robots,
         updaters=1,
         log_replays=1,
         console_every_s=30.0,
@@ -112,12 +126,14 @@ def main() -> None:
         print(f"| {stage} | {rate:,.1f} {unit} | {per_step:,.1f} |")
     bottleneck = min(rows, key=lambda r: r[3])
     print(f"bottleneck: {bottleneck[0]} ({bottleneck[3]:.1f} trainer steps/s)")
+    out = [
+        {"pair": p, "backend": b, **{k: v for k, v in r.items() if k != "collected"}}
+        for p, b, _, r in results
+    ]
     if args.json:
-        out = [
-            {"pair": p, "backend": b, **{k: v for k, v in r.items() if k != "collected"}}
-            for p, b, _, r in results
-        ]
         Path(args.json).write_text(json.dumps(out, indent=2))
+    stages = {s: {"rate": r, "unit": u, "trainer_steps_per_s": p} for s, r, u, p in rows}
+    return {"runs": out, "stages": stages, "bottleneck": bottleneck[0]}
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ the object's short side with the most clearance from walls and neighbours, moves
 descends to just below its centre, closes, lifts and terminates. If a descent stalls
 (a finger rests on a neighbour or a wall) it gives the object up and tries the next one.
 
-``benchmarks/aimed_ceiling.py`` runs it on the evaluation protocol to measure what a
-competent top-down grasp reaches in this simulation (the ceiling for ``lift-*`` tasks) and
-which failures are physical rather than a learning problem.
+The one-off diagnostic ``benchmarks/aimed_ceiling.py`` (in the git history at 88de4cc) ran it
+on the evaluation protocol to measure what a competent top-down grasp reaches in this
+simulation (the ceiling for ``lift-*`` tasks) and which failures are physical rather than a
+learning problem.
 Usage: ``policy.reset(rng, task=...)`` at the start of each episode, then ``policy.act(obs)``.
 """
 

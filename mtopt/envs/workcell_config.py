@@ -130,8 +130,9 @@ class WorkcellConfig:
     impratio: float = 5.0
     """MuJoCo's ratio of frictional to normal constraint impedance. Values above 1 make
     friction stiffer than the contact; with MuJoCo's default of 1 a pinched round object
-    creeps out of the closed fingers within a second (``benchmarks/aimed_ceiling.py``). 5
-    holds the aimed grasp as 10 did and halves the learned picker's contact blow-ups."""
+    creeps out of the closed fingers within a second (the ``aimed_ceiling.py`` diagnostic, in
+    the git history). 5 holds the aimed grasp as 10 did and halves the learned picker's contact
+    blow-ups."""
     noslip_iterations: int = 3
     """Iterations of MuJoCo's no-slip solver, which removes the residual slip of soft friction
     in held objects (0 turns it off; 3 iterations cost 20–30 % of the step rate)."""

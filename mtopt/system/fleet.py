@@ -357,3 +357,28 @@ def collect(config: FleetConfig, spec: EnvSpec) -> dict:
         "episodes_per_s": collected / wall if wall > 0 else float("nan"),
         "steady_episodes_per_s": collected / steady if steady > 0 else float("nan"),
     }
+
+
+def collect_in_process(config: FleetConfig) -> dict:
+    """Collect as :func:`collect` does, with the robots run one after another in this process.
+
+    No robot process is started, so it suits small logs for tests and benchmark smoke runs;
+    ``config.progress`` is ignored. Returns the number of episodes written.
+    """
+    out = Path(config.out)
+    EpisodeLogWriter.check_directory(out)
+    existing = EpisodeLogReader(out).metadata().num_rows if out.exists() else 0
+    run_tag = f"s{config.seed}-n{existing}"
+    written = 0
+    for robot_id, count in enumerate(episode_counts(config.episodes, config.robots)):
+        if count == 0:
+            continue
+        robot = Robot(robot_id, config, run_tag)
+        try:
+            with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
+                for ep in robot.episodes(count):
+                    writer.append(ep)
+                    written += 1
+        finally:
+            robot.close()
+    return {"episodes": written, "robots": config.robots}

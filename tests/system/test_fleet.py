@@ -11,7 +11,13 @@ import pytest
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogTailer
 from mtopt.data.stats import dataset_stats
-from mtopt.system.fleet import FleetConfig, Robot, collect, episode_counts
+from mtopt.system.fleet import (
+    FleetConfig,
+    Robot,
+    collect,
+    collect_in_process,
+    episode_counts,
+)
 
 
 def test_episode_counts_split_evenly():
@@ -64,6 +70,18 @@ def test_same_seed_same_episodes(tmp_path):
         assert x.task == y.task and x.seed == y.seed
         np.testing.assert_array_equal(x.actions, y.actions)
         np.testing.assert_array_equal(x.success, y.success)
+
+
+def test_collect_in_process_writes_each_robots_episodes(tmp_path):
+    cfg = FleetConfig(out=str(tmp_path / "log"), robots=2, episodes=5, seed=11, progress=False)
+    assert collect_in_process(cfg) == {"episodes": 5, "robots": 2}
+    meta = EpisodeLogReader(cfg.out).metadata()
+    assert sorted(meta.column("robot_id").to_pylist()) == [0, 0, 0, 1, 1]
+    # the same episodes as the robot the fleet would start
+    expected = [ep.seed for ep in Robot(0, cfg, "x").episodes(3)]
+    seeds, robots = (meta.column(c).to_pylist() for c in ("seed", "robot_id"))
+    got = [s for s, r in zip(seeds, robots, strict=True) if r == 0]
+    assert sorted(got) == sorted(expected)
 
 
 def test_bad_inputs_are_named(tmp_path):

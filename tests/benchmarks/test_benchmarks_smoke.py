@@ -1,0 +1,177 @@
+"""Every benchmark in benchmarks/ runs end to end in its ``--smoke`` mode and reports sense.
+
+The benchmarks are scripts, not a package: each is loaded from its file and its
+``main(argv)`` called in this process (it prints its usual report and returns it). A new
+script in benchmarks/ must be added to ``CHECKS`` (the coverage test fails otherwise).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def positive(x: float) -> bool:
+    return math.isfinite(x) and x > 0
+
+
+def check_workcell(report: dict, out: str) -> None:
+    assert set(report) == {
+        "scripted pick (state)",
+        "scripted place (state)",
+        "scripted pick (image)",
+    }
+    for case in report.values():
+        assert positive(case["steps_per_s"]) and positive(case["episodes_per_s"])
+        assert case["steps_per_s_excl_reset"] >= case["steps_per_s"]
+        assert case["mean_episode_length"] >= 1
+    assert "image steps/s (32x32" in out
+
+
+def check_fleet(report: dict, out: str) -> None:
+    assert set(report["robots"]) == {1, 2}
+    for robots, summary in report["robots"].items():
+        assert summary["episodes"] == 2 and summary["robots"] == robots
+        assert positive(summary["episodes_per_s"]) and positive(summary["steady_episodes_per_s"])
+    assert positive(report["wall_scaling"])
+    assert "scaling 2 vs 1 robot" in out
+
+
+def check_episode_log(report: dict, out: str) -> None:
+    assert list(report) == ["state-only", "16x16 image + 2 side images"]
+    for case in report.values():
+        assert positive(case["payload_mb"]) and positive(case["disk_mb"])
+        for op in ("write", "read", "read (no images)", "metadata"):
+            assert positive(case[op]["episodes_per_s"]) and positive(case[op]["mb_per_s"])
+    assert report["16x16 image + 2 side images"]["payload_mb"] > report["state-only"]["payload_mb"]
+    assert "state-only: 6 episodes" in out
+
+
+def check_q_network(report: dict, out: str) -> None:
+    assert positive(report["peak_flops_per_s"])
+    rows = {(r["net"], r["stage"]): r for r in report["rows"]}
+    assert set(rows) == {(n, s) for n in ("mlp", "conv64") for s in ("bellman", "train")}
+    for row in rows.values():
+        assert positive(row["samples_per_s"]) and positive(row["flops_per_s"])
+        assert math.isclose(
+            row["fraction_of_matmul"], row["flops_per_s"] / report["peak_flops_per_s"]
+        )
+    assert "GFLOP/s" in out and "conv64" in out
+
+
+def check_ingestion(report: dict, out: str) -> None:
+    assert report["episodes"] == 8 and len(report["repeats"]) == 1
+    rep = report["repeats"][0]
+    assert positive(rep["one_actor_episodes_per_s"]) and positive(rep["two_actors_episodes_per_s"])
+    assert rep["busy_one_actor"]["log read"] > 0
+    assert "repeat 0: 1 actor" in out
+
+
+def check_run(report: dict, out: str) -> None:
+    runs = {r["backend"]: r for r in report["runs"]}
+    assert set(runs) == {"local", "ray"}
+    for r in runs.values():
+        assert r["step"] == 6 and r["episodes_written"] > 0
+        assert positive(r["steps_per_s"])
+    assert {"collection", "targets", "training"} <= set(report["stages"])
+    assert positive(report["stages"]["training"]["rate"])
+    assert report["bottleneck"] in report["stages"]
+    assert "ray / local training throughput" in out and "bottleneck:" in out
+
+
+def check_calibrate(report: dict, out: str) -> None:
+    assert set(report) == {"lift-any", "place-any"}
+    for r in report.values():
+        assert r["episodes"] == 3 and 0 <= r["successes"] <= 3
+        lo, hi = r["ci"]
+        assert 0 <= lo <= r["rate"] <= hi <= 1
+    assert "95% CI" in out
+
+
+def check_sd_labelling(report: dict, out: str) -> None:
+    assert report["kind"] == "state" and report["episodes"] == 48
+    for key in ("per_episode", "batched", "log_replay_primed"):
+        assert positive(report[f"{key}_episodes_per_s"])
+    # the report is printed as JSON (parsed from its lines: Ray may print to stdout too)
+    printed = out[out.index("{\n") : out.index("\n}") + 2]
+    assert json.loads(printed) == report
+
+
+def check_data_sharing_cost(report: dict, out: str) -> None:
+    assert report["transitions"] > 0 and report["load_cpu_s"] >= 0
+    for key in ("train_step_cpu_ms", "train_step_wall_ms", "eval_episode_wall_ms"):
+        assert positive(report[key])
+    assert "train step" in out and "eval episode" in out
+
+
+CHECKS: dict[str, Callable[[dict, str], None]] = {
+    "bench_workcell.py": check_workcell,
+    "bench_fleet.py": check_fleet,
+    "bench_episode_log.py": check_episode_log,
+    "bench_q_network.py": check_q_network,
+    "bench_ingestion.py": check_ingestion,
+    "bench_run.py": check_run,
+    "calibrate_scripted.py": check_calibrate,
+    "bench_sd_labelling.py": check_sd_labelling,
+    "bench_data_sharing_cost.py": check_data_sharing_cost,
+}
+"""Every benchmark script and what its smoke report must satisfy."""
+EXTRA_ARGS = {"bench_q_network.py": ["--threads", "1"]}
+RAY = {"bench_ingestion.py", "bench_run.py"}
+"""Benchmarks on Ray: they join one small Ray session shared by this module."""
+SLOW = {"bench_fleet.py", *RAY}
+"""Benchmarks that start processes (robot processes, Ray and its actors), each importing torch:
+most of this file's time (``-m "not slow"`` leaves them out)."""
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    from mtopt.system.backends import init_ray
+    from mtopt.system.run_config import RayConfig
+
+    init_ray(RayConfig(num_cpus=2, object_store_mb=128))
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def load_benchmark(name: str):
+    """Import benchmarks/NAME as a module (registered so dataclass annotations resolve)."""
+    module_name = f"benchmark_{Path(name).stem}"
+    spec = importlib.util.spec_from_file_location(module_name, BENCHMARKS / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_benchmark_has_a_smoke_check():
+    scripts = {p.name for p in BENCHMARKS.iterdir() if p.suffix in (".py", ".sh")}
+    assert scripts == set(CHECKS), "add new benchmarks (with a --smoke mode) to CHECKS"
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in sorted(CHECKS)]
+)
+def test_smoke(name, request, capsys):
+    if name in RAY:
+        request.getfixturevalue("ray_session")
+    report = load_benchmark(name).main(["--smoke", *EXTRA_ARGS.get(name, [])])
+    CHECKS[name](report, capsys.readouterr().out)
