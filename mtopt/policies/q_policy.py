@@ -26,42 +26,6 @@ from mtopt.policies import Exploration, PolicyConfig, check_exploration
 from mtopt.spec import ActionSpec, EnvSpec
 from mtopt.tasks import TaskSet
 
-BLOCKED_MIN_COMMAND = 0.2
-"""A descent counts as commanded when ``dz`` of the last action is at most minus this (action
-units; 0.2 is 1 cm with the workcell's default ``max_translation`` of 5 cm)."""
-BLOCKED_FRACTION = 0.25
-"""A commanded descent counts as blocked when the gripper went down by less than this fraction
-of it."""
-BLOCKED_MIN_HEIGHT = 0.015
-"""Finger-tip height (m) below which a stopped descent is the bin floor, not an object (the
-scripted picker closes at 1.2 cm; the gripper's lowest target is 0.2 cm)."""
-
-
-def blocked_descent(
-    last_action: np.ndarray | None, motion: np.ndarray, height: float, max_translation: float
-) -> bool:
-    """Whether the last step commanded a descent that an object stopped.
-
-    ``last_action`` is the previous action (``None`` at the first step of an episode),
-    ``motion`` the gripper's achieved translation during it in metres (the workcell's
-    ``gripper_motion``), ``height`` the finger-tip height now (m, ``gripper_height``) and
-    ``max_translation`` the metres of one full action unit.
-    """
-    if last_action is None or last_action[5] >= 0.5 or height < BLOCKED_MIN_HEIGHT:
-        return False
-    dz = float(last_action[2])
-    if dz > -BLOCKED_MIN_COMMAND:
-        return False
-    commanded = dz * max_translation  # negative: metres down
-    return float(motion[2]) > BLOCKED_FRACTION * commanded
-
-
-def escape_motion(rng: np.random.Generator) -> np.ndarray:
-    """The motion dims ``(dx, dy, dz, dyaw)`` of an up-turn escape from a blocked descent: lift
-    by a full step and turn the wrist by a full step, the direction a fair coin."""
-    turn = 1.0 if rng.random() < 0.5 else -1.0
-    return np.array([0.0, 0.0, 1.0, turn], dtype=np.float32)
-
 
 class QPolicy:
     """Greedy (``epsilon=0``) or ε-greedy CEM policy over a multi-task Q-network."""

@@ -10,7 +10,7 @@ import torch
 from mtopt.envs.workcell_tasks import workcell_task_set
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.networks import QNetworkConfig, build_q_network
-from mtopt.policies.q_policy import QPolicy, blocked_descent, escape_motion
+from mtopt.policies.q_policy import QPolicy
 
 OBS = {
     "state": np.linspace(-1, 1, 8).astype(np.float32),
@@ -56,31 +56,3 @@ def test_all_exploration_randomises_every_dim():
 def test_bad_exploration_is_named():
     with pytest.raises(ValueError, match="'sideways'"):
         _policy(0.2, "sideways")
-
-
-PUSH_DOWN = np.array([0.0, 0.0, -1.0, 0.0, 0.0, 0.0], np.float32)
-
-
-@pytest.mark.parametrize(
-    ("last", "motion_z", "height", "blocked"),
-    [
-        (PUSH_DOWN, 0.0, 0.06, True),  # 5 cm commanded, nothing happened, above the floor
-        (PUSH_DOWN, -0.0124, 0.06, True),  # under a quarter of the 5 cm commanded
-        (PUSH_DOWN, -0.0126, 0.06, False),  # just over a quarter: a slowed, not a blocked, push
-        (PUSH_DOWN, 0.0, 0.01, False),  # at the bin floor, not on an object
-        (None, 0.0, 0.06, False),  # the first step of an episode
-        (np.array([0, 0, -0.1, 0, 0, 0], np.float32), 0.0, 0.06, False),  # hardly a descent
-        (np.array([0, 0, -1, 0, 0, 1], np.float32), 0.0, 0.06, False),  # it terminated
-        (np.array([1, 0, 0, 0, 0, 0], np.float32), 0.0, 0.06, False),  # a blocked sideways move
-    ],
-)
-def test_blocked_descent_against_hand_values(last, motion_z, height, blocked):
-    motion = np.array([0.0, 0.0, motion_z], np.float32)
-    assert blocked_descent(last, motion, height, max_translation=0.05) is blocked
-
-
-def test_escape_motion_lifts_and_turns_a_full_step_either_way():
-    rng = np.random.default_rng(3)
-    motions = np.stack([escape_motion(rng) for _ in range(20)])
-    assert np.array_equal(motions[:, :3], np.tile([0, 0, 1], (20, 1)))
-    assert set(motions[:, 3]) == {-1.0, 1.0}
