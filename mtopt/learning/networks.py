@@ -85,12 +85,12 @@ class QNetworkConfig:
     """FC layers embedding state + gripper + task once per state (MLP only, >= 1)."""
     mlp_merged_layers: int = 1
     """FC layers after adding the action embedding, before the output head(s) (MLP, >= 0)."""
-    state_encoder: str = "flat"
-    """MLP state encoder: ``"flat"`` (one MLP over the whole vector) or ``"objects"`` (a
-    shared per-object encoder over the workcell's object slots, gripper-relative positions,
-    pooled) or ``"objects-action"`` (the same, plus a per-(object, action) branch that sees
-    each object relative to the gripper *after* the action; see
-    :mod:`mtopt.learning.object_networks`)."""
+    state_encoder: str = "objects"
+    """MLP state encoder: ``"objects"`` (a shared per-object encoder over the workcell's object
+    slots, gripper-relative positions, pooled), ``"objects-action"`` (the same, plus a
+    per-(object, action) branch that sees each object relative to the gripper *after* the
+    action; see :mod:`mtopt.learning.object_networks`) or ``"flat"`` (one MLP over the whole
+    vector, for any ``state_dim``). The conv trunk ignores it."""
     gripper_frame: bool = True
     """``objects`` encoders: also give every object slot its offset in the gripper's frame
     (along and across the closing direction) and its heading relative to the gripper's. Whether
@@ -164,7 +164,11 @@ class QNetworkConfig:
                 )
 
 
-LEGACY_FIELD_VALUES: dict[str, object] = {"gripper_frame": False, "pair_geometry": False}
+LEGACY_FIELD_VALUES: dict[str, object] = {
+    "gripper_frame": False,
+    "pair_geometry": False,
+    "state_encoder": "flat",
+}
 """Fields added to :class:`QNetworkConfig` after checkpoints were first written, with the value
 that reproduces the older networks. A stored config that lacks one of them was written before
 it existed and is read with this value (:func:`stored_network_config`), not the new default."""

@@ -59,10 +59,10 @@ class TrainerConfig:
     """Target network 2 is refreshed from target network 1 every this many steps."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``."""
-    conservative_weight: float = 0.0
+    conservative_weight: float = 0.5
     """Weight of the CQL-style penalty on ``conservative_samples`` uniformly drawn actions per
-    state (:func:`mtopt.learning.targets.conservative_penalty`); 0 (the default) trains plain
-    QT-Opt. Not part of the paper: an option against CEM's over-estimation on offline data."""
+    state (:func:`mtopt.learning.targets.conservative_penalty`), against CEM's over-estimation
+    on offline data; not part of the paper (0 trains plain QT-Opt)."""
     conservative_samples: int = 16
     """Uniformly drawn actions per state for the conservative penalty."""
     conservative_temperature: float = 0.1

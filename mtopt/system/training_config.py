@@ -43,13 +43,13 @@ class LearnerConfig:
     """Network and optimiser."""
     cem: CEMConfig = field(default_factory=CEMConfig)
     """CEM of the Bellman updater (QT-Opt: 2 iterations, 64 samples, 6 elites)."""
-    mc_lower_bound: bool = False
+    mc_lower_bound: bool = True
     """Raise every Bellman target to at least the transition's Monte-Carlo return
-    ``label * gamma ** steps_to_go`` (not in the paper; see
-    :func:`mtopt.learning.targets.mc_lower_bounded_target`)."""
-    mc_mix: float = 0.0
-    """Weight of the Monte-Carlo return mixed into every target (0 = pure Bellman targets;
-    :func:`mtopt.learning.targets.mixed_mc_target`; not in the paper)."""
+    ``label * gamma ** steps_to_go`` (not in the paper, whose targets are plain Bellman ones;
+    see :func:`mtopt.learning.targets.mc_lower_bounded_target`)."""
+    mc_mix: float = 0.5
+    """Weight of the Monte-Carlo return mixed into every target (0 = pure Bellman targets, the
+    paper's; 1 = pure Monte-Carlo regression; :func:`mtopt.learning.targets.mixed_mc_target`)."""
     checkpoint_every: int = 1000
     """Write a checkpoint every this many steps (and at the end)."""
     keep_checkpoints: int = 3
@@ -103,19 +103,12 @@ class TrainConfig(LearnerConfig):
 
 
 def state_learner_config(**overrides: Any) -> LearnerConfig:
-    """The CPU state learner of ``configs/train/state.yaml`` (object-centric MLP, width 128,
-    batch 128, Polyak 0.995, target-2 lag 500, conservative penalty 0.5, Monte-Carlo lower
-    bound on the targets and half the Monte-Carlo return mixed into them); ``overrides``
-    replace single fields."""
-    net = QNetworkConfig(kind="mlp", mlp_width=128, state_encoder="objects")
+    """The CPU state learner of ``configs/train/state.yaml``: the default one (object-centric
+    MLP, conservative penalty 0.5, Monte-Carlo lower bound on the targets and half the
+    Monte-Carlo return mixed into them) at width 128, batch 128, Polyak 0.995 and target-2 lag
+    500; ``overrides`` replace single fields."""
     trainer = TrainerConfig(
-        network=net, polyak=0.995, target_lag_steps=500, conservative_weight=0.5
+        network=QNetworkConfig(kind="mlp", mlp_width=128), polyak=0.995, target_lag_steps=500
     )
-    base = LearnerConfig(
-        batch_size=128,
-        trainer=trainer,
-        mc_lower_bound=True,
-        mc_mix=0.5,
-        checkpoint_every=1000,
-    )
+    base = LearnerConfig(batch_size=128, trainer=trainer, checkpoint_every=1000)
     return replace(base, **overrides)

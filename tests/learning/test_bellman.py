@@ -33,7 +33,9 @@ def _batch(label=None, steps_to_go=None) -> TransitionBatch:
 
 def _updater(mc: bool, mix: float = 0.0) -> BellmanUpdater:
     torch.manual_seed(0)
-    net = build_q_network(QNetworkConfig(kind="mlp", state_dim=D, mlp_width=16))
+    net = build_q_network(
+        QNetworkConfig(kind="mlp", state_dim=D, mlp_width=16, state_encoder="flat")
+    )
     with torch.no_grad():  # a target network that values everything at sigmoid(-4) = 0.018
         for p in net.parameters():
             p.zero_()

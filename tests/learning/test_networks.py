@@ -14,7 +14,9 @@ from mtopt.learning.targets import q_log_loss
 STATE_DIM = 10
 # a small conv config keeps the tests fast; the defaults are exercised by the parameter count
 SMALL_CONV = QNetworkConfig(kind="conv", conv_channels=16, fc_width=32)
-MLP = QNetworkConfig(kind="mlp", state_dim=STATE_DIM, mlp_width=64, fc_width=32)
+MLP = QNetworkConfig(
+    kind="mlp", state_dim=STATE_DIM, mlp_width=64, fc_width=32, state_encoder="flat"
+)
 ALL_CONFIGS = [
     SMALL_CONV,
     dataclasses.replace(SMALL_CONV, heads="multi"),
@@ -108,7 +110,7 @@ def test_parameter_counts_reasonable() -> None:
     conv = count(QNetworkConfig())
     assert 200_000 < conv < 2_000_000
     assert count(QNetworkConfig(heads="multi")) > conv
-    mlp = count(QNetworkConfig(kind="mlp", state_dim=32))
+    mlp = count(QNetworkConfig(kind="mlp", state_dim=32, state_encoder="flat"))
     assert 20_000 < mlp < 1_000_000
 
 
@@ -207,6 +209,7 @@ def test_stored_configs_without_newer_fields_read_as_the_older_networks():
         del stored[name]  # as a checkpoint written before the fields existed
     old = stored_network_config(stored)
     assert old.gripper_frame is False and old.pair_geometry is False
+    assert old.state_encoder == "flat"
 
 
 def test_stored_configs_with_removed_fields_read_when_the_fields_were_off():

@@ -107,7 +107,7 @@ class _QuadraticQ(QNetwork):
 
     def __init__(self, scale: float) -> None:
         super().__init__()
-        self.config = QNetworkConfig(kind="mlp", state_dim=4)
+        self.config = QNetworkConfig(kind="mlp", state_dim=4, state_encoder="flat")
         self.scale = scale
         self.embed_calls = 0
 
@@ -149,7 +149,7 @@ def test_bellman_targets_with_known_argmax() -> None:
 
 def test_bellman_targets_uses_min_of_both_nets_and_is_deterministic() -> None:
     torch.manual_seed(0)
-    cfg = QNetworkConfig(kind="mlp", state_dim=3, mlp_width=32, fc_width=16)
+    cfg = QNetworkConfig(kind="mlp", state_dim=3, mlp_width=32, fc_width=16, state_encoder="flat")
     net_1, net_2 = build_q_network(cfg).eval(), build_q_network(cfg).eval()
     b = 6
     obs = {

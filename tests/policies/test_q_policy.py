@@ -21,7 +21,9 @@ OBS = {
 
 def _policy(epsilon: float, exploration: str = "all") -> QPolicy:
     torch.manual_seed(0)
-    net = build_q_network(QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16))
+    net = build_q_network(
+        QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16, state_encoder="flat")
+    )
     cem = CEMConfig(num_samples=16, num_elites=4)
     return QPolicy(net, workcell_task_set(), cem, epsilon, exploration=exploration)
 

@@ -99,7 +99,9 @@ def test_training_with_sd_rewards_end_to_end(sd_run, tmp_path):
         checkpoint_every=20,
         progress=False,
         success_detector=report["checkpoint"],
-        trainer=TrainerConfig(network=QNetworkConfig(kind="mlp", mlp_width=16), device="cpu"),
+        trainer=TrainerConfig(
+            network=QNetworkConfig(kind="mlp", mlp_width=16, state_encoder="flat"), device="cpu"
+        ),
         cem=CEMConfig(num_samples=8, num_elites=2),
     )
     assert cfg.rewards == "success_detector"  # the default reward source

@@ -24,7 +24,7 @@ def _write_log(path, n=40, tasks=None, seed=0):
 
 def _config(data, out, conservative_weight=0.0, **kw):
     small = TrainerConfig(
-        network=QNetworkConfig(kind="mlp", mlp_width=32),
+        network=QNetworkConfig(kind="mlp", mlp_width=32, state_encoder="flat"),
         target_lag_steps=10,
         polyak=0.9,
         device="cpu",
@@ -42,6 +42,8 @@ def _config(data, out, conservative_weight=0.0, **kw):
         trainer=small,
         cem=CEMConfig(num_samples=16, num_elites=4),
         rewards="oracle",
+        mc_lower_bound=False,
+        mc_mix=0.0,
     )
     base.update(kw)
     return TrainConfig(**base)
@@ -125,7 +127,7 @@ def test_fine_tuning_a_checkpoint_of_another_network_names_the_difference(tmp_pa
     log = _write_log(tmp_path / "log")
     first = train(_config(log, tmp_path / "a", steps=20))
     other = TrainerConfig(
-        network=QNetworkConfig(kind="mlp", mlp_width=16),
+        network=QNetworkConfig(kind="mlp", mlp_width=16, state_encoder="flat"),
         target_lag_steps=10,
         polyak=0.9,
         device="cpu",
