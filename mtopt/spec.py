@@ -96,6 +96,8 @@ class ObservationSpec:
     image_size: int | None = None
     """Side of the square RGB ``image`` observation when it is rendered; ``None``: the
     environment has no camera."""
+    length_inputs: tuple[str, ...] = ()
+    """Keys of :attr:`proprio` and :attr:`extra` measured in metres (networks rescale them)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.state_dim, int) or self.state_dim < 1:
@@ -106,6 +108,9 @@ class ObservationSpec:
         for key, width in (*self.proprio, *self.extra):
             if not isinstance(width, int) or width < 1:
                 raise ValueError(f"observation {key!r}: width must be >= 1, got {width!r}")
+        stray = [k for k in self.length_inputs if k not in keys[1:]]
+        if stray:
+            raise ValueError(f"length_inputs {stray} are not proprio or extra keys {keys[1:]}")
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -134,7 +139,8 @@ class StateStructure:
     object_dim: int
     """Entries per object slot (position x, y, z first)."""
     context_dim: int
-    """Trailing entries describing the scene's context (e.g. the target plate: x, y first)."""
+    """Trailing entries describing the scene's context; its first four are a planar target
+    frame (x, y, sin yaw, cos yaw: the workcell's plate)."""
     presence_index: int
     """Index inside an object block of its present flag (1 present, 0 empty slot)."""
     yaw_index: int

@@ -59,8 +59,10 @@ class WorkcellSpec(EnvSpec):
             "observation",
             ObservationSpec(
                 state_dim=GRIPPER_DIM + OBJECT_DIM * cfg.n_slots + PLATE_DIM,
-                proprio=(("gripper_status", 1), ("gripper_height", 1), ("gripper_motion", 3)),
+                proprio=(("gripper_status", 1), ("gripper_height", 1)),
+                extra=(("gripper_motion", 3),),
                 image_size=cfg.image_size,
+                length_inputs=("gripper_height", "gripper_motion"),
             ),
         )
         set_(

@@ -18,7 +18,11 @@ App. 7.1); the multi-headed variant also uses the index to select the row's outp
 
 **Observations** are a dict of tensors: ``image`` uint8 ``(B, H, W, 3)`` (conv variant; made
 float in ``[0, 1]`` and NCHW with channels-last memory inside), ``state`` float ``(B, D)`` (MLP
-variant), ``gripper_status`` and ``gripper_height`` float ``(B, 1)`` (or ``(B,)``).
+variant), and the environment's low-dimensional inputs (:attr:`NetworkShape.inputs`, e.g. the
+workcell's ``gripper_status`` and ``gripper_height``, ``(B, w)`` or ``(B,)``).
+
+**Sizes** never come from the user: :func:`network_shape` derives a :class:`NetworkShape`
+from the environment's spec, and every network is built from a config and a shape.
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional
 
-from mtopt.tasks import DEFAULT_CAPACITY
+from mtopt.spec import StateStructure
+
+if TYPE_CHECKING:
+    from mtopt.spec import EnvSpec
 
 Observation = Mapping[str, torch.Tensor]
 """A batch of observations: a mapping from observation key to a ``(B, ...)`` tensor."""
@@ -48,23 +55,14 @@ ENCODERS = ("flat", "objects", "objects-action")
 
 @dataclass(frozen=True)
 class QNetworkConfig:
-    """Architecture of a Q-network; ``build_q_network(config)`` makes the module."""
+    """What the user chooses of a Q-network's architecture; the sizes come from the environment
+    (:class:`NetworkShape`), and :func:`mtopt.learning.network_builder.build_q_network` makes
+    the module from both."""
 
     kind: str = "conv"
     """Trunk: ``"conv"`` (image, paper Fig. 8) or ``"mlp"`` (low-dimensional ``state``)."""
     heads: str = "single"
     """``"single"`` output head, or ``"multi"``: one 3-layer head per task slot (Fig. 9)."""
-    task_capacity: int = DEFAULT_CAPACITY
-    """Width of the one-hot task input (the task set's ``capacity``)."""
-    action_dim: int = 6
-    """Action dimensions ``A`` (workcell: dx, dy, dz, dyaw, gripper, terminate)."""
-    state_dim: int = 0
-    """Dimensions ``D`` of the ``state`` observation (MLP only). 0 means "not known yet" (e.g.
-    filled in from the data with ``dataclasses.replace``); building an MLP needs it > 0."""
-    image_height: int = 64
-    """Image height in pixels (conv only; fixes the size of the flattened feature map)."""
-    image_width: int = 64
-    """Image width in pixels (conv only)."""
     conv_channels: int = 64
     """Channels of every conv layer and of the tiled action/task embedding (conv only)."""
     tower_layers: int = 7
@@ -86,21 +84,22 @@ class QNetworkConfig:
     mlp_merged_layers: int = 1
     """FC layers after adding the action embedding, before the output head(s) (MLP, >= 0)."""
     state_encoder: str = "objects"
-    """MLP state encoder: ``"objects"`` (a shared per-object encoder over the workcell's object
-    slots, gripper-relative positions, pooled), ``"objects-action"`` (the same, plus a
-    per-(object, action) branch that sees each object relative to the gripper *after* the
-    action; see :mod:`mtopt.learning.object_networks`) or ``"flat"`` (one MLP over the whole
-    vector, for any ``state_dim``). The conv trunk ignores it."""
+    """MLP state encoder: ``"objects"`` (a shared per-object encoder over the state's object
+    slots, gripper-relative positions, pooled; needs an environment whose spec describes its
+    :class:`~mtopt.spec.StateStructure`), ``"objects-action"`` (the same, plus a per-(object,
+    action) branch that sees each object relative to the gripper *after* the action; see
+    :mod:`mtopt.learning.object_networks`) or ``"flat"`` (one MLP over the whole vector, for
+    any environment). The conv trunk ignores it."""
     gripper_frame: bool = True
     """``objects`` encoders: also give every object slot its offset in the gripper's frame
     (along and across the closing direction) and its heading relative to the gripper's. Whether
     an object is between the fingers is a function of exactly these; without them the per-slot
     encoder never sees the gripper's yaw and the relation is lost in the pooling."""
-    motion_obs: bool = False
-    """Also feed the gripper's achieved translation during the last step (observation
-    ``gripper_motion``) with its status and height. The state holds no history, so a push
-    blocked by a finger resting on a neighbour looks like any other push; with the achieved
-    motion it does not (logs collected before this observation existed lack it)."""
+    extra_inputs: tuple[str, ...] = ()
+    """Recorded observations the network reads besides the environment's default inputs
+    (:attr:`mtopt.spec.ObservationSpec.extra`), e.g. the workcell's ``gripper_motion`` (the
+    gripper's achieved translation during the last step: the state holds no history, so a
+    push blocked by a finger resting on a neighbour looks like any other push without it)."""
     pair_geometry: bool = True
     """``objects-action`` encoder: also feed every (action, object) pair the object's offset
     from the gripper *after* the move in the turned gripper's frame, its distance and the
@@ -109,50 +108,27 @@ class QNetworkConfig:
     slot_action_width: int = 48
     """``objects-action`` encoder: width of the per-(object, action) layers that score where
     each object would be relative to the gripper after the action."""
-    action_translation: float = 0.05
-    """``objects-action`` encoder: metres of gripper translation per unit of dx/dy/dz (the
-    workcell's ``max_translation``), used to move the gripper frame by the action."""
-    action_yaw: float = 0.25
-    """``objects-action`` encoder: radians of gripper rotation per unit of dyaw (the
-    workcell's ``max_yaw``)."""
     length_scale: float = 0.05
     """``objects`` encoders: metres per unit of the network's geometric inputs. Positions,
     offsets, the finger opening and the gripper height are divided by it, so that a one-step
     move (5 cm) is an input change of 1 rather than 0.05 (raw metres left the network nearly
     blind to the finger opening that tells a held object from an empty grasp)."""
-    gripper_state_dim: int = 6
-    """``objects`` encoder: leading state entries describing the gripper (x, y, z, ...)."""
-    object_dim: int = 14
-    """``objects`` encoder: state entries per object slot (position xyz first)."""
-    plate_state_dim: int = 4
-    """``objects`` encoder: trailing state entries describing the plate (x, y first)."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.heads not in HEADS:
             raise ValueError(f"heads must be one of {HEADS}, got {self.heads!r}")
-        positive = ("task_capacity", "action_dim", "image_height", "image_width")
-        positive += ("conv_channels", "tower_layers", "head_conv_layers", "fc_width")
+        positive = ("conv_channels", "tower_layers", "head_conv_layers", "fc_width")
         positive += ("mlp_width", "mlp_state_layers", "slot_action_width")
         for name in positive:
             _check_int(name, getattr(self, name), 1)
         _check_int("mlp_merged_layers", self.mlp_merged_layers, 0)
-        for name in ("action_translation", "action_yaw", "length_scale"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+        value = self.length_scale
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+            raise ValueError(f"length_scale must be a number > 0, got {value!r}")
         if self.state_encoder not in ENCODERS:
             raise ValueError(f"state_encoder must be one of {ENCODERS}, got {self.state_encoder!r}")
-        if self.state_encoder != "flat" and self.state_dim > 0:
-            body = self.state_dim - self.gripper_state_dim - self.plate_state_dim
-            if body < self.object_dim or body % self.object_dim:
-                raise ValueError(
-                    f"state_dim {self.state_dim} does not split into {self.gripper_state_dim} "
-                    f"gripper + k * {self.object_dim} object + {self.plate_state_dim} plate "
-                    f"entries (state_encoder={self.state_encoder!r})"
-                )
-        _check_int("state_dim", self.state_dim, 0)
         for name, depth in (
             ("tower_pool_after", self.tower_layers),
             ("head_pool_after", self.head_conv_layers),
@@ -164,39 +140,84 @@ class QNetworkConfig:
                 )
 
 
-LEGACY_FIELD_VALUES: dict[str, object] = {
-    "gripper_frame": False,
-    "pair_geometry": False,
-    "state_encoder": "flat",
-}
-"""Fields added to :class:`QNetworkConfig` after checkpoints were first written, with the value
-that reproduces the older networks. A stored config that lacks one of them was written before
-it existed and is read with this value (:func:`stored_network_config`), not the new default."""
+@dataclass(frozen=True)
+class NetworkShape:
+    """The sizes a Q-network takes from its environment's spec (:func:`network_shape`), never
+    from the user: task slots, action and state widths, image size, low-dimensional inputs and
+    the state's object structure. Stored in checkpoints next to the :class:`QNetworkConfig`."""
+
+    task_capacity: int
+    """Width of the one-hot task input (the task set's ``capacity``)."""
+    action_dim: int
+    """Action dimensions ``A``."""
+    state_dim: int = 0
+    """Width ``D`` of the ``state`` observation (MLP trunks)."""
+    image_size: int = 0
+    """Side of the square ``image`` observation (the conv trunk)."""
+    inputs: tuple[tuple[str, int], ...] = ()
+    """Low-dimensional observations fed next to the state or image, ``(key, width)`` in order
+    (the environment's proprioceptive inputs, then the chosen ``extra_inputs``)."""
+    length_inputs: tuple[str, ...] = ()
+    """Keys of :attr:`inputs` measured in metres (the object encoders rescale them)."""
+    structure: StateStructure | None = None
+    """The state's object structure (the ``objects`` encoders need it)."""
+
+    @property
+    def input_dim(self) -> int:
+        """Total width of :attr:`inputs`."""
+        return sum(w for _, w in self.inputs)
 
 
-REMOVED_FIELD_VALUES: dict[str, object] = {"command_obs": False, "motion_model": False}
-"""Fields removed from :class:`QNetworkConfig`, with the value under which a stored network
-did not use them. A stored config holding one of them with that value is read without it; with
-another value it describes a network this code does not build, and is refused."""
-REMOVED_DEPENDENT_FIELDS = ("motion_model_width", "motion_model_history")
-"""Removed fields that only had an effect with a removed field on; dropped whatever their value."""
+def network_shape(config: QNetworkConfig, spec: EnvSpec, obs: str = "state") -> NetworkShape:
+    """The :class:`NetworkShape` of ``config``'s network in environment ``spec``, reading the
+    ``state`` or the ``image`` observation (``obs``). Raises ``ValueError`` naming the value if
+    the environment cannot feed the network."""
+    o = spec.observation
+    extra = dict(o.extra)
+    unknown = [k for k in config.extra_inputs if k not in extra]
+    if unknown:
+        raise ValueError(
+            f"network.extra_inputs {list(unknown)} are not recorded by env {spec.name!r}; "
+            f"allowed: {sorted(extra)}"
+        )
+    inputs = (*o.proprio, *((k, extra[k]) for k in config.extra_inputs))
+    if obs == "image":
+        if o.image_size is None:
+            raise ValueError(f"env {spec.name!r} has no camera: use obs 'state'")
+        return NetworkShape(
+            spec.task_set.capacity, spec.action.dim, 0, o.image_size, inputs, o.length_inputs
+        )
+    if config.state_encoder != "flat":
+        if spec.structure is None:
+            raise ValueError(
+                f"network.state_encoder {config.state_encoder!r} needs an environment with an "
+                f"object structure; env {spec.name!r} has none: use state_encoder 'flat'"
+            )
+        spec.structure.slots(o.state_dim)  # raises when the state does not split
+    return NetworkShape(
+        spec.task_set.capacity,
+        spec.action.dim,
+        o.state_dim,
+        0,
+        inputs,
+        o.length_inputs,
+        spec.structure,
+    )
 
 
-def stored_network_config(stored: Mapping[str, object]) -> QNetworkConfig:
-    """The :class:`QNetworkConfig` of a checkpoint's stored ``network_config`` dict."""
+def stored_network(
+    stored_config: Mapping[str, Any], stored_shape: Mapping[str, Any]
+) -> tuple[QNetworkConfig, NetworkShape]:
+    """The :class:`QNetworkConfig` and :class:`NetworkShape` of a checkpoint's stored dicts."""
     from mtopt.config import from_dict
 
-    current = {**LEGACY_FIELD_VALUES, **stored}
-    for name, off in REMOVED_FIELD_VALUES.items():
-        value = current.pop(name, off)
-        if value != off:
-            raise ValueError(
-                f"the stored network uses {name}={value!r}, which was removed; this version "
-                f"builds only networks with {name}={off!r}"
-            )
-    for name in REMOVED_DEPENDENT_FIELDS:
-        current.pop(name, None)
-    return from_dict(QNetworkConfig, current)
+    shape = dict(stored_shape)
+    structure = shape.pop("structure", None)
+    shape["inputs"] = tuple((str(k), int(w)) for k, w in shape.get("inputs", ()))
+    shape["length_inputs"] = tuple(shape.get("length_inputs", ()))
+    return from_dict(QNetworkConfig, stored_config), NetworkShape(
+        **shape, structure=None if structure is None else StateStructure(**structure)
+    )
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -234,21 +255,21 @@ def task_one_hot(task: torch.Tensor, capacity: int) -> torch.Tensor:
     return functional.one_hot(task.long(), capacity).float()
 
 
-def gripper_features(obs: Observation, batch: int, motion: bool = False) -> torch.Tensor:
-    """``(B, 2)`` float tensor of (gripper_status, gripper_height); with ``motion`` ``(B, 5)``,
-    followed by the ``gripper_motion`` observation (x, y, z)."""
-    keys = ("gripper_status", "gripper_height") + (("gripper_motion",) if motion else ())
+def input_features(obs: Observation, batch: int, shape: NetworkShape) -> torch.Tensor:
+    """``(B, shape.input_dim)`` float tensor of the low-dimensional inputs, in order."""
     cols = []
-    for key in keys:
+    for key, _ in shape.inputs:
         if key not in obs:
             raise ValueError(f"observation lacks {key!r}; has keys {sorted(obs)}")
         cols.append(obs[key].reshape(batch, -1).float())
+    if not cols:
+        return next(iter(obs.values())).new_zeros(batch, 0, dtype=torch.float32)
     return torch.cat(cols, dim=1)
 
 
-def gripper_dims(config: QNetworkConfig) -> int:
-    """Width of :func:`gripper_features` for ``config``."""
-    return 5 if config.motion_obs else 2
+def network_obs_keys(config: QNetworkConfig, shape: NetworkShape) -> tuple[str, ...]:
+    """The observation keys the network reads: ``image`` or ``state``, then its inputs."""
+    return ("image" if config.kind == "conv" else "state", *(k for k, _ in shape.inputs))
 
 
 class TaskHeads(nn.Module):
@@ -289,6 +310,7 @@ class QNetwork(nn.Module, ABC):
     """Common interface of the Q-networks; see the module docstring."""
 
     config: QNetworkConfig
+    shape: NetworkShape
 
     @abstractmethod
     def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
@@ -306,9 +328,9 @@ class QNetwork(nn.Module, ABC):
 
     def logits(self, obs: Observation, actions: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """Logits ``(B,)`` of one action ``(B, A)`` per state (use with the log loss)."""
-        if actions.dim() != 2 or actions.shape[1] != self.config.action_dim:
+        if actions.dim() != 2 or actions.shape[1] != self.shape.action_dim:
             raise ValueError(
-                f"actions must have shape (B, {self.config.action_dim}), got {tuple(actions.shape)}"
+                f"actions must have shape (B, {self.shape.action_dim}), got {tuple(actions.shape)}"
             )
         return self.q_logits_from_embedding(self.embed(obs, task), actions.unsqueeze(1))[:, 0]
 
@@ -334,26 +356,9 @@ class QNetwork(nn.Module, ABC):
         if (
             actions.dim() != 3
             or actions.shape[0] != batch
-            or (actions.shape[2] != self.config.action_dim)
+            or (actions.shape[2] != self.shape.action_dim)
         ):
             raise ValueError(
-                f"actions must have shape ({batch}, N, {self.config.action_dim}), "
+                f"actions must have shape ({batch}, N, {self.shape.action_dim}), "
                 f"got {tuple(actions.shape)}"
             )
-
-
-def build_q_network(config: QNetworkConfig) -> QNetwork:
-    """Build the Q-network described by ``config`` (float32, on the CPU)."""
-    from mtopt.learning.q_networks import ConvQNetwork, MLPQNetwork
-
-    if config.kind == "conv":
-        return ConvQNetwork(config)
-    if config.state_encoder == "objects":
-        from mtopt.learning.object_networks import ObjectMLPQNetwork
-
-        return ObjectMLPQNetwork(config)
-    if config.state_encoder == "objects-action":
-        from mtopt.learning.object_networks import ObjectActionQNetwork
-
-        return ObjectActionQNetwork(config)
-    return MLPQNetwork(config)

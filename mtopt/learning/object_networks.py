@@ -1,7 +1,9 @@
 """An object-centric state encoder for the MLP Q-network.
 
-The workcell's ``state`` holds the gripper, a fixed number of object *slots* in random order
-and the plate. A flat MLP over that vector must learn the same skill once per slot and, with a
+The ``state`` of an environment with a :class:`~mtopt.spec.StateStructure` (the workcell's)
+holds the robot's gripper, a fixed number of object *slots* in random order and a context
+block whose first entries are a planar target frame (the workcell's plate: x, y, sin, cos).
+A flat MLP over that vector must learn the same skill once per slot and, with a
 few thousand episodes, memorises scenes instead of generalising (measured: it fits Monte-Carlo
 returns of the training episodes almost exactly while doing worse than a constant on held-out
 episodes). This encoder gives the state network the inductive bias a conv net gets from
@@ -24,30 +26,43 @@ import torch
 from torch import nn
 
 from mtopt.learning.networks import (
+    NetworkShape,
     Observation,
     QNetworkConfig,
     StateEmbedding,
-    gripper_dims,
-    gripper_features,
+    input_features,
     task_one_hot,
 )
 from mtopt.learning.q_networks import MLPQNetwork, _he_init
+from mtopt.spec import StateStructure
 
 
 class ObjectMLPQNetwork(MLPQNetwork):
     """MLP Q-network whose per-state part is the object-centric encoder above."""
 
-    def __init__(self, config: QNetworkConfig) -> None:
-        super().__init__(config)
-        g, o, p = config.gripper_state_dim, config.object_dim, config.plate_state_dim
-        self.n_slots = (config.state_dim - g - p) // o
-        width, cap = config.mlp_width, config.task_capacity
+    def __init__(self, config: QNetworkConfig, shape: NetworkShape) -> None:
+        super().__init__(config, shape)
+        if shape.structure is None:
+            raise ValueError(
+                f"state_encoder {config.state_encoder!r} needs the state's object structure "
+                "(NetworkShape.structure); use state_encoder 'flat'"
+            )
+        st: StateStructure = shape.structure
+        self.structure = st
+        g, o, p = st.robot_dim, st.object_dim, st.context_dim
+        self.n_slots = st.slots(shape.state_dim)
+        width, cap = config.mlp_width, shape.task_capacity
         # gripper-relative xyz, plate-frame xy, the block, the task (+ the gripper frame)
         slot_in = 3 + 2 + o + cap + (4 if config.gripper_frame else 0)
         self.slot_encoder = nn.Sequential(
             nn.Linear(slot_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()
         )
-        global_in = g + p + 2 + gripper_dims(config) + cap  # + plate xy - gripper xy, status...
+        global_in = g + p + 2 + shape.input_dim + cap  # + plate xy - gripper xy, inputs, task
+        inv = 1.0 / config.length_scale  # status and the like as they are; lengths rescaled
+        scale = [
+            inv if k in shape.length_inputs else 1.0 for k, w in shape.inputs for _ in range(w)
+        ]
+        self.register_buffer("input_scale", torch.tensor(scale), persistent=False)
         self.global_fc = nn.Linear(global_in, width)
         self.pool_fc = nn.Linear(2 * width, width)
         self.state_out = nn.Linear(width, width)
@@ -56,38 +71,35 @@ class ObjectMLPQNetwork(MLPQNetwork):
 
     def _encode(self, obs: Observation, task: torch.Tensor) -> dict[str, torch.Tensor]:
         """The per-state tensors: slot embeddings, gripper, plate, presence, state features."""
-        cfg = self.config
+        cfg, st, dim = self.config, self.structure, self.shape.state_dim
         state = obs["state"].float()
-        if state.dim() != 2 or state.shape[1] != cfg.state_dim:
-            raise ValueError(
-                f"state must have shape (B, {cfg.state_dim}), got {tuple(state.shape)}"
-            )
+        if state.dim() != 2 or state.shape[1] != dim:
+            raise ValueError(f"state must have shape (B, {dim}), got {tuple(state.shape)}")
         b = state.shape[0]
-        g, o, p = cfg.gripper_state_dim, cfg.object_dim, cfg.plate_state_dim
+        g, o, p = st.robot_dim, st.object_dim, st.context_dim
         inv = 1.0 / cfg.length_scale
         grip = state[:, :g].clone()
         grip[:, :3] *= inv
-        grip[:, 5:6] *= inv  # finger opening
+        grip[:, st.opening_index : st.opening_index + 1] *= inv  # finger opening
         slots = state[:, g : g + self.n_slots * o].reshape(b, self.n_slots, o).clone()
         slots[:, :, :3] *= inv
-        plate = state[:, cfg.state_dim - p :].clone()
+        plate = state[:, dim - p :].clone()
         plate[:, :2] *= inv
-        onehot = task_one_hot(task, cfg.task_capacity)
+        onehot = task_one_hot(task, self.shape.task_capacity)
         rel = slots[:, :, :3] - grip[:, None, :3]
         local = _plate_frame(slots[:, :, :2], plate)
         parts = [rel, local, slots, onehot[:, None, :].expand(b, self.n_slots, -1)]
         if cfg.gripper_frame:
-            parts.append(_gripper_frame(rel, slots[:, :, 3:5], state[:, 3:5]))
+            y, ry = st.yaw_index, st.robot_yaw_index
+            parts.append(_gripper_frame(rel, slots[:, :, y : y + 2], state[:, ry : ry + 2]))
         x = torch.cat(parts, dim=2)
         h = self.slot_encoder(x)  # (B, K, W)
-        present = (slots[:, :, -1:] > 0.5).to(h.dtype)  # the block's last entry is "present"
+        flag = slots[:, :, st.presence_index : st.presence_index + 1]
+        present = (flag > 0.5).to(h.dtype)
         h_max, h_mean = _masked_pool(h, present, dim=1)
         plate_rel = plate[:, :2] - grip[:, :2]
-        scale = [1.0, inv] + [inv] * 3 * cfg.motion_obs  # status; height (and motion) in metres
-        status_height = gripper_features(obs, b, cfg.motion_obs) * torch.tensor(
-            scale, device=state.device
-        )
-        glob = torch.cat([grip, plate, plate_rel, status_height, onehot], dim=1)
+        inputs = input_features(obs, b, self.shape) * self.input_scale
+        glob = torch.cat([grip, plate, plate_rel, inputs, onehot], dim=1)
         z = torch.relu(self.global_fc(glob) + self.pool_fc(torch.cat([h_max, h_mean], dim=1)))
         return {
             "features": self.state_out(z),  # pre-activation; the action embedding is added
@@ -179,13 +191,13 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
     Per CEM sample the cost is ``n_slots * slot_action_width**2`` multiply-adds.
     """
 
-    def __init__(self, config: QNetworkConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: QNetworkConfig, shape: NetworkShape) -> None:
+        super().__init__(config, shape)
         width, wa = config.mlp_width, config.slot_action_width
         self.slot_pre = nn.Linear(width, wa)
         self.offset_fc = nn.Linear(3, wa, bias=False)
         self.yaw_fc = nn.Linear(2, wa, bias=False)
-        self.slot_action_fc = nn.Linear(config.action_dim, wa, bias=False)
+        self.slot_action_fc = nn.Linear(shape.action_dim, wa, bias=False)
         self.slot_hidden = nn.Linear(wa, wa)
         self.slot_out = nn.Linear(2 * wa, width, bias=False)
         self.move_fc = nn.Linear(3, width, bias=False)
@@ -197,7 +209,8 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         slots, grip = enc["slots"], enc["grip"]
         # yaw term: W_s sin(2(o - g')) + W_c cos(2(o - g')) with g' the gripper yaw after the
         # action = cos(2g') * U + sin(2g') * V, where U, V depend on the state only
-        two_o = 2.0 * torch.atan2(slots[:, :, 3], slots[:, :, 4])  # (B, K)
+        y, ry = self.structure.yaw_index, self.structure.robot_yaw_index
+        two_o = 2.0 * torch.atan2(slots[:, :, y], slots[:, :, y + 1])  # (B, K)
         sin_o, cos_o = torch.sin(two_o)[..., None], torch.cos(two_o)[..., None]
         w_s, w_c = self.yaw_fc.weight[:, 0], self.yaw_fc.weight[:, 1]
         b = slots.shape[0]
@@ -211,7 +224,7 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         ).reshape(b, 3, -1)  # (B, 3, K * Wa)
         extras = {
             "slot_coeff": coeff,
-            "grip_yaw": torch.atan2(grip[:, 3], grip[:, 4]),
+            "grip_yaw": torch.atan2(grip[:, ry], grip[:, ry + 1]),
             "present": enc["present"],
             "grip_xyz": grip[:, :3],
             "plate": enc["plate"],
@@ -226,19 +239,19 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         self, embedding: StateEmbedding, actions: torch.Tensor
     ) -> torch.Tensor:
         self._check_actions(embedding, actions)
-        cfg, ex = self.config, embedding.extras
+        cfg, st, ex = self.config, self.structure, embedding.extras
         if ex is None:
             raise ValueError("embedding lacks the objects-action extras; use this net's embed()")
         b, n = actions.shape[:2]
         k, wa = self.n_slots, cfg.slot_action_width
-        move = actions[..., :3] * (cfg.action_translation / cfg.length_scale)  # (B, N, 3)
+        move = actions[..., :3] * (st.action_translation / cfg.length_scale)  # (B, N, 3)
         per_action = self.slot_action_fc(actions) - self.offset_fc(move)  # (B, N, Wa)
-        two_g = 2.0 * (ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw)  # (B, N)
+        two_g = 2.0 * (ex["grip_yaw"][:, None] + actions[..., 3] * st.action_yaw)  # (B, N)
         mix = torch.stack([torch.ones_like(two_g), torch.cos(two_g), torch.sin(two_g)], dim=-1)
         # (B, N, K * Wa): pre-activation of every (action, object) pair
         z = torch.bmm(mix, ex["slot_coeff"]).view(b, n, k, wa)
         if self.pair_fc is not None:
-            yaw_after = ex["grip_yaw"][:, None] + actions[..., 3] * cfg.action_yaw
+            yaw_after = ex["grip_yaw"][:, None] + actions[..., 3] * st.action_yaw
             z = z + self.pair_fc(pair_geometry(ex["rel"], move, yaw_after))
         if torch.is_grad_enabled():
             z = torch.relu(self.slot_hidden(torch.relu(z + per_action[:, :, None])))

@@ -1,7 +1,7 @@
 """The two Q-network trunks: the image conv net of paper Fig. 8 and a state MLP.
 
 Both implement :class:`mtopt.learning.networks.QNetwork`; build them with
-:func:`mtopt.learning.networks.build_q_network`.
+:func:`mtopt.learning.network_builder.build_q_network`.
 
 Where the inputs enter:
 
@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from mtopt.learning.networks import (
+    NetworkShape,
     Observation,
     QNetwork,
     QNetworkConfig,
     StateEmbedding,
     TaskHeads,
-    gripper_dims,
-    gripper_features,
+    input_features,
     task_one_hot,
 )
 
@@ -50,9 +50,12 @@ def _pooled(size: int) -> int:
     return (size + 1) // 2
 
 
-def conv_output_size(config: QNetworkConfig) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Spatial sizes ``(tower_hw, head_hw)`` of the conv feature maps for ``config``."""
-    h, w = config.image_height, config.image_width
+def conv_output_size(
+    config: QNetworkConfig, image_size: int
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Spatial sizes ``(tower_hw, head_hw)`` of the conv feature maps for ``config`` on square
+    images of side ``image_size``."""
+    h = w = image_size
     h, w = (h + 1) // 2, (w + 1) // 2  # first conv: kernel 5, stride 2, padding 2
     for i in range(config.tower_layers):
         if i in config.tower_pool_after:
@@ -82,32 +85,33 @@ def _conv_stack(
 class ConvQNetwork(QNetwork):
     """Image Q-network of paper Fig. 8 (7 convs, FC action/state/task merge, 9 convs, FCs)."""
 
-    def __init__(self, config: QNetworkConfig) -> None:
+    def __init__(self, config: QNetworkConfig, shape: NetworkShape) -> None:
         super().__init__()
         if config.kind != "conv":
             raise ValueError(f"ConvQNetwork needs kind='conv', got {config.kind!r}")
-        self.config = config
+        if shape.image_size < 1:
+            raise ValueError(f"ConvQNetwork needs an image size >= 1, got {shape.image_size}")
+        self.config, self.shape = config, shape
         c, width = config.conv_channels, config.fc_width
         self.tower = _conv_stack(3, c, config.tower_layers, config.tower_pool_after, 2)
-        self.context_fc = nn.Linear(gripper_dims(config) + config.task_capacity, width, bias=False)
-        self.action_fc = nn.Linear(config.action_dim, width)
+        self.context_fc = nn.Linear(shape.input_dim + shape.task_capacity, width, bias=False)
+        self.action_fc = nn.Linear(shape.action_dim, width)
         self.merge_fc = nn.Linear(width, c)
         self.head_convs = _conv_stack(c, c, config.head_conv_layers, config.head_pool_after, 1)
-        (_, (h, w)) = conv_output_size(config)
+        (_, (h, w)) = conv_output_size(config, shape.image_size)
         _he_init(self)
         self.heads = TaskHeads(
-            c * h * w, width, config.task_capacity if config.heads == "multi" else 1
+            c * h * w, width, shape.task_capacity if config.heads == "multi" else 1
         )
 
     def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
         if "image" not in obs:
             raise ValueError(f"conv Q-network needs obs['image']; got keys {sorted(obs)}")
         image = obs["image"]
-        cfg = self.config
-        if image.dim() != 4 or tuple(image.shape[1:]) != (cfg.image_height, cfg.image_width, 3):
+        size = self.shape.image_size
+        if image.dim() != 4 or tuple(image.shape[1:]) != (size, size, 3):
             raise ValueError(
-                f"image must have shape (B, {cfg.image_height}, {cfg.image_width}, 3), "
-                f"got {tuple(image.shape)}"
+                f"image must have shape (B, {size}, {size}, 3), got {tuple(image.shape)}"
             )
         batch = image.shape[0]
         # (B, H, W, 3) -> NCHW view whose memory is channels-last; float() keeps the strides.
@@ -115,8 +119,8 @@ class ConvQNetwork(QNetwork):
         features = self.tower(x)
         ctx_in = torch.cat(
             [
-                gripper_features(obs, batch, self.config.motion_obs),
-                task_one_hot(task, cfg.task_capacity),
+                input_features(obs, batch, self.shape),
+                task_one_hot(task, self.shape.task_capacity),
             ],
             1,
         )
@@ -141,48 +145,48 @@ class ConvQNetwork(QNetwork):
 class MLPQNetwork(QNetwork):
     """Q-network on the low-dimensional ``state`` observation."""
 
-    def __init__(self, config: QNetworkConfig) -> None:
+    def __init__(self, config: QNetworkConfig, shape: NetworkShape) -> None:
         super().__init__()
         if config.kind != "mlp":
             raise ValueError(f"MLPQNetwork needs kind='mlp', got {config.kind!r}")
-        if config.state_dim < 1:
+        if shape.state_dim < 1:
             raise ValueError(
                 f"MLPQNetwork needs state_dim >= 1 (the size of obs['state']), "
-                f"got {config.state_dim}"
+                f"got {shape.state_dim}"
             )
-        self.config = config
+        self.config, self.shape = config, shape
         width = config.mlp_width
-        in_dim = config.state_dim + gripper_dims(config) + config.task_capacity
+        in_dim = shape.state_dim + shape.input_dim + shape.task_capacity
         layers: list[nn.Module] = []
         for i in range(config.mlp_state_layers):
             layers.append(nn.Linear(in_dim if i == 0 else width, width))
             if i < config.mlp_state_layers - 1:
                 layers.append(nn.ReLU(inplace=True))
         self.state_tower = nn.Sequential(*layers)
-        self.action_fc = nn.Linear(config.action_dim, width)
+        self.action_fc = nn.Linear(shape.action_dim, width)
         merged: list[nn.Module] = []
         for _ in range(config.mlp_merged_layers):
             merged += [nn.Linear(width, width), nn.ReLU(inplace=True)]
         self.merged = nn.Sequential(*merged)
         _he_init(self)
         self.heads = TaskHeads(
-            width, config.fc_width, config.task_capacity if config.heads == "multi" else 1
+            width, config.fc_width, shape.task_capacity if config.heads == "multi" else 1
         )
 
     def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
         if "state" not in obs:
             raise ValueError(f"MLP Q-network needs obs['state']; got keys {sorted(obs)}")
         state = obs["state"]
-        if state.dim() != 2 or state.shape[1] != self.config.state_dim:
+        if state.dim() != 2 or state.shape[1] != self.shape.state_dim:
             raise ValueError(
-                f"state must have shape (B, {self.config.state_dim}), got {tuple(state.shape)}"
+                f"state must have shape (B, {self.shape.state_dim}), got {tuple(state.shape)}"
             )
         batch = state.shape[0]
         x = torch.cat(
             [
                 state.float(),
-                gripper_features(obs, batch, self.config.motion_obs),
-                task_one_hot(task, self.config.task_capacity),
+                input_features(obs, batch, self.shape),
+                task_one_hot(task, self.shape.task_capacity),
             ],
             dim=1,
         )

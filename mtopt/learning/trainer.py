@@ -18,7 +18,8 @@ import torch
 
 from mtopt.learning.bellman import TrainBatch
 from mtopt.learning.cem import sample_uniform_actions
-from mtopt.learning.networks import QNetwork, QNetworkConfig, build_q_network
+from mtopt.learning.network_builder import build_q_network
+from mtopt.learning.networks import NetworkShape, QNetwork, QNetworkConfig
 from mtopt.learning.targets import (
     conservative_penalty,
     hard_update,
@@ -95,18 +96,21 @@ class TrainerConfig:
 class Trainer:
     """Online Q-network, Adam and the two target networks; one SGD step per batch."""
 
-    def __init__(self, config: TrainerConfig, action_spec: ActionSpec, seed: int = 0) -> None:
-        if action_spec.dim != config.network.action_dim:
+    def __init__(
+        self, config: TrainerConfig, shape: NetworkShape, action_spec: ActionSpec, seed: int = 0
+    ) -> None:
+        if action_spec.dim != shape.action_dim:
             raise ValueError(
-                f"the action spec has {action_spec.dim} dims but network.action_dim is "
-                f"{config.network.action_dim}"
+                f"the action spec has {action_spec.dim} dims but the network's shape has "
+                f"{shape.action_dim}"
             )
         self.config = config
         self.action_spec = action_spec
+        self.shape = shape
         self.device = resolve_device(config.device)
         with torch.random.fork_rng(devices=[]):  # seeded init; the global stream is untouched
             torch.manual_seed(seed)
-            self.online: QNetwork = build_q_network(config.network).to(self.device)
+            self.online: QNetwork = build_q_network(config.network, shape).to(self.device)
         self.target_1: QNetwork = copy.deepcopy(self.online).requires_grad_(False)
         self.target_2: QNetwork = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(

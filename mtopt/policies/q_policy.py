@@ -109,14 +109,16 @@ def load_q_policy(checkpoint: str, spec: EnvSpec, policy: PolicyConfig | None = 
     """
     from mtopt.data.episode import learned_policy_name
     from mtopt.learning.checkpoint import checkpoint_run_tag, load_checkpoint
-    from mtopt.learning.networks import build_q_network, stored_network_config
+    from mtopt.learning.network_builder import build_q_network
+    from mtopt.learning.networks import stored_network
     from mtopt.learning.trainer import resolve_device
 
     policy = policy or PolicyConfig()
     dev = resolve_device(policy.device)
     payload = load_checkpoint(checkpoint, dev)
     check_checkpoint_env(payload, spec, checkpoint)
-    net = build_q_network(stored_network_config(payload["network_config"])).to(dev)
+    net = build_q_network(*stored_network(payload["network_config"], payload["network_shape"]))
+    net = net.to(dev)
     net.load_state_dict(payload["trainer"]["online"])
     name = learned_policy_name(checkpoint_run_tag(checkpoint), int(payload["step"]))
     return q_policy_from(net, spec, policy, tuple(payload["obs_keys"]), name)

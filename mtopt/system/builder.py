@@ -27,12 +27,13 @@ from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import TaskReplay
 from mtopt.learning.bellman import BellmanUpdater
 from mtopt.learning.checkpoint import check_checkpoint_env
+from mtopt.learning.network_builder import build_q_network
 from mtopt.learning.networks import (
+    NetworkShape,
     QNetworkConfig,
-    build_q_network,
-    network_for_spec,
     network_obs_keys,
-    stored_network_config,
+    network_shape,
+    stored_network,
 )
 from mtopt.learning.trainer import Trainer
 from mtopt.spec import EnvSpec
@@ -41,6 +42,7 @@ from mtopt.system.training_config import LearnerConfig
 CHECKPOINT_KEYS = (
     "trainer",
     "network_config",
+    "network_shape",
     "env",
     "task_names",
     "trained_tasks",
@@ -64,18 +66,21 @@ class PipelineBuilder:
 
     # -- shapes ------------------------------------------------------------------------------
     def network_config(self) -> QNetworkConfig:
-        """The Q-network config: the user's choices (``trainer.network``) completed with the
-        sizes the spec fixes (task slots, action and state widths, image size, structure)."""
-        net = network_for_spec(self.config.trainer.network, self.spec)
-        if self.config.obs == "image":
-            size = self.spec.observation.image_size
-            return replace(net, kind="conv", image_height=size, image_width=size)
-        return replace(net, kind="mlp")
+        """The Q-network config: the user's choices (``trainer.network``), with the trunk
+        that reads ``obs`` (conv for ``image``, MLP for ``state``)."""
+        return replace(
+            self.config.trainer.network, kind="conv" if self.config.obs == "image" else "mlp"
+        )
+
+    def network_shape(self) -> NetworkShape:
+        """The sizes the spec fixes: task slots, action and state widths, image size, inputs,
+        the state's structure."""
+        return network_shape(self.network_config(), self.spec, self.config.obs)
 
     def obs_keys(self) -> tuple[str, ...]:
-        """Observation keys the learner reads: ``image`` or ``state``, then the environment's
-        proprioceptive keys (:attr:`mtopt.spec.ObservationSpec.proprio`)."""
-        return network_obs_keys(self.network_config())
+        """Observation keys the learner reads: ``image`` or ``state``, then the network's
+        low-dimensional inputs."""
+        return network_obs_keys(self.network_config(), self.network_shape())
 
     # -- data --------------------------------------------------------------------------------
     def labeller(self) -> SuccessLabeller:
@@ -121,7 +126,8 @@ class PipelineBuilder:
     def trainer(self, seed: int, network: QNetworkConfig | None = None) -> Trainer:
         """The trainer (online network, Adam, two target networks)."""
         net = network or self.network_config()
-        return Trainer(replace(self.config.trainer, network=net), self.spec.action, seed=seed)
+        trainer_config = replace(self.config.trainer, network=net)
+        return Trainer(trainer_config, self.network_shape(), self.spec.action, seed=seed)
 
     def updater(
         self,
@@ -133,9 +139,9 @@ class PipelineBuilder:
         the network when not given: a remote updater loads published weights into them)."""
         cfg = self.config
         if target_1 is None or target_2 is None:
-            net = self.network_config()
-            target_1 = build_q_network(net).requires_grad_(False)
-            target_2 = build_q_network(net).requires_grad_(False)
+            net, shape = self.network_config(), self.network_shape()
+            target_1 = build_q_network(net, shape).requires_grad_(False)
+            target_2 = build_q_network(net, shape).requires_grad_(False)
         return BellmanUpdater(
             target_1,
             target_2,
@@ -159,6 +165,7 @@ class PipelineBuilder:
         return {
             "trainer": trainer.state_dict(),
             "network_config": to_dict(trainer.config.network),
+            "network_shape": to_dict(trainer.shape),
             "env": self.spec.describe(),
             "task_names": list(self.task_set.names),
             "trained_tasks": list(self.tasks),
@@ -178,13 +185,14 @@ class PipelineBuilder:
         if missing:
             raise ValueError(f"checkpoint {str(path)!r} lacks {missing}; it is not an mtopt run")
         check_checkpoint_env(payload, self.spec, path)
-        stored = stored_network_config(payload["network_config"])
-        mine = trainer.config.network
+        stored = stored_network(payload["network_config"], payload["network_shape"])
+        mine = (trainer.config.network, trainer.shape)
         if stored != mine:
             diff = {
-                f.name: (getattr(stored, f.name), getattr(mine, f.name))
-                for f in fields(QNetworkConfig)
-                if getattr(stored, f.name) != getattr(mine, f.name)
+                f.name: (getattr(a, f.name), getattr(b, f.name))
+                for a, b in zip(stored, mine, strict=True)
+                for f in fields(a)
+                if getattr(a, f.name) != getattr(b, f.name)
             }
             raise ValueError(
                 f"the network of checkpoint {str(path)!r} differs from this run's "

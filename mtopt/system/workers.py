@@ -26,7 +26,7 @@ from mtopt.data.log import EpisodeLogReader, EpisodeLogTailer, EpisodeLogWriter
 from mtopt.data.replay import TransitionBatch
 from mtopt.learning.bellman import TrainBatch
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from mtopt.learning.networks import build_q_network
+from mtopt.learning.network_builder import build_q_network
 from mtopt.policies.q_policy import q_policy_from
 from mtopt.spec import EnvSpec
 from mtopt.system.builder import PipelineBuilder
@@ -87,7 +87,7 @@ class RunRobot(Robot):
     def __init__(self, config: RunConfig, robot_id: int, spec: EnvSpec) -> None:
         torch.set_num_threads(1)
         builder = PipelineBuilder(config.train, spec)
-        net = build_q_network(builder.network_config()).eval()
+        net = build_q_network(builder.network_config(), builder.network_shape()).eval()
         learned = q_policy_from(net, spec, config.policy, builder.obs_keys())
         super().__init__(robot_id, config.robot, config.train.obs, config.seed, config.name, spec)
         self.learned = learned
