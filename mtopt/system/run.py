@@ -190,6 +190,7 @@ class ContinuousRun:
             weights = (start_step, b.ref(b.call(s.trainer, "publish")))
         robot_futs: dict[int, Any] = self.robot_calls
         buffered: dict[int, int] = {}  # episodes each robot holds in its writer's buffer
+        produced_by = [0] * len(s.robots)  # episodes each robot produced in this run
         poll_futs: dict[int, Any] = {}
         last_poll = [time.time()] * len(s.log_replays)
         targets: list[tuple[Any, Any]] = self.target_calls  # (targets future, sample future)
@@ -222,7 +223,12 @@ class ContinuousRun:
         while self.step < cfg.steps:
             # fleet: collect while the collection budget allows
             allowed = cfg.bootstrap_episodes + cfg.episodes_per_step * self.step
-            for i, robot in enumerate(s.robots):
+            # The robot that produced the fewest episodes gets the budget first: in robot
+            # order, robot 0's in-flight call would reserve the little budget a few trainer
+            # steps add, and on the local backend (synchronous calls) robot 1 never ran again
+            # after the bootstrap.
+            for i in sorted(range(len(s.robots)), key=lambda r: (produced_by[r], r)):
+                robot = s.robots[i]
                 have = log_at_start + metrics.produced + in_flight()
                 if i in robot_futs:
                     continue
@@ -273,6 +279,7 @@ class ContinuousRun:
                     continue
                 self.written[i] += rep["written"]
                 buffered[i] = rep["buffered"]
+                produced_by[i] += rep["produced"]
                 v = rep["weights_version"]
                 metrics.on_collect(rep, self.step - v if v >= 0 and rep["produced"] else None)
             for j, f in list(poll_futs.items()):
