@@ -46,6 +46,7 @@ __all__ = [
     "EpisodeLogTailer",
     "EpisodeLogWriter",
     "SchemaVersionError",
+    "in_robot_order",
     "remove_stale_temp_files",
 ]
 
@@ -53,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "brotli", "none")
 """Parquet compression codecs accepted by :class:`EpisodeLogConfig`."""
+DISCARDED_KEY = "mtopt.discarded_episodes"
+"""Shard metadata key: episodes the writer's robot discarded since its previous shard."""
 IMAGE_COLUMNS = tuple(c for name in IMAGE_ARRAYS for c in (name, f"{name}.shape"))
 """Columns skipped when episodes are read with ``load_images=False``."""
 
@@ -163,6 +166,7 @@ class EpisodeLogWriter:
         self._sequence = 0
         self._buffer: list[Episode] = []
         self._seen_ids: set[str] = set()
+        self._discarded = 0
         self._closed = False
 
     @staticmethod
@@ -178,6 +182,18 @@ class EpisodeLogWriter:
     def buffered(self) -> int:
         """Episodes appended but not yet durable."""
         return len(self._buffer)
+
+    def note_discarded(self, count: int = 1) -> None:
+        """Record ``count`` episodes the robot ran but discarded (e.g. unstable physics).
+
+        The count is stored in the metadata of the next shard this writer writes
+        (``mtopt.discarded_episodes``), so it is as durable as the episodes around it; see
+        :meth:`EpisodeLogReader.discarded_episodes`. Discards after the last written episode of
+        a writer are not recorded (a shard is never written without an episode).
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"discarded count must be a non-negative integer, got {count!r}")
+        self._discarded += count
 
     def append(self, episode: Episode) -> list[str]:
         """Buffer ``episode``; write a shard when the buffer is full.
@@ -216,6 +232,7 @@ class EpisodeLogWriter:
             "mtopt.sequence": str(self._sequence),
             "mtopt.created_unix_ns": str(created_ns),
             "mtopt.num_episodes": str(len(self._buffer)),
+            DISCARDED_KEY: str(self._discarded),
         }
         data = encode_shard(self._buffer, meta, self.config.compression)
         name = ShardName(
@@ -227,6 +244,7 @@ class EpisodeLogWriter:
         )
         path = write_shard_atomically(self.directory, name, data, self.config.fsync)
         self._sequence += 1
+        self._discarded = 0
         ids = [e.episode_id for e in self._buffer]
         self._buffer = []
         logger.debug("wrote %d episodes (%d bytes) to %s", len(ids), len(data), path)
@@ -237,6 +255,12 @@ class EpisodeLogWriter:
         if self._closed:
             return []
         ids = self.flush()
+        if self._discarded:
+            logger.debug(
+                "robot %d: %d discarded episodes after the last shard are not recorded",
+                self.robot_id,
+                self._discarded,
+            )
         self._closed = True
         return ids
 
@@ -334,13 +358,8 @@ class EpisodeLogReader(_ShardSource):
             if episodes is not None:
                 yield from episodes
 
-    def metadata(self) -> pa.Table:
-        """Scalar columns of every episode, without decoding observations.
-
-        Columns: ``episode_id, robot_id, task, policy, epsilon, seed, start_time, end_time,
-        num_steps, success (list<bool>), success_tasks (list<string>), chained_from``. Shards
-        are immutable, so each is read once per reader and cached.
-        """
+    def _metadata_tables(self) -> list[pa.Table]:
+        """The scalar columns (with the shard's key-value metadata) of every valid shard."""
         tables = []
         for path in self.shard_paths():
             table = self._metadata_cache.get(path.name)
@@ -350,11 +369,41 @@ class EpisodeLogReader(_ShardSource):
                     self._metadata_cache[path.name] = table
             if table is not None:
                 tables.append(table)
+        return tables
+
+    def metadata(self) -> pa.Table:
+        """Scalar columns of every episode, without decoding observations.
+
+        Columns: ``episode_id, robot_id, task, policy, epsilon, seed, start_time, end_time,
+        num_steps, success (list<bool>), success_tasks (list<string>), chained_from``. Shards
+        are immutable, so each is read once per reader and cached.
+        """
+        tables = self._metadata_tables()
         if not tables:
             return SCALAR_SCHEMA.empty_table()
         return pa.concat_tables(tables).replace_schema_metadata(
             {"mtopt.schema_version": str(SCHEMA_VERSION)}
         )
+
+    def discarded_episodes(self) -> int:
+        """Episodes the robots ran but discarded (unstable physics), so not in the log.
+
+        The sum of the shards' ``mtopt.discarded_episodes`` metadata (written by
+        :meth:`EpisodeLogWriter.note_discarded`; absent, i.e. 0, in older shards). Corrupt
+        shards are not counted.
+        """
+        total = 0
+        for table in self._metadata_tables():
+            raw = (table.schema.metadata or {}).get(DISCARDED_KEY.encode())
+            if raw is None:
+                continue
+            try:
+                total += int(raw.decode())
+            except (UnicodeDecodeError, ValueError):
+                logger.warning(
+                    "ignoring unreadable %s %r in %s", DISCARDED_KEY, raw, self.directory
+                )
+        return total
 
 
 class EpisodeLogTailer(_ShardSource):

@@ -26,10 +26,13 @@ def policy_label(policy: str, epsilon: float) -> str:
 def dataset_stats(directory: str | Path, task_names: Sequence[str] | None = None) -> dict[str, Any]:
     """Per-task episode and success counts of the episode log in ``directory``.
 
-    Returns ``{"episodes", "corrupt_shards", "shards", "tasks": {task: {"episodes",
-    "successes", "success_rate", "by_policy": {policy: {"episodes", "successes"}}}}}``.
+    Returns ``{"episodes", "discarded_episodes", "corrupt_shards", "shards", "tasks": {task:
+    {"episodes", "successes", "success_rate", "by_policy": {policy: {"episodes", "successes"}}}}}``.
     Tasks of ``task_names`` (e.g. the environment's task set) with no episodes are listed
     with zero counts, so gaps in the data are visible; without it the log's own tasks are.
+    ``discarded_episodes`` counts the episodes the robots ran but discarded for unstable
+    physics, which are not in the log (from the shards' metadata; see
+    ``docs/episode-format.md``).
     """
     reader = EpisodeLogReader(directory)
     meta = reader.metadata().to_pylist()
@@ -55,6 +58,7 @@ def dataset_stats(directory: str | Path, task_names: Sequence[str] | None = None
         entry["success_rate"] = entry["successes"] / n if n else float("nan")
     return {
         "episodes": len(meta),
+        "discarded_episodes": reader.discarded_episodes(),
         "corrupt_shards": reader.corrupt_shards,
         "shards": len(reader.shard_paths()),
         "tasks": tasks,
@@ -79,6 +83,11 @@ def format_stats_table(stats: dict[str, Any]) -> str:
         f"{stats['episodes']} episodes in {stats['shards']} shards; "
         f"{stats['corrupt_shards']} corrupt shard(s) skipped"
     )
+    if "discarded_episodes" in stats:
+        lines.append(
+            f"{stats['discarded_episodes']} episode(s) discarded for unstable physics "
+            "(not in the log)"
+        )
     return "\n".join(lines)
 
 

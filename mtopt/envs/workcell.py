@@ -35,7 +35,10 @@ logger = logging.getLogger(__name__)
 
 
 def _log_mujoco_warning(message: str) -> None:
-    logger.warning("MuJoCo: %s", message)
+    # A blow-up ends the episode as physics_unstable, which the fleet and the evaluation count
+    # and report once; one line per blow-up is only debugging detail.
+    level = logging.DEBUG if "simulation is unstable" in message else logging.WARNING
+    logger.log(level, "MuJoCo: %s", message)
 
 
 if mujoco.get_mju_user_warning() is None:
@@ -341,7 +344,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
                 unstable = self._physics_failed()
             if unstable:
                 # MuJoCo reset the simulation mid-step: the scene is gone, nobody succeeded
-                logger.warning("physics became unstable at step %d; episode ended", self._steps)
+                logger.debug("physics became unstable at step %d; episode ended", self._steps)
                 self._has_scene = False
                 info["physics_unstable"] = True
                 success = np.zeros(len(self.task_names), dtype=bool)

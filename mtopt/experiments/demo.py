@@ -119,7 +119,13 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         s = collect(cfg, spec)
         key = "collect-scripted" if policy is None else f"collect-round-{seed - config.seed}"
         timings[key] = time.time() - t
-        logger.info("%s: %d episodes at %.1f episodes/s", key, s["episodes"], s["episodes_per_s"])
+        logger.info(
+            "%s: %d episodes at %.1f episodes/s, %d discarded for unstable physics",
+            key,
+            s["episodes"],
+            s["episodes_per_s"],
+            s.get("discarded", 0),
+        )
 
     def fit(round_index: int, steps: int, init: str | None) -> str:
         t = time.time()

@@ -170,6 +170,13 @@ class Robot:
         self._count = 0
         self.discarded = 0
         """Episodes dropped because the simulation became numerically unstable."""
+        self._discarded_noted = 0
+
+    def take_discarded(self) -> int:
+        """Episodes discarded since the last call (to record them with the next shard)."""
+        new = self.discarded - self._discarded_noted
+        self._discarded_noted = self.discarded
+        return new
 
     def _next_id(self) -> str:
         self._count += 1
@@ -210,7 +217,15 @@ class Robot:
             done = terminated or truncated
         if info.get("physics_unstable"):
             self.discarded += 1
-            logger.warning("robot %d: discarded an unstable %s episode", self.robot_id, task)
+            # counted in the collection summary and the log's shard metadata; one line per
+            # episode only at DEBUG (a demo discards dozens)
+            logger.debug(
+                "robot %d: discarded a %s episode (seed %d, %d steps): unstable physics",
+                self.robot_id,
+                task,
+                seed,
+                len(actions),
+            )
             return None
         views = self.config.final_views
         side = self.env.render_side_images() if self.config.side_images or views else None
@@ -279,6 +294,7 @@ def _robot_main(
     try:
         with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
             for ep in robot.episodes(count):
+                writer.note_discarded(robot.take_discarded())
                 written = writer.append(ep)
                 q.put(("episode", robot_id, 1, len(written)))
                 if os.getppid() != parent:  # the collector was killed: flush and stop
@@ -290,15 +306,18 @@ def _robot_main(
         raise
     finally:
         robot.close()
-    q.put(("done", robot_id, 0, 0))
+    q.put(("done", robot_id, 0, robot.discarded))
 
 
 def collect(config: FleetConfig, spec: EnvSpec) -> dict:
     """Collect ``config.episodes`` episodes of environment ``spec`` with ``config.robots``
     robot processes.
 
-    Returns a summary with the number of episodes written, the wall time and episodes/s.
-    Raises ``RuntimeError`` if a robot process fails; shards it completed stay in the log.
+    Returns a summary with the number of episodes written (``episodes``), the number run but
+    discarded for unstable physics (``discarded``; also recorded in the log's shard metadata,
+    see :meth:`EpisodeLogReader.discarded_episodes`), the wall time and episodes/s; it is
+    logged once at INFO (single discarded episodes only at DEBUG). Raises ``RuntimeError`` if
+    a robot process fails; shards it completed stay in the log.
     """
     config.check_tasks(spec)
     out = Path(config.out)
@@ -318,7 +337,7 @@ def collect(config: FleetConfig, spec: EnvSpec) -> dict:
     start = time.time()
     for p in procs:
         p.start()
-    finished, errors, collected = 0, [], 0
+    finished, errors, collected, discarded = 0, [], 0, 0
     bar = progress_bar(config.episodes, "collect", "ep", config.progress)
     first_episode_time = None
     try:
@@ -340,6 +359,7 @@ def collect(config: FleetConfig, spec: EnvSpec) -> dict:
                 errors.append(f"robot {robot_id}: {payload}")
             elif kind == "done":
                 finished += 1
+                discarded += int(payload)
     finally:
         bar.close()
         for p in procs:
@@ -350,8 +370,18 @@ def collect(config: FleetConfig, spec: EnvSpec) -> dict:
         raise RuntimeError("collection failed: " + "; ".join(errors))
     wall = time.time() - start
     steady = time.time() - (first_episode_time or start)
+    logger.info(
+        "collected %d episodes with %d robots into %s in %.0f s; %d discarded for unstable "
+        "physics (not in the log)",
+        collected,
+        len(procs),
+        out,
+        wall,
+        discarded,
+    )
     return {
         "episodes": collected,
+        "discarded": discarded,
         "robots": len(procs),
         "wall_time_s": wall,
         "episodes_per_s": collected / wall if wall > 0 else float("nan"),

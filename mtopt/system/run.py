@@ -91,6 +91,8 @@ class _Flight:
     """In-flight ``collect`` / ``flush`` calls by robot index."""
     buffered: dict[int, int] = field(default_factory=dict)
     """Episodes each robot holds in its writer's buffer."""
+    produced_by: dict[int, int] = field(default_factory=dict)
+    """Episodes each robot produced in this run."""
     poll_calls: dict[int, Any] = field(default_factory=dict)
     """In-flight ``poll`` calls by log-replay index."""
     last_poll: list[float] = field(default_factory=list)
@@ -227,10 +229,17 @@ class ContinuousRun:
 
     def _collect(self, s: System) -> None:
         """Start a ``collect`` call on every idle robot while the collection budget allows; a
-        paused robot flushes its buffer so its episodes become visible."""
+        paused robot flushes its buffer so its episodes become visible.
+
+        The robot that produced the fewest episodes gets the budget first: in robot order,
+        robot 0's in-flight call would reserve the little budget a few trainer steps add, and
+        on the local backend (synchronous calls) robot 1 would never run again after the
+        bootstrap."""
         cfg, b, f = self.config, s.backend, self.flight
         allowed = cfg.bootstrap_episodes + cfg.episodes_per_step * self.step
-        for i, robot in enumerate(s.robots):
+        order = sorted(range(len(s.robots)), key=lambda r: (f.produced_by.get(r, 0), r))
+        for i in order:
+            robot = s.robots[i]
             if i in f.robot_calls:
                 continue
             have = self.log_at_start + self.metrics.produced + self._in_flight()
@@ -297,6 +306,7 @@ class ContinuousRun:
                 continue
             self.written[i] += rep["written"]
             f.buffered[i] = rep["buffered"]
+            f.produced_by[i] = f.produced_by.get(i, 0) + rep["produced"]
             v = rep["weights_version"]
             self.metrics.on_collect(rep, self.step - v if v >= 0 and rep["produced"] else None)
 

@@ -159,6 +159,7 @@ class RunRobot(Robot):
                 produced += 1
                 learned = episode.policy.startswith(CHECKPOINT_POLICY_PREFIX)
                 policies["learned" if learned else "scripted"] += 1
+                self.writer.note_discarded(self.take_discarded())
                 written += self.writer.append(episode)
         self.timer.busy["collection"] += time.perf_counter() - t0
         return self._report(written, produced, dict(policies))

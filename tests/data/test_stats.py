@@ -47,3 +47,21 @@ def test_corrupt_shard_is_counted(tmp_path):
     shard.write_bytes(shard.read_bytes()[:100])
     stats = dataset_stats(tmp_path)
     assert stats["corrupt_shards"] == 1 and stats["episodes"] == 2
+
+
+def test_discarded_episodes_are_counted_from_the_shard_metadata(tmp_path):
+    """Episodes discarded for unstable physics are not in the log; the writer records their
+    count in the next shard's metadata and the statistics report it."""
+    rng = np.random.default_rng(1)
+    with EpisodeLogWriter(tmp_path, 0, EpisodeLogConfig(shard_episodes=2, fsync=False)) as w:
+        w.note_discarded(2)
+        w.append(make_fake_episode(rng, robot_id=0))
+        w.note_discarded()
+        w.append(make_fake_episode(rng, robot_id=0))  # shard 1: 3 discarded
+        w.append(make_fake_episode(rng, robot_id=0))  # shard 2 (on close): 0 discarded
+    with EpisodeLogWriter(tmp_path, 1, EpisodeLogConfig(shard_episodes=2, fsync=False)) as w:
+        w.note_discarded(4)
+        w.append(make_fake_episode(rng, robot_id=1))
+    stats = dataset_stats(tmp_path)
+    assert stats["episodes"] == 4 and stats["discarded_episodes"] == 7
+    assert "7 episode(s) discarded for unstable physics" in format_stats_table(stats)
