@@ -276,21 +276,27 @@ class Robot:
         self.env.close()
 
 
-def _robot_main(
-    robot_id: int, count: int, config: FleetConfig, spec: EnvSpec, run_tag: str, q, parent: int
-) -> None:
-    """Process entry point of one robot: collect ``count`` episodes into the log; stop early
-    (after flushing) when the collector process ``parent`` is gone."""
-    logging.basicConfig(level=logging.WARNING)
+def fleet_robot(robot_id: int, config: FleetConfig, spec: EnvSpec, run_tag: str) -> Robot:
+    """Robot ``robot_id`` of a ``mtopt collect`` fleet, with the checkpoint's Q-policy when the
+    config names one (on one CPU thread: one core per robot)."""
     q_policy = None
     if config.checkpoint is not None:
         import torch
 
         from mtopt.policies.q_policy import load_q_policy
 
-        torch.set_num_threads(1)  # one core per robot process
+        torch.set_num_threads(1)
         q_policy = load_q_policy(config.checkpoint, spec, config.policy)
-    robot = Robot(robot_id, config, config.obs, config.seed, run_tag, spec, q_policy)
+    return Robot(robot_id, config, config.obs, config.seed, run_tag, spec, q_policy)
+
+
+def _robot_main(
+    robot_id: int, count: int, config: FleetConfig, spec: EnvSpec, run_tag: str, q, parent: int
+) -> None:
+    """Process entry point of one robot: collect ``count`` episodes into the log; stop early
+    (after flushing) when the collector process ``parent`` is gone."""
+    logging.basicConfig(level=logging.WARNING)
+    robot = fleet_robot(robot_id, config, spec, run_tag)
     try:
         with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
             for ep in robot.episodes(count):
@@ -389,13 +395,14 @@ def collect(config: FleetConfig, spec: EnvSpec) -> dict:
     }
 
 
-def collect_in_process(config: FleetConfig) -> dict:
+def collect_in_process(config: FleetConfig, spec: EnvSpec) -> dict:
     """Collect as :func:`collect` does, with the robots run one after another in this process.
 
     No robot process is started, so it suits small logs for tests and benchmark smoke runs;
     ``config.progress`` is ignored. Returns the number of episodes written.
     """
     out = Path(config.out)
+    config.check_tasks(spec)
     EpisodeLogWriter.check_directory(out)
     existing = EpisodeLogReader(out).metadata().num_rows if out.exists() else 0
     run_tag = f"s{config.seed}-n{existing}"
@@ -403,10 +410,11 @@ def collect_in_process(config: FleetConfig) -> dict:
     for robot_id, count in enumerate(episode_counts(config.episodes, config.robots)):
         if count == 0:
             continue
-        robot = Robot(robot_id, config, run_tag)
+        robot = fleet_robot(robot_id, config, spec, run_tag)
         try:
             with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
                 for ep in robot.episodes(count):
+                    writer.note_discarded(robot.take_discarded())
                     writer.append(ep)
                     written += 1
         finally:
