@@ -17,12 +17,28 @@ import numpy as np
 from mtopt.data.episode import Episode, new_episode_id
 from mtopt.envs.workcell_spec import WORKCELL_ACTION
 from mtopt.envs.workcell_tasks import OBJECT_CATEGORIES, PLATE_SECTIONS, workcell_task_set
+from mtopt.learning.networks import NetworkShape
 from mtopt.spec import EnvSpec, ObservationSpec
 
 TASK_SET = workcell_task_set()
 """The 12 paper tasks; fake episodes carry success labels for all of them."""
 STATE_DIM = 16
 """Width of the fake low-dimensional ``state`` observation."""
+
+
+GRIPPER_INPUTS = (("gripper_status", 1), ("gripper_height", 1))
+"""The gripper inputs fake episodes carry (and the workcell's default network inputs)."""
+
+
+def fake_shape(
+    state_dim: int = STATE_DIM,
+    image_size: int = 0,
+    inputs: tuple[tuple[str, int], ...] = GRIPPER_INPUTS,
+    structure: Any = None,
+) -> NetworkShape:
+    """A network shape for fake observations: the paper's 16 task slots, the workcell's 6-D
+    action, the gripper inputs (height in metres)."""
+    return NetworkShape(16, 6, state_dim, image_size, inputs, ("gripper_height",), structure)
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,19 @@ import dataclasses
 
 import pytest
 import torch
+from fakes import FakeSpec, fake_shape
 
-from mtopt.learning.networks import QNetworkConfig, build_q_network, task_one_hot
+from mtopt.envs import make_spec
+from mtopt.learning.network_builder import build_q_network
+from mtopt.learning.networks import QNetworkConfig, network_shape, stored_network, task_one_hot
 from mtopt.learning.q_networks import ConvQNetwork, MLPQNetwork, conv_output_size
 from mtopt.learning.targets import q_log_loss
 
 STATE_DIM = 10
 # a small conv config keeps the tests fast; the defaults are exercised by the parameter count
 SMALL_CONV = QNetworkConfig(kind="conv", conv_channels=16, fc_width=32)
-MLP = QNetworkConfig(
-    kind="mlp", state_dim=STATE_DIM, mlp_width=64, fc_width=32, state_encoder="flat"
-)
+MLP = QNetworkConfig(kind="mlp", mlp_width=64, fc_width=32, state_encoder="flat")
+SHAPE = fake_shape(STATE_DIM, image_size=64)
 ALL_CONFIGS = [
     SMALL_CONV,
     dataclasses.replace(SMALL_CONV, heads="multi"),
@@ -36,9 +38,9 @@ def _obs(batch: int, seed: int = 0, hw: tuple[int, int] = (64, 64)) -> dict[str,
     }
 
 
-def _net(config: QNetworkConfig, seed: int = 0):
+def _net(config: QNetworkConfig, seed: int = 0, shape=SHAPE):
     torch.manual_seed(seed)
-    return build_q_network(config).eval()
+    return build_q_network(config, shape).eval()
 
 
 @pytest.mark.parametrize("config", ALL_CONFIGS, ids=IDS)
@@ -100,27 +102,26 @@ def test_multi_head_selects_the_task_head(config: QNetworkConfig) -> None:
     net.logits(obs, actions, task).sum().backward()
     grad = net.heads.weights[0].grad
     used = grad.flatten(1).abs().sum(1) > 0
-    assert used.tolist() == [i in (1, 4) for i in range(config.task_capacity)]
+    assert used.tolist() == [i in (1, 4) for i in range(SHAPE.task_capacity)]
 
 
 def test_parameter_counts_reasonable() -> None:
-    def count(cfg: QNetworkConfig) -> int:
-        return sum(p.numel() for p in build_q_network(cfg).parameters())
+    def count(cfg: QNetworkConfig, shape=SHAPE) -> int:
+        return sum(p.numel() for p in build_q_network(cfg, shape).parameters())
 
     conv = count(QNetworkConfig())
     assert 200_000 < conv < 2_000_000
     assert count(QNetworkConfig(heads="multi")) > conv
-    mlp = count(QNetworkConfig(kind="mlp", state_dim=32, state_encoder="flat"))
+    mlp = count(QNetworkConfig(kind="mlp", state_encoder="flat"), fake_shape(32))
     assert 20_000 < mlp < 1_000_000
 
 
-@pytest.mark.parametrize("hw", [(64, 64), (48, 48), (40, 56)])
+@pytest.mark.parametrize("hw", [(64, 64), (48, 48), (40, 40)])
 def test_conv_image_sizes(hw: tuple[int, int]) -> None:
-    cfg = dataclasses.replace(SMALL_CONV, image_height=hw[0], image_width=hw[1])
-    net = _net(cfg)
+    net = _net(SMALL_CONV, shape=fake_shape(STATE_DIM, image_size=hw[0]))
     q = net(_obs(2, hw=hw), torch.zeros(2, 6), torch.tensor([0, 3]))
     assert q.shape == (2,)
-    tower_hw, _ = conv_output_size(cfg)
+    tower_hw, _ = conv_output_size(SMALL_CONV, hw[0])
     assert tuple(net.embed(_obs(1, hw=hw), torch.tensor([0])).features.shape[2:]) == tower_hw
     with pytest.raises(ValueError, match="image must have shape"):
         net(_obs(2, hw=(32, 32)), torch.zeros(2, 6), torch.tensor([0, 3]))
@@ -131,7 +132,7 @@ def test_conv_image_sizes(hw: tuple[int, int]) -> None:
     [
         ({"kind": "transformer"}, r"kind must be one of \('conv', 'mlp'\), got 'transformer'"),
         ({"heads": "many"}, r"heads must be one of \('single', 'multi'\), got 'many'"),
-        ({"kind": "mlp", "state_dim": -1}, "state_dim must be an integer >= 0, got -1"),
+        ({"length_scale": 0}, "length_scale must be a number > 0, got 0"),
         ({"conv_channels": 0}, "conv_channels must be an integer >= 1, got 0"),
         ({"tower_pool_after": (9,)}, r"tower_pool_after must hold layer indices in \[0, 6\]"),
         ({"mlp_merged_layers": -1}, "mlp_merged_layers must be an integer >= 0"),
@@ -153,11 +154,11 @@ def test_input_validation() -> None:
         del obs["gripper_height"]
         net(obs, torch.zeros(2, 6), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="kind='conv'"):
-        ConvQNetwork(MLP)
+        ConvQNetwork(MLP, SHAPE)
     with pytest.raises(ValueError, match="kind='mlp'"):
-        MLPQNetwork(SMALL_CONV)
+        MLPQNetwork(SMALL_CONV, SHAPE)
     with pytest.raises(ValueError, match="state_dim >= 1"):
-        build_q_network(QNetworkConfig(kind="mlp"))
+        build_q_network(MLP, fake_shape(0))
     torch.testing.assert_close(task_one_hot(torch.tensor([1]), 3), torch.tensor([[0.0, 1, 0]]))
 
 
@@ -173,9 +174,9 @@ def test_channels_last_model_matches() -> None:
 @pytest.mark.parametrize("heads", ["single", "multi"])
 def test_mlp_learns_task_dependent_target(heads: str) -> None:
     """The log loss fits a soft target that depends on state, action and task."""
-    cfg = dataclasses.replace(MLP, heads=heads, task_capacity=4)
+    cfg = dataclasses.replace(MLP, heads=heads)
     torch.manual_seed(0)
-    net = build_q_network(cfg)
+    net = build_q_network(cfg, dataclasses.replace(SHAPE, task_capacity=4))
     g = torch.Generator().manual_seed(0)
     b = 256
     obs = _obs(b, seed=5)
@@ -197,28 +198,39 @@ def test_mlp_learns_task_dependent_target(heads: str) -> None:
     assert excess_last < 0.2 * excess_first, (first, loss.item(), entropy)
 
 
-def test_stored_configs_without_newer_fields_read_as_the_older_networks():
+def test_network_shape_comes_from_the_spec():
+    workcell = make_spec("workcell")
+    shape = network_shape(QNetworkConfig(kind="mlp"), workcell)
+    assert (shape.task_capacity, shape.action_dim, shape.state_dim) == (16, 6, 150)
+    assert shape.inputs == (("gripper_status", 1), ("gripper_height", 1))
+    assert shape.structure is workcell.structure
+    chosen = network_shape(QNetworkConfig(kind="mlp", extra_inputs=("gripper_motion",)), workcell)
+    assert chosen.inputs[-1] == ("gripper_motion", 3) and chosen.input_dim == 5
+    conv = network_shape(QNetworkConfig(), workcell, obs="image")
+    assert conv.image_size == 64 and conv.state_dim == 0
+    point = network_shape(QNetworkConfig(kind="mlp", state_encoder="flat"), make_spec("pointmass"))
+    assert (point.task_capacity, point.action_dim, point.state_dim, point.inputs) == (8, 3, 10, ())
+
+
+def test_network_shape_refuses_what_the_env_cannot_feed():
+    with pytest.raises(ValueError, match=r"state_encoder 'objects'.*env 'pointmass' has none"):
+        network_shape(QNetworkConfig(kind="mlp"), make_spec("pointmass"))
+    with pytest.raises(
+        ValueError, match=r"extra_inputs \['depth'\].*allowed: \['gripper_motion'\]"
+    ):
+        network_shape(QNetworkConfig(kind="mlp", extra_inputs=("depth",)), make_spec("workcell"))
+    with pytest.raises(ValueError, match="has no camera"):
+        network_shape(QNetworkConfig(), make_spec("pointmass"), obs="image")
+    with pytest.raises(ValueError, match="has no camera"):
+        network_shape(QNetworkConfig(), FakeSpec(), obs="image")
+
+
+def test_a_stored_config_and_shape_read_back_unchanged():
     from mtopt.config import to_dict
-    from mtopt.learning.networks import LEGACY_FIELD_VALUES, stored_network_config
 
-    current = QNetworkConfig(kind="mlp", state_dim=150, state_encoder="objects")
-    assert current.gripper_frame and current.pair_geometry  # today's defaults
-    stored = to_dict(current)
-    assert stored_network_config(stored) == current  # a new checkpoint reads back unchanged
-    for name in LEGACY_FIELD_VALUES:
-        del stored[name]  # as a checkpoint written before the fields existed
-    old = stored_network_config(stored)
-    assert old.gripper_frame is False and old.pair_geometry is False
-    assert old.state_encoder == "flat"
-
-
-def test_stored_configs_with_removed_fields_read_when_the_fields_were_off():
-    from mtopt.config import to_dict
-    from mtopt.learning.networks import stored_network_config
-
-    current = QNetworkConfig(kind="mlp", state_dim=150, state_encoder="objects-action")
-    off = {"command_obs": False, "motion_model": False, "motion_model_width": 32}
-    stored = {**to_dict(current), **off, "motion_model_history": False}
-    assert stored_network_config(stored) == current
-    with pytest.raises(ValueError, match="motion_model=True, which was removed"):
-        stored_network_config({**stored, "motion_model": True})
+    workcell = make_spec("workcell")
+    config = QNetworkConfig(
+        kind="mlp", state_encoder="objects-action", extra_inputs=("gripper_motion",)
+    )
+    shape = network_shape(config, workcell)
+    assert stored_network(to_dict(config), to_dict(shape)) == (config, shape)

@@ -1,13 +1,19 @@
+import dataclasses
 import math
 
 import pytest
 import torch
+from fakes import GRIPPER_INPUTS, fake_shape
 
-from mtopt.learning.networks import QNetworkConfig, build_q_network
+from mtopt.envs.workcell_spec import WorkcellSpec
+from mtopt.learning.network_builder import build_q_network
+from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.object_networks import ObjectActionQNetwork, ObjectMLPQNetwork
 
 G, OBJ, P, K = 6, 14, 4, 5
 D = G + K * OBJ + P
+STRUCTURE = WorkcellSpec().structure
+MOTION = ("gripper_motion", 3)
 
 
 def _obs(batch=3, seed=0):
@@ -29,12 +35,17 @@ def _obs(batch=3, seed=0):
 ENCODERS = pytest.mark.parametrize("encoder", ["objects", "objects-action"])
 
 
-def _net(encoder="objects", **flags):
+def _shape(inputs=GRIPPER_INPUTS):
+    shape = fake_shape(D, inputs=inputs, structure=STRUCTURE)
+    return dataclasses.replace(shape, length_inputs=("gripper_height", "gripper_motion"))
+
+
+def _net(encoder="objects", inputs=GRIPPER_INPUTS, **flags):
     torch.manual_seed(0)
     cfg = QNetworkConfig(
-        kind="mlp", state_dim=D, state_encoder=encoder, mlp_width=32, slot_action_width=8, **flags
+        kind="mlp", state_encoder=encoder, mlp_width=32, slot_action_width=8, **flags
     )
-    return build_q_network(cfg)
+    return build_q_network(cfg, _shape(inputs))
 
 
 @ENCODERS
@@ -67,9 +78,11 @@ def test_slot_order_and_absent_slots_do_not_matter(encoder):
 
 def test_bad_layout_is_refused():
     with pytest.raises(ValueError, match="does not split into"):
-        QNetworkConfig(kind="mlp", state_dim=D + 1, state_encoder="objects")
+        build_q_network(QNetworkConfig(kind="mlp"), fake_shape(D + 1, structure=STRUCTURE))
+    with pytest.raises(ValueError, match="needs the state's object structure"):
+        build_q_network(QNetworkConfig(kind="mlp"), fake_shape(D))
     with pytest.raises(ValueError, match="state_encoder must be one of"):
-        QNetworkConfig(kind="mlp", state_dim=D, state_encoder="graph")
+        QNetworkConfig(kind="mlp", state_encoder="graph")
 
 
 def test_objects_action_in_place_path_equals_autograd_path():
@@ -122,7 +135,8 @@ def test_gripper_frame_makes_the_slot_encoder_see_the_gripper_yaw():
     h0 = net._encode(obs, task)["slot_embedding"]
     h1 = net._encode(turned, task)["slot_embedding"]
     assert not torch.allclose(h0, h1)
-    off = build_q_network(QNetworkConfig(**{**vars(net.config), "gripper_frame": False}))
+    off_config = QNetworkConfig(**{**vars(net.config), "gripper_frame": False})
+    off = build_q_network(off_config, net.shape)
     g0 = off._encode(obs, task)["slot_embedding"]
     g1 = off._encode(turned, task)["slot_embedding"]
     torch.testing.assert_close(g0, g1)  # without it, the per-slot encoder is blind to the yaw
@@ -147,8 +161,8 @@ def test_pair_geometry_hand_computed():
 
 
 @pytest.mark.parametrize("encoder", ["flat", "objects", "objects-action"])
-def test_motion_obs_is_an_input_of_the_state_networks(encoder):
-    net = _net(encoder, motion_obs=True)
+def test_an_extra_input_is_an_input_of_the_state_networks(encoder):
+    net = _net(encoder, inputs=(*GRIPPER_INPUTS, MOTION))
     obs, task, actions = _obs(), torch.tensor([0, 3, 8]), torch.rand(3, 4, 6)
     with pytest.raises(ValueError, match="observation lacks 'gripper_motion'"):
         net.embed(obs, task)
