@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from mtopt.data.episode import Episode, new_episode_id
-from mtopt.tasks import OBJECT_CATEGORIES, PLATE_SECTIONS, default_task_set
+from mtopt.envs.workcell_tasks import OBJECT_CATEGORIES, PLATE_SECTIONS, workcell_task_set
 
-TASK_SET = default_task_set()
+TASK_SET = workcell_task_set()
 """The 12 paper tasks; fake episodes carry success labels for all of them."""
 STATE_DIM = 16
 """Width of the fake low-dimensional ``state`` observation."""
