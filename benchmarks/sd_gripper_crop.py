@@ -24,8 +24,9 @@ import torch
 from sd_ranking import FP_BUDGET, auc, fn_at_fp  # sibling benchmark
 from torch import nn
 
+from mtopt.envs.workcell_examples import VIEW_CAMERAS, workcell_camera_projections
 from mtopt.success.dataset import load_examples, share_labels
-from mtopt.success.gripper_crop import VIEW_CAMERAS, gripper_crops, workcell_camera_projections
+from mtopt.success.gripper_crop import gripper_crops
 from mtopt.success.labelling import ground_truth_examples, read_log_episodes
 from mtopt.success.networks import crop_tower
 from mtopt.tasks import default_task_set

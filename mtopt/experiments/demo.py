@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
+from mtopt.envs import make_spec
 from mtopt.envs.workcell_config import WorkcellConfig
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
@@ -41,6 +42,7 @@ from mtopt.policies import (
 )
 from mtopt.policies.cem import CEMConfig
 from mtopt.policies.q_policy import load_q_policy
+from mtopt.sd_commands import simulated_camera_projections
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
 from mtopt.system.fleet import FleetConfig, collect
@@ -200,7 +202,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             seed=config.seed,
             progress=config.progress,
         )
-        sd_report = train_success_detector(sd_cfg)
+        spec = make_spec("workcell")
+        sd_report = train_success_detector(sd_cfg, spec, simulated_camera_projections(spec))
         timings["train-success-detector"] = time.time() - t
         config = replace(
             config, train=replace(config.train, success_detector=sd_report["checkpoint"])

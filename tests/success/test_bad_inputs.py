@@ -4,21 +4,16 @@ import numpy as np
 import pytest
 import torch
 
+from mtopt.envs.workcell_tasks import workcell_task_set
 from mtopt.learning.checkpoint import save_checkpoint
 from mtopt.success.detector import SDTaskSetMismatchError, SuccessDetector
-from mtopt.success.examples import SDExamplesConfig
 from mtopt.success.networks import SDNetworkConfig, build_sd_network
-from mtopt.tasks import TaskSet, default_task_set
+from mtopt.tasks import TaskSet
 
 
 def _image_detector() -> SuccessDetector:
     cfg = SDNetworkConfig(kind="image", image_size=16, channels=4, conv_layers=2, width=8)
-    return SuccessDetector(build_sd_network(cfg), cfg, default_task_set().names)
-
-
-def test_examples_for_an_unknown_task_are_refused():
-    with pytest.raises(ValueError, match=r"unknown task name\(s\) \['lift-anvil'\].*lift-any"):
-        SDExamplesConfig(task="lift-anvil")
+    return SuccessDetector(build_sd_network(cfg), cfg, workcell_task_set().names)
 
 
 def test_images_of_wrong_size_or_channels_are_refused():
@@ -33,7 +28,7 @@ def test_images_of_wrong_size_or_channels_are_refused():
 
 
 def test_checkpoint_for_another_task_set_is_refused(tmp_path):
-    cfg = SDNetworkConfig(kind="state", state_dim=150)
+    cfg = SDNetworkConfig(kind="state", state_dim=150, state_encoder="flat")
     net = build_sd_network(cfg)
     from mtopt.config import to_dict
 
@@ -48,7 +43,7 @@ def test_checkpoint_for_another_task_set_is_refused(tmp_path):
     with pytest.raises(
         SDTaskSetMismatchError, match=r"tasks missing from the checkpoint: \['lift-banana'"
     ):
-        SuccessDetector.load(path, default_task_set())
+        SuccessDetector.load(path, workcell_task_set())
     other = TaskSet()
     other.add("lift-carrot", "object-acquisition")
     other.add("lift-any", "object-acquisition")
@@ -68,7 +63,7 @@ def test_q_checkpoint_is_not_a_success_detector(tmp_path):
 
 def test_larger_stored_views_are_pooled_only_by_an_integer_factor():
     cfg = SDNetworkConfig(kind="image", image_size=16, input_size=32, conv_layers=2, width=8)
-    det = SuccessDetector(build_sd_network(cfg), cfg, default_task_set().names)
+    det = SuccessDetector(build_sd_network(cfg), cfg, workcell_task_set().names)
     assert det.predict_proba(np.zeros((1, 3, 32, 32, 3), np.uint8)).shape == (1, 12)
     with pytest.raises(ValueError, match=r"\(N, 3, 32, 32, 3\).*got \(1, 3, 16, 16, 3\)"):
         det.predict_proba(np.zeros((1, 3, 16, 16, 3), np.uint8))
