@@ -204,7 +204,7 @@ def cmd_demo(argv: Sequence[str]) -> int:
 
 
 def cmd_sd_examples(argv: Sequence[str]) -> int:
-    from mtopt.success.examples import SDExamplesConfig, make_examples
+    from mtopt.envs.workcell_examples import SDExamplesConfig, make_examples
 
     cfg = parse_config(SDExamplesConfig, argv, "mtopt sd examples", SDExamplesConfig.__doc__ or "")
     print(json.dumps(make_examples(cfg), indent=2))
@@ -212,44 +212,50 @@ def cmd_sd_examples(argv: Sequence[str]) -> int:
 
 
 def cmd_sd_train(argv: Sequence[str]) -> int:
-    from mtopt.success.training import SDTrainConfig, train_success_detector
+    from mtopt.commands import SDTrainCommand
+    from mtopt.success.training import train_success_detector
 
-    cfg = parse_config(SDTrainConfig, argv, "mtopt sd train", SDTrainConfig.__doc__ or "")
-    print(json.dumps(train_success_detector(cfg), indent=2))
+    cfg = parse_config(SDTrainCommand, argv, "mtopt sd train", SDTrainCommand.__doc__ or "")
+    spec = cfg.env.spec()
+    report = train_success_detector(cfg, spec, spec.camera_projections())
+    print(json.dumps(report, indent=2))
     return 0
 
 
 def cmd_sd_eval(argv: Sequence[str]) -> int:
-    from mtopt.success.evaluate import SDEvalConfig, run_sd_eval
+    from mtopt.commands import SDEvalCommand
+    from mtopt.success.evaluate import run_sd_eval
     from mtopt.success.metrics import format_table3
 
-    cfg = parse_config(SDEvalConfig, argv, "mtopt sd eval", SDEvalConfig.__doc__ or "")
-    print(format_table3(run_sd_eval(cfg)))
+    cfg = parse_config(SDEvalCommand, argv, "mtopt sd eval", SDEvalCommand.__doc__ or "")
+    print(format_table3(run_sd_eval(cfg, cfg.env.spec().task_set)))
     return 0
 
 
 def cmd_sd_calibrate(argv: Sequence[str]) -> int:
-    from mtopt.success.calibration import (
-        SDCalibrateConfig,
-        calibrate_success_detector,
-        format_calibration,
-    )
+    from mtopt.commands import SDCalibrateCommand
+    from mtopt.success.calibration import calibrate_success_detector, format_calibration
 
-    doc = SDCalibrateConfig.__doc__ or ""
-    cfg = parse_config(SDCalibrateConfig, argv, "mtopt sd calibrate", doc)
-    print(format_calibration(calibrate_success_detector(cfg)))
+    doc = SDCalibrateCommand.__doc__ or ""
+    cfg = parse_config(SDCalibrateCommand, argv, "mtopt sd calibrate", doc)
+    print(format_calibration(calibrate_success_detector(cfg, cfg.env.spec().task_set)))
     return 0
 
 
 def _command_configs() -> dict[str, type]:
-    from mtopt.commands import CollectCommand, EvalCommand, RunCommand, TrainCommand
+    from mtopt.commands import (
+        CollectCommand,
+        EvalCommand,
+        RunCommand,
+        SDCalibrateCommand,
+        SDEvalCommand,
+        SDTrainCommand,
+        TrainCommand,
+    )
+    from mtopt.envs.workcell_examples import SDExamplesConfig
     from mtopt.experiments.data_sharing import DataSharingConfig
     from mtopt.experiments.demo import DemoConfig
     from mtopt.experiments.imbalanced_dataset import ImbalancedDatasetConfig
-    from mtopt.success.calibration import SDCalibrateConfig
-    from mtopt.success.evaluate import SDEvalConfig
-    from mtopt.success.examples import SDExamplesConfig
-    from mtopt.success.training import SDTrainConfig
 
     return {
         "demo": DemoConfig,
@@ -260,9 +266,9 @@ def _command_configs() -> dict[str, type]:
         "data-imbalanced": ImbalancedDatasetConfig,
         "experiment": DataSharingConfig,
         "sd-examples": SDExamplesConfig,
-        "sd-train": SDTrainConfig,
-        "sd-eval": SDEvalConfig,
-        "sd-calibrate": SDCalibrateConfig,
+        "sd-train": SDTrainCommand,
+        "sd-eval": SDEvalCommand,
+        "sd-calibrate": SDCalibrateCommand,
     }
 
 

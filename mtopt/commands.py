@@ -1,9 +1,10 @@
 """The configs of the commands that run in an environment: a component's config plus ``env``.
 
-``mtopt collect``, ``train``, ``eval`` and ``run`` take the config of their library component
-(:class:`~mtopt.system.fleet.FleetConfig`, ...) with one more field, ``env``
-(:class:`mtopt.envs.EnvConfig`), from which the command builds the environment's spec. The
-library below the commands never sees ``env``: it receives the spec.
+``mtopt collect``, ``train``, ``eval``, ``run`` and ``sd train / eval / calibrate`` take the
+config of their library component (:class:`~mtopt.system.fleet.FleetConfig`, ...) with one more
+field, ``env`` (:class:`mtopt.envs.EnvConfig`: ``--env NAME``, or ``env: {name: ...}`` in YAML),
+from which the command builds the environment's spec. Every flag and YAML key of the library
+config keeps working. The library below the commands never sees ``env``: it receives the spec.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from dataclasses import dataclass, field
 
 from mtopt.envs import EnvConfig
 from mtopt.evaluation.evaluate import EvalConfig
+from mtopt.success.calibration import SDCalibrateConfig
+from mtopt.success.evaluate import SDEvalConfig
+from mtopt.success.training import SDTrainConfig
 from mtopt.system.fleet import FleetConfig
 from mtopt.system.run_config import RunConfig
 from mtopt.system.training_config import TrainConfig
@@ -51,3 +55,27 @@ class RunCommand(RunConfig):
     env: EnvConfig = field(default_factory=EnvConfig)
     """The robots' environment: ``--env NAME`` (workcell, pointmass) and its settings under
     ``--env.NAME.*``."""
+
+
+@dataclass(frozen=True)
+class SDTrainCommand(SDTrainConfig):
+    """Train (or fine-tune) a multi-task success detector."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment whose task set and state structure the detector is trained for."""
+
+
+@dataclass(frozen=True)
+class SDEvalCommand(SDEvalConfig):
+    """Evaluate a success detector: per-task error rates in the layout of paper Table 3."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment whose task set the detector must match."""
+
+
+@dataclass(frozen=True)
+class SDCalibrateCommand(SDCalibrateConfig):
+    """Choose a success detector's per-task thresholds on episodes labelled within a budget."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment whose task set the detector must match."""

@@ -27,6 +27,7 @@ Specs are frozen, picklable objects: robot processes and Ray actors receive them
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -217,9 +218,10 @@ class EnvSpec(ABC):
         """``env.reset`` options that continue the previous episode's scene for ``task``."""
         raise ValueError(f"environment {self.name!r} does not chain episodes (task {task!r})")
 
-    def outcome_examples(self) -> Any:
-        """The environment's generator of success / failure outcome examples for the success
-        detector (``None``: examples come only from logged episodes)."""
+    def camera_projections(self) -> Callable[[int], np.ndarray] | None:
+        """``size -> (views, 3, 4)`` projections of the environment's simulated cameras at a
+        view size (gripper crops of the image success detector default to them); ``None``: no
+        simulated cameras."""
         return None
 
     def describe(self) -> dict[str, Any]:

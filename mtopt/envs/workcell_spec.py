@@ -8,8 +8,12 @@ Evaluation starts every attempt on the standard evaluation scene (paper Fig. 17)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
+
+import numpy as np
 
 from mtopt.envs.scripted import (
     ScriptedPickConfig,
@@ -106,6 +110,11 @@ class WorkcellSpec(EnvSpec):
 
     def chain_skill(self, task: str) -> str | None:
         return OBJECT_MANIPULATION if self.task_set[task].skill == OBJECT_ACQUISITION else None
+
+    def camera_projections(self) -> Callable[[int], np.ndarray]:
+        from mtopt.envs.workcell_examples import workcell_camera_projections
+
+        return partial(workcell_camera_projections, workcell=self.config)
 
     def chain_options(self, task: str) -> dict[str, Any]:
         self.task_set.validate([task])

@@ -161,7 +161,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             seed=config.seed,
             progress=config.progress,
         )
-        sd_report = train_success_detector(sd_cfg)
+        sd_report = train_success_detector(sd_cfg, spec, spec.camera_projections())
         timings["train-success-detector"] = time.time() - t
         config = replace(
             config, train=replace(config.train, success_detector=sd_report["checkpoint"])

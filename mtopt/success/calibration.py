@@ -23,7 +23,7 @@ from mtopt.learning.checkpoint import load_checkpoint, save_checkpoint
 from mtopt.success.dataset import share_labels
 from mtopt.success.detector import SuccessDetector, resolve_sd_checkpoint
 from mtopt.success.labelling import read_log_episodes, relabel_episodes
-from mtopt.tasks import default_task_set
+from mtopt.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +90,9 @@ class SDCalibrateConfig:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
 
-def calibrate_success_detector(config: SDCalibrateConfig) -> dict[str, Any]:
-    """Calibrate as configured; returns per-task thresholds and rates, and the checkpoint."""
-    task_set = default_task_set()
+def calibrate_success_detector(config: SDCalibrateConfig, task_set: TaskSet) -> dict[str, Any]:
+    """Calibrate as configured for the environment's ``task_set`` (the detector's must match);
+    returns per-task thresholds and rates, and the checkpoint."""
     path = resolve_sd_checkpoint(config.checkpoint)
     detector = SuccessDetector.load(path, task_set, config.device)
     episodes = read_log_episodes(

@@ -7,7 +7,9 @@ and predicts, per example, the probability of success for every task of its task
 label episodes with it (``rewards: success_detector``) without reading ground truth.
 
 A checkpoint records the task names of its output slots; loading it for a different task set
-raises :class:`SDTaskSetMismatchError` naming the difference.
+raises :class:`SDTaskSetMismatchError` naming the difference. It also records the
+environment's :class:`~mtopt.spec.StateStructure` (``state_structure``), from which the
+object-centric state encoder and the gripper crops' gripper features are rebuilt.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from mtopt.config import from_dict
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint
 from mtopt.learning.trainer import resolve_device
+from mtopt.spec import StateStructure
 from mtopt.success.dataset import SDExamples
 from mtopt.success.gripper_crop import gripper_crops
 from mtopt.success.labelling import episode_inputs
@@ -93,12 +96,20 @@ class SuccessDetector:
         device: str | torch.device = "cpu",
         name: str = "sd",
         camera_projections: np.ndarray | None = None,
+        structure: StateStructure | None = None,
     ) -> None:
         if config.kind == "image" and config.gripper_crop and camera_projections is None:
             raise ValueError(
                 f"success detector {name!r} has a gripper-crop tower but no camera projections"
             )
+        if config.kind == "image" and config.gripper_crop and structure is None:
+            raise ValueError(
+                f"success detector {name!r} has a gripper-crop tower but no state structure "
+                "(where the gripper is in the final state)"
+            )
         self.camera_projections = camera_projections
+        self.structure = structure
+        """The environment's state structure (object encoder, gripper features), if any."""
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
         self.config = config
@@ -132,7 +143,15 @@ class SuccessDetector:
         if task_set is not None:
             check_task_names(names, task_set.names, repr(str(path)))
         config = from_dict(SDNetworkConfig, payload["network_config"])
-        net = build_sd_network(config)
+        fields = payload.get("state_structure")
+        if config.needs_structure and fields is None:
+            raise ValueError(
+                f"success detector {str(path)!r} reads the state through a state structure but "
+                "its checkpoint records none (written before checkpoints stored it); retrain it "
+                "with 'mtopt sd train'"
+            )
+        structure = None if fields is None else StateStructure(**fields)
+        net = build_sd_network(config, structure)
         net.load_state_dict(payload["model"])
         proj = payload.get("camera_projections")
         return cls(
@@ -143,6 +162,7 @@ class SuccessDetector:
             dev,
             str(path),
             None if proj is None else np.asarray(proj, dtype=np.float64),
+            structure,
         )
 
     @property
@@ -166,7 +186,7 @@ class SuccessDetector:
         return (
             views,
             crops_to_tensor(crops, cfg.gripper_crop, self.device),
-            final_gripper_features(state, self.device),
+            final_gripper_features(state, self.structure, self.device),
         )
 
     @torch.no_grad()

@@ -19,7 +19,7 @@ from mtopt.success.dataset import is_examples_dir, load_examples, share_labels
 from mtopt.success.detector import SuccessDetector
 from mtopt.success.labelling import ground_truth_examples, read_log_episodes
 from mtopt.success.metrics import table3, worst_rates
-from mtopt.tasks import default_task_set
+from mtopt.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,9 @@ class SDEvalConfig:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
 
 
-def run_sd_eval(config: SDEvalConfig) -> dict[str, Any]:
-    """Evaluate; returns ``{"tasks": {...}, "overall": {...}, "worst": {...}, ...}``."""
-    task_set = default_task_set()
+def run_sd_eval(config: SDEvalConfig, task_set: TaskSet) -> dict[str, Any]:
+    """Evaluate for the environment's ``task_set`` (the detector's must match); returns
+    ``{"tasks": {...}, "overall": {...}, "worst": {...}, ...}``."""
     detector = SuccessDetector.load(config.checkpoint, task_set, config.device)
     if is_examples_dir(config.data):
         data = load_examples(config.data)

@@ -6,11 +6,11 @@ position, from its kinematics) and where its fixed cameras are (their calibratio
 detector can look there at the stored resolution: each view is cropped to a ``crop x crop``
 window centred on the fingertips' projection into that camera.
 
-* :func:`workcell_camera_projections`: the 3 x 4 pinhole projection of every view's camera,
-  read from the simulated workcell's MuJoCo model (a real cell supplies its own calibration;
-  a trained detector stores the matrices it was trained with in its checkpoint);
-* :func:`load_camera_projections`: the same matrices from a JSON file (``mtopt sd train
-  --calibration FILE``);
+* the cameras' calibration: every view's 3 x 4 pinhole projection, from a JSON file
+  (:func:`load_camera_projections`, ``mtopt sd train --calibration FILE``) or, for a simulated
+  environment, read from its model by the environment layer and passed to
+  :func:`~mtopt.success.training.train_success_detector` (``mtopt sd train`` does so for the
+  workcell); a trained detector stores the matrices it was trained with in its checkpoint;
 * :func:`project_points` and :func:`gripper_crops`: pure functions on arrays.
 """
 
@@ -23,40 +23,9 @@ import numpy as np
 
 from mtopt.success.dataset import NUM_VIEWS, check_views
 
-VIEW_CAMERAS = ("shoulder", "side_left", "side_right")
-"""MuJoCo camera of each stored view, in the detector's view order."""
 FINGERTIP_DROP = 0.03
 """The crop is centred this far (m) below the gripper's reference point (``state[0:3]``),
 where a held object sits between the fingers."""
-
-
-def workcell_camera_projections(size: int, workcell: object | None = None) -> np.ndarray:
-    """float64 ``(3, 3, 4)``: for each view, the matrix mapping a homogeneous world point to
-    homogeneous pixel coordinates (column, row, 1) of a ``size`` x ``size`` image of the
-    workcell camera (``workcell``: a :class:`~mtopt.envs.workcell.WorkcellConfig`, default
-    the default cell)."""
-    import mujoco
-
-    from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"image size must be a positive integer, got {size!r}")
-    env = WorkcellEnv(workcell if workcell is not None else WorkcellConfig())
-    try:
-        env.reset(seed=0)
-        m, d = env.model, env.data
-        out = []
-        for name in VIEW_CAMERAS:
-            cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, name)
-            rot = d.cam_xmat[cid].reshape(3, 3)  # columns: camera x (right), y (up), z (back)
-            focal = 0.5 * size / np.tan(np.deg2rad(float(m.cam_fovy[cid])) / 2)
-            # column = size/2 + f x / (-z), row = size/2 - f y / (-z), in camera coordinates
-            intrinsic = np.array([[focal, 0, -size / 2], [0, -focal, -size / 2], [0, 0, -1.0]])
-            extrinsic = np.concatenate([rot.T, -(rot.T @ d.cam_xpos[cid])[:, None]], axis=1)
-            out.append(intrinsic @ extrinsic)
-    finally:
-        env.close()
-    return np.stack(out)
 
 
 def load_camera_projections(path: str | Path) -> np.ndarray:

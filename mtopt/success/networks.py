@@ -15,10 +15,16 @@
   says where the gripper is, the cameras' calibration where that is in each view), and the
   head also gets the gripper's height and finger opening: whether something is held, and
   what, is decided between the fingers, which the pooled views show in a few pixels.
-* ``state``: a low-dimensional variant on the final workcell ``state`` for fast CPU runs. With
+* ``state``: a low-dimensional variant on the final ``state`` for fast CPU runs. With
   ``state_encoder: objects`` a shared per-object encoder (object block, position relative to
-  the gripper and in the plate's frame, gripper opening) is max- and sum-pooled over the
+  the gripper and in the context's frame, gripper opening) is max- and sum-pooled over the
   present objects; ``flat`` is a plain MLP on the whole vector (any state layout).
+
+The object encoder and the crop head's gripper features read the state through the
+environment's :class:`~mtopt.spec.StateStructure` (the robot block's x, y, z first; each object
+block's x, y, z first; the context block's x, y, sin yaw, cos yaw first), which
+:func:`build_sd_network` receives and a checkpoint stores; an environment whose spec has no
+structure gets the ``flat`` state encoder and no gripper crops.
 
 Outputs have ``task_capacity`` columns, one per one-hot task slot, so a detector keeps its
 meaning when tasks are added in free slots.
@@ -35,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from mtopt.envs.workcell_config import GRIPPER_DIM, OBJECT_DIM, OBJECT_FIELDS, PLATE_DIM
+from mtopt.spec import StateStructure
 from mtopt.success.dataset import NUM_VIEWS, SDExamples, check_views
 from mtopt.success.gripper_crop import gripper_crops
 from mtopt.tasks import DEFAULT_CAPACITY
@@ -78,7 +84,8 @@ class SDNetworkConfig:
     state_dim: int = 0
     """state: width of the state vector (0 = taken from the data)."""
     state_encoder: Literal["objects", "flat"] = "objects"
-    """state: per-object encoder with pooling (workcell layout) or a flat MLP (any layout)."""
+    """state: per-object encoder with pooling (needs the environment's state structure) or a
+    flat MLP (any layout)."""
     width: int = 256
     """Width of the hidden layers of the head (and of the flat / object encoders)."""
 
@@ -127,13 +134,18 @@ class SDNetworkConfig:
             raise ValueError(
                 f"image_size {self.image_size} is too small for {self.conv_layers} stride-2 layers"
             )
-        if self.kind == "state" and self.state_encoder == "objects" and self.state_dim:
-            slots, rest = divmod(self.state_dim - GRIPPER_DIM - PLATE_DIM, OBJECT_DIM)
-            if rest or slots < 1:
-                raise ValueError(
-                    f"state_encoder 'objects' needs the workcell state layout (6 + 14 * slots + "
-                    f"4 entries), got state_dim {self.state_dim}; use state_encoder 'flat'"
-                )
+
+    @property
+    def needs_structure(self) -> bool:
+        """True when the network reads the state through a :class:`~mtopt.spec.StateStructure`
+        (the object encoder, or the crop head's gripper features)."""
+        if self.kind == "state":
+            return self.state_encoder == "objects"
+        return bool(self.gripper_crop)
+
+
+MIN_CONTEXT_DIM = 4
+"""Context entries the object encoder reads: x, y, sin yaw, cos yaw (the context's frame)."""
 
 
 POSITION_SCALE = 10.0
@@ -258,22 +270,24 @@ def crop_tower(c: int, norm: str) -> nn.Sequential:
     )
 
 
-def final_gripper_features(state: object, device: torch.device) -> torch.Tensor:
-    """float ``(N, 2)``: the gripper's height and finger opening from final workcell states
-    ``(N, D)``, in decimetres."""
+def final_gripper_features(
+    state: object, structure: StateStructure, device: torch.device
+) -> torch.Tensor:
+    """float ``(N, 2)``: the gripper's height (robot entry 2) and finger opening (robot entry
+    ``structure.opening_index``) from final states ``(N, D)``, in decimetres."""
     t = torch.as_tensor(state, dtype=torch.float32, device=device)
-    if t.ndim != 2 or t.shape[1] < GRIPPER_DIM:
+    if t.ndim != 2 or t.shape[1] < structure.robot_dim:
         raise ValueError(
-            f"gripper features need final states of shape (N, D >= {GRIPPER_DIM}), got "
+            f"gripper features need final states of shape (N, D >= {structure.robot_dim}), got "
             f"{tuple(t.shape)}"
         )
-    return t[:, [2, 5]] * POSITION_SCALE
+    return t[:, [2, structure.opening_index]] * POSITION_SCALE
 
 
 class StateSuccessDetector(nn.Module):
     """MLP on the final state (object-centric or flat), one logit per task slot."""
 
-    def __init__(self, config: SDNetworkConfig) -> None:
+    def __init__(self, config: SDNetworkConfig, structure: StateStructure | None = None) -> None:
         super().__init__()
         if config.state_dim < 1:
             raise ValueError("state success detector needs network.state_dim >= 1")
@@ -282,34 +296,49 @@ class StateSuccessDetector(nn.Module):
         if config.state_encoder == "flat":
             self.net = _mlp([config.state_dim, w, w, w, config.task_capacity])
             return
-        self.n_slots = (config.state_dim - GRIPPER_DIM - PLATE_DIM) // OBJECT_DIM
-        self.encoder = _mlp([OBJECT_DIM - 2 + 7, w // 2, w // 2, w // 2])
-        self.net = _mlp([w + GRIPPER_DIM, w, w, config.task_capacity])
+        if structure is None:
+            raise ValueError(
+                "state_encoder 'objects' needs the environment's state structure (robot block, "
+                "object slots, context); without one use network.state_encoder 'flat'"
+            )
+        if structure.context_dim < MIN_CONTEXT_DIM:
+            raise ValueError(
+                f"state_encoder 'objects' reads the context block as x, y, sin yaw, cos yaw, "
+                f"got context_dim {structure.context_dim}; use network.state_encoder 'flat'"
+            )
+        try:
+            self.n_slots = structure.slots(config.state_dim)
+        except ValueError as err:
+            raise ValueError(f"state_encoder 'objects': {err}; use state_encoder 'flat'") from err
+        self.structure = structure
+        o = structure.object_dim
+        self.encoder = _mlp([o - 2 + 7, w // 2, w // 2, w // 2])
+        self.net = _mlp([w + structure.robot_dim, w, w, config.task_capacity])
 
     def _object_features(self, state: torch.Tensor) -> torch.Tensor:
-        n = state.shape[0]
-        grip = state[:, :GRIPPER_DIM]
-        obj = state[:, GRIPPER_DIM : GRIPPER_DIM + OBJECT_DIM * self.n_slots]
-        obj = obj.reshape(n, self.n_slots, OBJECT_DIM)
-        plate = state[:, -PLATE_DIM:]
-        present = obj[..., OBJECT_FIELDS["present"]]  # (n, slots, 1)
-        pos = obj[..., OBJECT_FIELDS["pos"]]
+        st = self.structure
+        n, r, o = state.shape[0], st.robot_dim, st.object_dim
+        grip = state[:, :r]
+        obj = state[:, r : r + o * self.n_slots].reshape(n, self.n_slots, o)
+        context = state[:, state.shape[1] - st.context_dim :]
+        present = obj[..., st.presence_index : st.presence_index + 1]  # (n, slots, 1)
+        pos = obj[..., 0:3]
         rel = pos - grip[:, None, 0:3]
-        d = pos[..., :2] - plate[:, None, 0:2]
-        s, c = plate[:, None, 2], plate[:, None, 3]
+        d = pos[..., :2] - context[:, None, 0:2]
+        s, c = context[:, None, 2], context[:, None, 3]
         local = torch.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
-        opening = grip[:, None, 5:6].expand(n, self.n_slots, 1)
+        opening = grip[:, None, st.opening_index : st.opening_index + 1].expand(n, self.n_slots, 1)
         # an object's height, not where it lies in the bin: absolute x, y would fingerprint scenes
         obj = torch.cat([obj[..., 2:3] * POSITION_SCALE, obj[..., 3:]], -1)
         x = torch.cat([obj, rel, local, opening, grip[:, None, 2:3].expand_as(opening)], -1)
-        x[..., OBJECT_DIM - 2 :] = x[..., OBJECT_DIM - 2 :] * POSITION_SCALE
+        x[..., o - 2 :] = x[..., o - 2 :] * POSITION_SCALE
         h = torch.relu(self.encoder(x))
         pooled_max = (h * present - (1 - present) * 1e4).amax(1).clamp_min(0.0)
         pooled_sum = (h * present).sum(1)
-        grip = torch.cat(
-            [grip[:, :3] * POSITION_SCALE, grip[:, 3:5], grip[:, 5:] * POSITION_SCALE], -1
-        )
-        return torch.cat([pooled_max, pooled_sum, grip], -1)
+        # every robot entry is a length but the sin / cos yaw pair
+        scale = torch.full((r,), POSITION_SCALE, dtype=state.dtype, device=state.device)
+        scale[st.robot_yaw_index : st.robot_yaw_index + 2] = 1.0
+        return torch.cat([pooled_max, pooled_sum, grip * scale], -1)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, task_capacity)`` of final states ``(N, state_dim)``."""
@@ -318,11 +347,12 @@ class StateSuccessDetector(nn.Module):
         return self.net(self._object_features(state))
 
 
-def build_sd_network(config: SDNetworkConfig) -> nn.Module:
-    """The success-detector network of ``config.kind``."""
+def build_sd_network(config: SDNetworkConfig, structure: StateStructure | None = None) -> nn.Module:
+    """The success-detector network of ``config.kind``; the object-centric state encoder reads
+    the state through ``structure`` (``ValueError`` without one)."""
     if config.kind == "image":
         return ImageSuccessDetector(config)
-    return StateSuccessDetector(config)
+    return StateSuccessDetector(config, structure)
 
 
 def views_to_tensor(

@@ -10,14 +10,21 @@ weighted binary cross-entropy: weight 1 for the (example, task) pair that was dr
 ``other_label_weight`` for the example's other known labels.
 
 ``init`` fine-tunes an existing detector on new examples (continual fine-tuning); checkpoints
-are atomic (:mod:`mtopt.learning.checkpoint`) and record the task set.
+are atomic (:mod:`mtopt.learning.checkpoint`) and record the task set and the environment's
+state structure (:class:`~mtopt.spec.StateStructure`, which the object-centric state encoder
+and the gripper crops read).
+
+:func:`train_success_detector` knows the environment only through its
+:class:`~mtopt.spec.EnvSpec` (the task set and the state structure) and, for gripper crops,
+the simulated cameras' projections its caller passes (``mtopt sd train`` reads the workcell's).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,7 @@ from mtopt.config import from_dict, save_config, to_dict
 from mtopt.learning.checkpoint import load_checkpoint, save_checkpoint
 from mtopt.learning.trainer import resolve_device
 from mtopt.progress import progress_bar
+from mtopt.spec import EnvSpec
 from mtopt.success.augment import AugmentConfig, augment_views
 from mtopt.success.dataset import (
     USER_ROBOT,
@@ -39,7 +47,7 @@ from mtopt.success.dataset import (
     share_labels,
 )
 from mtopt.success.detector import PAYLOAD_KIND, check_task_names, resolve_sd_checkpoint
-from mtopt.success.gripper_crop import load_camera_projections, workcell_camera_projections
+from mtopt.success.gripper_crop import load_camera_projections
 from mtopt.success.labelling import read_log_episodes, relabel_episodes
 from mtopt.success.networks import (
     SDNetworkConfig,
@@ -51,7 +59,7 @@ from mtopt.success.networks import (
     views_to_tensor,
 )
 from mtopt.success.sampler import BalancedSampler, bucket_sizes
-from mtopt.tasks import TaskSet, default_task_set
+from mtopt.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +109,8 @@ class SDTrainConfig:
     calibration: str | None = None
     """JSON file of the cameras' 3 x 4 projections for ``network.gripper_crop``
     (:func:`~mtopt.success.gripper_crop.load_camera_projections`); None = the ``init``
-    checkpoint's, else the simulated workcell's."""
+    checkpoint's, else the simulated environment's (given by the caller of
+    :func:`train_success_detector`; ``mtopt sd train`` gives the workcell's)."""
     extend_init: bool = False
     """With ``init``: build the configured ``network`` instead of the checkpoint's and start
     every parameter whose name and shape match from the checkpoint, the rest fresh (e.g. add a
@@ -243,19 +252,31 @@ def load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> l
     return [k for k in own if k not in kept]
 
 
+ProjectionsAt = Callable[[int], np.ndarray]
+"""The simulated cameras' ``(3, 3, 4)`` projections for views of a given side (pixels)."""
+
+
 def camera_projections(
-    config: SDTrainConfig, network: SDNetworkConfig, init: tuple[Path, dict[str, Any]] | None
+    config: SDTrainConfig,
+    network: SDNetworkConfig,
+    init: tuple[Path, dict[str, Any]] | None,
+    default: ProjectionsAt | None,
 ) -> np.ndarray | None:
     """The cameras' projections a gripper-crop detector is trained with: ``calibration``'s,
-    else the ``init`` checkpoint's when it has them, else the simulated workcell's at the
-    stored view size."""
+    else the ``init`` checkpoint's when it has them, else ``default``'s at the stored view size
+    (the simulated environment's cameras; ``ValueError`` when there is none)."""
     if network.kind != "image" or not network.gripper_crop:
         return None
     if config.calibration is not None:
         return load_camera_projections(config.calibration)
     if init is not None and init[1].get("camera_projections") is not None:
         return np.asarray(init[1]["camera_projections"], dtype=np.float64)
-    return workcell_camera_projections(network.input_size or network.image_size)
+    if default is None:
+        raise ValueError(
+            "network.gripper_crop needs the cameras' projections: give --calibration FILE "
+            "(this environment has no simulated cameras to read them from)"
+        )
+    return default(network.input_size or network.image_size)
 
 
 def _augmented(x: torch.Tensor, config: SDTrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -264,9 +285,15 @@ def _augmented(x: torch.Tensor, config: SDTrainConfig, gen: torch.Generator) -> 
     return augment_views(x.reshape(n * v, *x.shape[2:]), config.augment, gen).reshape(x.shape)
 
 
-def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = None) -> dict:
-    """Train as configured; returns a report (steps, loss, data counts, checkpoint path)."""
-    task_set = task_set or default_task_set()
+def train_success_detector(
+    config: SDTrainConfig, spec: EnvSpec, camera_projections_at: ProjectionsAt | None = None
+) -> dict:
+    """Train as configured for the environment of ``spec`` (its task set; its state structure
+    for ``state_encoder: objects`` and gripper crops); returns a report (steps, loss, data
+    counts, checkpoint path). ``camera_projections_at`` gives the environment's simulated
+    cameras' projections at a view size, used for gripper crops when neither ``calibration``
+    nor the ``init`` checkpoint gives them (None: the environment has no simulated cameras)."""
+    task_set = spec.task_set
     device = resolve_device(config.device)
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
@@ -275,8 +302,20 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
     planned = config.network  # the init checkpoint decides the architecture
     if init is not None and not config.extend_init:
         planned = from_dict(SDNetworkConfig, init[1]["network_config"])
+    structure = spec.structure
+    if planned.needs_structure and structure is None:
+        what, fix = (
+            ("state_encoder 'objects'", "state_encoder 'flat'")
+            if planned.kind == "state"
+            else ("gripper_crop", "gripper_crop 0")
+        )
+        raise ValueError(
+            f"network.{what} reads the state through the environment's state structure, but "
+            f"environment {spec.name!r} has none (its spec's structure is None); use "
+            f"network.{fix}"
+        )
     need_views = planned.kind == "image"
-    projections = camera_projections(config, planned, init)
+    projections = camera_projections(config, planned, init, camera_projections_at)
     data, info = collect_training_examples(
         config,
         task_set,
@@ -291,7 +330,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
             f"network.task_capacity {net_cfg.task_capacity} < {len(task_set)} tasks in the task set"
         )
     torch.manual_seed(int(streams[1].generate_state(1)[0]))
-    model = build_sd_network(net_cfg).to(device)
+    model = build_sd_network(net_cfg, structure).to(device)
     if weights is not None and config.extend_init:
         fresh = load_matching(model, weights)
         logger.info("extended %s; freshly initialised: %s", config.init, fresh)
@@ -322,6 +361,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
         "task_names": list(task_set.names),
         "threshold": 0.5,
         "camera_projections": None if projections is None else projections.tolist(),
+        "state_structure": None if structure is None else asdict(structure),
         "train_data": info,
         "config": to_dict(config),
     }
@@ -341,7 +381,7 @@ def train_success_detector(config: SDTrainConfig, task_set: TaskSet | None = Non
                     crops = crops_to_tensor(data.crops[rows], net_cfg.gripper_crop, device)
                     extra = (
                         _augmented(crops, config, gen),
-                        final_gripper_features(data.state[rows], device),
+                        final_gripper_features(data.state[rows], structure, device),
                     )
             else:
                 x, extra = state_to_tensor(data.state[rows], net_cfg.state_dim, device), ()

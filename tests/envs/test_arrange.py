@@ -5,7 +5,7 @@ import pytest
 
 from mtopt.envs import scene
 from mtopt.envs.workcell import WorkcellEnv
-from mtopt.success.examples import (
+from mtopt.envs.workcell_examples import (
     SDExamplesConfig,
     beside_plate_point,
     outcome_arrangement,

@@ -49,7 +49,8 @@ def test_calibration_writes_per_task_thresholds_that_do_no_worse(sd_run, tmp_pat
             out=str(tmp_path / "cal"),
             min_outcomes=5,
             device="cpu",
-        )
+        ),
+        TASK_SET,
     )
     before = SuccessDetector.load(report["checkpoint"], TASK_SET)
     after = SuccessDetector.load(result["checkpoint"], TASK_SET)

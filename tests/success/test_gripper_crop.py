@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtopt.envs.workcell_tasks import workcell_task_set
+from mtopt.envs import make_spec
 from mtopt.success.augment import AugmentConfig
 from mtopt.success.dataset import SDExamples
 from mtopt.success.detector import SuccessDetector
@@ -15,10 +15,11 @@ from mtopt.success.gripper_crop import (
     gripper_crops,
     load_camera_projections,
     project_points,
-    workcell_camera_projections,
 )
 from mtopt.success.networks import SDNetworkConfig, build_sd_network
 from mtopt.success.training import SDTrainConfig, train_success_detector
+
+WORKCELL = make_spec("workcell")
 
 
 def _top_down(scale: float, offset: float) -> np.ndarray:
@@ -66,36 +67,6 @@ def test_bad_crop_inputs_are_named(tmp_path):
         SDTrainConfig(calibration=str(tmp_path / "missing.json"))
 
 
-def test_workcell_calibration_finds_the_gripper_in_every_view():
-    """Moving the gripper changes the rendered views mostly inside the crop windows around
-    its fingertips before and after the move (the rest is the arm above them)."""
-    from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-
-    size = 64
-    proj = workcell_camera_projections(size)
-    env = WorkcellEnv(WorkcellConfig(image=True, side_images=True, image_size=size))
-    obs, _ = env.reset(seed=3)
-    views, states = [], []
-    for step in range(3):
-        if step:
-            obs, *_ = env.step(np.array([0, 1, 0, 0, 0, 0], np.float32))  # sideways, high
-        if step != 1:
-            views.append(np.concatenate([obs["image"][None], obs["side_images"]]))
-            states.append(obs["state"])
-    env.close()
-    changed = np.abs(views[0].astype(int) - views[1].astype(int)).sum(-1) > 30  # (3, H, W)
-    rows, cols = np.indices((size, size))
-    for v in range(3):
-        inside = np.zeros((size, size), bool)
-        for state in states:
-            tip = state[None, 0:3].astype(np.float64) - [0.0, 0.0, FINGERTIP_DROP]
-            col, row = project_points(proj, tip)[0, v]
-            inside |= (np.abs(cols - col) <= 8) & (np.abs(rows - row) <= 8)
-        share = (changed[v] & inside).sum() / changed[v].sum()
-        assert changed[v].sum() > 50 and share > 0.3, (v, share)
-        assert share > 3 * inside.mean(), (v, share, inside.mean())
-
-
 def test_crop_tower_needs_crops_and_gives_one_logit_per_slot():
     cfg = SDNetworkConfig(
         kind="image", image_size=16, input_size=32, channels=4, conv_layers=2, gripper_crop=8
@@ -113,7 +84,7 @@ def _checker_examples(n: int, rng: np.random.Generator) -> SDExamples:
     gripper (x, y) in view 0. Failures show it elsewhere. Pooled 4x (the checkerboard fills
     one pooled pixel), it is the mean grey of the noise, so only the full-resolution crop shows
     the outcome."""
-    names = workcell_task_set().names
+    names = WORKCELL.task_set.names
     views = rng.integers(0, 256, size=(n, 3, 64, 64, 3), dtype=np.uint8)
     state = np.zeros((n, 150), np.float32)
     state[:, 0:2] = 4 * rng.integers(2, 14, size=(n, 2)) + 2
@@ -162,11 +133,12 @@ def test_crop_detector_learns_what_only_the_full_resolution_shows(tmp_path):
                 augment=AugmentConfig(enabled=False),
                 progress=False,
                 device="cpu",
-            )
+            ),
+            WORKCELL,
         )
-        det = SuccessDetector.load(report["checkpoint"], workcell_task_set())
+        det = SuccessDetector.load(report["checkpoint"], WORKCELL.task_set)
         held = ex.subset(ex.robot == 1)
-        col = workcell_task_set().names.index("lift-any")
+        col = WORKCELL.task_set.names.index("lift-any")
         pred = det.predict_examples(held)[:, col]
         results[crop] = (pred == (held.labels[:, col] == 1)).mean()
     assert results[8] >= 0.9, results  # the crop shows it
@@ -192,7 +164,7 @@ def test_extend_init_adds_a_crop_tower_to_a_trained_detector(tmp_path):
     cal.write_text(json.dumps(_top_down(1.0, 0.0).tolist()))
     common = dict(examples=(str(tmp_path / "ex"),), steps=5, batch_size=8, progress=False)
     first = train_success_detector(
-        SDTrainConfig(**common, out=str(tmp_path / "a"), network=SDNetworkConfig(**base))
+        SDTrainConfig(**common, out=str(tmp_path / "a"), network=SDNetworkConfig(**base)), WORKCELL
     )
     second = train_success_detector(
         SDTrainConfig(
@@ -202,12 +174,13 @@ def test_extend_init_adds_a_crop_tower_to_a_trained_detector(tmp_path):
             extend_init=True,
             calibration=str(cal),
             network=SDNetworkConfig(**base, gripper_crop=8, crop_channels=4),
-        )
+        ),
+        WORKCELL,
     )
     payload = load_checkpoint(second["checkpoint"])
     assert payload["network_config"]["gripper_crop"] == 8
     np.testing.assert_allclose(payload["camera_projections"], _top_down(1.0, 0.0))
-    det = SuccessDetector.load(second["checkpoint"], workcell_task_set())
+    det = SuccessDetector.load(second["checkpoint"], WORKCELL.task_set)
     with pytest.raises(ValueError, match="pass the final states"):
         det.predict_proba(ex.views[:2])
     assert det.predict_proba(ex.views[:2], state=ex.state[:2]).shape == (2, 12)

@@ -3,13 +3,15 @@
 import numpy as np
 import pytest
 
-from mtopt.envs.workcell_tasks import workcell_task_set
+from mtopt.envs import make_spec
+from mtopt.envs.workcell_examples import SDExamplesConfig, make_examples
 from mtopt.success.dataset import SDExamples, load_examples
 from mtopt.success.detector import SuccessDetector
 from mtopt.success.evaluate import SDEvalConfig, run_sd_eval
-from mtopt.success.examples import SDExamplesConfig, make_examples
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
+
+WORKCELL = make_spec("workcell")
 
 TASKS = ("lift-carrot", "place-top-left")
 
@@ -42,13 +44,15 @@ def test_state_sd_learns_outcomes_of_arranged_scenes(state_examples, tmp_path):
             network=SDNetworkConfig(kind="state", width=64),
             progress=False,
             device="cpu",
-        )
+        ),
+        WORKCELL,
     )
     # label sharing gave lift-any and place-any labels although no example was made for them
     assert report["labels"]["lift-any"]["successes"] == 120
     assert report["labels"]["place-any"]["successes"] == 120
     result = run_sd_eval(
-        SDEvalConfig(checkpoint=report["checkpoint"], data=str(state_examples / "test"))
+        SDEvalConfig(checkpoint=report["checkpoint"], data=str(state_examples / "test")),
+        WORKCELL.task_set,
     )
     for task in TASKS:
         row = result["tasks"][task]
@@ -65,7 +69,7 @@ def test_image_sd_learns_which_view_shows_the_outcome(tmp_path, stored):
     32x32, the views are pooled to the network's 16x16 when training loads them and per batch
     when the detector predicts."""
     rng = np.random.default_rng(0)
-    names = workcell_task_set().names
+    names = WORKCELL.task_set.names
     n = 600
     views = rng.integers(0, 100, size=(n, 3, 16, 16, 3), dtype=np.uint8)
     labels = np.full((n, len(names)), -1, dtype=np.int8)
@@ -100,10 +104,11 @@ def test_image_sd_learns_which_view_shows_the_outcome(tmp_path, stored):
             ),
             progress=False,
             device="cpu",
-        )
+        ),
+        WORKCELL,
     )
     assert report["examples"] == 500  # robot 1 held out
-    detector = SuccessDetector.load(report["checkpoint"], workcell_task_set())
+    detector = SuccessDetector.load(report["checkpoint"], WORKCELL.task_set)
     held = load_examples(tmp_path / "ex")
     held = held.subset(held.robot == 1)
     pred = detector.predict_examples(held)[:, cols]

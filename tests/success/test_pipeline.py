@@ -8,6 +8,7 @@ from mtopt.data.impersonation import Impersonation, ImpersonationConfig
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
 from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import ReplayConfig, TaskReplay
+from mtopt.envs import make_spec
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.checkpoint import load_checkpoint
 from mtopt.learning.networks import QNetworkConfig
@@ -65,7 +66,8 @@ def sd_run(tmp_path_factory):
             network=SDNetworkConfig(kind="state", state_encoder="flat", width=32),
             progress=False,
             device="cpu",
-        )
+        ),
+        make_spec("workcell"),
     )
     return root, log, report
 
@@ -130,7 +132,8 @@ def test_fine_tuning_continues_from_a_checkpoint(sd_run, tmp_path):
             network=SDNetworkConfig(kind="image"),  # ignored: the checkpoint's architecture
             progress=False,
             device="cpu",
-        )
+        ),
+        make_spec("workcell"),
     )
     assert tuned["kind"] == "state"
     before = load_checkpoint(report["checkpoint"])["model"]

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from mtopt.policies.cem import CEMConfig
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, in_robot_order
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
-from mtopt.policies.cem import CEMConfig
 from mtopt.system import fleet
 from mtopt.system.fleet import FleetConfig, collect
 from mtopt.system.training import TrainConfig, TrainingRun

@@ -1,4 +1,5 @@
-"""Outcome examples for a task (``mtopt sd examples``; paper Sec. 4, App. 8, Fig. 14).
+"""The workcell's outcome examples for a task (``mtopt sd examples``; paper Sec. 4, App. 8,
+Fig. 14), and its cameras' calibration for the success detector's gripper crops.
 
 A user specifies a task by showing what its desired and undesired *outcomes* look like. Here the
 user is simulated: for each *pair*, a random training scene is reset (a new object set and plate
@@ -14,6 +15,11 @@ The physics settles each arranged scene; the ground-truth predicate only confirm
 arrangement shows the intended outcome (a scene that does not, e.g. an object that slid off the
 plate, is re-arranged). Each example is labelled for its task only; label sharing adds the
 implied labels when training.
+
+:func:`workcell_camera_projections` reads every view's 3 x 4 pinhole projection from the
+workcell's MuJoCo model: the default calibration of a gripper-crop success detector trained on
+the simulated cell (``mtopt sd train`` passes it to
+:func:`~mtopt.success.training.train_success_detector`).
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ import numpy as np
 
 from mtopt.envs import scene
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
+from mtopt.envs.workcell_tasks import OBJECT_ACQUISITION, PLATE_SECTIONS, workcell_task_set
 from mtopt.progress import progress_bar
 from mtopt.success.dataset import UNKNOWN, USER_ROBOT, SDExamples
-from mtopt.tasks import OBJECT_ACQUISITION, PLATE_SECTIONS, default_task_set
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,8 @@ LIFTED_TIP_HEIGHT = 0.05
 centre above ``lift_height`` 0.08 m; measured 0.04-0.05 m over the categories)."""
 GRIPPER_ROOM = scene.BIN_HALF - 0.05
 """Half side of the square, centred on each bin, where a pair's gripper is put."""
+VIEW_CAMERAS = ("shoulder", "side_left", "side_right")
+"""MuJoCo camera of each stored view, in the success detector's view order."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class SDExamplesConfig:
     """The simulated workcell (image sizes are set from ``image_size``)."""
 
     def __post_init__(self) -> None:
-        default_task_set().validate([self.task])
+        workcell_task_set().validate([self.task])
         if isinstance(self.pairs, bool) or not isinstance(self.pairs, int) or self.pairs < 1:
             raise ValueError(f"pairs must be a positive integer, got {self.pairs!r}")
         if not 0.0 <= self.boundary_fraction <= 1.0:
@@ -148,7 +156,7 @@ def outcome_arrangement(
     # caller's predicate check re-draws any arrangement on the wrong side of the boundary
     high = float(rng.uniform(LIFTED_TIP_HEIGHT, 0.25))
     low = float(rng.uniform(0.02, LIFTED_TIP_HEIGHT - 0.005))
-    if default_task_set()[task].skill == OBJECT_ACQUISITION:
+    if workcell_task_set()[task].skill == OBJECT_ACQUISITION:
         cat = task.removeprefix("lift-") if task != "lift-any" else any_cat
         if success:
             return {"held": cat, "held_height": high}
@@ -216,7 +224,7 @@ def _render_views(env: WorkcellEnv) -> np.ndarray:
 
 def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
     """Make and write the examples; returns a summary (counts, skipped pairs, file)."""
-    task_set = default_task_set()
+    task_set = workcell_task_set()
     col = task_set.slot(config.task)
     wc = replace(config.workcell, image_size=config.image_size, side_image_size=config.image_size)
     env = WorkcellEnv(wc)
@@ -279,3 +287,29 @@ def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
         "skipped_pairs": skipped,
         "file": str(path),
     }
+
+
+def workcell_camera_projections(size: int, workcell: WorkcellConfig | None = None) -> np.ndarray:
+    """float64 ``(3, 3, 4)``: for each view, the matrix mapping a homogeneous world point to
+    homogeneous pixel coordinates (column, row, 1) of a ``size`` x ``size`` image of the
+    workcell camera (``workcell``: the cell, default the default cell)."""
+    import mujoco
+
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"image size must be a positive integer, got {size!r}")
+    env = WorkcellEnv(workcell if workcell is not None else WorkcellConfig())
+    try:
+        env.reset(seed=0)
+        m, d = env.model, env.data
+        out = []
+        for name in VIEW_CAMERAS:
+            cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, name)
+            rot = d.cam_xmat[cid].reshape(3, 3)  # columns: camera x (right), y (up), z (back)
+            focal = 0.5 * size / np.tan(np.deg2rad(float(m.cam_fovy[cid])) / 2)
+            # column = size/2 + f x / (-z), row = size/2 - f y / (-z), in camera coordinates
+            intrinsic = np.array([[focal, 0, -size / 2], [0, -focal, -size / 2], [0, 0, -1.0]])
+            extrinsic = np.concatenate([rot.T, -(rot.T @ d.cam_xpos[cid])[:, None]], axis=1)
+            out.append(intrinsic @ extrinsic)
+    finally:
+        env.close()
+    return np.stack(out)
