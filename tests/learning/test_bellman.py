@@ -3,11 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from fakes import fake_shape
 
 from mtopt.data.replay import TransitionBatch
+from mtopt.envs.workcell_spec import WORKCELL_ACTION
 from mtopt.learning.bellman import BellmanUpdater
 from mtopt.learning.cem import CEMConfig
-from mtopt.learning.networks import QNetworkConfig, build_q_network
+from mtopt.learning.network_builder import build_q_network
+from mtopt.learning.networks import QNetworkConfig
 
 D = 8
 
@@ -34,7 +37,7 @@ def _batch(label=None, steps_to_go=None) -> TransitionBatch:
 def _updater(mc: bool, mix: float = 0.0) -> BellmanUpdater:
     torch.manual_seed(0)
     net = build_q_network(
-        QNetworkConfig(kind="mlp", state_dim=D, mlp_width=16, state_encoder="flat")
+        QNetworkConfig(kind="mlp", mlp_width=16, state_encoder="flat"), fake_shape(D)
     )
     with torch.no_grad():  # a target network that values everything at sigmoid(-4) = 0.018
         for p in net.parameters():
@@ -42,7 +45,14 @@ def _updater(mc: bool, mix: float = 0.0) -> BellmanUpdater:
         net.heads.biases[-1].fill_(-4.0)
     gen = torch.Generator().manual_seed(0)
     return BellmanUpdater(
-        net, net, CEMConfig(num_samples=8, num_elites=2), 0.9, gen, mc_lower_bound=mc, mc_mix=mix
+        net,
+        net,
+        CEMConfig(num_samples=8, num_elites=2),
+        0.9,
+        gen,
+        WORKCELL_ACTION,
+        mc_lower_bound=mc,
+        mc_mix=mix,
     )
 
 

@@ -2,14 +2,15 @@
 actually learn a tiny, easy task: the greedy policy beats random actions by a clear margin."""
 
 import numpy as np
-from fakes import ReachTask
+from fakes import FakeSpec, ReachTask
 
 from mtopt.data.impersonation import ImpersonationConfig
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
 from mtopt.policies.q_policy import load_q_policy
-from mtopt.system.training import TrainConfig, train
+from mtopt.system.training import train
+from mtopt.system.training_config import TrainConfig
 
 
 def test_q_learning_beats_random_on_reach(tmp_path):
@@ -42,7 +43,8 @@ def test_q_learning_beats_random_on_reach(tmp_path):
         checkpoint_every=1500,
         progress=False,
     )
-    policy = load_q_policy(train(cfg)["checkpoint"])
+    spec = FakeSpec(state_dim=2)
+    policy = load_q_policy(train(cfg, spec)["checkpoint"], spec)
     eval_rng = np.random.default_rng(1)
     greedy = np.mean([task.rollout(eval_rng, policy).success_for("lift-any") for _ in range(200)])
     random_rate = random_wins / 500

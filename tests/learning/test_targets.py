@@ -6,11 +6,13 @@ import math
 
 import pytest
 import torch
+from fakes import fake_shape
 from torch import nn
 
 from mtopt.envs.workcell_spec import WORKCELL_ACTION as WORKCELL_ACTION_SPEC
 from mtopt.learning.cem import CEMConfig
-from mtopt.learning.networks import QNetwork, QNetworkConfig, StateEmbedding, build_q_network
+from mtopt.learning.network_builder import build_q_network
+from mtopt.learning.networks import QNetwork, QNetworkConfig, StateEmbedding
 from mtopt.learning.targets import (
     bellman_targets,
     clipped_double_q_target,
@@ -107,7 +109,8 @@ class _QuadraticQ(QNetwork):
 
     def __init__(self, scale: float) -> None:
         super().__init__()
-        self.config = QNetworkConfig(kind="mlp", state_dim=4, state_encoder="flat")
+        self.config = QNetworkConfig(kind="mlp", state_encoder="flat")
+        self.shape = fake_shape(4)
         self.scale = scale
         self.embed_calls = 0
 
@@ -149,8 +152,11 @@ def test_bellman_targets_with_known_argmax() -> None:
 
 def test_bellman_targets_uses_min_of_both_nets_and_is_deterministic() -> None:
     torch.manual_seed(0)
-    cfg = QNetworkConfig(kind="mlp", state_dim=3, mlp_width=32, fc_width=16, state_encoder="flat")
-    net_1, net_2 = build_q_network(cfg).eval(), build_q_network(cfg).eval()
+    cfg = QNetworkConfig(kind="mlp", mlp_width=32, fc_width=16, state_encoder="flat")
+    net_1, net_2 = (
+        build_q_network(cfg, fake_shape(3)).eval(),
+        build_q_network(cfg, fake_shape(3)).eval(),
+    )
     b = 6
     obs = {
         "state": torch.randn(b, 3),
