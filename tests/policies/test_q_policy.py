@@ -1,15 +1,17 @@
-"""The greedy / ε-greedy CEM policy over a Q-network, its exploration modes, and the
-blocked-descent helpers."""
+"""The greedy / ε-greedy CEM policy over a Q-network and its exploration modes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from fakes import fake_shape
 
+from mtopt.envs.workcell_spec import WORKCELL_ACTION
 from mtopt.envs.workcell_tasks import workcell_task_set
 from mtopt.learning.cem import CEMConfig
-from mtopt.learning.networks import QNetworkConfig, build_q_network
+from mtopt.learning.network_builder import build_q_network
+from mtopt.learning.networks import QNetworkConfig
 from mtopt.policies.q_policy import QPolicy
 
 OBS = {
@@ -21,11 +23,13 @@ OBS = {
 
 def _policy(epsilon: float, exploration: str = "all") -> QPolicy:
     torch.manual_seed(0)
-    net = build_q_network(
-        QNetworkConfig(kind="mlp", state_dim=8, mlp_width=16, state_encoder="flat")
-    )
+    config = QNetworkConfig(kind="mlp", mlp_width=16, state_encoder="flat")
+    net = build_q_network(config, fake_shape(8))
     cem = CEMConfig(num_samples=16, num_elites=4)
-    return QPolicy(net, workcell_task_set(), cem, epsilon, exploration=exploration)
+    keys = ("state", "gripper_status", "gripper_height")
+    return QPolicy(
+        net, workcell_task_set(), WORKCELL_ACTION, cem, epsilon, keys, exploration=exploration
+    )
 
 
 def _actions(policy: QPolicy, seed: int, n: int) -> np.ndarray:
