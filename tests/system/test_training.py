@@ -3,14 +3,17 @@
 import numpy as np
 import pytest
 import torch
-from fakes import TASK_SET, make_fake_episode
+from fakes import TASK_SET, FakeSpec, make_fake_episode
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
-from mtopt.system.training import TrainConfig, train
+from mtopt.system.training import train
+from mtopt.system.training_config import TrainConfig
+
+SPEC = FakeSpec()
 
 
 def _write_log(path, n=40, tasks=None, seed=0):
@@ -56,9 +59,9 @@ def _config(data, out, conservative_weight=0.0, **kw):
 def test_resume_gives_identical_results(tmp_path, conservative_weight, extra):
     log = _write_log(tmp_path / "log")
     cw = conservative_weight
-    full = train(_config(log, tmp_path / "a", cw, steps=40, **extra))
-    train(_config(log, tmp_path / "b", cw, steps=20, **extra))
-    resumed = train(_config(log, tmp_path / "b", cw, steps=40, resume=True, **extra))
+    full = train(_config(log, tmp_path / "a", cw, steps=40, **extra), SPEC)
+    train(_config(log, tmp_path / "b", cw, steps=20, **extra), SPEC)
+    resumed = train(_config(log, tmp_path / "b", cw, steps=40, resume=True, **extra), SPEC)
     assert full["step"] == resumed["step"] == 40
     a = load_checkpoint(full["checkpoint"])["trainer"]
     b = load_checkpoint(resumed["checkpoint"])["trainer"]
@@ -71,29 +74,37 @@ def test_resume_gives_identical_results(tmp_path, conservative_weight, extra):
 
 def test_truncated_checkpoint_fails_resume_and_older_stays_usable(tmp_path):
     log = _write_log(tmp_path / "log")
-    train(_config(log, tmp_path / "r", steps=40))
+    train(_config(log, tmp_path / "r", steps=40), SPEC)
     ckpts = list_checkpoints(tmp_path / "r" / "checkpoints")
     assert [p.name for p in ckpts] == ["ckpt-000000020.pt", "ckpt-000000040.pt"]
     ckpts[-1].write_bytes(ckpts[-1].read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
-        train(_config(log, tmp_path / "r", steps=60, resume=True))
+        train(_config(log, tmp_path / "r", steps=60, resume=True), SPEC)
     assert load_checkpoint(ckpts[0])["step"] == 20
 
 
 def test_empty_log_and_missing_task_data_stop_with_a_message(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no episodes"):
-        train(_config(tmp_path / "empty", tmp_path / "o"))
+        train(_config(tmp_path / "empty", tmp_path / "o"), SPEC)
     log = _write_log(tmp_path / "lifts", n=10, tasks=["lift-any"])
     with pytest.raises(ValueError, match=r"routed to task\(s\) \['place-any'\]"):
-        train(_config(log, tmp_path / "o", tasks=("lift-any", "place-any")))
+        train(_config(log, tmp_path / "o", tasks=("lift-any", "place-any")), SPEC)
     with pytest.raises(ValueError, match="unknown task name"):
-        _config(log, tmp_path / "o", tasks=("lift-everything",))
+        train(_config(log, tmp_path / "o", tasks=("lift-everything",)), SPEC)
+
+
+def test_a_log_of_another_env_is_refused_naming_both(tmp_path):
+    from mtopt.envs import make_spec
+
+    log = _write_log(tmp_path / "log", n=8)
+    with pytest.raises(ValueError, match=r"state \(16,\).*env 'workcell' has state \(150,\)"):
+        train(_config(log, tmp_path / "o", steps=2), make_spec("workcell"))
 
 
 def test_checkpoint_records_training_data(tmp_path):
     log = _write_log(tmp_path / "log", n=24, tasks=["lift-any", "lift-can", "place-any"])
-    res = train(_config(log, tmp_path / "o", steps=20))
+    res = train(_config(log, tmp_path / "o", steps=20), SPEC)
     payload = load_checkpoint(res["checkpoint"])
     assert payload["train_episode_counts"]["lift-any"] == 8
     assert payload["task_names"] == list(TASK_SET.names)
@@ -116,16 +127,16 @@ def test_image_observations_train_the_conv_network(tmp_path):
         checkpoint_every=4,
         trainer=TrainerConfig(network=net, device="cpu"),
     )
-    res = train(cfg)
+    res = train(cfg, FakeSpec(image_size=32))
     payload = load_checkpoint(res["checkpoint"])
     assert payload["network_config"]["kind"] == "conv"
-    assert payload["network_config"]["image_height"] == 32
+    assert payload["network_shape"]["image_size"] == 32
     assert payload["obs_keys"] == ["image", "gripper_status", "gripper_height"]
 
 
 def test_fine_tuning_a_checkpoint_of_another_network_names_the_difference(tmp_path):
     log = _write_log(tmp_path / "log")
-    first = train(_config(log, tmp_path / "a", steps=20))
+    first = train(_config(log, tmp_path / "a", steps=20), SPEC)
     other = TrainerConfig(
         network=QNetworkConfig(kind="mlp", mlp_width=16, state_encoder="flat"),
         target_lag_steps=10,
@@ -133,22 +144,24 @@ def test_fine_tuning_a_checkpoint_of_another_network_names_the_difference(tmp_pa
         device="cpu",
     )
     with pytest.raises(ValueError, match=r"mlp_width: 32, 16"):
-        train(_config(log, tmp_path / "b", steps=20, trainer=other, init=first["checkpoint"]))
+        train(_config(log, tmp_path / "b", steps=20, trainer=other, init=first["checkpoint"]), SPEC)
 
 
 @pytest.mark.parametrize("encoder", ["objects", "objects-action"])
-def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(tmp_path, encoder):
-    from mtopt.envs.workcell import WorkcellEnv
+def test_motion_input_trains_on_a_fleet_log_and_the_policy_acts_with_it(tmp_path, encoder):
+    from mtopt.envs import make_spec
     from mtopt.policies.q_policy import load_q_policy
     from mtopt.system.fleet import FleetConfig, collect
 
-    collect(FleetConfig(out=str(tmp_path / "log"), robots=1, episodes=12, seed=1, progress=False))
+    workcell = make_spec("workcell")
+    fleet = FleetConfig(out=str(tmp_path / "log"), robots=1, episodes=12, seed=1, progress=False)
+    collect(fleet, workcell)
     net = QNetworkConfig(
         kind="mlp",
         mlp_width=32,
         slot_action_width=8,
         state_encoder=encoder,
-        motion_obs=True,
+        extra_inputs=("gripper_motion",),
     )
     cfg = _config(
         tmp_path / "log",
@@ -158,15 +171,18 @@ def test_motion_obs_trains_on_a_fleet_log_and_the_policy_acts_with_it(tmp_path, 
         checkpoint_every=4,
         trainer=TrainerConfig(network=net, device="cpu"),
     )
-    payload = load_checkpoint(train(cfg)["checkpoint"])
+    payload = load_checkpoint(train(cfg, workcell)["checkpoint"])
     assert payload["obs_keys"][-1] == "gripper_motion"
-    policy = load_q_policy(list_checkpoints(tmp_path / "o" / "checkpoints")[-1])
+    policy = load_q_policy(list_checkpoints(tmp_path / "o" / "checkpoints")[-1], workcell)
     assert policy.obs_keys[-1] == "gripper_motion"
-    env = WorkcellEnv()
+    env = workcell.make_env()
     obs, _ = env.reset(seed=0, options={"task": "lift-any"})
     policy.reset(np.random.default_rng(0), task="lift-any")
     assert env.action_space.contains(policy.act(obs))
     # a log from before the observation existed is refused by name
     old = _write_log(tmp_path / "old")
     with pytest.raises(ValueError, match="episode has no observation 'gripper_motion'"):
-        train(_config(old, tmp_path / "o2", trainer=TrainerConfig(network=net, device="cpu")))
+        train(
+            _config(old, tmp_path / "o2", trainer=TrainerConfig(network=net, device="cpu")),
+            workcell,
+        )
