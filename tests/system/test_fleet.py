@@ -11,6 +11,7 @@ import pytest
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogTailer
 from mtopt.data.stats import dataset_stats
+from mtopt.envs import make_spec
 from mtopt.system.fleet import (
     FleetConfig,
     Robot,
@@ -18,6 +19,8 @@ from mtopt.system.fleet import (
     collect_in_process,
     episode_counts,
 )
+
+WORKCELL = make_spec("workcell")
 
 
 def test_episode_counts_split_evenly():
@@ -36,7 +39,7 @@ def test_two_robots_collect_and_tailer_reads_everything(tmp_path):
         progress=False,
         log=EpisodeLogConfig(shard_episodes=4, fsync=False),
     )
-    summary = collect(cfg)
+    summary = collect(cfg, WORKCELL)
     assert summary["episodes"] == 24 and summary["robots"] == 2
     episodes = tailer.poll()
     assert len(episodes) == 24
@@ -64,8 +67,8 @@ def test_two_robots_collect_and_tailer_reads_everything(tmp_path):
 
 def test_same_seed_same_episodes(tmp_path):
     cfg = FleetConfig(robots=1, episodes=6, seed=11, progress=False)
-    a = list(Robot(0, cfg, "a").episodes(6))
-    b = list(Robot(0, cfg, "a").episodes(6))
+    a = list(Robot(0, cfg, cfg.obs, cfg.seed, "a", WORKCELL).episodes(6))
+    b = list(Robot(0, cfg, cfg.obs, cfg.seed, "a", WORKCELL).episodes(6))
     for x, y in zip(a, b, strict=True):
         assert x.task == y.task and x.seed == y.seed
         np.testing.assert_array_equal(x.actions, y.actions)
@@ -74,11 +77,11 @@ def test_same_seed_same_episodes(tmp_path):
 
 def test_collect_in_process_writes_each_robots_episodes(tmp_path):
     cfg = FleetConfig(out=str(tmp_path / "log"), robots=2, episodes=5, seed=11, progress=False)
-    assert collect_in_process(cfg) == {"episodes": 5, "robots": 2}
+    assert collect_in_process(cfg, WORKCELL) == {"episodes": 5, "robots": 2}
     meta = EpisodeLogReader(cfg.out).metadata()
     assert sorted(meta.column("robot_id").to_pylist()) == [0, 0, 0, 1, 1]
     # the same episodes as the robot the fleet would start
-    expected = [ep.seed for ep in Robot(0, cfg, "x").episodes(3)]
+    expected = [ep.seed for ep in Robot(0, cfg, cfg.obs, cfg.seed, "x", WORKCELL).episodes(3)]
     seeds, robots = (meta.column(c).to_pylist() for c in ("seed", "robot_id"))
     got = [s for s, r in zip(seeds, robots, strict=True) if r == 0]
     assert sorted(got) == sorted(expected)
@@ -88,13 +91,13 @@ def test_bad_inputs_are_named(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(NotADirectoryError, match="is an existing file"):
-        collect(FleetConfig(out=str(f), episodes=1, progress=False))
+        collect(FleetConfig(out=str(f), episodes=1, progress=False), WORKCELL)
     with pytest.raises(ValueError, match="robots must be an integer"):
         FleetConfig(robots=0)
     with pytest.raises(ValueError, match="unknown task name"):
-        FleetConfig(tasks=("lift-everything",))
+        collect(FleetConfig(out=str(tmp_path / "o"), tasks=("lift-everything",)), WORKCELL)
     with pytest.raises(ValueError, match="is not a file"):
-        FleetConfig(policy=str(tmp_path / "missing.pt"))
+        FleetConfig(checkpoint=str(tmp_path / "missing.pt"))
 
 
 def test_sigkilled_collector_leaves_only_whole_shards(tmp_path):
@@ -147,16 +150,18 @@ def test_task_weights_shape_the_task_mix():
         chain_place=True,
         progress=False,
     )
-    robot = Robot(0, cfg, "w")
+    robot = Robot(0, cfg, cfg.obs, cfg.seed, "w", WORKCELL)
     np.testing.assert_allclose(robot.task_probs, [0.75, 0.0, 0.25, 0.0])
-    np.testing.assert_allclose(robot.place_probs, [1.0, 0.0])  # chained places by weight
+    chained, probs = robot.chain["object-manipulation"]  # chained places by weight
+    assert chained == ["place-bottom", "place-top-left"]
+    np.testing.assert_allclose(probs, [1.0, 0.0])
     draws = [str(robot.rng.choice(robot.tasks, p=robot.task_probs)) for _ in range(4000)]
     assert draws.count("lift-box") == 0 and draws.count("place-top-left") == 0
     assert abs(draws.count("lift-any") / 4000 - 0.75) < 0.03
-    episodes = list(Robot(0, cfg, "w").episodes(8))
+    episodes = list(Robot(0, cfg, cfg.obs, cfg.seed, "w", WORKCELL).episodes(8))
     assert {e.task for e in episodes} <= {"lift-any", "place-bottom"}
     with pytest.raises(ValueError, match="one weight per task"):
-        FleetConfig(task_weights=(1.0, 2.0))
+        Robot(0, FleetConfig(task_weights=(1.0, 2.0)), "state", 0, "w", WORKCELL)
     with pytest.raises(ValueError, match="non-negative with a positive sum"):
         FleetConfig(tasks=("lift-any", "lift-box"), task_weights=(0.0, 0.0))
 
@@ -207,7 +212,7 @@ def _group_alive(pgid: int) -> bool:
 
 def test_an_unstable_episode_is_discarded_not_logged():
     cfg = FleetConfig(robots=1, episodes=3, seed=5, progress=False)
-    robot = Robot(0, cfg, "u")
+    robot = Robot(0, cfg, cfg.obs, cfg.seed, "u", WORKCELL)
     step, calls = robot.env.step, {"n": 0}
 
     def faulty_step(action):
@@ -229,7 +234,7 @@ def test_final_views_record_the_three_views_without_step_images(tmp_path):
     cfg = FleetConfig(
         out=str(tmp_path), robots=1, episodes=3, seed=2, final_views=True, progress=False
     )
-    robot = Robot(0, cfg, "v")
+    robot = Robot(0, cfg, cfg.obs, cfg.seed, "v", WORKCELL)
     episodes = list(robot.episodes(3))
     for ep in episodes:
         assert "image" not in ep.observations
@@ -238,39 +243,33 @@ def test_final_views_record_the_three_views_without_step_images(tmp_path):
     # the recorded final image is what the shoulder camera sees after the last step
     np.testing.assert_array_equal(episodes[-1].final_image, robot.env.render_image())
     robot.close()
-    collect(cfg)  # the same through the log: the image SD's inputs come back from disk
+    collect(cfg, WORKCELL)  # the same through the log: the image SD's inputs come back from disk
     (first, *_) = read_log_episodes(tmp_path, need_views=True)
     state, views = episode_inputs(first, need_views=True)
     assert views.shape == (3, 64, 64, 3) and state.ndim == 1
     assert views[0].std() > 0  # a rendered scene, not a blank buffer
 
 
-def test_the_fleet_cem_config_reaches_the_robots_q_policy(tmp_path, monkeypatch):
+def test_the_fleet_policy_config_reaches_the_robots_q_policy(tmp_path, monkeypatch):
     from mtopt.learning.cem import CEMConfig
-    from mtopt.policies import q_policy
+    from mtopt.policies import PolicyConfig, q_policy
+    from mtopt.system.fleet import fleet_robot
 
     seen = {}
 
-    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all", **kw):
-        seen.update(checkpoint=checkpoint, epsilon=epsilon, cem=cem, exploration=exploration, **kw)
+    def fake_load(checkpoint, spec, policy=None):
+        seen.update(checkpoint=checkpoint, env=spec.name, policy=policy)
         return "policy"
 
     monkeypatch.setattr(q_policy, "load_q_policy", fake_load)
     ckpt = tmp_path / "ckpt.pt"
     ckpt.write_bytes(b"")
-    finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
-    cfg = FleetConfig(
-        policy=str(ckpt),
-        epsilon=0.3,
-        cem=finer,
-        exploration="motion",
+    finer = PolicyConfig(
+        epsilon=0.3, cem=CEMConfig(iterations=3, num_samples=128, num_elites=12), device="cpu"
     )
-    robot = Robot(0, cfg, "a")
+    cfg = FleetConfig(checkpoint=str(ckpt), policy=finer)
+    robot = fleet_robot(0, cfg, WORKCELL, "a")
     assert robot.q_policy == "policy"
-    assert seen == {
-        "checkpoint": str(ckpt),
-        "epsilon": 0.3,
-        "cem": finer,
-        "exploration": "motion",
-    }
-    assert FleetConfig().cem == CEMConfig()  # QT-Opt's 2 x 64 / 6 by default
+    assert seen == {"checkpoint": str(ckpt), "env": "workcell", "policy": finer}
+    default = FleetConfig().policy  # collection: the paper's ε 0.2, QT-Opt's 2 x 64 / 6
+    assert default.epsilon == 0.2 and default.cem == CEMConfig() and default.device == "cpu"
