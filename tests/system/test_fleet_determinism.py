@@ -18,22 +18,26 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from mtopt.policies.cem import CEMConfig
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, in_robot_order
+from mtopt.envs import make_spec
+from mtopt.learning.cem import CEMConfig
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.trainer import TrainerConfig
 from mtopt.system import fleet
 from mtopt.system.fleet import FleetConfig, collect
-from mtopt.system.training import TrainConfig, TrainingRun
+from mtopt.system.training import TrainingRun
+from mtopt.system.training_config import TrainConfig
 
 SHARDS = EpisodeLogConfig(shard_episodes=2, fsync=False)
+WORKCELL = make_spec("workcell")
 
 
 def _timed_robot_main(
     robot_id: int,
     count: int,
     config: FleetConfig,
+    spec: Any,
     run_tag: str,
     q: Any,
     parent: int,
@@ -66,7 +70,7 @@ def _timed_robot_main(
             return step(self, action)
 
         WorkcellEnv.step = faulty_step  # type: ignore[method-assign]
-    child_fleet._robot_main(robot_id, count, config, run_tag, q, parent)
+    child_fleet._robot_main(robot_id, count, config, spec, run_tag, q, parent)
 
 
 def _collect(
@@ -75,7 +79,7 @@ def _collect(
     monkeypatch.setattr(
         fleet, "_robot_main", functools.partial(_timed_robot_main, slow_robot=slow_robot, **kw)
     )
-    return collect(config)
+    return collect(config, WORKCELL)
 
 
 def _robots_in_creation_order(log: Path) -> list[int]:
@@ -133,7 +137,7 @@ def test_robot_timing_changes_neither_the_log_nor_the_training(tmp_path, monkeyp
     # and training on them gives the same losses and weights
     results = []
     for run in ("a", "b"):
-        training = TrainingRun(_train_config(logs[run], tmp_path / run / "train"))
+        training = TrainingRun(_train_config(logs[run], tmp_path / run / "train"), WORKCELL)
         results.append((training.run(), training.trainer))
     (ra, ta), (rb, tb) = results
     assert ra["loss"] == rb["loss"] and ra["mean_q"] == rb["mean_q"]
@@ -181,7 +185,7 @@ def test_the_demo_pipeline_does_not_depend_on_robot_timing(tmp_path, monkeypatch
             round_steps=2,
             eval_episodes_per_task=1,
             progress=False,
-            policy_cem=CEMConfig(iterations=1, num_samples=8, num_elites=2),
+            policy=replace(base.policy, cem=CEMConfig(iterations=1, num_samples=8, num_elites=2)),
             train=replace(
                 base.train,
                 batch_size=16,
