@@ -8,9 +8,12 @@ from pathlib import Path
 
 from mtopt.config import load_config
 from mtopt.data.log import EpisodeLogReader
+from mtopt.envs import make_spec
 from mtopt.system.run_config import RunConfig
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "run" / "tiny.yaml"
+WORKCELL = make_spec("workcell")
+"""The environment of the continuous-system tests."""
 
 
 def tiny_config(out: Path, **overrides) -> RunConfig:

@@ -10,10 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from run_helpers import TINY, assert_log_consistent, log_ids, tiny_config
+from run_helpers import TINY, WORKCELL, assert_log_consistent, log_ids, tiny_config
 
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint
+from mtopt.policies import PolicyConfig
 from mtopt.policies.q_policy import load_q_policy
+from mtopt.system.builder import CHECKPOINT_KEYS
 from mtopt.system.run import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_local_backend_end_to_end(tmp_path):
     cfg = tiny_config(tmp_path / "run")
-    report = run(cfg)
+    report = run(cfg, WORKCELL)
     assert report["step"] == cfg.steps and report["start_step"] == 0
     # collection was limited by the budget and everything reported as written is in the log
     ids = log_ids(cfg.log_dir)
@@ -38,7 +40,9 @@ def test_local_backend_end_to_end(tmp_path):
     learned = sum(c["learned"][1] for c in report["collected"].values())
     assert learned > 0, "no episode was collected with the learned policy"
     # the final checkpoint is usable by the evaluation / collection code
-    policy = load_q_policy(report["checkpoint"], device="cpu")
+    policy = load_q_policy(report["checkpoint"], WORKCELL, PolicyConfig(device="cpu"))
+    payload = load_checkpoint(report["checkpoint"])  # the one checkpoint format
+    assert set(CHECKPOINT_KEYS) <= set(payload) and payload["env"]["env"] == "workcell"
     assert policy.name.endswith(f"@{cfg.steps}")
     assert (tmp_path / "run" / "tb").is_dir() and (tmp_path / "run" / "run.json").is_file()
     for stage in ("collection", "labelling", "impersonation", "targets", "training"):
@@ -67,7 +71,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     assert killed_step < 400
     before = assert_log_consistent(out / "log")
     # start again: resumes from the checkpoint and continues the log
-    report = run(tiny_config(out, steps=killed_step + 40))
+    report = run(tiny_config(out, steps=killed_step + 40), WORKCELL)
     assert report["resumed_from"] is not None
     assert report["start_step"] == killed_step and report["step"] == killed_step + 40
     after = assert_log_consistent(out / "log")
@@ -78,9 +82,9 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
 
 def test_no_resume_refuses_existing_checkpoints(tmp_path):
     cfg = tiny_config(tmp_path / "run", steps=20)
-    run(cfg)
+    run(cfg, WORKCELL)
     with pytest.raises(ValueError, match="already holds checkpoints"):
-        run(tiny_config(tmp_path / "run", steps=40, resume=False))
+        run(tiny_config(tmp_path / "run", steps=40, resume=False), WORKCELL)
 
 
 def test_paused_robots_flush_so_training_can_start(tmp_path):
@@ -94,8 +98,8 @@ def test_paused_robots_flush_so_training_can_start(tmp_path):
         episodes_per_step=0.1,
         attempts_per_call=1,
     )
-    cfg = replace(cfg, fleet=replace(cfg.fleet, log=replace(cfg.fleet.log, shard_episodes=5)))
-    report = run(cfg)
+    cfg = replace(cfg, robot=replace(cfg.robot, log=replace(cfg.robot.log, shard_episodes=5)))
+    report = run(cfg, WORKCELL)
     assert report["step"] == 10
     assert report["log_episodes"] >= 7
     assert report["episodes_written"] == report["log_episodes"]

@@ -5,7 +5,7 @@ import os
 import signal
 
 import pytest
-from run_helpers import assert_log_consistent, log_ids, tiny_config
+from run_helpers import WORKCELL, assert_log_consistent, log_ids, tiny_config
 
 ray = pytest.importorskip("ray")
 
@@ -24,7 +24,7 @@ def ray_session():
 
 def test_ray_backend_end_to_end(ray_session, tmp_path):
     cfg = tiny_config(tmp_path / "run", backend="ray", robots=2, updaters=1)
-    report = run(cfg)
+    report = run(cfg, WORKCELL)
     assert report["backend"] == "ray" and report["step"] == cfg.steps
     ids = log_ids(cfg.log_dir)
     assert report["episodes_written"] == len(ids) == report["log_episodes"]
@@ -39,7 +39,7 @@ def test_killed_robot_and_updater_are_restarted(ray_session, tmp_path):
 
     def hook(r: ContinuousRun) -> None:
         robot, updater = r.system.robots[0], r.system.updaters[0]
-        if not state["killed"] and r.step >= 30 and 0 in r.robot_calls and r.target_calls:
+        if not state["killed"] and r.step >= 30 and 0 in r.flight.robot_calls and r.flight.targets:
             for name, actor in (("robot", robot), ("updater", updater)):
                 pid = ray.get(actor.pid.remote())
                 os.kill(pid, signal.SIGKILL)
@@ -50,7 +50,7 @@ def test_killed_robot_and_updater_are_restarted(ray_session, tmp_path):
                 with contextlib.suppress(*errors):
                     state["restarted"][name] = ray.get(actor.pid.remote(), timeout=0.5)
 
-    ran = ContinuousRun(cfg, hook)
+    ran = ContinuousRun(cfg, WORKCELL, hook)
     report = ran.run()
     # the run finished ...
     assert report["step"] == cfg.steps
