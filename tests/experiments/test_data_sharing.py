@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fakes import TASK_SET
 
 from mtopt.cli import main
 from mtopt.config import load_config
@@ -132,23 +133,23 @@ def test_step_shares_and_trainable_tasks():
     assert sum(step_shares(12_000, 12)) == 12_000
     counts = {t: 0 for t in TASKS} | {"lift-any": 10, "place-bottom": 2}
     orig = ImpersonationConfig(kind="orig")
-    assert trainable_tasks(orig, counts) == ("lift-any", "place-bottom")
-    assert len(trainable_tasks(ImpersonationConfig(kind="skill"), counts)) == 12
+    assert trainable_tasks(orig, counts, TASK_SET) == ("lift-any", "place-bottom")
+    assert len(trainable_tasks(ImpersonationConfig(kind="skill"), counts, TASK_SET)) == 12
     only_lift = {t: 0 for t in TASKS} | {"lift-box": 1}
-    assert trainable_tasks(ImpersonationConfig(kind="skill"), only_lift) == TASKS[:8]
-    assert trainable_tasks(ImpersonationConfig(kind="all"), only_lift) == TASKS
+    assert trainable_tasks(ImpersonationConfig(kind="skill"), only_lift, TASK_SET) == TASKS[:8]
+    assert trainable_tasks(ImpersonationConfig(kind="all"), only_lift, TASK_SET) == TASKS
 
 
 def test_strategy_runs_share_the_learner_and_split_single_task_budget(tmp_path):
     cfg = DataSharingConfig(data="d", out=str(tmp_path), steps=1200)
     counts = {t: 5 for t in TASKS}
-    single = strategy_runs(cfg, "qtopt-single", counts)
+    single = strategy_runs(cfg, "qtopt-single", counts, TASK_SET)
     assert list(single) == list(TASKS)
     assert sum(c.steps for c in single.values()) == 1200
     for task, c in single.items():
         assert c.tasks == (task,) and c.impersonation.kind == "orig"
         assert c.replay.sampler == "uniform"
-    (skill,) = strategy_runs(cfg, "skill-1-0.15-rebalanced", counts).values()
+    (skill,) = strategy_runs(cfg, "skill-1-0.15-rebalanced", counts, TASK_SET).values()
     assert skill.impersonation.p_failure == 0.15 and skill.replay.sampler == "rebalanced"
     assert skill.steps == 1200 and skill.tasks == () and skill.data == "d"
     assert skill.trainer == cfg.train.trainer and skill.cem == cfg.train.cem
@@ -161,7 +162,7 @@ def test_learner_flows_in_from_train_or_demo_configs():
     }
     for path, (encoder, mc_mix) in shipped.items():
         cfg = DataSharingConfig(learner_config=str(path))
-        (run,) = strategy_runs(cfg, "all-uniform", {t: 1 for t in TASKS}).values()
+        (run,) = strategy_runs(cfg, "all-uniform", {t: 1 for t in TASKS}, TASK_SET).values()
         assert run.trainer.network.state_encoder == encoder and run.mc_mix == mc_mix
         assert run.impersonation.kind == "all" and run.steps == cfg.steps
     with pytest.raises(ValueError, match="not a file"):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from fakes import TASK_SET, make_fake_episode
+from fakes import TASK_SET, FakeSpec, make_fake_episode
 
 from mtopt.data.impersonation import Impersonation, ImpersonationConfig
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
@@ -17,7 +17,8 @@ from mtopt.success.detector import SuccessDetector, SuccessDetectorLabeller
 from mtopt.success.labelling import read_log_episodes, relabel_episodes
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
-from mtopt.system.training import TrainConfig, TrainingRun, train
+from mtopt.system.training import TrainingRun, train
+from mtopt.system.training_config import TrainConfig
 
 
 def _write_log(path, n=160, seed=0):
@@ -107,9 +108,9 @@ def test_training_with_sd_rewards_end_to_end(sd_run, tmp_path):
         cem=CEMConfig(num_samples=8, num_elites=2),
     )
     assert cfg.rewards == "success_detector"  # the default reward source
-    run = TrainingRun(cfg)
+    run = TrainingRun(cfg, FakeSpec())
     assert isinstance(run.log_replay.impersonation.labeller, SuccessDetectorLabeller)
-    result = train(cfg)
+    result = train(cfg, FakeSpec())
     payload = load_checkpoint(result["checkpoint"])
     assert payload["config"]["rewards"] == "success_detector"
     assert payload["config"]["success_detector"] == report["checkpoint"]
@@ -117,7 +118,7 @@ def test_training_with_sd_rewards_end_to_end(sd_run, tmp_path):
 
 def test_sd_rewards_without_a_detector_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="needs a success-detector checkpoint"):
-        TrainingRun(TrainConfig(data=str(tmp_path), out=str(tmp_path / "q")))
+        TrainingRun(TrainConfig(data=str(tmp_path), out=str(tmp_path / "q")), make_spec("workcell"))
 
 
 def test_fine_tuning_continues_from_a_checkpoint(sd_run, tmp_path):
