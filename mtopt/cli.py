@@ -105,21 +105,8 @@ def cmd_data_stats(argv: Sequence[str]) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class DataPlotArgs:
-    """Plot the composition of an episode log and the data impersonation adds (paper Fig. 4/12)."""
-
-    directory: tyro.conf.Positional[str]
-    """Episode-log directory."""
-    out: str = "composition.png"
-    """PNG file to write."""
-    json: str | None = None
-    """Also write the composition as JSON to this file."""
-    seed: int = 0
-    """Seed of the stochastic impersonation function f_skill(1, 0.15)."""
-
-
 def cmd_data_plot(argv: Sequence[str]) -> int:
+    from mtopt.commands import DataPlotArgs
     from mtopt.data.composition import (
         dataset_composition,
         format_composition_table,
@@ -128,7 +115,7 @@ def cmd_data_plot(argv: Sequence[str]) -> int:
     from mtopt.jsonio import write_json
 
     args = parse_config(DataPlotArgs, argv, "mtopt data plot", DataPlotArgs.__doc__ or "")
-    comp = dataset_composition(args.directory, seed=args.seed)
+    comp = dataset_composition(args.directory, args.env.spec().task_set, seed=args.seed)
     print(format_composition_table(comp))
     plot_composition(comp, args.out)
     if args.json:

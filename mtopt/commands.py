@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import tyro
+
 from mtopt.envs import EnvConfig
 from mtopt.evaluation.evaluate import EvalConfig
 from mtopt.success.calibration import SDCalibrateConfig
@@ -79,3 +81,19 @@ class SDCalibrateCommand(SDCalibrateConfig):
 
     env: EnvConfig = field(default_factory=EnvConfig)
     """The environment whose task set the detector must match."""
+
+
+@dataclass(frozen=True)
+class DataPlotArgs:
+    """Plot the composition of an episode log and the data impersonation adds (paper Fig. 4/12)."""
+
+    directory: tyro.conf.Positional[str]
+    """Episode-log directory."""
+    out: str = "composition.png"
+    """PNG file to write."""
+    json: str | None = None
+    """Also write the composition as JSON to this file."""
+    seed: int = 0
+    """Seed of the stochastic impersonation function f_skill(1, 0.15)."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment the log was collected in (its task set and skills): ``--env NAME``."""

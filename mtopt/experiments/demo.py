@@ -176,7 +176,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         fleet(config.round_episodes, config.seed + r, checkpoint)
         checkpoint = fit(r, config.round_steps, checkpoint)
 
-    stats = dataset_stats(log_dir)
+    stats = dataset_stats(log_dir, spec.task_set.names)
     write_stats_json(stats, out / "stats.json")
     counts = {t: v["episodes"] for t, v in stats["tasks"].items()}
     protocol = ProtocolConfig(

@@ -9,6 +9,7 @@ from mtopt.config import load_config
 from mtopt.experiments.demo import DemoConfig, run_demo
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.checkpoint import load_checkpoint
+from mtopt.policies import PolicyConfig
 
 
 def test_tiny_demo_runs_end_to_end(tmp_path):
@@ -87,37 +88,43 @@ def _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt) -> None:
     monkeypatch.setattr(
         demo,
         "train",
-        lambda cfg: {"step": cfg.steps, "samples_per_s": 1.0, "loss": 0.0, "checkpoint": str(ckpt)},
+        lambda cfg, spec: {
+            "step": cfg.steps,
+            "samples_per_s": 1.0,
+            "loss": 0.0,
+            "checkpoint": str(ckpt),
+        },
     )
-    monkeypatch.setattr(demo, "dataset_stats", lambda log: {"tasks": {}})
+    monkeypatch.setattr(demo, "dataset_stats", lambda log, names=None: {"tasks": {}})
     monkeypatch.setattr(demo, "write_stats_json", lambda stats, path: None)
     monkeypatch.setattr(demo, "load_q_policy", fake_load)
 
 
-def test_policy_cem_reaches_collection_and_evaluation(tmp_path, monkeypatch):
-    """``policy_cem`` is the search of the collection rounds and of the evaluated policy."""
-    finer = CEMConfig(iterations=3, num_samples=128, num_elites=12)
+def test_the_policy_config_reaches_collection_and_evaluation(tmp_path, monkeypatch):
+    """``policy`` is how the rounds collect; the evaluation runs it greedily with its search."""
+    finer = PolicyConfig(epsilon=0.3, cem=CEMConfig(iterations=3, num_samples=128, num_elites=12))
     seen = {}
 
-    def fake_collect(cfg):
-        seen.setdefault("fleet", []).append((cfg.policy, cfg.cem))
+    def fake_collect(cfg, spec):
+        seen.setdefault("fleet", []).append((cfg.checkpoint, cfg.policy, spec.name))
         return {"episodes": cfg.episodes, "episodes_per_s": 1.0}
 
     ckpt = tmp_path / "ck.pt"
     ckpt.write_bytes(b"")
 
-    def fake_load(checkpoint, epsilon=0.0, device="auto", cem=None, exploration="all", **kw):
-        seen["eval"] = (checkpoint, cem, epsilon)
+    def fake_load(checkpoint, spec, policy=None):
+        seen["eval"] = (checkpoint, policy)
         raise _StopError
 
     _stub_demo_stages(monkeypatch, fake_collect, fake_load, ckpt)
-    _run_one_stubbed_round(tmp_path, policy_cem=finer)
-    assert seen["fleet"] == [(None, finer), (str(ckpt), finer)]
-    assert seen["eval"] == (str(ckpt), finer, 0.0)
+    _run_one_stubbed_round(tmp_path, policy=finer)
+    assert seen["fleet"] == [(None, finer, "workcell"), (str(ckpt), finer, "workcell")]
+    assert seen["eval"] == (str(ckpt), replace(finer, epsilon=0.0))
 
 
-def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
-    """``workcell`` (e.g. its contact settings) is the fleet's and the evaluation's."""
+def test_the_env_reaches_collection_and_evaluation(tmp_path, monkeypatch):
+    """``env`` (e.g. the workcell's contact settings) is the fleet's and the evaluation's."""
+    from mtopt.envs import EnvConfig
     from mtopt.envs.workcell_config import WorkcellConfig
     from mtopt.experiments import demo
 
@@ -126,16 +133,16 @@ def test_workcell_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     ckpt = tmp_path / "ck.pt"
     ckpt.write_bytes(b"")
 
-    def fake_collect(cfg):
-        seen.setdefault("fleet", []).append(cfg.workcell)
+    def fake_collect(cfg, spec):
+        seen.setdefault("fleet", []).append(spec.config)
         return {"episodes": cfg.episodes, "episodes_per_s": 1.0}
 
-    def fake_evaluate(policy_for_task, protocol, counts):
-        seen["eval"] = protocol.workcell
+    def fake_evaluate(policy_for_task, protocol, spec, counts):
+        seen["eval"] = spec.config
         raise _StopError
 
-    _stub_demo_stages(monkeypatch, fake_collect, lambda checkpoint, **kw: object(), ckpt)
+    _stub_demo_stages(monkeypatch, fake_collect, lambda checkpoint, spec, policy: object(), ckpt)
     monkeypatch.setattr(demo, "evaluate", fake_evaluate)
-    _run_one_stubbed_round(tmp_path, workcell=softer)
+    _run_one_stubbed_round(tmp_path, env=EnvConfig(workcell=softer))
     assert seen["fleet"] == [softer, softer]
     assert seen["eval"] == softer
