@@ -17,18 +17,21 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from mtopt.envs import make_spec
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate
 from mtopt.experiments.data_sharing import DataSharingConfig
 from mtopt.learning.checkpoint import save_checkpoint
+from mtopt.policies import PolicyConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.system.fleet import FleetConfig, collect_in_process
 from mtopt.system.training import TrainingRun
-from mtopt.tasks import default_task_set
+from mtopt.system.training_config import TrainConfig
+
+WORKCELL = make_spec("workcell")
 
 SMOKE = {"steps": 2, "episodes_per_task": 1, "episodes": 6}
 """``--smoke``: timed training steps, evaluation attempts per task, collected episodes."""
@@ -39,14 +42,12 @@ def measure(args: argparse.Namespace, out: str, checkpoint: str | None) -> dict[
 
     Without ``checkpoint`` the network this run built is saved to ``out`` and evaluated."""
     learner = DataSharingConfig().train
-    cfg = replace(learner, data=args.data, out=out, progress=False)
+    cfg = TrainConfig.from_learner(learner, data=args.data, out=out, progress=False)
     t = time.process_time()
-    run = TrainingRun(cfg)
+    run = TrainingRun(cfg, WORKCELL)
     run.load_data()
-    run.build()
     load_cpu = time.process_time() - t
     print(f"load: {load_cpu:.1f} s CPU, {len(run.replay)} transitions")
-    assert run.trainer is not None and run.updater is not None
     for _ in range(5):  # warm-up
         run.trainer.train_step(run.updater(run.replay.sample(cfg.batch_size)))
     t, w = time.process_time(), time.time()
@@ -62,11 +63,11 @@ def measure(args: argparse.Namespace, out: str, checkpoint: str | None) -> dict[
             Path(out) / "checkpoints", run.trainer.step, run.checkpoint_payload()
         )
         checkpoint = str(path)
-    policy = load_q_policy(checkpoint, 0.0, "cpu")
+    policy = load_q_policy(checkpoint, WORKCELL, PolicyConfig(device="cpu"))
     protocol = ProtocolConfig(episodes_per_task=args.episodes_per_task, progress=False)
     t, w = time.process_time(), time.time()
-    evaluate(lambda task: policy, protocol)
-    n = len(default_task_set().names) * args.episodes_per_task
+    evaluate(lambda task: policy, protocol, WORKCELL)
+    n = len(WORKCELL.task_set) * args.episodes_per_task
     eval_cpu, eval_wall = (time.process_time() - t) / n, (time.time() - w) / n
     print(f"eval episode: {eval_cpu * 1e3:.1f} ms CPU, {eval_wall * 1e3:.1f} ms wall")
     return {
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(f"smoke: {args.episodes} scripted episodes, {args.steps} steps, 1 attempt per task")
         with tempfile.TemporaryDirectory() as tmp:
             args.data = f"{tmp}/log"
-            collect_in_process(FleetConfig(out=args.data, robots=1, episodes=args.episodes))
+            fleet = FleetConfig(out=args.data, robots=1, episodes=args.episodes)
+            collect_in_process(fleet, WORKCELL)
             return measure(args, f"{tmp}/run", None)
     finally:
         torch.set_num_threads(threads)

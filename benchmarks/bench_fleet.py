@@ -15,6 +15,7 @@ import platform
 import tempfile
 
 from mtopt.data.log import EpisodeLogConfig
+from mtopt.envs import make_spec
 from mtopt.system.fleet import FleetConfig, collect
 
 SMOKE_EPISODES = 2
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
                 progress=False,
                 log=EpisodeLogConfig(),
             )
-            s = collect(cfg)
+            s = collect(cfg, make_spec("workcell"))
         rates[robots] = s
         print(
             f"robots={robots}: {s['episodes']} episodes in {s['wall_time_s']:.1f} s -> "

@@ -24,13 +24,15 @@ import time
 from dataclasses import replace
 
 from mtopt.data.replay import ReplayConfig
+from mtopt.envs import make_spec
 from mtopt.system.backends import init_ray
+from mtopt.system.builder import PipelineBuilder
 from mtopt.system.fleet import FleetConfig, collect, collect_in_process
-from mtopt.system.run import build_labeller
 from mtopt.system.run_config import RayConfig, RunConfig
 from mtopt.system.workers import LogReplayWorker
 
 SMOKE = {"episodes": 8, "repeats": 1}
+WORKCELL = make_spec("workcell")
 
 
 def ingest(ray, log: str, actors: int, episodes: int) -> tuple[float, dict]:
@@ -38,7 +40,8 @@ def ingest(ray, log: str, actors: int, episodes: int) -> tuple[float, dict]:
     train = replace(base.train, rewards="oracle", replay=ReplayConfig(capacity=200_000))
     cfg = replace(base, train=train)
     cls = ray.remote(num_cpus=1)(LogReplayWorker)
-    workers = [cls.remote(cfg, i, build_labeller(cfg.train)) for i in range(actors)]
+    labeller = PipelineBuilder(cfg.train, WORKCELL).labeller()
+    workers = [cls.remote(cfg, i, labeller, WORKCELL) for i in range(actors)]
     ray.get([w.busy.remote() for w in workers])  # started
     t0 = time.perf_counter()
     reports = ray.get([w.poll.remote() for w in workers])
@@ -82,9 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
             out=log, robots=2, episodes=args.episodes, seed=args.seed, progress=False
         )
         if args.smoke:
-            collect_in_process(fleet)
+            collect_in_process(fleet, WORKCELL)
         else:
-            collect(fleet)
+            collect(fleet, WORKCELL)
         owner = not ray.is_initialized()
         if owner:
             init_ray(RayConfig(num_cpus=2, object_store_mb=100))

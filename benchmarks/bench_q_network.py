@@ -31,11 +31,14 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mtopt.learning.networks import QNetworkConfig, build_q_network
+from mtopt.envs import make_spec
+from mtopt.learning.cem import CEMConfig
+from mtopt.learning.network_builder import build_q_network
+from mtopt.learning.networks import NetworkShape, QNetworkConfig, network_shape
 from mtopt.learning.targets import bellman_targets, q_log_loss
-from mtopt.learning.cem import WORKCELL_ACTION_SPEC, CEMConfig
 
-STATE_DIM = 32
+WORKCELL = make_spec("workcell")
+"""The networks are benchmarked at the workcell's sizes (state 150, image 64, 16 task slots)."""
 
 
 REPEATS = 3
@@ -92,16 +95,18 @@ def matmul_flops_per_s(
     return best
 
 
-def make_obs(cfg: QNetworkConfig, batch: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+def make_obs(
+    cfg: QNetworkConfig, shape: NetworkShape, batch: int, g: torch.Generator
+) -> dict[str, torch.Tensor]:
     obs = {
         "gripper_status": torch.randint(0, 2, (batch, 1), generator=g).float(),
         "gripper_height": torch.rand(batch, 1, generator=g),
     }
     if cfg.kind == "conv":
-        shape = (batch, cfg.image_height, cfg.image_width, 3)
-        obs["image"] = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+        size = (batch, shape.image_size, shape.image_size, 3)
+        obs["image"] = torch.randint(0, 256, size, generator=g, dtype=torch.uint8)
     else:
-        obs["state"] = torch.randn(batch, cfg.state_dim, generator=g)
+        obs["state"] = torch.randn(batch, shape.state_dim, generator=g)
     return obs
 
 
@@ -116,17 +121,18 @@ def bench(
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     fmt = torch.channels_last if (args.channels_last and cfg.kind == "conv") else None
-    online = build_q_network(cfg)
-    t1, t2 = build_q_network(cfg).eval(), build_q_network(cfg).eval()
+    shape = network_shape(cfg, WORKCELL, "image" if cfg.kind == "conv" else "state")
+    online = build_q_network(cfg, shape)
+    t1, t2 = build_q_network(cfg, shape).eval(), build_q_network(cfg, shape).eval()
     if fmt is not None:
         for net in (online, t1, t2):
             net.to(memory_format=fmt)
     opt = torch.optim.Adam(online.parameters(), lr=1e-4)
     cem = CEMConfig()
 
-    obs = make_obs(cfg, train_batch, g)
+    obs = make_obs(cfg, shape, train_batch, g)
     actions = torch.rand(train_batch, 6, generator=g) * 2 - 1
-    task = torch.randint(0, cfg.task_capacity, (train_batch,), generator=g)
+    task = torch.randint(0, shape.task_capacity, (train_batch,), generator=g)
     target = torch.rand(train_batch, generator=g)
 
     def train_step() -> None:
@@ -135,14 +141,14 @@ def bench(
         loss.backward()
         opt.step()
 
-    next_obs = make_obs(cfg, bellman_batch, g)
-    next_task = torch.randint(0, cfg.task_capacity, (bellman_batch,), generator=g)
+    next_obs = make_obs(cfg, shape, bellman_batch, g)
+    next_task = torch.randint(0, shape.task_capacity, (bellman_batch,), generator=g)
     reward, done = torch.zeros(bellman_batch), torch.zeros(bellman_batch)
     cem_gen = torch.Generator().manual_seed(args.seed)
 
     def bellman() -> None:
         bellman_targets(
-            t1, t2, next_obs, next_task, reward, done, cem, WORKCELL_ACTION_SPEC, cem_gen, 0.9
+            t1, t2, next_obs, next_task, reward, done, cem, WORKCELL.action, cem_gen, 0.9
         )
 
     rows = []
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows = []
     if args.only in (None, "mlp"):
-        mlp = QNetworkConfig(kind="mlp", state_dim=STATE_DIM)
+        mlp = QNetworkConfig(kind="mlp")  # the default learner's object-centric MLP
         rows += bench("mlp", mlp, args.mlp_batch, args.mlp_bellman_batch, args, peak)
     if args.only in (None, "conv"):
         conv = dataclasses.replace(QNetworkConfig(), conv_channels=args.conv_channels)

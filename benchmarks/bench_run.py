@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mtopt.config import load_config
+from mtopt.envs import make_spec
 from mtopt.system.run import run
 from mtopt.system.run_config import RunConfig
 
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         for pair in range(args.pairs):
             for backend in ("local", "ray"):
                 cfg = replace(base, backend=backend, out=f"{tmp}/{backend}-{pair}")
-                rep = run(cfg)
+                rep = run(cfg, make_spec("workcell"))
                 results.append((pair, backend, cfg, rep))
                 print(
                     f"pair {pair} {backend:5s}: {rep['steps_per_s']:.2f} steps/s over "

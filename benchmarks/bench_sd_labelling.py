@@ -31,11 +31,11 @@ import numpy as np
 import torch
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
+from mtopt.envs.workcell_tasks import workcell_task_set
 from mtopt.success.detector import SuccessDetector, SuccessDetectorLabeller
 from mtopt.success.labelling import read_log_episodes
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
-from mtopt.tasks import default_task_set
 
 SMOKE = {"episodes": 48, "batch_size": 16}
 """``--smoke``: episodes of the fake log (all labelled) and the labelling batch size."""
@@ -44,7 +44,7 @@ SMOKE = {"episodes": 48, "batch_size": 16}
 def smoke_inputs(tmp: str, episodes: int, seed: int = 0) -> tuple[str, str]:
     """A log of fake episodes in ``tmp`` and a state detector trained on it for a few steps."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from fakes import make_fake_episode
+    from fakes import FakeSpec, make_fake_episode
 
     rng = np.random.default_rng(seed)
     log = f"{tmp}/log"
@@ -61,13 +61,14 @@ def smoke_inputs(tmp: str, episodes: int, seed: int = 0) -> tuple[str, str]:
             network=SDNetworkConfig(kind="state", state_encoder="flat", width=16),
             progress=False,
             device="cpu",
-        )
+        ),
+        FakeSpec(),
     )
     return report["checkpoint"], log
 
 
 def measure(args: argparse.Namespace) -> dict:
-    task_set = default_task_set()
+    task_set = workcell_task_set()
     detector = SuccessDetector.load(args.checkpoint, task_set, "cpu")
     episodes = read_log_episodes(args.log, detector.needs_views)[: args.episodes]
     labeller = SuccessDetectorLabeller(detector)

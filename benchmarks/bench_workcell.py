@@ -19,8 +19,8 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 import numpy as np
 import tyro
 
-from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.envs.scripted import ScriptedPickPolicy, ScriptedPlacePolicy
+from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.progress import progress_bar
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import tyro
 
-from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.envs.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
     ScriptedPlaceConfig,
     ScriptedPlacePolicy,
 )
+from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.progress import progress_bar
 
 
