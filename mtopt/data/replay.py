@@ -15,11 +15,12 @@ buckets can exceed the ring's capacity.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from mtopt.batches import TransitionBatch
 from mtopt.data.sampling import draw_bucket_counts, sampling_proportions
 from mtopt.tasks import TaskSet
 
@@ -49,27 +50,6 @@ class ReplayConfig:
             raise ValueError(f"success_fraction must be in (0, 1), got {self.success_fraction!r}")
         if not self.obs_keys:
             raise ValueError("obs_keys must name at least one observation")
-
-
-@dataclass
-class TransitionBatch:
-    """A batch of transitions for one task each (numpy; ``task`` holds one-hot slots)."""
-
-    obs: dict[str, np.ndarray]
-    action: np.ndarray
-    next_obs: dict[str, np.ndarray]
-    reward: np.ndarray
-    done: np.ndarray
-    task: np.ndarray
-    bucket_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
-    label: np.ndarray | None = None
-    """The episode's label (1/0) for each row's task; with ``steps_to_go`` it gives the
-    transition's Monte-Carlo return ``label * gamma ** steps_to_go`` (sparse end reward)."""
-    steps_to_go: np.ndarray | None = None
-    """Steps from each transition to its episode's last step (0 on the last step)."""
-
-    def __len__(self) -> int:
-        return len(self.action)
 
 
 class _Bucket:

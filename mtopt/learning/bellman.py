@@ -8,12 +8,10 @@ the local runtime the updater simply shares the trainer's target modules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from mtopt.data.replay import TransitionBatch
+from mtopt.batches import TrainBatch, TransitionBatch
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.networks import QNetwork
 from mtopt.learning.targets import (
@@ -23,19 +21,6 @@ from mtopt.learning.targets import (
     mixed_mc_target,
 )
 from mtopt.spec import ActionSpec
-
-
-@dataclass
-class TrainBatch:
-    """A training batch for the trainer: states, actions, task slots and Bellman targets."""
-
-    obs: dict[str, torch.Tensor]
-    action: torch.Tensor
-    task: torch.Tensor
-    target: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.action.shape[0])
 
 
 def to_tensors(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:

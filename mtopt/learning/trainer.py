@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from mtopt.learning.bellman import TrainBatch
+from mtopt.batches import TrainBatch
+from mtopt.device import resolve_device
 from mtopt.learning.cem import sample_uniform_actions
 from mtopt.learning.network_builder import build_q_network
 from mtopt.learning.networks import NetworkShape, QNetwork, QNetworkConfig
@@ -29,17 +30,6 @@ from mtopt.learning.targets import (
 from mtopt.spec import ActionSpec
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when torch has it, else the CPU; otherwise the named device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but torch has no CUDA device")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
-    return torch.device(name)
 
 
 @dataclass(frozen=True)

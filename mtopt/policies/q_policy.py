@@ -108,10 +108,10 @@ def load_q_policy(checkpoint: str, spec: EnvSpec, policy: PolicyConfig | None = 
     another environment or task set is refused, naming both).
     """
     from mtopt.data.episode import learned_policy_name
+    from mtopt.device import resolve_device
     from mtopt.learning.checkpoint import checkpoint_run_tag, load_checkpoint
     from mtopt.learning.network_builder import build_q_network
     from mtopt.learning.networks import stored_network
-    from mtopt.learning.trainer import resolve_device
 
     policy = policy or PolicyConfig()
     dev = resolve_device(policy.device)

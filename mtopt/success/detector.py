@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from mtopt.config import from_dict
+from mtopt.device import resolve_device
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint
-from mtopt.learning.trainer import resolve_device
 from mtopt.spec import StateStructure
 from mtopt.success.dataset import SDExamples
 from mtopt.success.gripper_crop import gripper_crops

@@ -34,8 +34,8 @@ import torch
 from torch.nn import functional as nnf
 
 from mtopt.config import from_dict, save_config, to_dict
+from mtopt.device import resolve_device
 from mtopt.learning.checkpoint import load_checkpoint, save_checkpoint
-from mtopt.learning.trainer import resolve_device
 from mtopt.progress import progress_bar
 from mtopt.spec import EnvSpec
 from mtopt.success.augment import AugmentConfig, augment_views

@@ -15,16 +15,14 @@ import os
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from mtopt.batches import TrainBatch, TransitionBatch, Weights
 from mtopt.data.episode import CHECKPOINT_POLICY_PREFIX, learned_policy_name
 from mtopt.data.log import EpisodeLogReader, EpisodeLogTailer, EpisodeLogWriter
-from mtopt.data.replay import TransitionBatch
-from mtopt.learning.bellman import TrainBatch
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from mtopt.learning.network_builder import build_q_network
 from mtopt.policies.q_policy import q_policy_from
@@ -38,16 +36,6 @@ logger = logging.getLogger(__name__)
 
 STREAMS = {"robot": 1, "log_replay": 2, "updater": 3, "trainer": 4}
 """Sub-stream of the run seed each kind of worker draws from."""
-
-
-@dataclass
-class Weights:
-    """Weights published by the trainer at step ``version``."""
-
-    version: int
-    online: dict[str, torch.Tensor]
-    target_1: dict[str, torch.Tensor]
-    target_2: dict[str, torch.Tensor]
 
 
 def resolve(obj: Any) -> Any:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from fakes import fake_shape
 
-from mtopt.data.replay import TransitionBatch
+from mtopt.batches import TransitionBatch
 from mtopt.envs.workcell_spec import WORKCELL_ACTION
 from mtopt.learning.bellman import BellmanUpdater
 from mtopt.learning.cem import CEMConfig
