@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mtopt.envs import make_spec
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.network_builder import build_q_network
-from mtopt.learning.networks import NetworkShape, QNetworkConfig, network_shape
+from mtopt.learning.networks import NetworkShape, QNetworkConfig, network_shape, resolve_network
 from mtopt.learning.targets import bellman_targets, q_log_loss
 
 WORKCELL = make_spec("workcell")
@@ -121,6 +121,7 @@ def bench(
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     fmt = torch.channels_last if (args.channels_last and cfg.kind == "conv") else None
+    cfg = resolve_network(cfg, WORKCELL)
     shape = network_shape(cfg, WORKCELL, "image" if cfg.kind == "conv" else "state")
     online = build_q_network(cfg, shape)
     t1, t2 = build_q_network(cfg, shape).eval(), build_q_network(cfg, shape).eval()

@@ -8,7 +8,14 @@ from mtopt.learning.q_networks import ConvQNetwork, MLPQNetwork
 
 
 def build_q_network(config: QNetworkConfig, shape: NetworkShape) -> QNetwork:
-    """The Q-network of ``config`` with the sizes of ``shape`` (float32, on the CPU)."""
+    """The Q-network of ``config`` with the sizes of ``shape`` (float32, on the CPU).
+    ``state_encoder: auto`` must be resolved first (:func:`~mtopt.learning.networks.
+    resolve_network`)."""
+    if config.kind == "mlp" and config.state_encoder == "auto":
+        raise ValueError(
+            "network.state_encoder 'auto' is resolved for an environment by resolve_network() "
+            "before the network is built"
+        )
     if config.kind == "conv":
         return ConvQNetwork(config, shape)
     if config.state_encoder == "objects":

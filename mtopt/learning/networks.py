@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -49,7 +49,7 @@ KINDS = ("conv", "mlp")
 """Allowed values of :attr:`QNetworkConfig.kind`."""
 HEADS = ("single", "multi")
 """Allowed values of :attr:`QNetworkConfig.heads`."""
-ENCODERS = ("flat", "objects", "objects-action")
+ENCODERS = ("auto", "flat", "objects", "objects-action")
 """Allowed values of :attr:`QNetworkConfig.state_encoder`."""
 
 
@@ -83,13 +83,15 @@ class QNetworkConfig:
     """FC layers embedding state + gripper + task once per state (MLP only, >= 1)."""
     mlp_merged_layers: int = 1
     """FC layers after adding the action embedding, before the output head(s) (MLP, >= 0)."""
-    state_encoder: str = "objects"
+    state_encoder: str = "auto"
     """MLP state encoder: ``"objects"`` (a shared per-object encoder over the state's object
     slots, gripper-relative positions, pooled; needs an environment whose spec describes its
     :class:`~mtopt.spec.StateStructure`), ``"objects-action"`` (the same, plus a per-(object,
     action) branch that sees each object relative to the gripper *after* the action; see
-    :mod:`mtopt.learning.object_networks`) or ``"flat"`` (one MLP over the whole vector, for
-    any environment). The conv trunk ignores it."""
+    :mod:`mtopt.learning.object_networks`), ``"flat"`` (one MLP over the whole vector, for any
+    environment) or ``"auto"``: ``objects`` where the environment has a structure (the
+    workcell), else ``flat`` (:func:`resolve_network`; checkpoints store the resolved one). The
+    conv trunk ignores it."""
     gripper_frame: bool = True
     """``objects`` encoders: also give every object slot its offset in the gripper's frame
     (along and across the closing direction) and its heading relative to the gripper's. Whether
@@ -168,10 +170,19 @@ class NetworkShape:
         return sum(w for _, w in self.inputs)
 
 
+def resolve_network(config: QNetworkConfig, spec: EnvSpec) -> QNetworkConfig:
+    """``config`` with ``state_encoder: auto`` resolved for ``spec``: ``objects`` when the
+    environment describes its state's object structure, else ``flat``."""
+    if config.state_encoder != "auto":
+        return config
+    return replace(config, state_encoder="objects" if spec.structure is not None else "flat")
+
+
 def network_shape(config: QNetworkConfig, spec: EnvSpec, obs: str = "state") -> NetworkShape:
     """The :class:`NetworkShape` of ``config``'s network in environment ``spec``, reading the
     ``state`` or the ``image`` observation (``obs``). Raises ``ValueError`` naming the value if
     the environment cannot feed the network."""
+    config = resolve_network(config, spec)
     o = spec.observation
     extra = dict(o.extra)
     unknown = [k for k in config.extra_inputs if k not in extra]

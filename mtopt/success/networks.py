@@ -83,9 +83,10 @@ class SDNetworkConfig:
     """image: channels of the crop tower's first conv layer (doubled after the second)."""
     state_dim: int = 0
     """state: width of the state vector (0 = taken from the data)."""
-    state_encoder: Literal["objects", "flat"] = "objects"
-    """state: per-object encoder with pooling (needs the environment's state structure) or a
-    flat MLP (any layout)."""
+    state_encoder: Literal["auto", "objects", "flat"] = "auto"
+    """state: per-object encoder with pooling (needs the environment's state structure), a
+    flat MLP (any layout), or ``auto``: ``objects`` where the environment has a structure, else
+    ``flat`` (checkpoints store the resolved one)."""
     width: int = 256
     """Width of the hidden layers of the head (and of the flat / object encoders)."""
 
@@ -98,9 +99,9 @@ class SDNetworkConfig:
             raise ValueError(
                 f"network.readout must be 'flatten' or 'keypoints', got {self.readout!r}"
             )
-        if self.state_encoder not in ("objects", "flat"):
+        if self.state_encoder not in ("auto", "objects", "flat"):
             raise ValueError(
-                f"state_encoder must be 'objects' or 'flat', got {self.state_encoder!r}"
+                f"state_encoder must be 'auto', 'objects' or 'flat', got {self.state_encoder!r}"
             )
         for name, low in (
             ("task_capacity", 1),

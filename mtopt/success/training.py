@@ -303,6 +303,11 @@ def train_success_detector(
     if init is not None and not config.extend_init:
         planned = from_dict(SDNetworkConfig, init[1]["network_config"])
     structure = spec.structure
+    if planned.state_encoder == "auto":  # resolved for the environment, and stored so
+        planned = replace(planned, state_encoder="objects" if structure is not None else "flat")
+        config = replace(
+            config, network=replace(config.network, state_encoder=planned.state_encoder)
+        )
     if planned.needs_structure and structure is None:
         what, fix = (
             ("state_encoder 'objects'", "state_encoder 'flat'")

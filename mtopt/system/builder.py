@@ -33,6 +33,7 @@ from mtopt.learning.networks import (
     QNetworkConfig,
     network_obs_keys,
     network_shape,
+    resolve_network,
     stored_network,
 )
 from mtopt.learning.trainer import Trainer
@@ -68,9 +69,8 @@ class PipelineBuilder:
     def network_config(self) -> QNetworkConfig:
         """The Q-network config: the user's choices (``trainer.network``), with the trunk
         that reads ``obs`` (conv for ``image``, MLP for ``state``)."""
-        return replace(
-            self.config.trainer.network, kind="conv" if self.config.obs == "image" else "mlp"
-        )
+        net = resolve_network(self.config.trainer.network, self.spec)
+        return replace(net, kind="conv" if self.config.obs == "image" else "mlp")
 
     def network_shape(self) -> NetworkShape:
         """The sizes the spec fixes: task slots, action and state widths, image size, inputs,

@@ -12,12 +12,11 @@ import pytest
 from mtopt.cli import main
 from mtopt.envs import ENV_NAMES, EnvConfig, make_spec
 from mtopt.envs.pointmass import PointMassConfig, PointMassEnv, PointMassSpec
+from mtopt.learning.checkpoint import load_checkpoint
 
 SMALL_LEARNER = [
     "--rewards",
     "oracle",
-    "--trainer.network.state-encoder",
-    "flat",
     "--trainer.network.mlp-width",
     "32",
     "--trainer.device",
@@ -121,9 +120,13 @@ def test_collect_train_eval_and_run_through_the_cli(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(ckpt), "--episodes-per-task", "1"]) == 2
     err = capsys.readouterr().err
     assert "trained on env 'pointmass', not on 'workcell'" in err
-    # the default object encoder needs a structure the point mass does not have
-    assert main([*train[:-2], "--out", str(tmp_path / "t2"), "--rewards", "oracle"]) == 2
+    # the object encoder needs a structure the point mass does not have
+    objects = ["--trainer.network.state-encoder", "objects", "--rewards", "oracle"]
+    assert main([*train[:-2], "--out", str(tmp_path / "t2"), *objects]) == 2
     assert "env 'pointmass' has none: use state_encoder 'flat'" in capsys.readouterr().err
+    # the default encoder resolved to the flat one for an environment without structure
+    stored = load_checkpoint(ckpt)["network_config"]
+    assert stored["state_encoder"] == "flat"
     # and the continuous system runs on it too
     run_dir = tmp_path / "run"
     tiny = ["run", "--env", "pointmass", "--config", "configs/run/tiny.yaml", "--out", str(run_dir)]

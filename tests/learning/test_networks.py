@@ -10,7 +10,13 @@ from fakes import FakeSpec, fake_shape
 
 from mtopt.envs import make_spec
 from mtopt.learning.network_builder import build_q_network
-from mtopt.learning.networks import QNetworkConfig, network_shape, stored_network, task_one_hot
+from mtopt.learning.networks import (
+    QNetworkConfig,
+    network_shape,
+    resolve_network,
+    stored_network,
+    task_one_hot,
+)
 from mtopt.learning.q_networks import ConvQNetwork, MLPQNetwork, conv_output_size
 from mtopt.learning.targets import q_log_loss
 
@@ -208,13 +214,25 @@ def test_network_shape_comes_from_the_spec():
     assert chosen.inputs[-1] == ("gripper_motion", 3) and chosen.input_dim == 5
     conv = network_shape(QNetworkConfig(), workcell, obs="image")
     assert conv.image_size == 64 and conv.state_dim == 0
-    point = network_shape(QNetworkConfig(kind="mlp", state_encoder="flat"), make_spec("pointmass"))
+    point = network_shape(QNetworkConfig(kind="mlp"), make_spec("pointmass"))
     assert (point.task_capacity, point.action_dim, point.state_dim, point.inputs) == (8, 3, 10, ())
 
 
+def test_the_auto_encoder_follows_the_env():
+    auto = QNetworkConfig(kind="mlp")
+    assert auto.state_encoder == "auto"
+    assert resolve_network(auto, make_spec("workcell")).state_encoder == "objects"
+    assert resolve_network(auto, make_spec("pointmass")).state_encoder == "flat"
+    chosen = QNetworkConfig(kind="mlp", state_encoder="objects-action")
+    assert resolve_network(chosen, make_spec("workcell")) is chosen
+    with pytest.raises(ValueError, match="resolved for an environment"):
+        build_q_network(auto, SHAPE)
+
+
 def test_network_shape_refuses_what_the_env_cannot_feed():
+    objects = QNetworkConfig(kind="mlp", state_encoder="objects")
     with pytest.raises(ValueError, match=r"state_encoder 'objects'.*env 'pointmass' has none"):
-        network_shape(QNetworkConfig(kind="mlp"), make_spec("pointmass"))
+        network_shape(objects, make_spec("pointmass"))
     with pytest.raises(
         ValueError, match=r"extra_inputs \['depth'\].*allowed: \['gripper_motion'\]"
     ):

@@ -78,9 +78,12 @@ def test_slot_order_and_absent_slots_do_not_matter(encoder):
 
 def test_bad_layout_is_refused():
     with pytest.raises(ValueError, match="does not split into"):
-        build_q_network(QNetworkConfig(kind="mlp"), fake_shape(D + 1, structure=STRUCTURE))
+        build_q_network(
+            QNetworkConfig(kind="mlp", state_encoder="objects"),
+            fake_shape(D + 1, structure=STRUCTURE),
+        )
     with pytest.raises(ValueError, match="needs the state's object structure"):
-        build_q_network(QNetworkConfig(kind="mlp"), fake_shape(D))
+        build_q_network(QNetworkConfig(kind="mlp", state_encoder="objects"), fake_shape(D))
     with pytest.raises(ValueError, match="state_encoder must be one of"):
         QNetworkConfig(kind="mlp", state_encoder="graph")
 

@@ -42,7 +42,7 @@ def test_a_flat_state_detector_trains_on_the_point_mass_spec(tmp_path):
             out=str(tmp_path / "sd"),
             steps=5,
             batch_size=16,
-            network=SDNetworkConfig(kind="state", state_encoder="flat", width=16),
+            network=SDNetworkConfig(kind="state", width=16),  # state_encoder: auto
             progress=False,
             device="cpu",
         ),
@@ -51,6 +51,7 @@ def test_a_flat_state_detector_trains_on_the_point_mass_spec(tmp_path):
     assert report["steps"] == 5 and report["examples"] == 64
     payload = load_checkpoint(report["checkpoint"])
     assert payload["state_structure"] is None
+    assert payload["network_config"]["state_encoder"] == "flat"  # auto, resolved and stored
     assert payload["network_config"]["state_dim"] == POINTMASS.observation.state_dim
     detector = SuccessDetector.load(report["checkpoint"], POINTMASS.task_set)
     proba = detector.predict_proba(np.zeros((3, POINTMASS.observation.state_dim), np.float32))
@@ -61,7 +62,7 @@ def test_a_flat_state_detector_trains_on_the_point_mass_spec(tmp_path):
     ("network", "message"),
     [
         (
-            SDNetworkConfig(kind="state"),  # the default encoder: objects
+            SDNetworkConfig(kind="state", state_encoder="objects"),
             r"network\.state_encoder 'objects' reads the state through the environment's state "
             r"structure, but environment 'pointmass' has none .*use network\.state_encoder 'flat'",
         ),
