@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import tyro
 
 from mtopt.config import ConfigError, load_config
+from mtopt.errors import MtoptError
 
 logger = logging.getLogger("mtopt")
 T = TypeVar("T")
@@ -292,12 +294,36 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    MtoptError,
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+"""Failures a user can cause: printed as one line naming the value (``--debug``: traceback)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mtopt`` console script."""
+    """Entry point of the ``mtopt`` console script. ``--debug`` anywhere shows the traceback
+    of an expected error instead of its one-line message."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        return _dispatch(argv, debug)
+    except BrokenPipeError:  # e.g. `mtopt collect --help | head`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _dispatch(argv: list[str], debug: bool) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
@@ -307,7 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             fn, _ = COMMANDS[name]
             try:
                 return fn(argv[n_words:])
-            except (ConfigError, ValueError, FileNotFoundError, NotADirectoryError) as exc:
+            except EXPECTED_ERRORS as exc:
+                if debug:
+                    raise
                 print(f"mtopt {name}: error: {exc}", file=sys.stderr)
                 return 2
             except SystemExit as exc:  # tyro reports bad flags and values, then exits

@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from mtopt.errors import MtoptError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(MtoptError, ValueError):
     """A config file or value is invalid; the message names the key and what is allowed."""
 
 
@@ -128,8 +130,14 @@ def load_config(cls: type[T], path: str | Path) -> T:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist or is not a file")
-    with path.open() as fh:
-        data = yaml.safe_load(fh)
+    try:
+        with path.open() as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{at}: {problem}") from exc
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

@@ -39,3 +39,35 @@ def test_unknown_command_and_bad_values(capsys):
     assert "lift-any" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--config needs"):
         parse_config(COMMAND_CONFIGS["collect"], ["--config"], "x", "")
+
+
+def test_env_shorthand_and_env_settings_reach_the_config():
+    cfg = parse_config(COMMAND_CONFIGS["collect"], ["--env", "pointmass"], "x", "")
+    assert cfg.env.name == "pointmass" and cfg.env.spec().name == "pointmass"
+    flags = ["--env=workcell", "--env.workcell.impratio", "3"]
+    cfg = parse_config(COMMAND_CONFIGS["train"], flags, "x", "")
+    assert cfg.env.spec().config.impratio == 3.0
+
+
+def test_expected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: [1, 2\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "is not valid YAML at line 2" in err and "Traceback" not in err
+    assert main(["eval", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt' does not exist" in capsys.readouterr().err
+    assert main(["collect", "--env", "mujoco-soup"]) == 2
+    assert "known envs: workcell, pointmass" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        main(["train", "--config", str(bad), "--debug"])
+
+
+def test_help_into_a_closed_pipe_is_quiet():
+    import subprocess
+    import sys
+
+    cmd = f"{sys.executable} -m mtopt collect --help | head -n 1"
+    done = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: mtopt collect")
+    assert "BrokenPipeError" not in done.stderr and "Traceback" not in done.stderr

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mtopt.data.episode import Episode
+from mtopt.errors import MtoptError
 
 SCHEMA_VERSION = 1
 """Version of the shard schema this code writes and the newest it reads."""
@@ -65,7 +66,7 @@ SHAPE_TYPE = pa.list_(pa.int32())
 """Type of the ``<array>.shape`` columns."""
 
 
-class CorruptShardError(Exception):
+class CorruptShardError(MtoptError):
     """A shard failed verification (checksum, Parquet, schema or episode validation)."""
 
 

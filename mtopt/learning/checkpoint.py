@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from mtopt.errors import MtoptError
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
@@ -28,7 +30,7 @@ FORMAT_VERSION = 1
 """Version of the checkpoint payload layout."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(MtoptError, RuntimeError):
     """A checkpoint is missing, truncated, corrupted or of an unknown format."""
 
 
