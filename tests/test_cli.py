@@ -61,6 +61,9 @@ def test_expected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, ca
     assert "known envs: workcell, pointmass" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="not valid YAML"):
         main(["train", "--config", str(bad), "--debug"])
+    for command in ("train", "run"):  # an --out that is a file fails before any data is read
+        assert main([command, "--out", str(bad), "--env", "pointmass"]) == 2
+        assert "is an existing file; give a directory" in capsys.readouterr().err
 
 
 def test_help_into_a_closed_pipe_is_quiet():

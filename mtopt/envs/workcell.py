@@ -296,6 +296,8 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
 
     # -- step ----------------------------------------------------------------------------
     def _validate_action(self, action: Any) -> np.ndarray:
+        if np.iscomplexobj(action):
+            raise ValueError(f"action must be 6 real numbers, got complex values {action!r}")
         try:
             a = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError) as err:

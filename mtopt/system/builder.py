@@ -206,3 +206,12 @@ class PipelineBuilder:
         else:
             for key in ("online", "target_1", "target_2"):
                 getattr(trainer, key).load_state_dict(state[key])
+
+
+def check_run_directory(out: str | Path) -> Path:
+    """``out`` as a run directory: refused with a message naming it when it is an existing file
+    (checked before any data is read, so a mistyped ``--out`` fails at once)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"--out {str(path)!r} is an existing file; give a directory")
+    return path

@@ -33,7 +33,7 @@ from mtopt.jsonio import write_json
 from mtopt.learning.checkpoint import latest_checkpoint
 from mtopt.spec import EnvSpec
 from mtopt.system.backends import LocalBackend, RayBackend, WorkerDiedError, make_backend
-from mtopt.system.builder import PipelineBuilder
+from mtopt.system.builder import PipelineBuilder, check_run_directory
 from mtopt.system.run_config import RunConfig
 from mtopt.system.run_metrics import RunMetrics
 from mtopt.system.schedule import CollectionSchedule, merge_counts
@@ -153,7 +153,7 @@ class ContinuousRun:
     # -- set-up ---------------------------------------------------------------------------------
     def _prepare(self) -> None:
         cfg = self.config
-        out = Path(cfg.out)
+        out = check_run_directory(cfg.out)
         if not cfg.resume and latest_checkpoint(cfg.checkpoint_dir) is not None:
             raise ValueError(
                 f"{str(cfg.checkpoint_dir)!r} already holds checkpoints; resume (the default) "

@@ -24,7 +24,7 @@ from mtopt.config import save_config
 from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from mtopt.progress import progress_bar
 from mtopt.spec import EnvSpec
-from mtopt.system.builder import PipelineBuilder
+from mtopt.system.builder import PipelineBuilder, check_run_directory
 from mtopt.system.training_config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -173,4 +173,5 @@ class TrainingRun:
 
 def train(config: TrainConfig, spec: EnvSpec) -> dict[str, Any]:
     """Run offline training in environment ``spec`` as configured; see :class:`TrainingRun`."""
+    check_run_directory(config.out)
     return TrainingRun(config, spec).run()

@@ -140,6 +140,7 @@ def test_evaluation_scene_has_every_category(env: WorkcellEnv) -> None:
         ([0, 0, 0, 0, -0.2, 0], r"gripper=-0.2 \(allowed \[0, 1\]\)"),
         ([0, 0, float("inf"), 0, 0, 0], "dz=inf"),
         ([0, 0, 0], r"shape \(6,\)"),
+        ([0, 0, 0.5j, 0, 0, 0], "6 real numbers, got complex"),
     ],
 )
 def test_invalid_actions_raise(env: WorkcellEnv, action: list[float], match: str) -> None:
