@@ -148,3 +148,16 @@ def load_config(cls: type[T], path: str | Path) -> T:
 def save_config(config: Any, path: str | Path) -> None:
     """Write a config dataclass to YAML (used to record the exact config of a run)."""
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def refuse_set_fields(config: Any, names: tuple[str, ...], where: str, by: str) -> None:
+    """Raise :class:`ConfigError` if ``config`` (a nested config of a composite) sets one of
+    ``names`` away from its default: the composite ``by`` sets those fields itself, and a value
+    the user gave would otherwise be silently ignored."""
+    defaults = type(config)()
+    for name in names:
+        if getattr(config, name) != getattr(defaults, name):
+            raise ConfigError(
+                f"{where}.{name} is set by {by} itself (got {getattr(config, name)!r}); "
+                f"leave it at its default {getattr(defaults, name)!r}"
+            )

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mtopt.config import refuse_set_fields
 from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
 from mtopt.envs import EnvConfig
 from mtopt.evaluation.evaluate import scripted_policy_for
@@ -81,7 +82,8 @@ class DemoConfig:
     """The learner (each round's data, out, steps, seed and init come from the demo)."""
     success_detector: SDTrainConfig = field(default_factory=_demo_sd_config)
     """Success detector trained on the bootstrap log under ``train.rewards: success_detector``
-    when ``train.success_detector`` is not given (log, out, seed are set by the demo)."""
+    when ``train.success_detector`` is not given (its log, out, seed and progress are the
+    demo's own; setting them is refused)."""
     env: EnvConfig = field(default_factory=EnvConfig)
     """The environment of the fleet and of the evaluation (``--env NAME``; its settings, e.g.
     ``--env.workcell.impratio``)."""
@@ -95,6 +97,8 @@ class DemoConfig:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if not isinstance(self.rounds, int) or self.rounds < 0:
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
+        sd_fields = ("log", "out", "seed", "progress")
+        refuse_set_fields(self.success_detector, sd_fields, "success_detector", "the demo")
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mtopt.config import save_config
+from mtopt.config import refuse_set_fields, save_config
 from mtopt.data.composition import dataset_composition, plot_composition
 from mtopt.data.stats import dataset_stats, write_stats_json
 from mtopt.envs import EnvConfig
@@ -107,7 +107,8 @@ class ImbalancedDatasetConfig:
     """Chain a place episode after every lift episode. Off by default: chaining would give the
     place tasks as many episodes as all lifts together, not the paper's imbalance."""
     policy_train: TrainConfig = field(default_factory=_policy_train_config)
-    """Training of the collection policy on the scripted data (data, out, seed are set here)."""
+    """Training of the collection policy on the scripted data (its data, out, seed, tasks,
+    resume, init and progress are the build's own; setting them is refused)."""
     torch_threads: int = 1
     """Torch intra-op threads for training and evaluation in this process; 0 keeps torch's
     default. 1 is much faster on a shared 2-core machine, where more threads oversubscribe."""
@@ -123,6 +124,8 @@ class ImbalancedDatasetConfig:
             raise ValueError(f"torch_threads must be >= 0, got {self.torch_threads!r}")
         if not isinstance(self.robots, int) or self.robots < 1:
             raise ValueError(f"robots must be a positive integer, got {self.robots!r}")
+        own = ("data", "out", "seed", "tasks", "resume", "init", "progress")
+        refuse_set_fields(self.policy_train, own, "policy_train", "the dataset build")
         if not self.scripted_episodes:
             raise ValueError("scripted_episodes must name at least one task")
         task_set = self.env.spec().task_set

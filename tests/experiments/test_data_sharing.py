@@ -180,3 +180,11 @@ def test_shipped_experiment_configs_match_code():
     )
     path = CONFIGS / "data-imbalanced" / "default.yaml"
     assert load_config(ImbalancedDatasetConfig, path) == ImbalancedDatasetConfig()
+
+
+def test_fields_the_build_sets_itself_are_refused_not_ignored():
+    from mtopt.config import ConfigError
+    from mtopt.system.training_config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"policy_train.data is set by the dataset build"):
+        ImbalancedDatasetConfig(policy_train=TrainConfig(data="mine"))

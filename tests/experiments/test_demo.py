@@ -146,3 +146,11 @@ def test_the_env_reaches_collection_and_evaluation(tmp_path, monkeypatch):
     _run_one_stubbed_round(tmp_path, env=EnvConfig(workcell=softer))
     assert seen["fleet"] == [softer, softer]
     assert seen["eval"] == softer
+
+
+def test_fields_the_demo_sets_itself_are_refused_not_ignored():
+    from mtopt.config import ConfigError
+    from mtopt.success.training import SDTrainConfig
+
+    with pytest.raises(ConfigError, match=r"success_detector.out is set by the demo itself"):
+        DemoConfig(success_detector=SDTrainConfig(out="elsewhere"))
