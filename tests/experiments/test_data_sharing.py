@@ -157,7 +157,7 @@ def test_strategy_runs_share_the_learner_and_split_single_task_budget(tmp_path):
 
 def test_learner_flows_in_from_train_or_demo_configs():
     shipped = {
-        CONFIGS / "train" / "state.yaml": ("objects", 0.5),
+        CONFIGS / "train" / "state.yaml": ("auto", 0.5),  # objects in the workcell
         CONFIGS / "demo" / "learning.yaml": ("objects-action", 1.0),
     }
     for path, (encoder, mc_mix) in shipped.items():
