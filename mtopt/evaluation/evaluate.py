@@ -35,6 +35,9 @@ class EvalConfig:
     """Write the result as JSON to this file."""
     plot: str | None = None
     """Save a bar chart (PNG) of per-task success to this file."""
+    allow_untrained_tasks: bool = False
+    """Evaluate ``tasks`` the checkpoint was not trained on (refused by default, naming the
+    checkpoint's tasks: their one-hot slots hold no learned behaviour)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -64,7 +67,14 @@ def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
         policy = load_q_policy(config.checkpoint, spec, config.policy)
         payload = load_checkpoint(config.checkpoint)
         counts = payload.get("train_episode_counts")
-        tasks = config.tasks or tuple(payload.get("trained_tasks", ()))
+        trained = tuple(payload["trained_tasks"])
+        untrained = [t for t in config.tasks if t not in trained]
+        if untrained and not config.allow_untrained_tasks:
+            raise ValueError(
+                f"checkpoint {config.checkpoint!r} was not trained on {untrained}; it was "
+                f"trained on {list(trained)} (pass --allow-untrained-tasks to evaluate anyway)"
+            )
+        tasks = config.tasks or trained
         name = policy.name
 
         def policy_for(task: str) -> Any:

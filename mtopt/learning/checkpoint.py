@@ -30,6 +30,22 @@ FORMAT_VERSION = 1
 """Version of the checkpoint payload layout."""
 
 
+CHECKPOINT_KEYS = (
+    "trainer",
+    "network_config",
+    "network_shape",
+    "env",
+    "task_names",
+    "trained_tasks",
+    "obs_keys",
+    "train_episode_counts",
+    "config",
+)
+"""Keys every training checkpoint holds (written by :mod:`mtopt.system.builder`)."""
+TMP_PREFIX = ".tmp-ckpt-"
+"""Name prefix of a checkpoint being written (renamed to its final name when complete)."""
+
+
 class CheckpointError(MtoptError, RuntimeError):
     """A checkpoint is missing, truncated, corrupted or of an unknown format."""
 
@@ -66,13 +82,18 @@ def save_checkpoint(
     body = buf.getvalue()
     digest = hashlib.sha256(body).hexdigest()
     final = checkpoint_path(directory, step)
-    tmp = directory / f".tmp-{final.name}.{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(digest.encode() + b"\n")
-        fh.write(body)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    clean_temporary_checkpoints(directory)
+    tmp = directory / f"{TMP_PREFIX}{step:09d}.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(digest.encode() + b"\n")
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:  # e.g. a full disk: leave no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -105,6 +126,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
     except Exception as exc:  # a valid checksum but unreadable payload
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be loaded: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {type(payload).__name__}, not a checkpoint dict"
+        )
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
@@ -112,6 +137,46 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"version {FORMAT_VERSION}"
         )
     return payload
+
+
+def require_keys(payload: dict[str, Any], path: str | Path, keys: tuple[str, ...]) -> None:
+    """Raise :class:`CheckpointError` naming the keys of ``keys`` that ``payload`` lacks."""
+    missing = [k for k in keys if k not in payload]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} lacks {missing}: it is not an mtopt training checkpoint "
+            "(or it was written by an older version)"
+        )
+
+
+def clean_temporary_checkpoints(directory: str | Path) -> list[Path]:
+    """Remove the temporary files of checkpoint writes that did not complete (a crash or a
+    kill between writing and renaming); returns what was removed."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.iterdir() if p.name.startswith((TMP_PREFIX, ".tmp-ckpt"))]
+    for p in stale:
+        p.unlink(missing_ok=True)
+        logger.info("removed %s, the temporary file of an incomplete checkpoint write", p)
+    return stale
+
+
+def newest_valid_checkpoint(
+    directory: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of ``directory`` that loads and holds :data:`CHECKPOINT_KEYS`,
+    with its payload; each newer one that does not is skipped with a warning naming it and
+    why. None when there is no valid checkpoint."""
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            payload = load_checkpoint(path, map_location)
+            require_keys(payload, path, CHECKPOINT_KEYS)
+        except CheckpointError as exc:
+            logger.warning("skipping checkpoint %s: %s", path, exc)
+            continue
+        return path, payload
+    return None
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mtopt.learning.cem import CEMConfig, cem_maximize
-from mtopt.learning.checkpoint import check_checkpoint_env
+from mtopt.learning.checkpoint import CHECKPOINT_KEYS, check_checkpoint_env, require_keys
 from mtopt.learning.networks import QNetwork
 from mtopt.policies import Exploration, PolicyConfig, check_exploration
 from mtopt.spec import ActionSpec, EnvSpec
@@ -116,6 +116,7 @@ def load_q_policy(checkpoint: str, spec: EnvSpec, policy: PolicyConfig | None = 
     policy = policy or PolicyConfig()
     dev = resolve_device(policy.device)
     payload = load_checkpoint(checkpoint, dev)
+    require_keys(payload, checkpoint, CHECKPOINT_KEYS)
     check_checkpoint_env(payload, spec, checkpoint)
     net = build_q_network(*stored_network(payload["network_config"], payload["network_shape"]))
     net = net.to(dev)

@@ -26,7 +26,7 @@ from mtopt.data.impersonation import Impersonation, OracleLabeller, SuccessLabel
 from mtopt.data.log_replay import LogReplay
 from mtopt.data.replay import TaskReplay
 from mtopt.learning.bellman import BellmanUpdater
-from mtopt.learning.checkpoint import check_checkpoint_env
+from mtopt.learning.checkpoint import CHECKPOINT_KEYS, check_checkpoint_env, require_keys
 from mtopt.learning.network_builder import build_q_network
 from mtopt.learning.networks import (
     NetworkShape,
@@ -39,19 +39,6 @@ from mtopt.learning.networks import (
 from mtopt.learning.trainer import Trainer
 from mtopt.spec import EnvSpec
 from mtopt.system.training_config import LearnerConfig
-
-CHECKPOINT_KEYS = (
-    "trainer",
-    "network_config",
-    "network_shape",
-    "env",
-    "task_names",
-    "trained_tasks",
-    "obs_keys",
-    "train_episode_counts",
-    "config",
-)
-"""Keys every checkpoint holds (see :func:`checkpoint_payload`)."""
 
 
 class PipelineBuilder:
@@ -181,9 +168,7 @@ class PipelineBuilder:
         """Load a checkpoint's networks into ``trainer`` (and with ``full`` its optimizer and
         step). Refuses a checkpoint of another environment, task set or network, naming the
         difference."""
-        missing = [k for k in CHECKPOINT_KEYS if k not in payload]
-        if missing:
-            raise ValueError(f"checkpoint {str(path)!r} lacks {missing}; it is not an mtopt run")
+        require_keys(payload, path, CHECKPOINT_KEYS)
         check_checkpoint_env(payload, self.spec, path)
         stored = stored_network(payload["network_config"], payload["network_shape"])
         mine = (trainer.config.network, trainer.shape)

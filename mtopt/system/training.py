@@ -21,7 +21,12 @@ import numpy as np
 import torch
 
 from mtopt.config import save_config
-from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mtopt.learning.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    newest_valid_checkpoint,
+    save_checkpoint,
+)
 from mtopt.progress import progress_bar
 from mtopt.spec import EnvSpec
 from mtopt.system.builder import PipelineBuilder, check_run_directory
@@ -118,12 +123,19 @@ class TrainingRun:
         out = Path(cfg.out)
         ckpt_dir = out / "checkpoints"
         self.load_data()
-        if cfg.resume:
-            latest = latest_checkpoint(ckpt_dir)
-            if latest is None:
-                raise ValueError(f"--resume: no checkpoint in {str(ckpt_dir)!r}")
-            self.restore(load_checkpoint(latest, self.trainer.device), True, latest)
-            logger.info("resumed from %s at step %d", latest, self.trainer.step)
+        if cfg.resume_from:
+            payload = load_checkpoint(cfg.resume_from, self.trainer.device)
+            self.restore(payload, True, cfg.resume_from)
+            logger.info("resumed from %s at step %d", cfg.resume_from, self.trainer.step)
+        elif cfg.resume:
+            found = newest_valid_checkpoint(ckpt_dir, self.trainer.device)
+            if found is None:
+                raise ValueError(
+                    f"--resume: no valid checkpoint in {str(ckpt_dir)!r} (see the warnings); "
+                    "give one with --resume-from PATH"
+                )
+            self.restore(found[1], True, found[0])
+            logger.info("resumed from %s at step %d", found[0], self.trainer.step)
         elif cfg.init:
             self.restore(load_checkpoint(cfg.init, self.trainer.device), False, cfg.init)
             logger.info("initialised networks from %s", cfg.init)

@@ -4,6 +4,7 @@ the demo and the experiments)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from mtopt.data.impersonation import ImpersonationConfig
@@ -81,7 +82,10 @@ class TrainConfig(LearnerConfig):
     seed: int = 0
     """Seed of network initialisation, impersonation, sampling and CEM streams."""
     resume: bool = False
-    """Continue from the newest checkpoint in OUT/checkpoints (same step, optimizer, RNGs)."""
+    """Continue from the newest valid checkpoint in OUT/checkpoints (same step, optimizer, RNGs);
+    newer ones that are truncated or damaged are skipped with a warning naming them."""
+    resume_from: str | None = None
+    """Continue from this checkpoint instead (a full resume, like ``resume``)."""
     init: str | None = None
     """Initialise the networks from this checkpoint (fine-tuning); the step restarts at 0."""
     progress: bool = True
@@ -91,8 +95,10 @@ class TrainConfig(LearnerConfig):
         super().__post_init__()
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
-        if self.resume and self.init:
+        if (self.resume or self.resume_from) and self.init:
             raise ValueError("use either resume (continue this run) or init (fine-tune), not both")
+        if self.resume_from is not None and not Path(self.resume_from).is_file():
+            raise ValueError(f"resume_from {self.resume_from!r} is not a checkpoint file")
 
     @classmethod
     def from_learner(cls, learner: LearnerConfig, **run: Any) -> TrainConfig:

@@ -23,7 +23,10 @@ import torch
 from mtopt.batches import TrainBatch, TransitionBatch, Weights
 from mtopt.data.episode import CHECKPOINT_POLICY_PREFIX, learned_policy_name
 from mtopt.data.log import EpisodeLogReader, EpisodeLogTailer, EpisodeLogWriter
-from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mtopt.learning.checkpoint import (
+    newest_valid_checkpoint,
+    save_checkpoint,
+)
 from mtopt.learning.network_builder import build_q_network
 from mtopt.policies.q_policy import q_policy_from
 from mtopt.spec import EnvSpec
@@ -303,9 +306,11 @@ class TrainerWorker:
         self.resumed_from: str | None = None
         self.log_episodes = 0
         self.collected_for: dict[str, int] = {}
-        latest = latest_checkpoint(config.checkpoint_dir) if config.resume else None
-        if latest is not None:
-            payload = load_checkpoint(latest, self.trainer.device)
+        found = None
+        if config.resume:
+            found = newest_valid_checkpoint(config.checkpoint_dir, self.trainer.device)
+        if found is not None:
+            latest, payload = found
             self.builder.restore_trainer(self.trainer, payload, True, latest)
             self.log_episodes = int(payload.get("log_episodes", 0))
             self.collected_for = dict(payload["train_episode_counts"])

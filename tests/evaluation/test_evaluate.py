@@ -36,3 +36,72 @@ def test_eval_defaults_to_a_greedy_policy_with_qt_opt_cem():
 def test_eval_refuses_a_task_of_another_env():
     with pytest.raises(ValueError, match="unknown task name"):
         run_eval(EvalConfig(scripted=True, tasks=("lift-any",)), make_spec("pointmass"))
+
+
+def test_a_task_the_checkpoint_was_not_trained_on_is_refused(tmp_path):
+    """A checkpoint trained on some tasks is refused for others, naming its tasks."""
+    from mtopt.data.impersonation import ImpersonationConfig
+    from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
+    from mtopt.learning.networks import QNetworkConfig
+    from mtopt.learning.trainer import TrainerConfig
+    from mtopt.system.training import train
+    from mtopt.system.training_config import TrainConfig
+
+    spec = make_spec("pointmass")
+    env = spec.make_env()
+    with EpisodeLogWriter(tmp_path / "log", 0, EpisodeLogConfig(fsync=False)) as writer:
+        for k in range(12):
+            writer.append(_rollout(spec, env, "reach-0", k))
+    cfg = TrainConfig(
+        data=str(tmp_path / "log"),
+        out=str(tmp_path / "run"),
+        steps=2,
+        batch_size=8,
+        tasks=("reach-0",),
+        rewards="oracle",
+        impersonation=ImpersonationConfig(kind="orig"),
+        trainer=TrainerConfig(network=QNetworkConfig(kind="mlp", mlp_width=8), device="cpu"),
+        checkpoint_every=2,
+        progress=False,
+    )
+    ckpt = train(cfg, spec)["checkpoint"]
+    one = dict(episodes_per_task=1, progress=False, policy=PolicyConfig(device="cpu"))
+    refused = r"not trained on \['reach-1'\]; it was trained on \['reach-0'\]"
+    with pytest.raises(ValueError, match=refused):
+        run_eval(EvalConfig(checkpoint=ckpt, tasks=("reach-1",), **one), spec)
+    result = run_eval(
+        EvalConfig(checkpoint=ckpt, tasks=("reach-1",), allow_untrained_tasks=True, **one), spec
+    )
+    assert list(result["tasks"]) == ["reach-1"]
+
+
+def _rollout(spec, env, task, seed):
+    """One scripted episode of ``task`` in the point mass, as the fleet records it."""
+    import numpy as np
+
+    from mtopt.data.episode import Episode
+
+    policy, name = spec.scripted_policy(task)
+    obs, _ = env.reset(seed=seed, options=spec.reset_options(task, "collect"))
+    policy.reset(np.random.default_rng(seed), task=task)
+    states, actions, done = [obs["state"]], [], False
+    while not done:
+        action = policy.act(obs)
+        obs, _, terminated, truncated, info = env.step(action)
+        states.append(obs["state"])
+        actions.append(action)
+        done = terminated or truncated
+    return Episode(
+        episode_id=f"000-{seed:012x}",
+        robot_id=0,
+        task=task,
+        policy=name,
+        epsilon=0.0,
+        seed=seed,
+        start_time=0.0,
+        end_time=1.0,
+        observations={"state": np.stack(states)},
+        actions=np.stack(actions).astype(np.float32),
+        success=np.asarray(info["success"], dtype=bool),
+        success_tasks=tuple(info["task_names"]),
+    )

@@ -65,3 +65,36 @@ def test_truncated_checkpoint_fails_clearly_and_older_stays_usable(tmp_path):
     (tmp_path / "foreign.pt").write_bytes(b"hello")
     with pytest.raises(CheckpointError, match="no checksum header"):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_stale_ones_are_removed(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from mtopt.learning import checkpoint
+
+    (tmp_path / ".tmp-ckpt-000000007.999").write_bytes(b"half a checkpoint")  # a killed write
+    save_checkpoint(tmp_path, 1, _payload(0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-000000001.pt"]
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(tmp_path, 2, _payload(1))
+    monkeypatch.setattr(checkpoint.os, "fsync", os.fsync)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-000000001.pt"]
+
+
+def test_a_payload_that_is_not_a_dict_is_named(tmp_path):
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    torch.save([1, 2, 3], buf)
+    body = buf.getvalue()
+    path = tmp_path / "ckpt-000000001.pt"
+    path.write_bytes(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    with pytest.raises(CheckpointError, match="holds a list, not a checkpoint dict"):
+        load_checkpoint(path)

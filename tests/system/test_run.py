@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from run_helpers import TINY, WORKCELL, assert_log_consistent, log_ids, tiny_config
 
-from mtopt.learning.checkpoint import latest_checkpoint, load_checkpoint
+from mtopt.learning.checkpoint import CHECKPOINT_KEYS, latest_checkpoint, load_checkpoint
 from mtopt.policies import PolicyConfig
 from mtopt.policies.q_policy import load_q_policy
-from mtopt.system.builder import CHECKPOINT_KEYS
 from mtopt.system.run import run
 
 ROOT = Path(__file__).resolve().parents[2]

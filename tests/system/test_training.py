@@ -72,15 +72,35 @@ def test_resume_gives_identical_results(tmp_path, conservative_weight, extra):
     assert (tmp_path / "a" / "tb").is_dir() and (tmp_path / "a" / "config.yaml").is_file()
 
 
-def test_truncated_checkpoint_fails_resume_and_older_stays_usable(tmp_path):
+def test_resume_skips_a_damaged_newest_checkpoint_and_continues_from_the_older(tmp_path, caplog):
     log = _write_log(tmp_path / "log")
     train(_config(log, tmp_path / "r", steps=40), SPEC)
     ckpts = list_checkpoints(tmp_path / "r" / "checkpoints")
     assert [p.name for p in ckpts] == ["ckpt-000000020.pt", "ckpt-000000040.pt"]
-    ckpts[-1].write_bytes(ckpts[-1].read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="truncated or corrupted"):
-        train(_config(log, tmp_path / "r", steps=60, resume=True), SPEC)
-    assert load_checkpoint(ckpts[0])["step"] == 20
+    ckpts[-1].write_bytes(ckpts[-1].read_bytes()[:1000])  # a truncated newest checkpoint
+    with caplog.at_level("WARNING"):
+        resumed = train(_config(log, tmp_path / "r", steps=60, resume=True), SPEC)
+    assert "skipping checkpoint" in caplog.text and "ckpt-000000040.pt" in caplog.text
+    assert "truncated or corrupted" in caplog.text
+    assert resumed["step"] == 60  # continued from step 20
+    # --resume-from names the checkpoint to continue from
+    first = list_checkpoints(tmp_path / "r" / "checkpoints")[0]
+    again = train(_config(log, tmp_path / "r2", steps=30, resume_from=str(first)), SPEC)
+    assert again["step"] == 30
+    # nothing valid left: one clear line
+    for p in list_checkpoints(tmp_path / "r" / "checkpoints"):
+        p.write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"no valid checkpoint.*--resume-from PATH"):
+        train(_config(log, tmp_path / "r", steps=80, resume=True), SPEC)
+
+
+def test_a_checkpoint_with_a_wrong_payload_names_what_is_missing(tmp_path):
+    from mtopt.learning.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path, 1, {"trainer": {}, "task_names": ["lift-any"]})
+    log = _write_log(tmp_path / "log", n=8)
+    with pytest.raises(CheckpointError, match=r"lacks \['network_config', 'network_shape'"):
+        train(_config(log, tmp_path / "o", steps=2, resume_from=str(path)), SPEC)
 
 
 def test_empty_log_and_missing_task_data_stop_with_a_message(tmp_path):
