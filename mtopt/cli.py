@@ -77,6 +77,9 @@ class StatsArgs:
     """Episode-log directory."""
     json: str | None = None
     """Also write the statistics as JSON to this file."""
+    verify: bool = False
+    """Decode every column of every shard (what training reads), not only the scalar ones, so
+    that damage anywhere in a shard is found and the shard left out of the counts."""
 
 
 def cmd_collect(argv: Sequence[str]) -> int:
@@ -100,7 +103,7 @@ def cmd_data_stats(argv: Sequence[str]) -> int:
     from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
 
     args = parse_config(StatsArgs, argv, "mtopt data stats", StatsArgs.__doc__ or "")
-    stats = dataset_stats(args.directory)
+    stats = dataset_stats(args.directory, verify=args.verify)
     print(format_stats_table(stats))
     if args.json:
         write_stats_json(stats, args.json)

@@ -324,6 +324,11 @@ class _ShardSource:
         except FileNotFoundError:
             logger.warning("episode log shard %s disappeared before it could be read", path)
             return None
+        except (IsADirectoryError, PermissionError) as err:  # a shard's name, not a shard
+            if path.name not in self._corrupt:
+                self._corrupt.add(path.name)
+                logger.error("skipping %s, which is not a readable shard: %s", path, err)
+            return None
 
 
 def in_robot_order(episodes: Iterable[Episode]) -> list[Episode]:
