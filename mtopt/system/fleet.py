@@ -13,6 +13,7 @@ shows a progress bar with the fleet's episodes per second.
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing as mp
 import os
@@ -26,6 +27,7 @@ import numpy as np
 
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
+from mtopt.errors import MtoptError
 from mtopt.policies import PolicyConfig, collection_policy
 from mtopt.progress import progress_bar
 from mtopt.spec import EnvSpec
@@ -290,6 +292,10 @@ def fleet_robot(robot_id: int, config: FleetConfig, spec: EnvSpec, run_tag: str)
     return Robot(robot_id, config, config.obs, config.seed, run_tag, spec, q_policy)
 
 
+class CollectionError(MtoptError, RuntimeError):
+    """A robot of the fleet failed; the shards it completed stay in the log."""
+
+
 def _robot_main(
     robot_id: int, count: int, config: FleetConfig, spec: EnvSpec, run_tag: str, q, parent: int
 ) -> None:
@@ -297,16 +303,30 @@ def _robot_main(
     (after flushing) when the collector process ``parent`` is gone."""
     logging.basicConfig(level=logging.WARNING)
     robot = fleet_robot(robot_id, config, spec, run_tag)
+    committed = 0
     try:
         with EpisodeLogWriter(config.out, robot_id, config.log) as writer:
             for ep in robot.episodes(count):
                 writer.note_discarded(robot.take_discarded())
                 written = writer.append(ep)
+                committed += len(written)
                 q.put(("episode", robot_id, 1, len(written)))
                 if os.getppid() != parent:  # the collector was killed: flush and stop
                     logger.warning("robot %d: collector process gone, stopping", robot_id)
                     break
             q.put(("flushed", robot_id, 0, len(writer.flush())))
+    except OSError as exc:  # report a full disk (or another write failure) in one line
+        what = "disk full" if exc.errno == errno.ENOSPC else f"cannot write ({exc.strerror})"
+        q.put(
+            (
+                "error",
+                robot_id,
+                0,
+                f"{what} while writing a shard to {config.out}; this robot's {committed} "
+                "committed episode(s) stay in the log",
+            )
+        )
+        raise
     except BaseException as exc:  # report, then let the process die with the error
         q.put(("error", robot_id, 0, repr(exc)))
         raise
@@ -322,8 +342,9 @@ def collect(config: FleetConfig, spec: EnvSpec) -> dict:
     Returns a summary with the number of episodes written (``episodes``), the number run but
     discarded for unstable physics (``discarded``; also recorded in the log's shard metadata,
     see :meth:`EpisodeLogReader.discarded_episodes`), the wall time and episodes/s; it is
-    logged once at INFO (single discarded episodes only at DEBUG). Raises ``RuntimeError`` if
-    a robot process fails; shards it completed stay in the log.
+    logged once at INFO (single discarded episodes only at DEBUG). Raises
+    :class:`CollectionError` naming the robot and the cause if a robot process fails (a full
+    disk in one line); shards it completed stay in the log.
     """
     config.check_tasks(spec)
     out = Path(config.out)
@@ -373,7 +394,7 @@ def collect(config: FleetConfig, spec: EnvSpec) -> dict:
             if p.is_alive():
                 p.terminate()
     if errors:
-        raise RuntimeError("collection failed: " + "; ".join(errors))
+        raise CollectionError("collection failed: " + "; ".join(errors))
     wall = time.time() - start
     steady = time.time() - (first_episode_time or start)
     logger.info(

@@ -56,3 +56,45 @@ def test_stats_verify_finds_damage_only_decoding_shows(tmp_path):
     full = dataset_stats(log, verify=True)
     assert full["verified"] is True
     assert full["corrupt_shards"] == 1 and full["episodes"] == 8  # what training would read
+
+
+def test_a_full_disk_during_collection_is_one_line_and_keeps_what_was_committed(
+    tmp_path, monkeypatch
+):
+    """A robot whose writer meets ENOSPC reports it in one line naming the log and the
+    committed episodes; the shards written before stay in the log."""
+    import errno
+    import os
+    import queue
+
+    import pytest
+
+    from mtopt.envs import make_spec
+    from mtopt.system import fleet
+
+    real_append, calls = EpisodeLogWriter.append, {"n": 0}
+
+    def append(self, episode):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_append(self, episode)
+
+    monkeypatch.setattr(EpisodeLogWriter, "append", append)
+    config = fleet.FleetConfig(
+        out=str(tmp_path / "log"),
+        robots=1,
+        episodes=8,
+        progress=False,
+        log=EpisodeLogConfig(shard_episodes=2, fsync=False),
+    )
+    q: queue.Queue = queue.Queue()
+    with pytest.raises(OSError):
+        fleet._robot_main(0, 8, config, make_spec("pointmass"), "t", q, os.getppid())
+    messages = [q.get_nowait() for _ in range(q.qsize())]
+    (error,) = [m for m in messages if m[0] == "error"]
+    assert error[3] == (
+        f"disk full while writing a shard to {config.out}; this robot's 4 committed "
+        "episode(s) stay in the log"
+    )
+    assert len(list(EpisodeLogReader(config.out).episodes())) == 4
