@@ -118,16 +118,6 @@ class ObservationSpec:
         """Keys recorded at every step (without ``image``)."""
         return ("state", *(k for k, _ in self.proprio), *(k for k, _ in self.extra))
 
-    @property
-    def proprio_keys(self) -> tuple[str, ...]:
-        """Keys of :attr:`proprio`, in input order."""
-        return tuple(k for k, _ in self.proprio)
-
-    @property
-    def proprio_dim(self) -> int:
-        """Total width of :attr:`proprio`."""
-        return sum(w for _, w in self.proprio)
-
 
 @dataclass(frozen=True)
 class StateStructure:

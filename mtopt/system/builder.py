@@ -110,10 +110,9 @@ class PipelineBuilder:
         )
 
     # -- learning ----------------------------------------------------------------------------
-    def trainer(self, seed: int, network: QNetworkConfig | None = None) -> Trainer:
+    def trainer(self, seed: int) -> Trainer:
         """The trainer (online network, Adam, two target networks)."""
-        net = network or self.network_config()
-        trainer_config = replace(self.config.trainer, network=net)
+        trainer_config = replace(self.config.trainer, network=self.network_config())
         return Trainer(trainer_config, self.network_shape(), self.spec.action, seed=seed)
 
     def updater(
