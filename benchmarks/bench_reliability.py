@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import pickle
 import platform
@@ -204,6 +205,14 @@ DAMAGE: dict[str, Callable[[Path], str]] = {
 """The 5 kinds of damage: each takes a shard and returns the name now holding the damage."""
 
 
+def with_checksum_header(body: bytes) -> bytes:
+    """``body`` under a valid checkpoint checksum header (as ``save_checkpoint`` writes it), so
+    that only the payload itself can be refused."""
+    import hashlib
+
+    return hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+
+
 class _Evil:
     """Unpickling this creates the file ``marker``: a checkpoint that would run code."""
 
@@ -257,11 +266,17 @@ def make_probes(fx: Fixtures, full: bool) -> list[Probe]:
         return probes
     import torch
 
-    torch.save([1, 2, 3], t / "list-payload.pt")
-    torch.save({"step": 3}, t / "missing-keys.pt")
+    from mtopt.learning.checkpoint import save_checkpoint
+
+    buf = io.BytesIO()
+    torch.save([1, 2, 3], buf)
+    (t / "list-payload.pt").write_bytes(with_checksum_header(buf.getvalue()))
+    partial = save_checkpoint(t / "wrong-payload", 3, {"trainer": {}, "task_names": ["lift-any"]})
+    shutil.copy(partial, t / "missing-keys.pt")
     (t / "truncated.pt").write_bytes(fx.checkpoint.read_bytes()[:1000])
-    marker = t / "PWNED"
-    (t / "evil.pt").write_bytes(pickle.dumps(_Evil(str(marker))))
+    evil = pickle.dumps(_Evil(str(t / "PWNED")))
+    (t / "evil.pt").write_bytes(evil)
+    (t / "evil-headed.pt").write_bytes(with_checksum_header(evil))
     # a log with a directory named like a shard (besides its valid shards)
     shard_dir_log = fx.copy_log("log-with-dir")
     (shard_dir_log / rehash_name(fx.shards(shard_dir_log)[0], b"dir").name).mkdir()
@@ -312,7 +327,13 @@ def make_probes(fx: Fixtures, full: bool) -> list[Probe]:
         Probe(
             "eval: wrong payload (missing keys)",
             (*eval_, "--checkpoint", "missing-keys.pt"),
-            ("missing-keys.pt", "task_names"),
+            ("missing-keys.pt", "network_config"),
+        ),
+        Probe(
+            "eval: a pickle that would run code, under a valid checksum header",
+            (*eval_, "--checkpoint", "evil-headed.pt"),
+            ("evil-headed.pt",),
+            check=lambda tmp: not (tmp / "PWNED").exists(),
         ),
         Probe(
             "eval: truncated checkpoint",
