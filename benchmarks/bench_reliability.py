@@ -705,6 +705,9 @@ def log_check(log: Path, before: set[str]) -> tuple[list[str], dict]:
     """Problems of ``log`` after a kill, given the ids seen in it before, and its numbers."""
     from mtopt.data.log import EpisodeLogReader
 
+    if not log.exists():  # killed before the log was created
+        lost = f"{len(before)} episode(s) lost" if before else ""
+        return [lost] if lost else [], {"episodes": 0, "leftover_temp_files": 0}
     reader = EpisodeLogReader(log)
     ids = reader.metadata().column("episode_id").to_pylist()
     problems = []
