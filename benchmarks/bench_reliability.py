@@ -733,9 +733,10 @@ def log_check(log: Path, before: set[str]) -> tuple[list[str], dict]:
 
 
 def shard_count(log: Path) -> int:
+    """Final shards in ``log`` (a shard being written has a ``.tmp-`` name)."""
     if not log.is_dir():
         return 0
-    return sum(1 for p in log.iterdir() if p.name.endswith(".parquet"))
+    return sum(1 for p in log.iterdir() if p.suffix == ".parquet" and not p.name.startswith("."))
 
 
 def newest_step(run: Path) -> int:
