@@ -124,6 +124,19 @@ def check_reliability(report: dict, out: str) -> None:
     assert "3 of 3 clean" in out and "1 of 1 kills with nothing lost or duplicated" in out
 
 
+def check_learning(report: dict, out: str) -> None:
+    assert set(report["variants"]) == {"shipped", "td", "scripted"}
+    for v in report["variants"].values():
+        assert v["seeds"] == [0, 1] and "mean (all tasks)" in v["tasks"]
+        for row in v["tasks"].values():
+            assert len(row["seeds"]) == 2 and 0.0 <= row["mean"] <= 1.0
+    lift = report["variants"]["shipped"]["tasks"]["lift-any"]
+    assert lift["pooled"]["attempts"] == 4  # 2 focus-task attempts per seed
+    assert set(report["comparisons"]) == {"td"}
+    assert report["full"]["variants"]["shipped"]["seeds"] == [0]
+    assert "Against the baseline (shipped)" in out
+
+
 CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_workcell.py": check_workcell,
     "bench_fleet.py": check_fleet,
@@ -135,12 +148,13 @@ CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_sd_labelling.py": check_sd_labelling,
     "bench_data_sharing_cost.py": check_data_sharing_cost,
     "bench_reliability.py": check_reliability,
+    "learning.py": check_learning,
 }
 """Every benchmark script and what its smoke report must satisfy."""
 EXTRA_ARGS = {"bench_q_network.py": ["--threads", "1"]}
 RAY = {"bench_ingestion.py", "bench_run.py"}
 """Benchmarks on Ray: they join one small Ray session shared by this module."""
-SLOW = {"bench_fleet.py", "bench_reliability.py", *RAY}
+SLOW = {"bench_fleet.py", "bench_reliability.py", "learning.py", *RAY}
 """Benchmarks that start processes (robot processes, Ray and its actors), each importing torch:
 most of this file's time (``-m "not slow"`` leaves them out)."""
 

@@ -1,0 +1,366 @@
+"""The learning benchmark: decide between learner variants with seeds (issue 31).
+
+Usage:
+  python benchmarks/learning.py --mode proxy --seeds 0 1 2 \\
+      --variant shipped= --variant td="--mc-mix 0 --no-mc-lower-bound"
+  python benchmarks/learning.py --mode full --seeds 0 1 2 --variant shipped=
+  python benchmarks/learning.py --smoke     # a tiny run of the same code path
+
+Every variant is the learner of ``--config`` (the ``train`` section of a demo config,
+``configs/demo/learning.yaml`` by default) with the variant's flags applied on top, as on the
+command line of ``mtopt train`` (``--mc-mix 0``, ``--trainer.conservative-weight 0``, ...).
+The first ``--variant`` is the baseline the others are compared with.
+
+* ``proxy``: the learner trains offline for ``--steps`` steps from a frozen, reproducible log of
+  ``--log-episodes`` scripted episodes (collected once, by ``--log-seed``, into
+  OUT/log-N-sS and reused), then the greedy policy is evaluated with ``--focus-episodes``
+  attempts of ``--focus-task`` and ``--episodes`` attempts of every other task. The scripted
+  policies are evaluated on the same scenes.
+* ``full``: the whole loop of ``--config`` (``mtopt demo``: scripted bootstrap, offline
+  training, ε-greedy collection rounds with fine-tuning, evaluation) per variant and seed.
+
+Each (variant, seed) job writes OUT/MODE/VARIANT/seed-S/result.json; a finished job is not run
+again (a cut run resumes). The report gives per task the mean over seeds with a 95 % Student-t
+interval, all attempts pooled with a Wilson interval, the seeds' spread, and every variant's
+difference from the baseline next to both spreads (adopted only beyond them); it is printed
+and written to OUT/MODE/report.md and report.json. The evaluation seed of seed S is 10000 + S.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import torch
+import tyro
+
+from mtopt.config import load_config, to_dict
+from mtopt.data.stats import dataset_stats
+from mtopt.evaluation.evaluate import scripted_policy_for
+from mtopt.evaluation.protocol import ProtocolConfig, evaluate
+from mtopt.evaluation.seeds import compare_to_baseline, pooled_interval, seed_interval
+from mtopt.experiments.demo import DemoConfig, run_demo
+from mtopt.jsonio import write_json
+from mtopt.learning.cem import CEMConfig
+from mtopt.policies.q_policy import load_q_policy
+from mtopt.system.fleet import FleetConfig, collect
+from mtopt.system.training import train
+from mtopt.system.training_config import LearnerConfig, TrainConfig
+
+MEAN = "mean (all tasks)"
+
+
+def learner_variant(base: LearnerConfig, flags: list[str]) -> LearnerConfig:
+    """``base`` with command-line ``flags`` of :class:`LearnerConfig` applied."""
+    if not flags:
+        return base
+    return tyro.cli(LearnerConfig, args=flags, default=base, prog="variant")
+
+
+def _parse_variant(text: str) -> tuple[str, list[str]]:
+    name, sep, flags = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--variant must be NAME=FLAGS (FLAGS may be empty), got {text!r}")
+    return name, shlex.split(flags)
+
+
+def proxy_log(args: argparse.Namespace, demo: DemoConfig) -> Path:
+    """The frozen scripted log of the proxy (collected once; same seed, same log)."""
+    log = Path(args.out) / f"log-{args.log_episodes}-s{args.log_seed}"
+    done = log / "COMPLETE"
+    if not done.exists():
+        cfg = FleetConfig(
+            out=str(log),
+            robots=demo.robots,
+            episodes=args.log_episodes,
+            seed=args.log_seed,
+            progress=not args.quiet,
+        )
+        collect(cfg, demo.env.spec())
+        done.write_text(f"{args.log_episodes} scripted episodes, seed {args.log_seed}\n")
+    return log
+
+
+def _evaluate(policy_for: Any, args: argparse.Namespace, seed: int, spec: Any, counts: Any):
+    """Per task ``(successes, attempts)``: the focus task gets more attempts."""
+    names = spec.task_set.names
+    out: dict[str, list[int]] = {}
+    groups = [((args.focus_task,), args.focus_episodes)] if args.focus_task in names else []
+    groups.append((tuple(t for t in names if t != args.focus_task), args.episodes))
+    for tasks, n in groups:
+        protocol = ProtocolConfig(episodes_per_task=n, seed=10_000 + seed, tasks=tasks)
+        protocol = replace(protocol, progress=False)
+        result = evaluate(policy_for, protocol, spec, counts)
+        for task, r in result["tasks"].items():
+            out[task] = [r["successes"], r["episodes"]]
+    return out
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One (variant, seed): train and evaluate, write result.json; returns it."""
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    args = argparse.Namespace(**job["args"])
+    demo = load_config(DemoConfig, args.config)
+    spec = demo.env.spec()
+    out = Path(job["dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    seed = job["seed"]
+    t0 = time.time()
+    if job["variant"] == "scripted":
+        counts = job["counts"]
+        tasks = _evaluate(scripted_policy_for(spec), args, seed, spec, counts)
+        extra: dict[str, Any] = {}
+    elif args.mode == "proxy":
+        learner = learner_variant(demo.train, job["flags"])
+        cfg = TrainConfig.from_learner(
+            learner,
+            data=job["log"],
+            out=str(out / "train"),
+            steps=args.steps,
+            seed=seed,
+            progress=False,
+        )
+        res = train(cfg, spec)
+        policy = load_q_policy(res["checkpoint"], spec, replace(demo.policy, epsilon=0.0))
+        tasks = _evaluate(lambda task: policy, args, seed, spec, job["counts"])
+        extra = {"samples_per_s": res["samples_per_s"], "checkpoint": res["checkpoint"]}
+    else:
+        learner = learner_variant(demo.train, job["flags"])
+        cfg = replace(demo, out=str(out / "run"), seed=seed, train=learner, progress=False)
+        summary = run_demo(cfg)
+        tasks = {
+            t: [r["successes"], r["episodes"]]
+            for t, r in summary["results"]["mt-opt"]["tasks"].items()
+        }
+        extra = {"timings_s": summary["timings_s"], "checkpoint": summary["checkpoint"]}
+    result = {
+        "variant": job["variant"],
+        "flags": job["flags"],
+        "seed": seed,
+        "tasks": tasks,
+        "wall_time_s": time.time() - t0,
+        **extra,
+    }
+    write_json(result, out / "result.json")
+    return result
+
+
+def _rate(result: dict[str, Any], task: str) -> float:
+    wins, n = result["tasks"][task]
+    return wins / n
+
+
+def _task_mean(result: dict[str, Any]) -> float:
+    return sum(_rate(result, t) for t in result["tasks"]) / len(result["tasks"])
+
+
+def summarise(results: dict[str, list[dict[str, Any]]], baseline: str) -> dict[str, Any]:
+    """Per variant and task: seed interval, pooled interval, per-seed rates; comparisons."""
+    report: dict[str, Any] = {"variants": {}, "comparisons": {}}
+    for name, runs in results.items():
+        tasks = list(runs[0]["tasks"])
+        rows = {}
+        for task in tasks:
+            rates = [_rate(r, task) for r in runs]
+            pooled = pooled_interval(
+                [r["tasks"][task][0] for r in runs], [r["tasks"][task][1] for r in runs]
+            )
+            rows[task] = {"seeds": rates, **seed_interval(rates), "pooled": pooled}
+        means = [_task_mean(r) for r in runs]
+        rows[MEAN] = {"seeds": means, **seed_interval(means), "pooled": None}
+        throughput = [r["samples_per_s"] for r in runs if "samples_per_s" in r]
+        report["variants"][name] = {
+            "flags": runs[0]["flags"],
+            "seeds": [r["seed"] for r in runs],
+            "tasks": rows,
+            "samples_per_s": sum(throughput) / len(throughput) if throughput else None,
+        }
+    base = report["variants"].get(baseline)
+    for name, v in report["variants"].items():
+        if name in (baseline, "scripted") or base is None:
+            continue
+        report["comparisons"][name] = {
+            task: compare_to_baseline(base["tasks"][task]["seeds"], v["tasks"][task]["seeds"])
+            for task in v["tasks"]
+            if task in base["tasks"]
+        }
+    return report
+
+
+def format_report(report: dict[str, Any], baseline: str) -> str:
+    """Markdown tables: one per variant, then the comparisons with the baseline."""
+    lines = []
+    for name, v in report["variants"].items():
+        flags = " ".join(v["flags"]) or "(no flags)"
+        sps = f", {v['samples_per_s']:.0f} samples/s" if v["samples_per_s"] else ""
+        lines += [
+            f"\n### {name}: {flags} (seeds {v['seeds']}{sps})\n",
+            "| task | per seed | mean | 95 % t-interval (seeds) | pooled, Wilson 95 % | spread |",
+            "|---|---|---:|---|---|---:|",
+        ]
+        for task, row in v["tasks"].items():
+            seeds = " / ".join(f"{r:.2f}" for r in row["seeds"])
+            pooled = row["pooled"]
+            p = (
+                f"{pooled['rate']:.3f} [{pooled['lo']:.2f}, {pooled['hi']:.2f}] of "
+                f"{pooled['attempts']}"
+                if pooled
+                else "-"
+            )
+            lines.append(
+                f"| {task} | {seeds} | {row['mean']:.3f} | [{row['lo']:.2f}, {row['hi']:.2f}] "
+                f"| {p} | {row['spread']:.2f} |"
+            )
+    if report["comparisons"]:
+        lines += [
+            f"\n### Against the baseline ({baseline})\n",
+            "| variant | task | difference of means | baseline spread | variant spread | verdict |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        verdicts = {
+            1: "better beyond the spread",
+            0: "within the spread",
+            -1: "worse beyond the spread",
+        }
+        for name, rows in report["comparisons"].items():
+            for task, c in rows.items():
+                lines.append(
+                    f"| {name} | {task} | {c['diff']:+.3f} | {c['baseline_spread']:.2f} | "
+                    f"{c['variant_spread']:.2f} | {verdicts[c['beyond_spread']]} |"
+                )
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=("proxy", "full"), default="proxy")
+    p.add_argument("--config", default="configs/demo/learning.yaml")
+    p.add_argument("--variant", action="append", default=None, help="NAME=FLAGS; first: baseline")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", default="runs/bench-learning")
+    p.add_argument("--log-episodes", type=int, default=30_000)
+    p.add_argument("--log-seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=8000, help="proxy training steps")
+    p.add_argument("--focus-task", default="lift-any")
+    p.add_argument("--focus-episodes", type=int, default=400)
+    p.add_argument("--episodes", type=int, default=100, help="attempts per other task")
+    p.add_argument("--workers", type=int, default=2, help="jobs in parallel (processes)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="tiny run: checks the code path")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print its report and return it (with ``--smoke``: the proxy's report,
+    and the full mode's under ``"full"``)."""
+    args = _parser().parse_args(argv)
+    if not args.smoke:
+        return run(args, argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        args.out, args.log_episodes, args.steps, args.seeds = tmp, 24, 4, [0, 1]
+        args.focus_episodes, args.episodes, args.workers = 2, 1, 1
+        args.variant = args.variant or ["shipped=", "td=--mc-mix 0 --no-mc-lower-bound"]
+        report = run(args, argv)
+        full = argparse.Namespace(**{**vars(args), "mode": "full", "seeds": [0]})
+        full.variant = full.variant[:1]
+        report["full"] = run(full, argv)
+    return report
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """Run ``args``' jobs (skipping finished ones), print the report and return it."""
+    variants = dict(_parse_variant(v) for v in (args.variant or ["shipped="]))
+    if "scripted" in variants:
+        raise SystemExit("'scripted' is reserved for the scripted policies' row")
+    baseline = next(iter(variants))
+    demo = load_config(DemoConfig, args.config)
+    if args.smoke:
+        tiny = CEMConfig(iterations=1, num_samples=8, num_elites=2)
+        demo = replace(demo, bootstrap_episodes=16, bootstrap_steps=4, round_episodes=8)
+        demo = replace(demo, rounds=1, round_steps=2, eval_episodes_per_task=1, robots=1)
+        demo = replace(demo, policy=replace(demo.policy, cem=tiny))
+    for flags in variants.values():
+        learner_variant(demo.train, flags)  # bad flags fail before any work
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
+        f"{platform.python_version()}, torch {torch.__version__}"
+    )
+    print("command: python benchmarks/learning.py " + shlex.join(argv or sys.argv[1:]))
+    root = Path(args.out) / args.mode
+    jobs = []
+    log = counts = None
+    if args.mode == "proxy":
+        log = proxy_log(args, demo)
+        stats = dataset_stats(log, demo.env.spec().task_set.names)
+        counts = {t: v["episodes"] for t, v in stats["tasks"].items()}
+        variants_run = {**variants, "scripted": []}
+    else:
+        variants_run = variants
+    job_args = {**vars(args), "config": args.config}
+    if args.smoke:  # the smoke run's tiny demo goes to the jobs through a config file
+        root.mkdir(parents=True, exist_ok=True)
+        job_args["config"] = str(root / "demo.yaml")
+        (root / "demo.yaml").write_text(json.dumps(to_dict(demo)))
+    for name, flags in variants_run.items():
+        for seed in args.seeds:
+            d = root / name / f"seed-{seed}"
+            jobs.append(
+                {
+                    "variant": name,
+                    "flags": flags,
+                    "seed": seed,
+                    "dir": str(d),
+                    "log": str(log),
+                    "counts": counts,
+                    "args": job_args,
+                    "threads": 1 if args.workers > 1 else 0,
+                }
+            )
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in variants_run}
+    todo = []
+    for job in jobs:
+        path = Path(job["dir"]) / "result.json"
+        if path.exists():
+            done = json.loads(path.read_text())
+            if done["flags"] != job["flags"]:
+                raise SystemExit(
+                    f"{path} was run with flags {done['flags']}, not {job['flags']}: "
+                    f"use another --out or variant name"
+                )
+            results[job["variant"]].append(done)
+        else:
+            todo.append(job)
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} jobs already done; running {len(todo)}")
+    if args.workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+            for r in pool.map(run_job, todo):
+                results[r["variant"]].append(r)
+                print(f"done: {r['variant']} seed {r['seed']} in {r['wall_time_s']:.0f} s")
+    else:
+        for job in todo:
+            r = run_job(job)
+            results[r["variant"]].append(r)
+    for runs in results.values():
+        runs.sort(key=lambda r: r["seed"])
+    report = summarise(results, baseline)
+    text = format_report(report, baseline)
+    print(text)
+    write_json(report, root / "report.json")
+    (root / "report.md").write_text(text + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
