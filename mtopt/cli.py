@@ -12,9 +12,12 @@ pass it to the library.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,7 +58,44 @@ def parse_config(
     kwargs: dict[str, Any] = {"args": argv, "prog": prog, "description": description}
     if default is not None:
         kwargs["default"] = default
-    return tyro.cli(cls, **kwargs)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            parsed = tyro.cli(cls, **kwargs)
+    except SystemExit as exc:
+        if exc.code not in (0, None):  # tyro rejected a flag or a value: one line, not a box
+            message = f"{one_line(captured.getvalue())} ('{prog} --help' lists the flags)"
+            raise UsageError(message) from None
+        raise
+    sys.stderr.write(captured.getvalue())  # e.g. a warning of a parse that passed
+    return parsed
+
+
+class UsageError(MtoptError):
+    """A flag or value the command line parser rejected (exit code 2)."""
+
+
+_BOX = "│╭╮╰╯┃┏┓┗┛"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(box: str) -> str:
+    """The message of one of tyro's error boxes as one line: its text up to the first rule
+    (what follows is the argument's help text and a pointer to ``--help``)."""
+    words: list[str] = []
+    for raw in _ANSI.sub("", box).splitlines():
+        if raw.strip().startswith(("╭", "╰", "┏", "┗")):  # the box's top (its title) and bottom
+            continue
+        line = raw.strip().strip(_BOX).strip()
+        if not line:
+            continue
+        if set(line) <= set("─━ ") or line.startswith(("For full helptext", "Argument helptext")):
+            break  # a rule inside the box: the message is above it
+        words.append(line)
+    text = " ".join(" ".join(words).split())
+    # "Error parsing TrainCommand: steps must be ..." -> "steps must be ..." (a flag stays)
+    text = re.sub(r"^Error parsing (?!-)[\w.]+: ", "", text)
+    return text or "invalid arguments"
 
 
 def env_shorthand(argv: Sequence[str]) -> list[str]:
@@ -120,7 +160,8 @@ def cmd_data_plot(argv: Sequence[str]) -> int:
     from mtopt.jsonio import write_json
 
     args = parse_config(DataPlotArgs, argv, "mtopt data plot", DataPlotArgs.__doc__ or "")
-    comp = dataset_composition(args.directory, args.env.spec().task_set, seed=args.seed)
+    task_set = args.env.spec().task_set
+    comp = dataset_composition(args.directory, task_set, seed=args.seed, verify=args.verify)
     print(format_composition_table(comp))
     plot_composition(comp, args.out)
     if args.json:
@@ -318,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's import-time chatter
     try:
         return _dispatch(argv, debug)
     except BrokenPipeError:  # e.g. `mtopt collect --help | head`: the reader left
@@ -343,7 +385,14 @@ def _dispatch(argv: list[str], debug: bool) -> int:
                 return 2
             except SystemExit as exc:  # tyro reports bad flags and values, then exits
                 return exc.code if isinstance(exc.code, int) else 2
-    print(f"mtopt: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+    names = ", ".join(COMMANDS)
+    groups = {name.split()[0] for name in COMMANDS if " " in name}
+    given = " ".join(argv[:2]) if argv[0] in groups and len(argv) > 1 else argv[0]
+    print(
+        f"mtopt: error: unknown command {given!r}; the commands are {names} "
+        "('mtopt --help' says what each does)",
+        file=sys.stderr,
+    )
     return 2
 
 

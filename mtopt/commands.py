@@ -95,5 +95,8 @@ class DataPlotArgs:
     """Also write the composition as JSON to this file."""
     seed: int = 0
     """Seed of the stochastic impersonation function f_skill(1, 0.15)."""
+    verify: bool = False
+    """Decode every column of every shard (what training reads), not only the scalar ones, so
+    that damage anywhere in a shard is found and the shard left out of the counts."""
     env: EnvConfig = field(default_factory=EnvConfig)
     """The environment the log was collected in (its task set and skills): ``--env NAME``."""

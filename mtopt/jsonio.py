@@ -23,6 +23,12 @@ def json_ready(value: Any) -> Any:
 def write_json(value: Any, path: str | Path) -> None:
     """Write ``value`` as indented strict JSON, atomically (a crash leaves the old file)."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"JSON output {str(path)!r} is a directory; give a file path")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(json_ready(value), indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(json_ready(value), indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:  # leave no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise

@@ -34,7 +34,11 @@ def test_flags_override_yaml(tmp_path):
 
 def test_unknown_command_and_bad_values(capsys):
     assert main(["frobnicate"]) == 2
-    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown command 'frobnicate'; the commands are demo, collect" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["data", "frobnicate"]) == 2
+    assert "unknown command 'data frobnicate'" in capsys.readouterr().err
     assert main(["collect", "--tasks", "lift-anything", "--out", "x"]) == 2
     assert "lift-any" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--config needs"):
@@ -74,3 +78,54 @@ def test_help_into_a_closed_pipe_is_quiet():
     done = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("usage: mtopt collect")
     assert "BrokenPipeError" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--obs", "foo"], "invalid choice 'foo' for argument '--obs'. Expected one of"),
+        (["train", "--steps", "abc"], "Error parsing --steps: invalid literal for int()"),
+        (["train", "--steps", "0"], "steps must be a positive integer, got 0"),
+        (["collect", "--robots", "0"], "robots must be an integer in [1, 256], got 0"),
+        (["train", "--bogus-flag", "1"], "Unrecognized options: --bogus-flag, 1"),
+        (["collect", "--env", "nosuchenv"], "unknown env 'nosuchenv'; known envs: workcell"),
+    ],
+)
+def test_rejected_flags_and_values_are_one_line(argv, message, capsys):
+    """The parser's errors (tyro's boxes) are printed as the CLI's one line, exit code 2."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"mtopt {argv[0]}: error: ") and message in lines[0]
+    assert lines[0].endswith(f"('mtopt {argv[0]} --help' lists the flags)")
+    assert "╭" not in captured.err and "Traceback" not in captured.err
+
+
+def test_one_line_keeps_the_message_of_a_box_and_drops_its_help():
+    from mtopt.cli import one_line
+
+    box = (
+        "╭─ Value error ──────────╮\n"
+        "│ Error parsing --steps: │\n"
+        "│ invalid literal 'abc'  │\n"
+        "│ ────────────────────── │\n"
+        "│ Argument helptext:     │\n"
+        "╰────────────────────────╯\n"
+    )
+    assert one_line(box) == "Error parsing --steps: invalid literal 'abc'"
+    assert one_line("") == "invalid arguments"
+
+
+def test_json_into_a_directory_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys):
+    from mtopt.jsonio import write_json
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a directory; give a file path"):
+        write_json({"a": 1}, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    (tmp_path / "log").mkdir()
+    assert main(["data", "stats", str(tmp_path / "log"), "--json", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "JSON output" in err[-1] and "is a directory" in err[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log", "out"]

@@ -4,7 +4,8 @@ For every task: how many episodes were *collected for* it, by which kind of poli
 ε-greedy, greedy) and how many of them succeeded; and, for each impersonation function, how many
 episodes (and successes) it *routes* to the task, i.e. how much training data the task gains from
 the other tasks. Labels are the ground-truth success vector (analysis only: the learner never
-reads these statistics). Only the episode metadata is read, so this is fast on large logs.
+reads these statistics). Only the episode metadata is read, so this is fast on large logs;
+``verify`` also decodes every column, as ``mtopt data stats --verify`` does.
 """
 
 from __future__ import annotations
@@ -44,17 +45,24 @@ def dataset_composition(
     task_set: TaskSet,
     impersonations: Sequence[ImpersonationConfig] = DEFAULT_IMPERSONATIONS,
     seed: int = 0,
+    verify: bool = False,
 ) -> dict[str, Any]:
     """Per-task collected and impersonated episode counts of the episode log in ``directory``.
 
-    Returns ``{"episodes", "tasks": {task: {"episodes", "successes", "by_policy_kind":
-    {kind: {"episodes", "successes"}}}}, "impersonation": {name: {task: {"episodes",
-    "successes"}}}}``; impersonated counts include the task's own episodes. Stochastic
-    impersonation (p < 1) is drawn from a generator seeded with ``seed``; ``task_set`` is the
-    environment's.
+    Returns ``{"episodes", "corrupt_shards", "verified", "tasks": {task: {"episodes",
+    "successes", "by_policy_kind": {kind: {"episodes", "successes"}}}}, "impersonation": {name:
+    {task: {"episodes", "successes"}}}}``; impersonated counts include the task's own episodes.
+    Stochastic impersonation (p < 1) is drawn from a generator seeded with ``seed``;
+    ``task_set`` is the environment's. Every shard's file checksum is checked; ``verify`` also
+    decodes every column of every shard, so that damage only decoding shows is found and the
+    shard left out of the counts (``corrupt_shards``).
     """
     names = list(task_set.names)
-    rows = EpisodeLogReader(directory).metadata().to_pylist()
+    reader = EpisodeLogReader(directory)
+    if verify:
+        for _ in reader.episodes(load_images=True):  # marks damaged shards; metadata skips them
+            pass
+    rows = reader.metadata().to_pylist()
     tasks: dict[str, dict[str, Any]] = {
         t: {
             "episodes": 0,
@@ -86,7 +94,13 @@ def dataset_composition(
             for t, success in fn(episode, task):
                 routed[name][t]["episodes"] += 1
                 routed[name][t]["successes"] += int(success)
-    return {"episodes": len(rows), "tasks": tasks, "impersonation": routed}
+    return {
+        "episodes": len(rows),
+        "corrupt_shards": reader.corrupt_shards,
+        "verified": verify,
+        "tasks": tasks,
+        "impersonation": routed,
+    }
 
 
 def format_composition_table(comp: dict[str, Any]) -> str:
@@ -104,9 +118,16 @@ def format_composition_table(comp: dict[str, Any]) -> str:
             line += f"{r['successes']:>7}/{r['episodes']:<6}"
         lines.append(line)
     lines.append("-" * len(header))
+    checked = ""
+    if "corrupt_shards" in comp:
+        checked = f"; {comp['corrupt_shards']} corrupt shard(s) skipped; " + (
+            "every column verified"
+            if comp.get("verified")
+            else "scalar columns read (--verify decodes every column)"
+        )
     lines.append(
-        f"{comp['episodes']} episodes. S:<function> = successes/episodes routed to the task "
-        "(own episodes included)."
+        f"{comp['episodes']} episodes{checked}. S:<function> = successes/episodes routed to the "
+        "task (own episodes included)."
     )
     return "\n".join(lines)
 

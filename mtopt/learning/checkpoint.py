@@ -14,7 +14,9 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +125,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "mismatch); use an older checkpoint from the same directory"
         )
     try:
-        payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notice about a pickle protocol it did not write
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights-only loading refused an object, unrun
+        found = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        why = f" ({found.group(1).strip()})" if found else ""
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds objects other than tensors and plain values{why}; "
+            "they were refused without being run: it is not an mtopt checkpoint"
+        ) from exc
     except Exception as exc:  # a valid checksum but unreadable payload
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be loaded: {exc}") from exc
+        lines = str(exc).strip().splitlines()
+        why = lines[0] if lines else type(exc).__name__
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be loaded: {why}") from exc
     if not isinstance(payload, dict):
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds a {type(payload).__name__}, not a checkpoint dict"

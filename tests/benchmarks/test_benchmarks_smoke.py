@@ -113,6 +113,17 @@ def check_data_sharing_cost(report: dict, out: str) -> None:
     assert "train step" in out and "eval episode" in out
 
 
+def check_reliability(report: dict, out: str) -> None:
+    assert report["probes_tried"] == 3 and report["probes_clean"] == 3
+    assert all(p["clean"] and p["exit_code"] != 0 for p in report["probes"])
+    assert set(report["shards"]) == {"data stats", "data stats --verify"}
+    for row in report["shards"].values():
+        assert len(row) == 2 and all(c["detected"] and c["episodes"] == 16 for c in row.values())
+    assert report["kills_tried"] == 1 and report["kills_ok"] == 1
+    assert report["kills"][0]["episodes"] >= report["kills"][0]["episodes_before"] > 0
+    assert "3 of 3 clean" in out and "1 of 1 kills with nothing lost or duplicated" in out
+
+
 def check_learning(report: dict, out: str) -> None:
     assert set(report["variants"]) == {"shipped", "td", "scripted"}
     for v in report["variants"].values():
@@ -136,13 +147,14 @@ CHECKS: dict[str, Callable[[dict, str], None]] = {
     "calibrate_scripted.py": check_calibrate,
     "bench_sd_labelling.py": check_sd_labelling,
     "bench_data_sharing_cost.py": check_data_sharing_cost,
+    "bench_reliability.py": check_reliability,
     "learning.py": check_learning,
 }
 """Every benchmark script and what its smoke report must satisfy."""
 EXTRA_ARGS = {"bench_q_network.py": ["--threads", "1"]}
 RAY = {"bench_ingestion.py", "bench_run.py"}
 """Benchmarks on Ray: they join one small Ray session shared by this module."""
-SLOW = {"bench_fleet.py", "learning.py", *RAY}
+SLOW = {"bench_fleet.py", "bench_reliability.py", "learning.py", *RAY}
 """Benchmarks that start processes (robot processes, Ray and its actors), each importing torch:
 most of this file's time (``-m "not slow"`` leaves them out)."""
 

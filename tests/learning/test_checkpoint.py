@@ -98,3 +98,33 @@ def test_a_payload_that_is_not_a_dict_is_named(tmp_path):
     path.write_bytes(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
     with pytest.raises(CheckpointError, match="holds a list, not a checkpoint dict"):
         load_checkpoint(path)
+
+
+class _RunsCode:
+    """Unpickling this would create ``marker``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_that_would_run_code_is_refused_in_one_line_without_running(tmp_path, capsys):
+    """Even under a valid checksum header: weights-only loading refuses the object (the marker
+    file is never created) and the CLI prints one line, without torch's multi-line advice."""
+    import hashlib
+    import pickle
+
+    from mtopt.cli import main
+
+    marker = tmp_path / "ran"
+    body = pickle.dumps(_RunsCode(str(marker)))
+    path = tmp_path / "ckpt-000000001.pt"
+    path.write_bytes(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    with pytest.raises(CheckpointError, match="refused without being run"):
+        load_checkpoint(path)
+    assert main(["eval", "--checkpoint", str(path), "--episodes-per-task", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds objects other than tensors and plain values" in err[0]
+    assert not marker.exists()

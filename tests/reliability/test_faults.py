@@ -98,3 +98,24 @@ def test_a_full_disk_during_collection_is_one_line_and_keeps_what_was_committed(
         "episode(s) stay in the log"
     )
     assert len(list(EpisodeLogReader(config.out).episodes())) == 4
+
+
+def test_data_plot_verify_finds_damage_only_decoding_shows(tmp_path, capsys):
+    """``data plot`` reads the scalar columns and says so; ``--verify`` decodes every column,
+    skips and counts the damaged shard and leaves its episodes out."""
+    from fakes import TASK_SET
+
+    from mtopt.data.composition import dataset_composition
+
+    log = _log(tmp_path / "log")
+    _rehashed_flip(sorted(log.iterdir())[1])
+    quick = dataset_composition(log, TASK_SET)
+    assert quick["verified"] is False and quick["episodes"] == 12
+    full = dataset_composition(log, TASK_SET, verify=True)
+    assert full["verified"] is True and full["corrupt_shards"] == 1 and full["episodes"] == 8
+    png = str(tmp_path / "c.png")
+    assert main(["data", "plot", str(log), "--out", png]) == 0
+    assert "12 episodes; 0 corrupt shard(s) skipped; scalar columns read" in capsys.readouterr().out
+    assert main(["data", "plot", str(log), "--out", png, "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "8 episodes; 1 corrupt shard(s) skipped; every column verified" in out
