@@ -31,6 +31,9 @@ class EvalConfig:
     """Base seed of the fixed evaluation scenes."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """How the evaluated Q-policy acts (greedy, QT-Opt's CEM, the best device by default)."""
+    lockstep: int = 16
+    """Attempts of a task run side by side, one batched action search per step for all of
+    them (same scenes; 1: one attempt at a time)."""
     json: str | None = None
     """Write the result as JSON to this file."""
     plot: str | None = None
@@ -84,6 +87,7 @@ def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
         episodes_per_task=config.episodes_per_task,
         seed=config.seed,
         tasks=tasks,
+        lockstep=config.lockstep,
         progress=config.progress,
     )
     result = evaluate(policy_for, protocol, spec, counts)

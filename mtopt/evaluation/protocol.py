@@ -36,14 +36,19 @@ class ProtocolConfig:
     """Tasks to evaluate; empty means all tasks of the task set."""
     low_data_k: int = 6
     """Number of low-data tasks (fewest training episodes) in the summary (paper: 6)."""
+    lockstep: int = 16
+    """Attempts of a task run side by side in this many environments, so that a policy with a
+    batched action search (the greedy Q-policy's ``act_batch``) runs one CEM over all their states
+    per step; the scenes are the same as one at a time. Policies without ``act_batch`` (the
+    scripted ones) run one attempt at a time. 1: always one at a time."""
     progress: bool = True
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.episodes_per_task, int) or self.episodes_per_task < 1:
-            raise ValueError(
-                f"episodes_per_task must be a positive integer, got {self.episodes_per_task!r}"
-            )
+        for name in ("episodes_per_task", "lockstep"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def episode_seed(base: int, task_index: int, k: int) -> int:
@@ -72,10 +77,43 @@ def run_task_attempt(
     while not done:
         obs, _reward, terminated, truncated, info = env.step(policy.act(obs))
         done = terminated or truncated
+    return _outcome(info, task)
+
+
+def _outcome(info: dict[str, Any], task: str) -> Attempt:
     names = list(info["task_names"])
     return Attempt(
         bool(info["success"][names.index(task)]), bool(info.get("physics_unstable", False))
     )
+
+
+def run_lockstep_attempts(
+    envs: list[Any], policy: Any, task: str, seeds: list[int], spec: EnvSpec
+) -> list[Attempt]:
+    """Attempts of ``task`` with ``seeds`` (at most one per env), run side by side: at every
+    step one ``policy.act_batch(observations, task, generator)`` call acts for every attempt
+    still running. The generator of the batched action search is seeded from the first
+    attempt's seed, so the outcome depends only on the seeds and their grouping."""
+    if len(seeds) > len(envs):
+        raise ValueError(f"{len(seeds)} attempts need as many envs, got {len(envs)}")
+    obs = [
+        env.reset(seed=seed, options=spec.reset_options(task, "evaluate"))[0]
+        for env, seed in zip(envs, seeds, strict=False)
+    ]
+    generator = policy.generator_for(seeds[0])
+    outcomes: list[Attempt | None] = [None] * len(seeds)
+    running = list(range(len(seeds)))
+    while running:
+        actions = policy.act_batch([obs[i] for i in running], task, generator)
+        still = []
+        for i, action in zip(running, actions, strict=True):
+            obs[i], _reward, terminated, truncated, info = envs[i].step(action)
+            if terminated or truncated:
+                outcomes[i] = _outcome(info, task)
+            else:
+                still.append(i)
+        running = still
+    return [o for o in outcomes if o is not None]
 
 
 def run_task_episode(env: Any, policy: EpisodePolicy, task: str, seed: int, spec: EnvSpec) -> bool:
@@ -97,7 +135,7 @@ def evaluate(
     """
     task_set = spec.task_set
     tasks = task_set.validate(config.tasks) or task_set.names
-    env = spec.make_env()
+    envs = [spec.make_env()]
     results: dict[str, dict[str, Any]] = {}
     total = len(tasks) * config.episodes_per_task
     bar = progress_bar(total, "eval", "ep", config.progress)
@@ -105,14 +143,20 @@ def evaluate(
         for task in tasks:
             policy = policy_for_task(task)
             slot = task_set.slot(task)
+            seeds = [episode_seed(config.seed, slot, k) for k in range(config.episodes_per_task)]
+            width = config.lockstep if getattr(policy, "batchable", False) else 1
+            while len(envs) < min(width, len(seeds)):
+                envs.append(spec.make_env())
             wins = unstable = 0
-            for k in range(config.episodes_per_task):
-                attempt = run_task_attempt(
-                    env, policy, task, episode_seed(config.seed, slot, k), spec
-                )
-                wins += attempt.success
-                unstable += attempt.unstable
-                bar.update(1)
+            for start in range(0, len(seeds), width):
+                group = seeds[start : start + width]
+                if width == 1:
+                    attempts = [run_task_attempt(envs[0], policy, task, group[0], spec)]
+                else:
+                    attempts = run_lockstep_attempts(envs, policy, task, group, spec)
+                wins += sum(a.success for a in attempts)
+                unstable += sum(a.unstable for a in attempts)
+                bar.update(len(attempts))
             n = config.episodes_per_task
             lo, hi = wilson_interval(wins, n)
             results[task] = {
@@ -127,7 +171,8 @@ def evaluate(
             logger.info("%s: %d/%d (%d ended by a physics blow-up)", task, wins, n, unstable)
     finally:
         bar.close()
-        env.close()
+        for env in envs:
+            env.close()
     low = None
     if train_episode_counts is not None and len(tasks) >= config.low_data_k:
         low = low_data_tasks(

@@ -89,6 +89,36 @@ class QPolicy:
                 action[d] = random[d]
         return action
 
+    @property
+    def batchable(self) -> bool:
+        """Whether :meth:`act_batch` may act for it (the greedy policy)."""
+        return self.epsilon == 0
+
+    def generator_for(self, seed: int) -> torch.Generator:
+        """A generator for :meth:`act_batch` on the policy's device, seeded from ``seed``."""
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(int(np.random.default_rng(seed).integers(2**62)))
+        return gen
+
+    @torch.no_grad()
+    def act_batch(
+        self, observations: list[Mapping[str, np.ndarray]], task: str, generator: torch.Generator
+    ) -> np.ndarray:
+        """Greedy actions ``(n, A)`` for ``n`` observations of ``task``: one CEM over all of
+        them (the evaluation's lockstep attempts). Only for the greedy policy (ε = 0)."""
+        if self.epsilon > 0:
+            raise ValueError(f"act_batch is greedy; this policy has epsilon {self.epsilon}")
+        self.task_set.validate([task])
+        batch = {
+            k: torch.from_numpy(np.stack([np.asarray(o[k]) for o in observations])).to(self.device)
+            for k in self.obs_keys
+        }
+        n = len(observations)
+        slots = torch.full((n,), self.task_set.slot(task), device=self.device)
+        score = self.network.score_fn(batch, slots, use_logits=True)
+        action, _ = cem_maximize(score, n, self.action_spec, self.cem, generator, self.device)
+        return action.cpu().numpy().astype(np.float32)
+
     def _greedy(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         batch = {
             k: torch.from_numpy(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_keys

@@ -62,3 +62,20 @@ def test_all_exploration_randomises_every_dim():
 def test_bad_exploration_is_named():
     with pytest.raises(ValueError, match="'sideways'"):
         _policy(0.2, "sideways")
+
+
+def test_act_batch_searches_all_states_at_once_and_only_greedily():
+    policy = _policy(0.0)
+    assert policy.batchable
+    other = {**OBS, "state": -OBS["state"]}
+    a = policy.act_batch([OBS, other, OBS], "lift-any", policy.generator_for(7))
+    assert a.shape == (3, 6) and a.dtype == np.float32
+    assert a[:, :4].min() >= -1 and a[:, :4].max() <= 1
+    again = policy.act_batch([OBS, other, OBS], "lift-any", policy.generator_for(7))
+    assert np.array_equal(a, again)  # seeded
+    # the two copies of one state agree on the discrete choices the network prefers
+    assert np.array_equal(a[0, 4:], a[2, 4:])
+    explorer = _policy(0.2)
+    assert not explorer.batchable
+    with pytest.raises(ValueError, match=r"act_batch is greedy; this policy has epsilon 0\.2"):
+        explorer.act_batch([OBS], "lift-any", explorer.generator_for(0))
