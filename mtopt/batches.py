@@ -33,6 +33,10 @@ class TransitionBatch:
     transition's Monte-Carlo return ``label * gamma ** steps_to_go`` (sparse end reward)."""
     steps_to_go: np.ndarray | None = None
     """Steps from each transition to its episode's last step (0 on the last step)."""
+    steps: np.ndarray | None = None
+    """Steps ``k`` from ``obs`` to ``next_obs`` (n-step sampling: ``min(n, steps_to_go + 1)``);
+    ``reward`` arrives on the ``k``-th step and ``done`` says the episode ended within it.
+    ``None`` means 1 (one-step transitions)."""
 
     def __len__(self) -> int:
         return len(self.action)

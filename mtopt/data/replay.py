@@ -40,6 +40,10 @@ class ReplayConfig:
     """Re-balanced sampler: fraction of each task's share drawn from its successes."""
     obs_keys: tuple[str, ...] = DEFAULT_OBS_KEYS
     """Observation keys stored for each transition (add ``image`` for the conv network)."""
+    n_step: int = 1
+    """Look this many steps ahead: a sampled transition's ``next_obs`` is the state ``n_step``
+    steps later (or the episode's final state when it ends sooner), for n-step returns
+    (:func:`mtopt.learning.targets.n_step_target`). 1 is QT-Opt's one-step backup."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.capacity, int) or self.capacity < 1:
@@ -50,6 +54,8 @@ class ReplayConfig:
             raise ValueError(f"success_fraction must be in (0, 1), got {self.success_fraction!r}")
         if not self.obs_keys:
             raise ValueError("obs_keys must name at least one observation")
+        if not isinstance(self.n_step, int) or isinstance(self.n_step, bool) or self.n_step < 1:
+            raise ValueError(f"n_step must be an integer >= 1, got {self.n_step!r}")
 
 
 class _Bucket:
@@ -182,19 +188,28 @@ class TaskReplay:
                     ids.append(self._buckets[i][j].sample(c, self.rng))
                     labels.append(np.full(c, j == 0))
                     task_idx.append(np.full(c, i))
-        pos = np.concatenate(ids) % self.config.capacity
+        row_ids = np.concatenate(ids)
+        cap = self.config.capacity
+        pos = row_ids % cap
         label = np.concatenate(labels)
         a = self._arrays
         assert a is not None
-        last = a["last"][pos]
+        to_go = a["to_go"][pos]
+        # n-step: the transition k = min(n, to_go + 1) - 1 steps later in the same episode
+        # holds s_{t+k+1}; an episode's transitions are consecutive ids, and ones newer than a
+        # stored transition are never evicted before it
+        ahead = np.minimum(self.config.n_step, to_go + 1)
+        next_pos = (row_ids + ahead - 1) % cap
+        ends = to_go < self.config.n_step
         return TransitionBatch(
             obs={k: a[f"obs/{k}"][pos] for k in self.config.obs_keys},
             action=a["action"][pos],
-            next_obs={k: a[f"next/{k}"][pos] for k in self.config.obs_keys},
-            reward=(last & label).astype(np.float32),
-            done=last.astype(np.float32),
+            next_obs={k: a[f"next/{k}"][next_pos] for k in self.config.obs_keys},
+            reward=(ends & label).astype(np.float32),
+            done=ends.astype(np.float32),
             task=self._slots[np.concatenate(task_idx)],
             bucket_counts=counts,
             label=label.astype(np.float32),
-            steps_to_go=a["to_go"][pos].astype(np.float32),
+            steps_to_go=to_go.astype(np.float32),
+            steps=ahead.astype(np.float32),
         )

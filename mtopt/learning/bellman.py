@@ -87,6 +87,7 @@ class BellmanUpdater:
                 self.action_spec,
                 self.generator,
                 self.gamma,
+                None if batch.steps is None else torch.from_numpy(batch.steps).to(dev),
             )
             if self.mc_lower_bound:
                 target = mc_lower_bounded_target(target, label, to_go, self.gamma)

@@ -1,6 +1,7 @@
 """Pure learning math of (multi-task) QT-Opt: clipped double-Q targets, log loss, Polyak.
 
 * :func:`clipped_double_q_target` -- ``r + gamma * (1 - done) * min(Q1', Q2')``;
+* :func:`n_step_target` -- the n-step form ``gamma^(k-1) r + gamma^k (1 - done) V(s_{t+k})``;
 * :func:`bellman_targets` -- the Bellman updater's computation: ``a* = CEM argmax`` of the
   first target network at ``s'``, ``V(s') = min_i Q_target_i(s', a*)``, then the target above;
 * :func:`q_log_loss` -- binary cross-entropy between ``Q`` (given as logits) and soft targets;
@@ -53,6 +54,36 @@ def clipped_double_q_target(
     return reward.to(q1_next.dtype) + gamma * not_done * torch.minimum(q1_next, q2_next)
 
 
+def n_step_target(
+    reward: torch.Tensor,
+    done: torch.Tensor,
+    steps: torch.Tensor,
+    v_next: torch.Tensor,
+    gamma: float = DEFAULT_GAMMA,
+) -> torch.Tensor:
+    """``gamma ** (k - 1) * reward + gamma ** k * (1 - done) * v_next``, element-wise.
+
+    The n-step backup under MT-Opt's sparse end-of-episode reward: ``k`` (``steps``) is how
+    many steps lie between the transition's state and ``v_next``'s state (``min(n, steps to
+    go + 1)``), ``reward`` is the episode's label if it ended within those ``k`` steps (its
+    reward arrives on the ``k``-th) and ``done`` says it did. With ``k = 1`` this is
+    :func:`clipped_double_q_target` of ``v_next``; a transition that ends its episode within
+    ``n`` steps gets its Monte-Carlo return ``label * gamma ** steps_to_go``. The intermediate
+    actions are the logged ones, so for ``n > 1`` the target mixes in the behaviour policy
+    (uncorrected n-step returns, as in Ape-X and R2D2). All tensors share one shape.
+    """
+    _check_unit("gamma", gamma)
+    shapes = {tuple(t.shape) for t in (reward, done, steps, v_next)}
+    if len(shapes) != 1:
+        raise ValueError(f"reward, done, steps and v_next must share a shape, got {shapes}")
+    if steps.numel() and float(steps.min()) < 1:
+        raise ValueError(f"steps must be >= 1, got min {float(steps.min())}")
+    k = steps.to(v_next.dtype)
+    base = torch.tensor(gamma, dtype=v_next.dtype, device=v_next.device)
+    not_done = 1.0 - done.to(v_next.dtype)
+    return torch.pow(base, k - 1) * reward.to(v_next.dtype) + torch.pow(base, k) * not_done * v_next
+
+
 def _select_rows(obs: Observation, rows: torch.Tensor) -> dict[str, torch.Tensor]:
     return {key: value.index_select(0, rows) for key, value in obs.items()}
 
@@ -69,8 +100,12 @@ def bellman_targets(
     action_spec: ActionSpec,
     generator: torch.Generator,
     gamma: float = DEFAULT_GAMMA,
+    steps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Clipped double-Q targets ``(B,)`` for transitions ending in ``next_obs``.
+
+    ``steps`` ``(B,)`` (default all 1) is the number of steps from each transition to
+    ``next_obs`` for n-step returns (:func:`n_step_target`).
 
     ``a*`` maximises target network 1 at ``s'`` by CEM (the next state is embedded once and its
     embedding tiled over the CEM samples); ``V(s') = min(Q1(s', a*), Q2(s', a*))``. CEM runs only
@@ -101,7 +136,11 @@ def bellman_targets(
         )
         q2 = target_net_2(obs, best_action, task)
         v_next[live] = torch.minimum(q1, q2)
-    return clipped_double_q_target(reward, done, v_next, v_next, gamma)
+    if steps is None:
+        return clipped_double_q_target(reward, done, v_next, v_next, gamma)
+    if steps.shape != (batch,):
+        raise ValueError(f"steps must have shape ({batch},), got {tuple(steps.shape)}")
+    return n_step_target(reward, done, steps, v_next, gamma)
 
 
 def mc_return(label: torch.Tensor, steps_to_go: torch.Tensor, gamma: float) -> torch.Tensor:

@@ -40,6 +40,27 @@ def test_transitions_rewards_and_terminal_step():
     np.testing.assert_array_equal(b.steps_to_go, 2 - b.obs["state"][:, 0])
 
 
+def test_n_step_sampling_looks_ahead_within_the_episode():
+    r = TaskReplay(ReplayConfig(capacity=100, n_step=3), TS, np.random.default_rng(0))
+    r.add_episode(_episode(5, start=100.0), [("lift-any", False)])  # a neighbour in the ring
+    r.add_episode(_episode(5), [("lift-any", True)])
+    b = r.sample(500)
+    t = b.obs["state"][:, 0] % 100  # the step index within its episode
+    to_go = 4 - t
+    np.testing.assert_array_equal(b.steps_to_go, to_go)
+    # k = min(3, to_go + 1) steps ahead, never past the episode's final state
+    k = np.minimum(3, to_go + 1)
+    np.testing.assert_array_equal(b.steps, k)
+    np.testing.assert_array_equal(b.next_obs["state"][:, 0], b.obs["state"][:, 0] + k)
+    assert b.next_obs["state"][:, 0].max() <= 105
+    # the episode ends within 3 steps from steps 2, 3 and 4; only the success is rewarded
+    np.testing.assert_array_equal(b.done, (to_go < 3).astype(np.float32))
+    np.testing.assert_array_equal(b.reward, ((to_go < 3) & (b.label == 1)).astype(np.float32))
+    assert set(k.tolist()) == {1, 2, 3}
+    with pytest.raises(ValueError, match="n_step must be an integer >= 1, got 0"):
+        ReplayConfig(n_step=0)
+
+
 def test_rebalanced_sampling_task_and_success_proportions():
     r = TaskReplay(
         ReplayConfig(capacity=10_000, success_fraction=0.25), TS, np.random.default_rng(1)

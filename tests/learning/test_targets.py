@@ -20,6 +20,7 @@ from mtopt.learning.targets import (
     hard_update,
     mc_lower_bounded_target,
     mixed_mc_target,
+    n_step_target,
     polyak_update,
     q_log_loss,
 )
@@ -43,6 +44,26 @@ def test_clipped_double_q_target_validation() -> None:
         clipped_double_q_target(z, z, z, z, gamma=1.5)
     with pytest.raises(ValueError, match="share a shape"):
         clipped_double_q_target(z, z, z, torch.zeros(3), gamma=0.9)
+
+
+def test_n_step_target_hand_computed() -> None:
+    target = n_step_target(
+        reward=torch.tensor([0.0, 1.0, 0.0, 1.0]),
+        done=torch.tensor([0.0, 1.0, 1.0, 1.0]),
+        steps=torch.tensor([3.0, 2.0, 3.0, 1.0]),
+        v_next=torch.tensor([0.5, 0.8, 0.7, 0.3]),
+        gamma=0.9,
+    )
+    # row 0: 0.9^3 * 0.5 = 0.3645; row 1: a success 2 steps on: 0.9^1 * 1 = 0.9 (no bootstrap);
+    # row 2: a failure ending within the 3 steps: 0; row 3: the last step of a success: 1
+    torch.testing.assert_close(target, torch.tensor([0.3645, 0.9, 0.0, 1.0]))
+    # one step is the clipped double-Q target
+    r, d, v = torch.tensor([0.0, 1.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.4, 0.6])
+    torch.testing.assert_close(
+        n_step_target(r, d, torch.ones(2), v, 0.9), clipped_double_q_target(r, d, v, v, 0.9)
+    )
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        n_step_target(r, d, torch.zeros(2), v, 0.9)
 
 
 def test_q_log_loss_hand_computed() -> None:
