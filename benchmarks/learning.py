@@ -2,13 +2,13 @@
 
 Usage:
   python benchmarks/learning.py --mode proxy --seeds 0 1 2 \\
-      --variant shipped= --variant td="--mc-mix 0 --no-mc-lower-bound"
+      --variant shipped= --variant one-step="--replay.n-step 1"
   python benchmarks/learning.py --mode full --seeds 0 1 2 --variant shipped=
   python benchmarks/learning.py --smoke     # a tiny run of the same code path
 
 Every variant is the learner of ``--config`` (the ``train`` section of a demo config,
 ``configs/demo/learning.yaml`` by default) with the variant's flags applied on top, as on the
-command line of ``mtopt train`` (``--mc-mix 0``, ``--trainer.conservative-weight 0``, ...).
+command line of ``mtopt train`` (``--replay.n-step 1``, ``--trainer.conservative-weight 0``, ...).
 The first ``--variant`` is the baseline the others are compared with.
 
 * ``proxy``: the learner trains offline for ``--steps`` steps from a frozen, reproducible log of
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         args.out, args.log_episodes, args.steps, args.seeds = tmp, 24, 4, [0, 1]
         args.focus_episodes, args.episodes, args.workers = 2, 1, 1
-        args.variant = args.variant or ["shipped=", "td=--mc-mix 0 --no-mc-lower-bound"]
+        args.variant = args.variant or ["shipped=", "one-step=--replay.n-step 1"]
         report = run(args, argv)
         full = argparse.Namespace(**{**vars(args), "mode": "full", "seeds": [0]})
         full.variant = full.variant[:1]

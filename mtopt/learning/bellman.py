@@ -14,12 +14,7 @@ import torch
 from mtopt.batches import TrainBatch, TransitionBatch
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.networks import QNetwork
-from mtopt.learning.targets import (
-    bellman_targets,
-    mc_lower_bounded_target,
-    mc_return,
-    mixed_mc_target,
-)
+from mtopt.learning.targets import bellman_targets
 from mtopt.spec import ActionSpec
 
 
@@ -39,8 +34,6 @@ class BellmanUpdater:
         gamma: float,
         generator: torch.Generator,
         action_spec: ActionSpec,
-        mc_lower_bound: bool = False,
-        mc_mix: float = 0.0,
     ) -> None:
         self.target_net_1 = target_net_1
         self.target_net_2 = target_net_2
@@ -48,10 +41,6 @@ class BellmanUpdater:
         self.gamma = gamma
         self.generator = generator
         self.action_spec = action_spec
-        if not 0.0 <= mc_mix <= 1.0:
-            raise ValueError(f"mc_mix must be in [0, 1], got {mc_mix!r}")
-        self.mc_lower_bound = mc_lower_bound
-        self.mc_mix = mc_mix
         self.device = next(target_net_1.parameters()).device
 
     def load_target_weights(self, state_1: dict, state_2: dict) -> None:
@@ -65,34 +54,19 @@ class BellmanUpdater:
         reward = torch.from_numpy(batch.reward).to(dev)
         done = torch.from_numpy(batch.done).to(dev)
         task = torch.from_numpy(batch.task).to(dev)
-        if self.mc_lower_bound or self.mc_mix > 0:
-            if batch.label is None or batch.steps_to_go is None:
-                raise ValueError(
-                    "mc_lower_bound and mc_mix need batches with label and steps_to_go "
-                    "(TaskReplay.sample)"
-                )
-            label = torch.from_numpy(batch.label).to(dev)
-            to_go = torch.from_numpy(batch.steps_to_go).to(dev)
-        if self.mc_mix == 1.0:  # pure Monte-Carlo regression: no bootstrap, no CEM
-            target = mc_return(label, to_go, self.gamma)
-        else:
-            target = bellman_targets(
-                self.target_net_1,
-                self.target_net_2,
-                to_tensors(batch.next_obs, dev),
-                task,
-                reward,
-                done,
-                self.cem,
-                self.action_spec,
-                self.generator,
-                self.gamma,
-                None if batch.steps is None else torch.from_numpy(batch.steps).to(dev),
-            )
-            if self.mc_lower_bound:
-                target = mc_lower_bounded_target(target, label, to_go, self.gamma)
-            if self.mc_mix > 0:
-                target = mixed_mc_target(target, label, to_go, self.gamma, self.mc_mix)
+        target = bellman_targets(
+            self.target_net_1,
+            self.target_net_2,
+            to_tensors(batch.next_obs, dev),
+            task,
+            reward,
+            done,
+            self.cem,
+            self.action_spec,
+            self.generator,
+            self.gamma,
+            None if batch.steps is None else torch.from_numpy(batch.steps).to(dev),
+        )
         return TrainBatch(
             obs=to_tensors(batch.obs, dev),
             action=torch.from_numpy(batch.action).to(dev),

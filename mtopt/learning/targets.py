@@ -143,62 +143,6 @@ def bellman_targets(
     return n_step_target(reward, done, steps, v_next, gamma)
 
 
-def mc_return(label: torch.Tensor, steps_to_go: torch.Tensor, gamma: float) -> torch.Tensor:
-    """``label * gamma ** steps_to_go``: the logged episode's discounted return from each
-    transition under MT-Opt's sparse end-of-episode reward. Shapes must match."""
-    _check_unit("gamma", gamma)
-    if label.shape != steps_to_go.shape:
-        raise ValueError(
-            f"label and steps_to_go must share a shape, got {tuple(label.shape)} and "
-            f"{tuple(steps_to_go.shape)}"
-        )
-    if steps_to_go.numel() and float(steps_to_go.min()) < 0:
-        raise ValueError(f"steps_to_go must be >= 0, got min {float(steps_to_go.min())}")
-    base = torch.tensor(gamma, dtype=torch.float32, device=label.device)
-    return label.float() * torch.pow(base, steps_to_go.float())
-
-
-def mc_lower_bounded_target(
-    target: torch.Tensor, label: torch.Tensor, steps_to_go: torch.Tensor, gamma: float
-) -> torch.Tensor:
-    """``max(target, label * gamma ** steps_to_go)``, element-wise.
-
-    With MT-Opt's sparse reward (the task label on an episode's last step, 0 before it) the
-    logged episode's discounted return from a transition is ``label * gamma ** steps_to_go``.
-    That is the value of the behaviour policy, and the optimal Q-value is never below it, so it
-    is a valid lower bound on the target. It hands a rare successful episode's value to all its
-    steps at once instead of waiting for TD to carry it back through a noisy CEM maximum (not
-    in the paper; ``TrainConfig.mc_lower_bound``). All tensors share one shape.
-    """
-    shapes = {tuple(t.shape) for t in (target, label, steps_to_go)}
-    if len(shapes) != 1:
-        raise ValueError(f"target, label and steps_to_go must share a shape, got {shapes}")
-    return torch.maximum(target, mc_return(label, steps_to_go, gamma).to(target.dtype))
-
-
-def mixed_mc_target(
-    target: torch.Tensor,
-    label: torch.Tensor,
-    steps_to_go: torch.Tensor,
-    gamma: float,
-    weight: float,
-) -> torch.Tensor:
-    """``(1 - weight) * target + weight * label * gamma ** steps_to_go``, element-wise.
-
-    Mixes the Bellman target with the logged episode's Monte-Carlo return. Unlike the lower
-    bound this is biased toward the behaviour policy's value (downward, for a policy worse than
-    the greedy one) and it shrinks the CEM maximum's over-estimation by the same factor; not in
-    the paper (``TrainConfig.mc_mix``)."""
-    _check_unit("weight", weight)
-    if target.shape != label.shape:
-        raise ValueError(
-            f"target and label must share a shape, got {tuple(target.shape)} and "
-            f"{tuple(label.shape)}"
-        )
-    mc = mc_return(label, steps_to_go, gamma).to(target.dtype)
-    return (1.0 - weight) * target + weight * mc
-
-
 def q_log_loss(
     logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:

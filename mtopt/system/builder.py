@@ -135,8 +135,6 @@ class PipelineBuilder:
             cfg.gamma,
             generator,
             self.spec.action,
-            mc_lower_bound=cfg.mc_lower_bound,
-            mc_mix=cfg.mc_mix,
         )
 
     # -- checkpoints -------------------------------------------------------------------------

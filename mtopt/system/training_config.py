@@ -44,13 +44,6 @@ class LearnerConfig:
     """Network and optimiser."""
     cem: CEMConfig = field(default_factory=CEMConfig)
     """CEM of the Bellman updater (QT-Opt: 2 iterations, 64 samples, 6 elites)."""
-    mc_lower_bound: bool = True
-    """Raise every Bellman target to at least the transition's Monte-Carlo return
-    ``label * gamma ** steps_to_go`` (not in the paper, whose targets are plain Bellman ones;
-    see :func:`mtopt.learning.targets.mc_lower_bounded_target`)."""
-    mc_mix: float = 0.5
-    """Weight of the Monte-Carlo return mixed into every target (0 = pure Bellman targets, the
-    paper's; 1 = pure Monte-Carlo regression; :func:`mtopt.learning.targets.mixed_mc_target`)."""
     checkpoint_every: int = 1000
     """Write a checkpoint every this many steps (and at the end)."""
     keep_checkpoints: int = 3
@@ -110,9 +103,9 @@ class TrainConfig(LearnerConfig):
 
 def state_learner_config(**overrides: Any) -> LearnerConfig:
     """The CPU state learner of ``configs/train/state.yaml``: the default one (object-centric
-    MLP, conservative penalty 0.5, Monte-Carlo lower bound on the targets and half the
-    Monte-Carlo return mixed into them) at width 128, batch 128, Polyak 0.995 and target-2 lag
-    500; ``overrides`` replace single fields."""
+    MLP, conservative penalty 0.5, QT-Opt's clipped double-Q backup over 5-step returns) at
+    width 128, batch 128, Polyak 0.995 and target-2 lag 500; ``overrides`` replace single
+    fields."""
     trainer = TrainerConfig(
         network=QNetworkConfig(kind="mlp", mlp_width=128), polyak=0.995, target_lag_steps=500
     )

@@ -21,8 +21,8 @@ def _episode(steps: int, start: float = 0.0):
     )
 
 
-def test_transitions_rewards_and_terminal_step():
-    r = TaskReplay(ReplayConfig(capacity=100), TS, np.random.default_rng(0))
+def test_one_step_transitions_rewards_and_terminal_step():
+    r = TaskReplay(ReplayConfig(capacity=100, n_step=1), TS, np.random.default_rng(0))
     r.add_episode(_episode(3), [("lift-any", True), ("lift-can", False)])
     np.testing.assert_array_equal(r.sizes()[TS.slot("lift-any")], [3, 0])
     np.testing.assert_array_equal(r.sizes()[TS.slot("lift-can")], [0, 3])
@@ -57,6 +57,7 @@ def test_n_step_sampling_looks_ahead_within_the_episode():
     np.testing.assert_array_equal(b.done, (to_go < 3).astype(np.float32))
     np.testing.assert_array_equal(b.reward, ((to_go < 3) & (b.label == 1)).astype(np.float32))
     assert set(k.tolist()) == {1, 2, 3}
+    assert ReplayConfig().n_step == 5  # the default learner's look-ahead
     with pytest.raises(ValueError, match="n_step must be an integer >= 1, got 0"):
         ReplayConfig(n_step=0)
 

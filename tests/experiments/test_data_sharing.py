@@ -157,13 +157,14 @@ def test_strategy_runs_share_the_learner_and_split_single_task_budget(tmp_path):
 
 def test_learner_flows_in_from_train_or_demo_configs():
     shipped = {
-        CONFIGS / "train" / "state.yaml": ("auto", 0.5),  # objects in the workcell
-        CONFIGS / "demo" / "learning.yaml": ("objects-action", 1.0),
+        CONFIGS / "train" / "state.yaml": ("auto", ()),  # objects in the workcell
+        CONFIGS / "demo" / "learning.yaml": ("objects-action", ("gripper_motion",)),
     }
-    for path, (encoder, mc_mix) in shipped.items():
+    for path, (encoder, extra) in shipped.items():
         cfg = DataSharingConfig(learner_config=str(path))
         (run,) = strategy_runs(cfg, "all-uniform", {t: 1 for t in TASKS}, TASK_SET).values()
-        assert run.trainer.network.state_encoder == encoder and run.mc_mix == mc_mix
+        assert run.trainer.network.state_encoder == encoder
+        assert tuple(run.trainer.network.extra_inputs) == extra
         assert run.impersonation.kind == "all" and run.steps == cfg.steps
     with pytest.raises(ValueError, match="not a file"):
         DataSharingConfig(learner_config="nope.yaml")

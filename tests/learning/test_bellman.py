@@ -1,7 +1,6 @@
 """The Bellman updater turns sampled transitions into training batches (mtopt.learning.bellman)."""
 
 import numpy as np
-import pytest
 import torch
 from fakes import fake_shape
 
@@ -15,7 +14,7 @@ from mtopt.learning.networks import QNetworkConfig
 D = 8
 
 
-def _batch(label=None, steps_to_go=None) -> TransitionBatch:
+def _batch(steps=None) -> TransitionBatch:
     rng = np.random.default_rng(0)
     obs = {
         "state": rng.standard_normal((4, D)).astype(np.float32),
@@ -29,12 +28,11 @@ def _batch(label=None, steps_to_go=None) -> TransitionBatch:
         reward=np.array([0.0, 0.0, 0.0, 1.0], np.float32),
         done=np.array([0.0, 0.0, 0.0, 1.0], np.float32),
         task=np.zeros(4, np.int64),
-        label=label,
-        steps_to_go=steps_to_go,
+        steps=steps,
     )
 
 
-def _updater(mc: bool, mix: float = 0.0) -> BellmanUpdater:
+def _updater() -> BellmanUpdater:
     torch.manual_seed(0)
     net = build_q_network(
         QNetworkConfig(kind="mlp", mlp_width=16, state_encoder="flat"), fake_shape(D)
@@ -45,48 +43,21 @@ def _updater(mc: bool, mix: float = 0.0) -> BellmanUpdater:
         net.heads.biases[-1].fill_(-4.0)
     gen = torch.Generator().manual_seed(0)
     return BellmanUpdater(
-        net,
-        net,
-        CEMConfig(num_samples=8, num_elites=2),
-        0.9,
-        gen,
-        WORKCELL_ACTION,
-        mc_lower_bound=mc,
-        mc_mix=mix,
+        net, net, CEMConfig(num_samples=8, num_elites=2), 0.9, gen, WORKCELL_ACTION
     )
 
 
-def test_mc_lower_bound_raises_targets_of_successful_episodes_only():
-    label = np.array([1.0, 1.0, 0.0, 1.0], np.float32)
-    to_go = np.array([2.0, 1.0, 1.0, 0.0], np.float32)
-    plain = _updater(False)(_batch(label, to_go)).target
-    bounded = _updater(True)(_batch(label, to_go)).target
-    v = 0.9 * torch.sigmoid(torch.tensor(-4.0))  # the bootstrapped target of a live row
-    torch.testing.assert_close(plain, torch.tensor([v, v, v, 1.0]))
-    torch.testing.assert_close(bounded, torch.tensor([0.81, 0.9, v, 1.0]))
+def test_one_step_targets_bootstrap_live_rows_and_stop_at_the_end():
+    target = _updater()(_batch()).target
+    v = torch.sigmoid(torch.tensor(-4.0))  # the target networks' value everywhere
+    torch.testing.assert_close(target, torch.tensor([0.9 * v, 0.9 * v, 0.9 * v, 1.0]))
 
 
-def test_mc_lower_bound_needs_the_return_ingredients():
-    with pytest.raises(
-        ValueError, match="mc_lower_bound and mc_mix need batches with label and steps_to_go"
-    ):
-        _updater(True)(_batch())
-
-
-def test_mc_mix_blends_the_bootstrapped_target_with_the_return():
-    label = np.array([1.0, 0.0, 1.0, 1.0], np.float32)
-    to_go = np.array([2.0, 1.0, 1.0, 0.0], np.float32)
-    half = _updater(False, mix=0.5)(_batch(label, to_go)).target
-    v = 0.9 * torch.sigmoid(torch.tensor(-4.0))
-    expected = torch.tensor([0.5 * v + 0.405, 0.5 * v, 0.5 * v + 0.45, 1.0])
-    torch.testing.assert_close(half, expected)
-
-
-def test_pure_monte_carlo_targets_skip_cem_and_leave_the_generator_alone():
-    label = np.array([1.0, 0.0, 1.0, 0.0], np.float32)
-    to_go = np.array([2.0, 1.0, 0.0, 0.0], np.float32)
-    updater = _updater(False, mix=1.0)
-    before = updater.generator.get_state().clone()
-    target = updater(_batch(label, to_go)).target
-    torch.testing.assert_close(target, torch.tensor([0.81, 0.0, 1.0, 0.0]))
-    assert torch.equal(updater.generator.get_state(), before)  # no CEM draws were made
+def test_n_step_targets_discount_by_each_rows_look_ahead():
+    # rows look 1, 3 and 5 steps ahead; the last ends its episode on its 2nd step (reward 1
+    # arrives on that step: gamma ** (2 - 1) * 1, no bootstrap)
+    steps = np.array([1.0, 3.0, 5.0, 2.0], np.float32)
+    target = _updater()(_batch(steps)).target
+    v = torch.sigmoid(torch.tensor(-4.0))
+    expected = torch.tensor([0.9 * v, 0.729 * v, 0.59049 * v, 0.9])
+    torch.testing.assert_close(target, expected)

@@ -28,8 +28,6 @@ def test_q_learning_beats_random_on_reach(tmp_path):
         steps=1500,
         tasks=("lift-any",),
         rewards="oracle",
-        mc_lower_bound=False,
-        mc_mix=0.0,
         batch_size=128,
         impersonation=ImpersonationConfig(kind="orig"),
         trainer=TrainerConfig(

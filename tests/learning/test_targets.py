@@ -18,8 +18,6 @@ from mtopt.learning.targets import (
     clipped_double_q_target,
     conservative_penalty,
     hard_update,
-    mc_lower_bounded_target,
-    mixed_mc_target,
     n_step_target,
     polyak_update,
     q_log_loss,
@@ -258,34 +256,3 @@ def test_conservative_penalty_validation() -> None:
         conservative_penalty(torch.zeros(3, 2), torch.zeros(2))
     with pytest.raises(ValueError, match="temperature"):
         conservative_penalty(torch.zeros(3, 2), torch.zeros(3), temperature=0.0)
-
-
-def test_mc_lower_bounded_target_hand_computed() -> None:
-    target = torch.tensor([0.2, 0.95, 0.1, 0.0])
-    label = torch.tensor([1.0, 1.0, 0.0, 1.0])
-    steps_to_go = torch.tensor([2.0, 1.0, 0.0, 0.0])
-    out = mc_lower_bounded_target(target, label, steps_to_go, gamma=0.9)
-    # row 0: max(0.2, 0.9^2 = 0.81); row 1: max(0.95, 0.9) = 0.95; row 2: failure, no bound;
-    # row 3: a successful last step is worth its reward, 1
-    torch.testing.assert_close(out, torch.tensor([0.81, 0.95, 0.1, 1.0]))
-
-
-def test_mc_lower_bounded_target_validation() -> None:
-    z = torch.zeros(2)
-    with pytest.raises(ValueError, match="share a shape"):
-        mc_lower_bounded_target(z, z, torch.zeros(3), 0.9)
-    with pytest.raises(ValueError, match="steps_to_go must be >= 0"):
-        mc_lower_bounded_target(z, z, torch.tensor([0.0, -1.0]), 0.9)
-    with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\]"):
-        mc_lower_bounded_target(z, z, z, 2.0)
-
-
-def test_mixed_mc_target_hand_computed() -> None:
-    target = torch.tensor([0.6, 0.6, 0.2])
-    label = torch.tensor([1.0, 0.0, 1.0])
-    steps_to_go = torch.tensor([1.0, 3.0, 0.0])
-    out = mixed_mc_target(target, label, steps_to_go, gamma=0.9, weight=0.25)
-    # 0.75 * 0.6 + 0.25 * 0.9 = 0.675; 0.75 * 0.6 + 0 = 0.45; 0.75 * 0.2 + 0.25 * 1 = 0.4
-    torch.testing.assert_close(out, torch.tensor([0.675, 0.45, 0.4]))
-    with pytest.raises(ValueError, match=r"weight must be in \[0, 1\]"):
-        mixed_mc_target(target, label, steps_to_go, gamma=0.9, weight=1.5)

@@ -6,6 +6,7 @@ import torch
 from fakes import TASK_SET, FakeSpec, make_fake_episode
 
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogWriter
+from mtopt.data.replay import ReplayConfig
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from mtopt.learning.networks import QNetworkConfig
@@ -45,8 +46,6 @@ def _config(data, out, conservative_weight=0.0, **kw):
         trainer=small,
         cem=CEMConfig(num_samples=16, num_elites=4),
         rewards="oracle",
-        mc_lower_bound=False,
-        mc_mix=0.0,
     )
     base.update(kw)
     return TrainConfig(**base)
@@ -54,7 +53,7 @@ def _config(data, out, conservative_weight=0.0, **kw):
 
 @pytest.mark.parametrize(
     ("conservative_weight", "extra"),
-    [(0.0, {}), (0.5, {}), (0.5, {"mc_lower_bound": True})],
+    [(0.0, {}), (0.5, {}), (0.5, {"replay": ReplayConfig(n_step=1)})],
 )
 def test_resume_gives_identical_results(tmp_path, conservative_weight, extra):
     log = _write_log(tmp_path / "log")
