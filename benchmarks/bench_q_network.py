@@ -1,6 +1,8 @@
 """Throughput of the Q-networks on this machine: Bellman updater, trainer step, FLOP/s.
 
-For the state MLP and the conv Q-network (64x64 images) it measures
+For the state MLP, the conv Q-network (64x64 images) and the adopted learner (``learner``:
+the network, batch and Bellman-updater CEM of ``--learner-config``'s ``train`` section,
+``configs/demo/learning.yaml`` by default) it measures
 
 (a) Bellman-updater throughput: transitions/s through ``bellman_targets`` (CEM 2 x 64 over target
     net 1, then Q of both target nets at a*);
@@ -31,7 +33,9 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtopt.config import load_config
 from mtopt.envs import make_spec
+from mtopt.experiments.demo import DemoConfig
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.network_builder import build_q_network
 from mtopt.learning.networks import NetworkShape, QNetworkConfig, network_shape, resolve_network
@@ -98,10 +102,9 @@ def matmul_flops_per_s(
 def make_obs(
     cfg: QNetworkConfig, shape: NetworkShape, batch: int, g: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    obs = {
-        "gripper_status": torch.randint(0, 2, (batch, 1), generator=g).float(),
-        "gripper_height": torch.rand(batch, 1, generator=g),
-    }
+    obs = {key: torch.rand(batch, width, generator=g) for key, width in shape.inputs}
+    if "gripper_status" in obs:
+        obs["gripper_status"] = torch.randint(0, 2, (batch, 1), generator=g).float()
     if cfg.kind == "conv":
         size = (batch, shape.image_size, shape.image_size, 3)
         obs["image"] = torch.randint(0, 256, size, generator=g, dtype=torch.uint8)
@@ -117,6 +120,7 @@ def bench(
     bellman_batch: int,
     args: argparse.Namespace,
     peak: float,
+    cem: CEMConfig | None = None,
 ) -> list[tuple[str, str, int, float, float, float]]:
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
@@ -129,7 +133,7 @@ def bench(
         for net in (online, t1, t2):
             net.to(memory_format=fmt)
     opt = torch.optim.Adam(online.parameters(), lr=1e-4)
-    cem = CEMConfig()
+    cem = cem or CEMConfig()
 
     obs = make_obs(cfg, shape, train_batch, g)
     actions = torch.rand(train_batch, 6, generator=g) * 2 - 1
@@ -175,7 +179,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--conv-bellman-batch", type=int, default=16)
     p.add_argument("--conv-channels", type=int, default=QNetworkConfig().conv_channels)
     p.add_argument("--channels-last", action="store_true", help="channels-last conv weights")
-    p.add_argument("--only", choices=("mlp", "conv"), default=None)
+    p.add_argument("--only", choices=("mlp", "conv", "learner"), default=None)
+    p.add_argument(
+        "--learner-config",
+        default="configs/demo/learning.yaml",
+        help="demo config whose train section is the 'learner' row (network, batch, CEM)",
+    )
     p.add_argument("--repeats", type=int, default=REPEATS, help="timing windows per entry")
     p.add_argument("--matmul-sizes", type=int, nargs="+", default=[2048, 4096])
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path")
@@ -200,6 +209,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.only in (None, "mlp"):
         mlp = QNetworkConfig(kind="mlp")  # the default learner's object-centric MLP
         rows += bench("mlp", mlp, args.mlp_batch, args.mlp_bellman_batch, args, peak)
+    if args.only in (None, "learner"):  # the adopted learner, at its own batch and CEM
+        learner = load_config(DemoConfig, args.learner_config).train
+        batch = SMOKE["mlp_batch"] if args.smoke else learner.batch_size
+        net = learner.trainer.network
+        rows += bench("learner", net, batch, batch, args, peak, learner.cem)
     if args.only in (None, "conv"):
         conv = dataclasses.replace(QNetworkConfig(), conv_channels=args.conv_channels)
         rows += bench("conv64", conv, args.conv_batch, args.conv_bellman_batch, args, peak)
