@@ -9,7 +9,9 @@ Usage:
 Every variant is the learner of ``--config`` (the ``train`` section of a demo config,
 ``configs/demo/learning.yaml`` by default) with the variant's flags applied on top, as on the
 command line of ``mtopt train`` (``--replay.n-step 1``, ``--trainer.conservative-weight 0``, ...).
-The first ``--variant`` is the baseline the others are compared with.
+The first ``--variant`` is the baseline the others are compared with. A ``--steps N`` among a
+variant's flags is that variant's own proxy training budget (e.g. a 4x larger batch for a
+quarter of the steps: the same samples).
 
 * ``proxy``: the learner trains offline for ``--steps`` steps from a frozen, reproducible log of
   ``--log-episodes`` scripted episodes (collected once, by ``--log-seed``, into
@@ -61,8 +63,29 @@ from mtopt.system.training_config import LearnerConfig, TrainConfig
 MEAN = "mean (all tasks)"
 
 
+def split_steps(flags: list[str]) -> tuple[list[str], int | None]:
+    """``flags`` without a ``--steps N`` (the variant's own proxy training budget, e.g. for a
+    larger batch at equal samples), and that ``N`` (``None`` if not given)."""
+    rest, steps, i = [], None, 0
+    while i < len(flags):
+        if flags[i] == "--steps" or flags[i].startswith("--steps="):
+            value = flags[i].partition("=")[2] if "=" in flags[i] else None
+            if value is None:
+                value = flags[i + 1] if i + 1 < len(flags) else ""
+                i += 1
+            if not value.isdigit() or int(value) < 1:
+                raise SystemExit(f"a variant's --steps must be a positive integer, got {value!r}")
+            steps = int(value)
+        else:
+            rest.append(flags[i])
+        i += 1
+    return rest, steps
+
+
 def learner_variant(base: LearnerConfig, flags: list[str]) -> LearnerConfig:
-    """``base`` with command-line ``flags`` of :class:`LearnerConfig` applied."""
+    """``base`` with command-line ``flags`` of :class:`LearnerConfig` applied (a ``--steps N``
+    among them is the proxy's training budget, not the learner's; see :func:`split_steps`)."""
+    flags, _ = split_steps(flags)
     if not flags:
         return base
     return tyro.cli(LearnerConfig, args=flags, default=base, prog="variant")
@@ -124,18 +147,23 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         extra: dict[str, Any] = {}
     elif args.mode == "proxy":
         learner = learner_variant(demo.train, job["flags"])
+        steps = split_steps(job["flags"])[1] or args.steps
         cfg = TrainConfig.from_learner(
             learner,
             data=job["log"],
             out=str(out / "train"),
-            steps=args.steps,
+            steps=steps,
             seed=seed,
             progress=False,
         )
         res = train(cfg, spec)
         policy = load_q_policy(res["checkpoint"], spec, replace(demo.policy, epsilon=0.0))
         tasks = _evaluate(lambda task: policy, args, seed, spec, job["counts"])
-        extra = {"samples_per_s": res["samples_per_s"], "checkpoint": res["checkpoint"]}
+        extra = {
+            "samples_per_s": res["samples_per_s"],
+            "checkpoint": res["checkpoint"],
+            "steps": steps,
+        }
     else:
         learner = learner_variant(demo.train, job["flags"])
         cfg = replace(demo, out=str(out / "run"), seed=seed, train=learner, progress=False)
@@ -337,6 +365,12 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
             if done["flags"] != job["flags"]:
                 raise SystemExit(
                     f"{path} was run with flags {done['flags']}, not {job['flags']}: "
+                    f"use another --out or variant name"
+                )
+            steps = split_steps(job["flags"])[1] or args.steps
+            if args.mode == "proxy" and done.get("steps", steps) != steps:
+                raise SystemExit(
+                    f"{path} trained {done['steps']} steps, not {steps}: "
                     f"use another --out or variant name"
                 )
             results[job["variant"]].append(done)

@@ -59,7 +59,7 @@ def check_episode_log(report: dict, out: str) -> None:
 def check_q_network(report: dict, out: str) -> None:
     assert positive(report["peak_flops_per_s"])
     rows = {(r["net"], r["stage"]): r for r in report["rows"]}
-    assert set(rows) == {(n, s) for n in ("mlp", "conv64") for s in ("bellman", "train")}
+    assert set(rows) == {(n, s) for n in ("mlp", "learner", "conv64") for s in ("bellman", "train")}
     for row in rows.values():
         assert positive(row["samples_per_s"]) and positive(row["flops_per_s"])
         assert math.isclose(
@@ -125,14 +125,14 @@ def check_reliability(report: dict, out: str) -> None:
 
 
 def check_learning(report: dict, out: str) -> None:
-    assert set(report["variants"]) == {"shipped", "td", "scripted"}
+    assert set(report["variants"]) == {"shipped", "one-step", "scripted"}
     for v in report["variants"].values():
         assert v["seeds"] == [0, 1] and "mean (all tasks)" in v["tasks"]
         for row in v["tasks"].values():
             assert len(row["seeds"]) == 2 and 0.0 <= row["mean"] <= 1.0
     lift = report["variants"]["shipped"]["tasks"]["lift-any"]
     assert lift["pooled"]["attempts"] == 4  # 2 focus-task attempts per seed
-    assert set(report["comparisons"]) == {"td"}
+    assert set(report["comparisons"]) == {"one-step"}
     assert report["full"]["variants"]["shipped"]["seeds"] == [0]
     assert "Against the baseline (shipped)" in out
 
@@ -201,3 +201,17 @@ def test_smoke(name, request, capsys):
         request.getfixturevalue("ray_session")
     report = load_benchmark(name).main(["--smoke", *EXTRA_ARGS.get(name, [])])
     CHECKS[name](report, capsys.readouterr().out)
+
+
+def test_a_learning_variant_may_carry_its_own_proxy_steps():
+    learning = load_benchmark("learning.py")
+    assert learning.split_steps(["--batch-size", "512", "--steps", "1000"]) == (
+        ["--batch-size", "512"],
+        1000,
+    )
+    assert learning.split_steps(["--steps=250"]) == ([], 250)
+    assert learning.split_steps(["--replay.n-step", "1"]) == (["--replay.n-step", "1"], None)
+    with pytest.raises(SystemExit, match="positive integer, got 'x'"):
+        learning.split_steps(["--steps", "x"])
+    with pytest.raises(SystemExit, match="positive integer, got ''"):
+        learning.split_steps(["--steps"])
