@@ -134,3 +134,17 @@ def test_bad_input_is_named(reach_log, tmp_path):
     other = save_checkpoint(tmp_path / "other", 1, {"trainer": {}})
     with pytest.raises(CheckpointError, match=r"lacks \['bc', 'bc_head', "):
         load_bc_policy(other, SPEC)
+
+
+def test_mtopt_eval_runs_a_bc_checkpoint(tmp_path, capsys):
+    from mtopt.cli import main
+
+    pointmass = ["--env", "pointmass"]
+    log, out = str(tmp_path / "log"), str(tmp_path / "bc")
+    assert main(["collect", "--out", log, "--robots", "1", "--episodes", "40", *pointmass]) == 0
+    flags = ["--data", log, "--out", out, "--steps", "5", "--labels", "oracle", "--no-progress"]
+    assert main(["bc", "train", *flags, *pointmass]) == 0
+    ckpt = str(tmp_path / "bc" / "checkpoints" / "ckpt-000000005.pt")
+    assert main(["eval", "--checkpoint", ckpt, "--episodes-per-task", "2", *pointmass]) == 0
+    table = capsys.readouterr().out
+    assert "reach-0" in table and "Median" in table
