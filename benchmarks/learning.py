@@ -38,6 +38,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from multiprocessing import get_context
@@ -115,7 +116,7 @@ def proxy_log(args: argparse.Namespace, demo: DemoConfig) -> Path:
     return log
 
 
-def _evaluate(policy_for: Any, args: argparse.Namespace, seed: int, spec: Any, counts: Any):
+def evaluate_tasks(policy_for: Any, args: argparse.Namespace, seed: int, spec: Any, counts: Any):
     """Per task ``(successes, attempts)``: the focus task gets more attempts."""
     names = spec.task_set.names
     out: dict[str, list[int]] = {}
@@ -143,11 +144,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     t0 = time.time()
     if job["variant"] == "scripted":
         counts = job["counts"]
-        tasks = _evaluate(scripted_policy_for(spec), args, seed, spec, counts)
+        tasks = evaluate_tasks(scripted_policy_for(spec), args, seed, spec, counts)
         extra: dict[str, Any] = {}
     elif args.mode == "proxy":
         learner = learner_variant(demo.train, job["flags"])
-        steps = split_steps(job["flags"])[1] or args.steps
+        steps = job["steps"]
         cfg = TrainConfig.from_learner(
             learner,
             data=job["log"],
@@ -158,7 +159,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         )
         res = train(cfg, spec)
         policy = load_q_policy(res["checkpoint"], spec, replace(demo.policy, epsilon=0.0))
-        tasks = _evaluate(lambda task: policy, args, seed, spec, job["counts"])
+        tasks = evaluate_tasks(lambda task: policy, args, seed, spec, job["counts"])
         extra = {
             "samples_per_s": res["samples_per_s"],
             "checkpoint": res["checkpoint"],
@@ -183,6 +184,50 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     }
     write_json(result, out / "result.json")
     return result
+
+
+def run_jobs(
+    jobs: list[dict[str, Any]],
+    workers: int,
+    job_fn: Callable[[dict[str, Any]], dict[str, Any]],
+    variants: list[str],
+) -> dict[str, list[dict[str, Any]]]:
+    """Per variant, the results of ``jobs`` sorted by seed: a job whose ``dir`` holds a
+    result.json is not run again (it must have the job's flags); the others run through
+    ``job_fn``, ``workers`` at a time in separate processes."""
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in variants}
+    todo = []
+    for job in jobs:
+        path = Path(job["dir"]) / "result.json"
+        if path.exists():
+            done = json.loads(path.read_text())
+            if done["flags"] != job["flags"]:
+                raise SystemExit(
+                    f"{path} was run with flags {done['flags']}, not {job['flags']}: "
+                    f"use another --out or variant name"
+                )
+            steps = job.get("steps")
+            if steps is not None and done.get("steps", steps) != steps:
+                raise SystemExit(
+                    f"{path} trained {done['steps']} steps, not {steps}: "
+                    f"use another --out or variant name"
+                )
+            results[job["variant"]].append(done)
+        else:
+            todo.append(job)
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} jobs already done; running {len(todo)}")
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            for r in pool.map(job_fn, todo):
+                results[r["variant"]].append(r)
+                print(f"done: {r['variant']} seed {r['seed']} in {r['wall_time_s']:.0f} s")
+    else:
+        for job in todo:
+            r = job_fn(job)
+            results[r["variant"]].append(r)
+    for runs in results.values():
+        runs.sort(key=lambda r: r["seed"])
+    return results
 
 
 def _rate(result: dict[str, Any], task: str) -> float:
@@ -354,40 +399,12 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                     "counts": counts,
                     "args": job_args,
                     "threads": 1 if args.workers > 1 else 0,
+                    "steps": (split_steps(flags)[1] or args.steps)
+                    if args.mode == "proxy" and name != "scripted"
+                    else None,
                 }
             )
-    results: dict[str, list[dict[str, Any]]] = {n: [] for n in variants_run}
-    todo = []
-    for job in jobs:
-        path = Path(job["dir"]) / "result.json"
-        if path.exists():
-            done = json.loads(path.read_text())
-            if done["flags"] != job["flags"]:
-                raise SystemExit(
-                    f"{path} was run with flags {done['flags']}, not {job['flags']}: "
-                    f"use another --out or variant name"
-                )
-            steps = split_steps(job["flags"])[1] or args.steps
-            if args.mode == "proxy" and done.get("steps", steps) != steps:
-                raise SystemExit(
-                    f"{path} trained {done['steps']} steps, not {steps}: "
-                    f"use another --out or variant name"
-                )
-            results[job["variant"]].append(done)
-        else:
-            todo.append(job)
-    print(f"{len(jobs) - len(todo)} of {len(jobs)} jobs already done; running {len(todo)}")
-    if args.workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-            for r in pool.map(run_job, todo):
-                results[r["variant"]].append(r)
-                print(f"done: {r['variant']} seed {r['seed']} in {r['wall_time_s']:.0f} s")
-    else:
-        for job in todo:
-            r = run_job(job)
-            results[r["variant"]].append(r)
-    for runs in results.values():
-        runs.sort(key=lambda r: r["seed"])
+    results = run_jobs(jobs, args.workers, run_job, list(variants_run))
     report = summarise(results, baseline)
     text = format_report(report, baseline)
     print(text)

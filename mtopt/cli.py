@@ -209,6 +209,15 @@ def cmd_train(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_bc_train(argv: Sequence[str]) -> int:
+    from mtopt.commands import BCTrainCommand
+    from mtopt.system.bc_training import train_bc
+
+    cfg = parse_config(BCTrainCommand, argv, "mtopt bc train", BCTrainCommand.__doc__ or "")
+    print(json.dumps(train_bc(cfg, cfg.env.spec()), indent=2))
+    return 0
+
+
 def cmd_run(argv: Sequence[str]) -> int:
     from mtopt.commands import RunCommand
     from mtopt.system.run import run
@@ -277,6 +286,7 @@ def cmd_sd_calibrate(argv: Sequence[str]) -> int:
 
 def _command_configs() -> dict[str, type]:
     from mtopt.commands import (
+        BCTrainCommand,
         CollectCommand,
         EvalCommand,
         RunCommand,
@@ -302,6 +312,7 @@ def _command_configs() -> dict[str, type]:
         "sd-train": SDTrainCommand,
         "sd-eval": SDEvalCommand,
         "sd-calibrate": SDCalibrateCommand,
+        "bc-train": BCTrainCommand,
     }
 
 
@@ -324,6 +335,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
         cmd_experiment_data_sharing,
         "paper Table 4: 8 data-sharing strategies on one offline dataset",
     ),
+    "bc train": (cmd_bc_train, "behaviour cloning from an episode log's successes (a baseline)"),
     "sd examples": (cmd_sd_examples, "make success/failure outcome examples of a task"),
     "sd train": (cmd_sd_train, "train or fine-tune a multi-task success detector"),
     "sd eval": (cmd_sd_eval, "success-detector error rates per task (paper Table 3)"),

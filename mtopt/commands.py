@@ -1,10 +1,11 @@
 """The configs of the commands that run in an environment: a component's config plus ``env``.
 
-``mtopt collect``, ``train``, ``eval``, ``run`` and ``sd train / eval / calibrate`` take the
-config of their library component (:class:`~mtopt.system.fleet.FleetConfig`, ...) with one more
-field, ``env`` (:class:`mtopt.envs.EnvConfig`: ``--env NAME``, or ``env: {name: ...}`` in YAML),
-from which the command builds the environment's spec. Every flag and YAML key of the library
-config keeps working. The library below the commands never sees ``env``: it receives the spec.
+``mtopt collect``, ``train``, ``eval``, ``run``, ``bc train`` and ``sd train / eval / calibrate``
+take the config of their library component (:class:`~mtopt.system.fleet.FleetConfig`, ...) with
+one more field, ``env`` (:class:`mtopt.envs.EnvConfig`: ``--env NAME``, or ``env: {name: ...}``
+in YAML), from which the command builds the environment's spec. Every flag and YAML key of the
+library config keeps working. The library below the commands never sees ``env``: it receives the
+spec.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mtopt.evaluation.evaluate import EvalConfig
 from mtopt.success.calibration import SDCalibrateConfig
 from mtopt.success.evaluate import SDEvalConfig
 from mtopt.success.training import SDTrainConfig
+from mtopt.system.bc_training import BCConfig
 from mtopt.system.fleet import FleetConfig
 from mtopt.system.run_config import RunConfig
 from mtopt.system.training_config import TrainConfig
@@ -57,6 +59,16 @@ class RunCommand(RunConfig):
     env: EnvConfig = field(default_factory=EnvConfig)
     """The robots' environment: ``--env NAME`` (workcell, pointmass) and its settings under
     ``--env.NAME.*``."""
+
+
+@dataclass(frozen=True)
+class BCTrainCommand(BCConfig):
+    """Behaviour cloning of a multi-task policy from the successful episodes of an episode log
+    (``mtopt bc train``; a diagnostic baseline next to the Q-learner)."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment the log was collected in: ``--env NAME`` (workcell, pointmass) and
+    its settings under ``--env.NAME.*``."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ A spec holds
   object-centric Q-network encoders use;
 * the episode horizon;
 * how an episode of a task starts, for collection and for evaluation (reset options);
-* the scripted bootstrap policies;
+* the scripted bootstrap policies, and optionally an expert policy per task (a competent
+  controller for diagnostics: collecting data that shows good behaviour);
 * a constructor for the Gymnasium env, whose final step reports the ground-truth success of
   every task (the *success predicates*, used only for oracle rewards and for evaluation) in
   ``info["success"]`` (a bool vector over ``info["task_names"]``) and may set
@@ -197,6 +198,15 @@ class EnvSpec(ABC):
     @abstractmethod
     def scripted_policy(self, task: str) -> tuple[EpisodePolicy, str]:
         """The scripted bootstrap policy of ``task`` and its name (``scripted-...``)."""
+
+    def expert_policy(self, task: str) -> tuple[EpisodePolicy, str]:
+        """A competent controller for ``task`` and its name (``expert-...``), for diagnostics
+        (does the learner fit good behaviour?); it reads only the recorded observations.
+        Raises ``ValueError`` naming the environment when it has none (the default)."""
+        raise ValueError(
+            f"environment {self.name!r} has no expert policy (asked for task {task!r}); "
+            "collect with bootstrap 'scripted'"
+        )
 
     def chain_skill(self, task: str) -> str | None:
         """The skill whose tasks may run right after an episode of ``task`` on the same scene

@@ -53,6 +53,17 @@ def test_env_shorthand_and_env_settings_reach_the_config():
     assert cfg.env.spec().config.impratio == 3.0
 
 
+def test_expert_collection_and_behaviour_cloning_flags_reach_their_configs():
+    flags = ["--bootstrap", "expert", "--expert-noise", "0.2", "--expert-exploration", "motion"]
+    cfg = parse_config(COMMAND_CONFIGS["collect"], flags, "x", "")
+    assert (cfg.bootstrap, cfg.expert_noise, cfg.expert_exploration) == ("expert", 0.2, "motion")
+    flags = ["--data", "d", "--out", "o", "--steps", "7", "--labels", "oracle"]
+    flags += ["--network.state-encoder", "objects"]
+    cfg = parse_config(COMMAND_CONFIGS["bc-train"], flags, "x", "")
+    assert (cfg.data, cfg.out, cfg.steps, cfg.labels) == ("d", "o", 7, "oracle")
+    assert cfg.network.state_encoder == "objects"
+
+
 def test_expected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("steps: [1, 2\n")
@@ -89,6 +100,11 @@ def test_help_into_a_closed_pipe_is_quiet():
         (["collect", "--robots", "0"], "robots must be an integer in [1, 256], got 0"),
         (["train", "--bogus-flag", "1"], "Unrecognized options: --bogus-flag, 1"),
         (["collect", "--env", "nosuchenv"], "unknown env 'nosuchenv'; known envs: workcell"),
+        (["collect", "--bootstrap", "best"], "invalid choice 'best' for argument '--bootstrap'"),
+        (
+            ["collect", "--bootstrap", "expert", "--expert-noise", "2"],
+            "expert_noise must be a number in [0, 1], got 2.0",
+        ),
     ],
 )
 def test_rejected_flags_and_values_are_one_line(argv, message, capsys):

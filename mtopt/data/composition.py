@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mtopt.data.episode import EXPERT_POLICY_PREFIX, SCRIPTED_POLICY_PREFIX
 from mtopt.data.impersonation import Impersonation, ImpersonationConfig, OracleLabeller
 from mtopt.data.log import EpisodeLogReader
 from mtopt.tasks import TaskSet
@@ -34,8 +35,9 @@ POLICY_KINDS = ("scripted", "ε-greedy", "greedy")
 
 
 def policy_kind(policy: str, epsilon: float) -> str:
-    """``scripted`` for the scripted policies, else ``ε-greedy`` or ``greedy`` by ε."""
-    if policy.startswith("scripted"):
+    """``scripted`` for the bootstrap policies (scripted, or an expert's under ``bootstrap:
+    expert``), else ``ε-greedy`` or ``greedy`` by ε."""
+    if policy.startswith((SCRIPTED_POLICY_PREFIX, EXPERT_POLICY_PREFIX)):
         return "scripted"
     return "ε-greedy" if epsilon > 0 else "greedy"
 

@@ -40,6 +40,9 @@ SCRIPTED_POLICY_PREFIX = "scripted-"
 """Policy names of scripted bootstrap policies start with this (``scripted-pick``)."""
 CHECKPOINT_POLICY_PREFIX = "checkpoint:"
 """Policy names of learned policies are ``checkpoint:<checkpoint id>``."""
+EXPERT_POLICY_PREFIX = "expert-"
+"""Policy names of an environment's expert policies (diagnostics) start with this
+(``expert-aimed-pick``)."""
 
 
 def learned_policy_name(run_tag: str, step: int) -> str:
@@ -126,9 +129,11 @@ class Episode:
     task: str
     """The task the episode was collected for."""
     policy: str
-    """``scripted-pick``, ``scripted-place`` (any ``scripted-<name>``) or ``checkpoint:<id>``."""
+    """``scripted-pick``, ``scripted-place`` (any ``scripted-<name>``), an expert policy
+    (``expert-<name>``, e.g. ``expert-aimed-pick``) or ``checkpoint:<id>``."""
     epsilon: float
-    """ε of an ε-greedy policy in [0, 1]; 0.0 for greedy and scripted policies."""
+    """ε of an ε-greedy policy in [0, 1] (an expert's exploration noise); 0.0 for greedy and
+    scripted policies."""
     seed: int
     """Seed of the episode's random draws (environment reset and policy noise)."""
     start_time: float
@@ -225,13 +230,13 @@ class Episode:
         p = self.policy
         ok = isinstance(p, str) and any(
             p.startswith(prefix) and len(p) > len(prefix) and p == p.strip()
-            for prefix in (SCRIPTED_POLICY_PREFIX, CHECKPOINT_POLICY_PREFIX)
+            for prefix in (SCRIPTED_POLICY_PREFIX, CHECKPOINT_POLICY_PREFIX, EXPERT_POLICY_PREFIX)
         )
         if not ok:
             _fail(
                 "policy",
-                f"must be 'scripted-<name>' (e.g. 'scripted-pick', 'scripted-place') or "
-                f"'checkpoint:<id>', got {p!r}",
+                f"must be 'scripted-<name>' (e.g. 'scripted-pick', 'scripted-place'), "
+                f"'expert-<name>' or 'checkpoint:<id>', got {p!r}",
             )
         e = self.epsilon
         if isinstance(e, bool) or not isinstance(e, int | float) or not 0.0 <= e <= 1.0:

@@ -3,7 +3,8 @@
 The spec bundles the workcell's config with its scripted bootstrap policies: a lift task starts
 on a random scene with the scripted picker, a place task starts holding an object with the
 scripted placer, and a place may be chained on the scene a lift left behind (paper App. 9.1).
-Evaluation starts every attempt on the standard evaluation scene (paper Fig. 17).
+Evaluation starts every attempt on the standard evaluation scene (paper Fig. 17). Its expert
+policies, for diagnostics, are the aimed controllers of :mod:`mtopt.envs.aimed`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mtopt.envs.aimed import AimedPickPolicy, AimedPlacePolicy
 from mtopt.envs.scripted import (
     ScriptedPickConfig,
     ScriptedPickPolicy,
@@ -107,6 +109,13 @@ class WorkcellSpec(EnvSpec):
         if self.task_set[task].skill == OBJECT_ACQUISITION:
             return ScriptedPickPolicy(self.pick), "scripted-pick"
         return ScriptedPlacePolicy(self.place), "scripted-place"
+
+    def expert_policy(self, task: str) -> tuple[Any, str]:
+        """The aimed controllers of :mod:`mtopt.envs.aimed`: the aimed picker for
+        object-acquisition tasks, the aimed placer for object-manipulation tasks."""
+        if self.task_set[task].skill == OBJECT_ACQUISITION:
+            return AimedPickPolicy(self.config), "expert-aimed-pick"
+        return AimedPlacePolicy(self.config), "expert-aimed-place"
 
     def chain_skill(self, task: str) -> str | None:
         return OBJECT_MANIPULATION if self.task_set[task].skill == OBJECT_ACQUISITION else None

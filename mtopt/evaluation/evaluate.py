@@ -20,7 +20,8 @@ class EvalConfig:
     """Evaluate a policy on the standard evaluation scene (paper Sec. 5.1 protocol)."""
 
     checkpoint: str | None = None
-    """Training checkpoint to evaluate (greedy CEM policy); omit with ``--scripted``."""
+    """Training checkpoint to evaluate (greedy CEM policy), or a behaviour-cloning checkpoint
+    (``mtopt bc train``; its deterministic policy); omit with ``--scripted``."""
     scripted: bool = False
     """Evaluate the scripted bootstrap policies instead (picking for lifts, placing for places)."""
     episodes_per_task: int = 100
@@ -67,8 +68,13 @@ def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
         from mtopt.learning.checkpoint import load_checkpoint
         from mtopt.policies.q_policy import load_q_policy
 
-        policy = load_q_policy(config.checkpoint, spec, config.policy)
         payload = load_checkpoint(config.checkpoint)
+        if "bc" in payload:  # a behaviour-cloning checkpoint (mtopt bc train)
+            from mtopt.policies.bc_policy import load_bc_policy
+
+            policy: Any = load_bc_policy(config.checkpoint, spec, config.policy.device)
+        else:
+            policy = load_q_policy(config.checkpoint, spec, config.policy)
         counts = payload.get("train_episode_counts")
         trained = tuple(payload["trained_tasks"])
         untrained = [t for t in config.tasks if t not in trained]

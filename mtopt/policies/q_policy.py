@@ -23,6 +23,7 @@ from mtopt.learning.cem import CEMConfig, cem_maximize
 from mtopt.learning.checkpoint import CHECKPOINT_KEYS, check_checkpoint_env, require_keys
 from mtopt.learning.networks import QNetwork
 from mtopt.policies import Exploration, PolicyConfig, check_exploration
+from mtopt.policies.exploration import uniform_random_action
 from mtopt.spec import ActionSpec, EnvSpec
 from mtopt.tasks import TaskSet
 
@@ -67,12 +68,7 @@ class QPolicy:
 
     def random_action(self) -> np.ndarray:
         """A uniformly random action (the ε branch)."""
-        spec = self.action_spec
-        low, high = np.asarray(spec.low), np.asarray(spec.high)
-        a = self._rng.uniform(low, high).astype(np.float32)
-        for d in spec.discrete_dims:
-            a[d] = high[d] if self._rng.random() < 0.5 else low[d]
-        return a
+        return uniform_random_action(self.action_spec, self._rng)
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:

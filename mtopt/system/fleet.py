@@ -3,9 +3,11 @@
 Each robot owns an environment (made by the environment's :class:`mtopt.spec.EnvSpec`), the
 collection policies and an episode-log writer. It repeatedly picks a task at random and runs
 the policy for that task (paper Sec. 4 and App. 9.1): the environment's scripted bootstrap
-policy, or the learned Q-policy. Where the spec chains episodes (the workcell: after a *lift*, a
-place episode for a random place task runs on the same scene, starting from whatever the
-gripper holds), the chained episode follows at once.
+policy, or the learned Q-policy. Where the spec chains episodes (the workcell: after a *lift*,
+a place episode for a random place task runs on the same scene, starting from whatever the
+gripper holds), the chained episode follows at once. For diagnostics (``bootstrap: expert``)
+the bootstrap policy is the environment's expert policy instead, with exploration noise
+(``expert_noise``).
 
 In the local runtime the robots run as separate processes (:func:`collect`); the main process
 shows a progress bar with the fleet's episodes per second.
@@ -28,7 +30,13 @@ import numpy as np
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
 from mtopt.errors import MtoptError
-from mtopt.policies import PolicyConfig, collection_policy
+from mtopt.policies import Exploration, PolicyConfig, check_exploration, collection_policy
+from mtopt.policies.exploration import (
+    BOOTSTRAP_KINDS,
+    Bootstrap,
+    bootstrap_policy,
+    check_noise,
+)
 from mtopt.progress import progress_bar
 from mtopt.spec import EnvSpec
 
@@ -62,22 +70,49 @@ class RobotConfig:
     one per step plus 2)."""
     log: EpisodeLogConfig = field(default_factory=EpisodeLogConfig)
     """Episode-log shard settings."""
+    bootstrap: Bootstrap = "scripted"
+    """The policies a robot runs without a learned one: the environment's ``scripted``
+    bootstrap policies (the paper's), or its ``expert`` policies (diagnostics: data from a
+    competent controller, e.g. the workcell's aimed picker and placer; episodes are logged as
+    ``expert-<name>`` with ``epsilon`` = ``expert_noise``)."""
+    expert_noise: float = 0.0
+    """``bootstrap: expert``: probability per step, in [0, 1], of an exploring step instead of
+    the expert's action (``expert_exploration`` says what it randomises)."""
+    expert_exploration: Exploration = "all"
+    """``bootstrap: expert``: what an exploring step randomises: ``all`` dims (a uniformly random
+    action: motion uniform in its bounds, gripper and terminate a fair coin each) or only the
+    ``motion`` dims, keeping the expert's gripper and terminate choices (as ε-greedy collection
+    does with ``policy.exploration``)."""
 
     def __post_init__(self) -> None:
         if self.task_weights and (min(self.task_weights) < 0 or sum(self.task_weights) <= 0):
             raise ValueError(
                 f"task_weights must be non-negative with a positive sum, got {self.task_weights}"
             )
+        if self.bootstrap not in BOOTSTRAP_KINDS:
+            raise ValueError(f"bootstrap must be one of {BOOTSTRAP_KINDS}, got {self.bootstrap!r}")
+        noise = check_noise(self.expert_noise, "expert_noise")
+        check_exploration(self.expert_exploration, "expert_exploration")
+        if self.bootstrap != "expert" and (noise > 0 or self.expert_exploration != "all"):
+            raise ValueError(
+                f"expert_noise ({noise!r}) and expert_exploration "
+                f"({self.expert_exploration!r}) need bootstrap 'expert', got bootstrap "
+                f"{self.bootstrap!r}; leave them at their defaults (0, 'all')"
+            )
 
     def check_tasks(self, spec: EnvSpec) -> None:
         """Raise ``ValueError`` naming the value unless ``tasks`` and ``task_weights`` fit the
-        environment's task set."""
+        environment's task set and the environment has the ``bootstrap`` policies (an expert
+        policy for every task under ``bootstrap: expert``)."""
         spec.task_set.validate(self.tasks)
         n = len(self.tasks or spec.task_set.names)
         if self.task_weights and len(self.task_weights) != n:
             raise ValueError(
                 f"task_weights must give one weight per task ({n}), got {len(self.task_weights)}"
             )
+        if self.bootstrap == "expert":
+            for task in self.tasks or spec.task_set.names:
+                spec.expert_policy(task)
 
 
 @dataclass(frozen=True)
@@ -95,7 +130,7 @@ class FleetConfig(RobotConfig):
     seed: int = 0
     """Seed of the whole collection; robot ``i`` derives its own stream from it."""
     checkpoint: str | None = None
-    """Collect with this training checkpoint's Q-policy instead of the scripted policies."""
+    """Collect with this training checkpoint's Q-policy instead of the bootstrap policies."""
     policy: PolicyConfig = field(default_factory=collection_policy)
     """How the checkpoint's Q-policy acts (ε 0.2 and one CPU core per robot by default)."""
     progress: bool = True
@@ -111,6 +146,11 @@ class FleetConfig(RobotConfig):
             raise ValueError(f"obs must be 'state' or 'image', got {self.obs!r}")
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise ValueError(f"checkpoint {self.checkpoint!r} is not a file")
+        if self.checkpoint is not None and self.bootstrap != "scripted":
+            raise ValueError(
+                f"give either checkpoint (collect with its Q-policy) or bootstrap "
+                f"{self.bootstrap!r}, not both"
+            )
 
 
 def _probabilities(weights: list[float]) -> np.ndarray | None:
@@ -128,8 +168,9 @@ def episode_counts(total: int, robots: int) -> list[int]:
 class Robot:
     """One simulated robot: an environment, its collection policies and a log writer.
 
-    It acts with the environment's scripted policies, or with ``q_policy`` when given (the
-    continuous system's robots switch per task, :meth:`policy_for`)."""
+    It acts with its bootstrap policies (``config.bootstrap``: the environment's scripted
+    policies, or its expert policies with exploration noise), or with ``q_policy`` when given
+    (the continuous system's robots switch per task, :meth:`policy_for`)."""
 
     def __init__(
         self,
@@ -154,7 +195,13 @@ class Robot:
             image=obs == "image", side_images=config.side_images or config.final_views
         )
         self.obs_keys = spec.observation.keys + (("image",) if obs == "image" else ())
-        self.scripted = {task: spec.scripted_policy(task) for task in self.task_set.names}
+        self.bootstrap = {
+            task: bootstrap_policy(
+                spec, task, config.bootstrap, config.expert_noise, config.expert_exploration
+            )
+            for task in self.task_set.names
+        }
+        """Per task: the bootstrap policy, its name and its ε (the expert's noise)."""
         self.q_policy = q_policy
         weights = (
             dict(zip(self.tasks, config.task_weights, strict=True)) if config.task_weights else {}
@@ -187,13 +234,13 @@ class Robot:
     def policy_for(self, task: str) -> tuple[object, str, float]:
         """The policy for an episode of ``task``: ``(policy, policy name, epsilon)``.
 
-        The Q-policy when the robot has one, else the environment's scripted policy of the task.
-        The continuous system's robots override this to switch per task (paper App. 9.1).
+        The Q-policy when the robot has one, else the bootstrap policy of the task (scripted, or
+        the expert with its noise as ε). The continuous system's robots override this to switch
+        per task (paper App. 9.1).
         """
         if self.q_policy is not None:
             return self.q_policy, self.q_policy.name, self.q_policy.epsilon
-        policy, name = self.scripted[task]
-        return policy, name, 0.0
+        return self.bootstrap[task]
 
     def run_episode(
         self, task: str, options: dict, chained_from: str | None = None

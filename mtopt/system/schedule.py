@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mtopt.data.episode import SCRIPTED_POLICY_PREFIX
+from mtopt.data.episode import CHECKPOINT_POLICY_PREFIX
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,9 @@ def learned_beats_scripted(
 
 
 def is_learned_policy(policy: str) -> bool:
-    """Episodes of any non-scripted policy count as the learned policy's."""
-    return not policy.startswith(SCRIPTED_POLICY_PREFIX)
+    """Episodes of a learned policy (``checkpoint:<id>``) count as the learned policy's; those of
+    the bootstrap policies (scripted, or an expert under ``bootstrap: expert``) as scripted."""
+    return policy.startswith(CHECKPOINT_POLICY_PREFIX)
 
 
 class OutcomeStats:

@@ -137,6 +137,24 @@ def check_learning(report: dict, out: str) -> None:
     assert "Against the baseline (shipped)" in out
 
 
+def check_diagnose(report: dict, out: str) -> None:
+    assert set(report["variants"]) == {"q", "bc", "expert", "behaviour", "scripted"}
+    for v in report["variants"].values():
+        assert v["seeds"] == [0, 1] and "mean (all tasks)" in v["tasks"]
+        assert v["tasks"]["lift-any"]["pooled"]["attempts"] == 4  # 2 focus attempts per seed
+    assert set(report["comparisons"]) == {"bc", "expert", "behaviour"}  # against q
+    search = report["diagnostics"]["q"]["search"]
+    assert search["states"] > 0 and 0.0 <= search["expert_above_cem"] <= 1.0
+    assert 0.0 < search["q_expert"] < 1.0
+    assert "train_discrete_accuracy" in report["diagnostics"]["bc"]["fit"]
+    volume = report["volume"]
+    assert set(volume["variants"]) == {"12", "24", "scripted"}
+    assert 12 <= volume["episodes"]["12"] <= volume["episodes"]["24"] == 24
+    assert "search" in volume["diagnostics"]["24"]
+    assert "### Data volume" in out and "### Search: Q of the expert's action" in out
+    assert "### Fit: behaviour cloning" in out
+
+
 CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_workcell.py": check_workcell,
     "bench_fleet.py": check_fleet,
@@ -149,12 +167,13 @@ CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_data_sharing_cost.py": check_data_sharing_cost,
     "bench_reliability.py": check_reliability,
     "learning.py": check_learning,
+    "diagnose.py": check_diagnose,
 }
 """Every benchmark script and what its smoke report must satisfy."""
 EXTRA_ARGS = {"bench_q_network.py": ["--threads", "1"]}
 RAY = {"bench_ingestion.py", "bench_run.py"}
 """Benchmarks on Ray: they join one small Ray session shared by this module."""
-SLOW = {"bench_fleet.py", "bench_reliability.py", "learning.py", *RAY}
+SLOW = {"bench_fleet.py", "bench_reliability.py", "learning.py", "diagnose.py", *RAY}
 """Benchmarks that start processes (robot processes, Ray and its actors), each importing torch:
 most of this file's time (``-m "not slow"`` leaves them out)."""
 

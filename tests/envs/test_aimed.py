@@ -51,3 +51,15 @@ def test_placer_refuses_lift_tasks():
 def test_placer_puts_the_held_object_in_the_section(task):
     wins = _wins(AimedPlacePolicy(), task, range(5), grasped=True)
     assert wins >= 4  # the scripted placer, which never aims, manages about 2 in 5 on any
+
+
+def test_the_workcell_spec_offers_the_aimed_controllers_as_expert_policies():
+    from mtopt.envs import make_spec
+
+    workcell = make_spec("workcell")
+    pick, name = workcell.expert_policy("lift-milk")
+    assert isinstance(pick, AimedPickPolicy) and name == "expert-aimed-pick"
+    place, name = workcell.expert_policy("place-top-left")
+    assert isinstance(place, AimedPlacePolicy) and name == "expert-aimed-place"
+    with pytest.raises(ValueError, match="environment 'pointmass' has no expert policy"):
+        make_spec("pointmass").expert_policy("reach-0")

@@ -5,6 +5,7 @@ import pytest
 from mtopt.envs import make_spec
 from mtopt.evaluation.evaluate import EvalConfig, run_eval
 from mtopt.learning.cem import CEMConfig
+from mtopt.learning.checkpoint import save_checkpoint
 from mtopt.policies import PolicyConfig, q_policy
 
 
@@ -12,8 +13,9 @@ class _LoadedError(Exception):
     pass
 
 
-def test_the_eval_policy_config_reaches_the_policy(monkeypatch):
+def test_the_eval_policy_config_reaches_the_policy(monkeypatch, tmp_path):
     seen = {}
+    ckpt = str(save_checkpoint(tmp_path, 1, {"trainer": {}}))  # a Q-learner's, not a BC one
 
     def fake_load(checkpoint, spec, policy=None):
         seen.update(checkpoint=checkpoint, env=spec.name, policy=policy)
@@ -22,8 +24,8 @@ def test_the_eval_policy_config_reaches_the_policy(monkeypatch):
     monkeypatch.setattr(q_policy, "load_q_policy", fake_load)
     finer = PolicyConfig(epsilon=0.1, cem=CEMConfig(iterations=3, num_samples=128, num_elites=12))
     with pytest.raises(_LoadedError):
-        run_eval(EvalConfig(checkpoint="ckpt.pt", policy=finer), make_spec("pointmass"))
-    assert seen == {"checkpoint": "ckpt.pt", "env": "pointmass", "policy": finer}
+        run_eval(EvalConfig(checkpoint=ckpt, policy=finer), make_spec("pointmass"))
+    assert seen == {"checkpoint": ckpt, "env": "pointmass", "policy": finer}
 
 
 def test_eval_defaults_to_a_greedy_policy_with_qt_opt_cem():

@@ -1,10 +1,12 @@
 """The fleet end to end: robot processes write episodes that the tailer reads back whole."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -98,6 +100,65 @@ def test_bad_inputs_are_named(tmp_path):
         collect(FleetConfig(out=str(tmp_path / "o"), tasks=("lift-everything",)), WORKCELL)
     with pytest.raises(ValueError, match="is not a file"):
         FleetConfig(checkpoint=str(tmp_path / "missing.pt"))
+
+
+def _replayed_expert(episode) -> np.ndarray:
+    """The noise-free expert's actions at the episode's recorded observations."""
+    expert, _ = WORKCELL.expert_policy(episode.task)
+    expert.reset(np.random.default_rng(episode.seed), task=episode.task)
+    obs = episode.observations
+    return np.stack(
+        [expert.act({k: v[t] for k, v in obs.items()}) for t in range(len(obs["state"]) - 1)]
+    )
+
+
+def test_expert_bootstrap_without_noise_records_the_experts_actions():
+    cfg = FleetConfig(robots=1, episodes=4, seed=5, bootstrap="expert")
+    episodes = list(Robot(0, cfg, cfg.obs, cfg.seed, "a", WORKCELL).episodes(4))
+    assert {e.task.split("-")[0] for e in episodes} == {"lift", "place"}  # lifts and chains
+    for e in episodes:
+        lift = e.task.startswith("lift")
+        assert e.policy == ("expert-aimed-pick" if lift else "expert-aimed-place")
+        assert e.epsilon == 0.0
+        np.testing.assert_array_equal(e.actions, _replayed_expert(e))
+
+
+def test_expert_noise_is_seeded_and_logged_as_epsilon(tmp_path):
+    cfg = FleetConfig(robots=1, episodes=6, seed=2, bootstrap="expert", expert_noise=0.3)
+    a = list(Robot(0, cfg, cfg.obs, cfg.seed, "a", WORKCELL).episodes(6))
+    b = list(Robot(0, cfg, cfg.obs, cfg.seed, "a", WORKCELL).episodes(6))
+    for x, y in zip(a, b, strict=True):
+        assert x.seed == y.seed and x.epsilon == 0.3
+        np.testing.assert_array_equal(x.actions, y.actions)
+    assert any(not np.array_equal(e.actions, _replayed_expert(e)) for e in a)
+    # through the log: the policy names and ε are stored
+    out = tmp_path / "log"
+    collect_in_process(replace(cfg, out=str(out), episodes=3), WORKCELL)
+    meta = EpisodeLogReader(out).metadata()
+    assert set(meta.column("policy").to_pylist()) <= {"expert-aimed-pick", "expert-aimed-place"}
+    assert set(meta.column("epsilon").to_pylist()) == {0.3}
+
+
+def test_bad_bootstrap_values_are_named(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"bootstrap must be one of \('scripted', 'expert'\), got 'b"
+    ):
+        FleetConfig(bootstrap="best")  # type: ignore[arg-type]
+    for noise in (1.5, -0.1, True):
+        with pytest.raises(ValueError, match=re.escape(f"number in [0, 1], got {noise}")):
+            FleetConfig(bootstrap="expert", expert_noise=noise)
+    with pytest.raises(ValueError, match=r"expert_noise \(0.2\) and .* need bootstrap 'expert'"):
+        FleetConfig(expert_noise=0.2)
+    with pytest.raises(ValueError, match="expert_exploration must be one of"):
+        FleetConfig(bootstrap="expert", expert_exploration="dims")  # type: ignore[arg-type]
+    ckpt = tmp_path / "c.pt"
+    ckpt.write_text("x")
+    with pytest.raises(ValueError, match=r"either checkpoint .* or bootstrap 'expert', not both"):
+        FleetConfig(bootstrap="expert", checkpoint=str(ckpt))
+    out = tmp_path / "log"
+    with pytest.raises(ValueError, match="environment 'pointmass' has no expert policy"):
+        collect(FleetConfig(out=str(out), bootstrap="expert"), make_spec("pointmass"))
+    assert not out.exists()  # refused before anything is written
 
 
 def test_sigkilled_collector_leaves_only_whole_shards(tmp_path):
