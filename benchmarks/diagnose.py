@@ -405,7 +405,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-seed", type=int, default=0)
     p.add_argument("--expert-episodes", type=int, default=50_000)
     p.add_argument("--expert-noise", type=float, default=0.2)
-    p.add_argument("--expert-exploration", choices=("all", "motion"), default="all")
+    p.add_argument("--expert-exploration", choices=("all", "motion"), default="motion")
     p.add_argument("--volumes", type=int, nargs="+", default=[10_000, 25_000, 50_000, 100_000])
     p.add_argument("--steps", type=int, default=8000, help="Q-learner training steps")
     p.add_argument("--bc-steps", type=int, default=20_000, help="behaviour-cloning steps")

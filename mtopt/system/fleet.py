@@ -78,11 +78,11 @@ class RobotConfig:
     expert_noise: float = 0.0
     """``bootstrap: expert``: probability per step, in [0, 1], of an exploring step instead of
     the expert's action (``expert_exploration`` says what it randomises)."""
-    expert_exploration: Exploration = "all"
+    expert_exploration: Exploration = "motion"
     """``bootstrap: expert``: what an exploring step randomises: ``all`` dims (a uniformly random
     action: motion uniform in its bounds, gripper and terminate a fair coin each) or only the
-    ``motion`` dims, keeping the expert's gripper and terminate choices (as ε-greedy collection
-    does with ``policy.exploration``)."""
+    ``motion`` dims (the default, as ε-greedy collection does with ``policy.exploration``),
+    keeping the expert's gripper and terminate choices."""
 
     def __post_init__(self) -> None:
         if self.task_weights and (min(self.task_weights) < 0 or sum(self.task_weights) <= 0):
