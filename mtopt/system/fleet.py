@@ -93,11 +93,11 @@ class RobotConfig:
             raise ValueError(f"bootstrap must be one of {BOOTSTRAP_KINDS}, got {self.bootstrap!r}")
         noise = check_noise(self.expert_noise, "expert_noise")
         check_exploration(self.expert_exploration, "expert_exploration")
-        if self.bootstrap != "expert" and (noise > 0 or self.expert_exploration != "all"):
+        if self.bootstrap != "expert" and (noise > 0 or self.expert_exploration != "motion"):
             raise ValueError(
                 f"expert_noise ({noise!r}) and expert_exploration "
                 f"({self.expert_exploration!r}) need bootstrap 'expert', got bootstrap "
-                f"{self.bootstrap!r}; leave them at their defaults (0, 'all')"
+                f"{self.bootstrap!r}; leave them at their defaults (0, 'motion')"
             )
 
     def check_tasks(self, spec: EnvSpec) -> None:
