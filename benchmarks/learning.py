@@ -4,20 +4,31 @@ Usage:
   python benchmarks/learning.py --mode proxy --seeds 0 1 2 \\
       --variant shipped= --variant one-step="--replay.n-step 1"
   python benchmarks/learning.py --mode full --seeds 0 1 2 --variant shipped=
+  python benchmarks/learning.py --mode finetune --seeds 0 1 2 --steps 4000 \\
+      --variant shipped= --variant utd2="--steps 6000"
   python benchmarks/learning.py --smoke     # a tiny run of the same code path
 
 Every variant is the learner of ``--config`` (the ``train`` section of a demo config,
 ``configs/demo/learning.yaml`` by default) with the variant's flags applied on top, as on the
 command line of ``mtopt train`` (``--replay.n-step 1``, ``--trainer.conservative-weight 0``, ...).
 The first ``--variant`` is the baseline the others are compared with. A ``--steps N`` among a
-variant's flags is that variant's own proxy training budget (e.g. a 4x larger batch for a
-quarter of the steps: the same samples).
+variant's flags is that variant's own training budget: its proxy training steps (e.g. a 4x
+larger batch for a quarter of the steps: the same samples), or in ``finetune`` its
+fine-tuning steps (the round's update-to-data ratio).
 
 * ``proxy``: the learner trains offline for ``--steps`` steps from a frozen, reproducible log of
   ``--log-episodes`` scripted episodes (collected once, by ``--log-seed``, into
   OUT/log-N-sS and reused), then the greedy policy is evaluated with ``--focus-episodes``
   attempts of ``--focus-task`` and ``--episodes`` attempts of every other task. The scripted
   policies are evaluated on the same scenes.
+* ``finetune``: one collection round, as the demo's rounds do it, from a frozen start. Per seed
+  S, the config's learner (no variant flags) trains as in ``proxy`` (the ``base`` row, cached
+  in OUT/finetune/base/seed-S), and the fleet collects ``--round-episodes`` episodes with that
+  checkpoint and the config's ``policy`` (collection seed 1000 + S) into
+  OUT/finetune/base/seed-S/round-log, shared by every variant. Each variant then fine-tunes the
+  base checkpoint (networks loaded, optimizer and step fresh: ``TrainConfig.init``) on the
+  frozen log and the round's episodes for ``--round-steps`` steps (training seed S + 1, as the
+  demo's round 1) and is evaluated as in ``proxy``. A variant must keep the base's network.
 * ``full``: the whole loop of ``--config`` (``mtopt demo``: scripted bootstrap, offline
   training, ε-greedy collection rounds with fine-tuning, evaluation) per variant and seed.
 
@@ -35,6 +46,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -56,12 +68,15 @@ from mtopt.evaluation.seeds import compare_to_baseline, pooled_interval, seed_in
 from mtopt.experiments.demo import DemoConfig, run_demo
 from mtopt.jsonio import write_json
 from mtopt.learning.cem import CEMConfig
+from mtopt.learning.checkpoint import CHECKPOINT_PATTERN, latest_checkpoint
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.system.fleet import FleetConfig, collect
 from mtopt.system.training import train
 from mtopt.system.training_config import LearnerConfig, TrainConfig
 
 MEAN = "mean (all tasks)"
+RESERVED = ("scripted", "base")
+"""Row names of the scripted policies and of the fine-tuning's start (not variant names)."""
 
 
 def split_steps(flags: list[str]) -> tuple[list[str], int | None]:
@@ -83,9 +98,21 @@ def split_steps(flags: list[str]) -> tuple[list[str], int | None]:
     return rest, steps
 
 
+def job_steps(args: argparse.Namespace, variant: str, flags: list[str]) -> int | None:
+    """The training steps of a job: its variant's own ``--steps``, else ``--round-steps`` for
+    a finetune variant and ``--steps`` for a proxy or base job; None when it trains nothing
+    here (the scripted policies, the full mode's demo)."""
+    if variant == "scripted" or args.mode == "full":
+        return None
+    own = split_steps(flags)[1]
+    if own is not None:
+        return own
+    return args.round_steps if args.mode == "finetune" and variant != "base" else args.steps
+
+
 def learner_variant(base: LearnerConfig, flags: list[str]) -> LearnerConfig:
     """``base`` with command-line ``flags`` of :class:`LearnerConfig` applied (a ``--steps N``
-    among them is the proxy's training budget, not the learner's; see :func:`split_steps`)."""
+    among them is the job's training budget, not the learner's; see :func:`split_steps`)."""
     flags, _ = split_steps(flags)
     if not flags:
         return base
@@ -131,6 +158,54 @@ def evaluate_tasks(policy_for: Any, args: argparse.Namespace, seed: int, spec: A
     return out
 
 
+def _train_and_evaluate(
+    job: dict[str, Any], demo: DemoConfig, spec: Any, run: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train ``demo``'s learner with the job's flags (``run``: the run's own TrainConfig
+    fields), then evaluate its greedy policy: per task ``(successes, attempts)``, and facts."""
+    args = argparse.Namespace(**job["args"])
+    latest = latest_checkpoint(Path(run["out"]) / "checkpoints")
+    if latest is not None:  # a job cut during its training continues it bit for bit
+        if int(CHECKPOINT_PATTERN.match(latest.name).group(1)) > run["steps"]:
+            raise SystemExit(f"{latest} is beyond {run['steps']} steps: use another --out")
+        run = {**run, "resume": True, "init": None}
+    learner = learner_variant(demo.train, job["flags"])
+    res = train(TrainConfig.from_learner(learner, progress=False, **run), spec)
+    policy = load_q_policy(res["checkpoint"], spec, replace(demo.policy, epsilon=0.0))
+    tasks = evaluate_tasks(lambda task: policy, args, job["seed"], spec, job["counts"])
+    extra = {"checkpoint": res["checkpoint"], "steps": run["steps"]}
+    if res["samples_per_s"] > 0:  # not when a resume found the training finished
+        extra["samples_per_s"] = res["samples_per_s"]
+    return tasks, extra
+
+
+def round_log(job: dict[str, Any], demo: DemoConfig, checkpoint: str) -> Path:
+    """The finetune mode's round: ``--round-episodes`` episodes of ``checkpoint`` acting as the
+    config's ``policy``, collected once into the base's round-log (a cut collection is redone
+    from scratch)."""
+    args = argparse.Namespace(**job["args"])
+    log = Path(job["dir"]) / "round-log"
+    done = log / "COMPLETE"
+    if not done.exists():
+        if log.exists():
+            print(f"removing the incomplete round log {log}")
+            shutil.rmtree(log)
+        seed = 1000 + job["seed"]
+        cfg = FleetConfig(
+            out=str(log),
+            robots=demo.robots,
+            episodes=args.round_episodes,
+            seed=seed,
+            checkpoint=checkpoint,
+            policy=demo.policy,
+            progress=False,
+        )
+        collect(cfg, demo.env.spec())
+        text = f"{args.round_episodes} episodes of {checkpoint} at ε {demo.policy.epsilon}"
+        done.write_text(f"{text}, seed {seed}\n")
+    return log
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """One (variant, seed): train and evaluate, write result.json; returns it."""
     if job["threads"]:
@@ -146,25 +221,23 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         counts = job["counts"]
         tasks = evaluate_tasks(scripted_policy_for(spec), args, seed, spec, counts)
         extra: dict[str, Any] = {}
-    elif args.mode == "proxy":
-        learner = learner_variant(demo.train, job["flags"])
-        steps = job["steps"]
-        cfg = TrainConfig.from_learner(
-            learner,
-            data=job["log"],
-            out=str(out / "train"),
-            steps=steps,
-            seed=seed,
-            progress=False,
-        )
-        res = train(cfg, spec)
-        policy = load_q_policy(res["checkpoint"], spec, replace(demo.policy, epsilon=0.0))
-        tasks = evaluate_tasks(lambda task: policy, args, seed, spec, job["counts"])
-        extra = {
-            "samples_per_s": res["samples_per_s"],
-            "checkpoint": res["checkpoint"],
-            "steps": steps,
+    elif args.mode == "proxy" or job["variant"] == "base":
+        run = {"data": job["log"], "out": str(out / "train"), "steps": job["steps"], "seed": seed}
+        tasks, extra = _train_and_evaluate(job, demo, spec, run)
+        if args.mode == "finetune":
+            extra["round_log"] = str(round_log(job, demo, extra["checkpoint"]))
+    elif args.mode == "finetune":
+        base = json.loads((Path(job["base"]) / "result.json").read_text())
+        run = {
+            "data": job["log"],
+            "extra_data": (base["round_log"],),
+            "init": base["checkpoint"],
+            "out": str(out / "train"),
+            "steps": job["steps"],
+            "seed": seed + 1,
         }
+        tasks, extra = _train_and_evaluate(job, demo, spec, run)
+        extra["init"] = base["checkpoint"]
     else:
         learner = learner_variant(demo.train, job["flags"])
         cfg = replace(demo, out=str(out / "run"), seed=seed, train=learner, progress=False)
@@ -318,14 +391,16 @@ def format_report(report: dict[str, Any], baseline: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("proxy", "full"), default="proxy")
+    p.add_argument("--mode", choices=("proxy", "finetune", "full"), default="proxy")
     p.add_argument("--config", default="configs/demo/learning.yaml")
     p.add_argument("--variant", action="append", default=None, help="NAME=FLAGS; first: baseline")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="runs/bench-learning")
     p.add_argument("--log-episodes", type=int, default=30_000)
     p.add_argument("--log-seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=8000, help="proxy training steps")
+    p.add_argument("--steps", type=int, default=8000, help="proxy (and finetune base) steps")
+    p.add_argument("--round-episodes", type=int, default=3000, help="finetune: round episodes")
+    p.add_argument("--round-steps", type=int, default=3000, help="finetune: fine-tuning steps")
     p.add_argument("--focus-task", default="lift-any")
     p.add_argument("--focus-episodes", type=int, default=400)
     p.add_argument("--episodes", type=int, default=100, help="attempts per other task")
@@ -337,7 +412,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print its report and return it (with ``--smoke``: the proxy's report,
-    and the full mode's under ``"full"``)."""
+    the full mode's under ``"full"`` and the finetune mode's under ``"finetune"``)."""
     args = _parser().parse_args(argv)
     if not args.smoke:
         return run(args, argv)
@@ -349,14 +424,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         full = argparse.Namespace(**{**vars(args), "mode": "full", "seeds": [0]})
         full.variant = full.variant[:1]
         report["full"] = run(full, argv)
+        ft = argparse.Namespace(**{**vars(args), "mode": "finetune"})
+        ft.round_episodes, ft.round_steps = 3, 2
+        ft.variant = [*args.variant, "short=--steps 1"]
+        report["finetune"] = run(ft, argv)
     return report
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     """Run ``args``' jobs (skipping finished ones), print the report and return it."""
     variants = dict(_parse_variant(v) for v in (args.variant or ["shipped="]))
-    if "scripted" in variants:
-        raise SystemExit("'scripted' is reserved for the scripted policies' row")
+    if any(n in variants for n in RESERVED):
+        raise SystemExit(f"variant names {list(RESERVED)} are reserved for report rows")
     baseline = next(iter(variants))
     demo = load_config(DemoConfig, args.config)
     if args.smoke:
@@ -364,47 +443,51 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         demo = replace(demo, bootstrap_episodes=16, bootstrap_steps=4, round_episodes=8)
         demo = replace(demo, rounds=1, round_steps=2, eval_episodes_per_task=1, robots=1)
         demo = replace(demo, policy=replace(demo.policy, cem=tiny))
-    for flags in variants.values():
-        learner_variant(demo.train, flags)  # bad flags fail before any work
+    for flags in variants.values():  # bad flags fail before any work
+        if args.mode == "full" and split_steps(flags)[1] is not None:
+            raise SystemExit(f"a variant's --steps is for --mode proxy or finetune: {flags}")
+        learner_variant(demo.train, flags)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
         f"{platform.python_version()}, torch {torch.__version__}"
     )
     print("command: python benchmarks/learning.py " + shlex.join(argv or sys.argv[1:]))
     root = Path(args.out) / args.mode
-    jobs = []
     log = counts = None
-    if args.mode == "proxy":
+    if args.mode == "full":
+        phases = [variants]
+    else:
         log = proxy_log(args, demo)
         stats = dataset_stats(log, demo.env.spec().task_set.names)
         counts = {t: v["episodes"] for t, v in stats["tasks"].items()}
-        variants_run = {**variants, "scripted": []}
-    else:
-        variants_run = variants
+        if args.mode == "finetune":  # the bases (and their round logs), then the variants
+            phases = [{"base": [], "scripted": []}, variants]
+        else:
+            phases = [{**variants, "scripted": []}]
     job_args = {**vars(args), "config": args.config}
     if args.smoke:  # the smoke run's tiny demo goes to the jobs through a config file
         root.mkdir(parents=True, exist_ok=True)
         job_args["config"] = str(root / "demo.yaml")
         (root / "demo.yaml").write_text(json.dumps(to_dict(demo)))
-    for name, flags in variants_run.items():
-        for seed in args.seeds:
-            d = root / name / f"seed-{seed}"
-            jobs.append(
-                {
-                    "variant": name,
-                    "flags": flags,
-                    "seed": seed,
-                    "dir": str(d),
-                    "log": str(log),
-                    "counts": counts,
-                    "args": job_args,
-                    "threads": 1 if args.workers > 1 else 0,
-                    "steps": (split_steps(flags)[1] or args.steps)
-                    if args.mode == "proxy" and name != "scripted"
-                    else None,
-                }
-            )
-    results = run_jobs(jobs, args.workers, run_job, list(variants_run))
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in variants}  # variants first
+    for phase in phases:
+        jobs = [
+            {
+                "variant": name,
+                "flags": flags,
+                "seed": seed,
+                "dir": str(root / name / f"seed-{seed}"),
+                "base": str(root / "base" / f"seed-{seed}"),
+                "log": str(log),
+                "counts": counts,
+                "args": job_args,
+                "threads": 1 if args.workers > 1 else 0,
+                "steps": job_steps(args, name, flags),
+            }
+            for name, flags in phase.items()
+            for seed in args.seeds
+        ]
+        results.update(run_jobs(jobs, args.workers, run_job, list(phase)))
     report = summarise(results, baseline)
     text = format_report(report, baseline)
     print(text)

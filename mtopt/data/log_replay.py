@@ -3,12 +3,17 @@
 Every new episode is labelled by the injected success labeller for the tasks the impersonation
 function routes it to, then its transitions are filed in the task replay's per-task success
 and failure buckets. Log replay never calls back into an environment.
+
+One log replay can read several log directories (e.g. a frozen offline log and the episodes of
+a collection round, kept apart): each poll reads them in the order given, each one's new
+episodes in robot order, so the same directories give the same replay.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from mtopt.data.impersonation import Impersonation
@@ -19,13 +24,20 @@ logger = logging.getLogger(__name__)
 
 
 class LogReplay:
-    """Feeds a :class:`TaskReplay` from an episode-log directory, one poll at a time."""
+    """Feeds a :class:`TaskReplay` from an episode-log directory (and ``more_directories``,
+    read after it in this order), one poll at a time."""
 
     def __init__(
-        self, directory: str | Path, impersonation: Impersonation, replay: TaskReplay
+        self,
+        directory: str | Path,
+        impersonation: Impersonation,
+        replay: TaskReplay,
+        more_directories: Sequence[str | Path] = (),
     ) -> None:
         self.directory = Path(directory)
         self.tailer = EpisodeLogTailer(self.directory)
+        self.more_tailers = [EpisodeLogTailer(Path(d)) for d in more_directories]
+        """Tailers of ``more_directories``, polled after :attr:`tailer`."""
         self.impersonation = impersonation
         self.replay = replay
         self.episodes = 0
@@ -39,12 +51,12 @@ class LogReplay:
 
     @property
     def corrupt_shards(self) -> int:
-        """Shards the tailer skipped as corrupt."""
-        return self.tailer.corrupt_shards
+        """Shards the tailers skipped as corrupt."""
+        return sum(t.corrupt_shards for t in (self.tailer, *self.more_tailers))
 
     def poll(self) -> int:
-        """Ingest every episode that appeared in the log since the last poll."""
-        new = in_robot_order(self.tailer.poll())
+        """Ingest every episode that appeared in the log directories since the last poll."""
+        new = [e for t in (self.tailer, *self.more_tailers) for e in in_robot_order(t.poll())]
         prime = getattr(self.impersonation.labeller, "prime", None)
         if prime is not None:  # batched labelling (e.g. the success detector)
             prime([ep for ep in new if ep.task in self.impersonation.task_set])

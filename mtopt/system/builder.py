@@ -14,6 +14,7 @@ the sampler's and updater's RNG states, so a resumed run continues bit for bit).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,15 @@ class PipelineBuilder:
         labeller: SuccessLabeller,
         replay_rng: np.random.Generator,
         impersonation_rng: np.random.Generator,
+        more_directories: Sequence[str | Path] = (),
     ) -> LogReplay:
-        """Log replay from ``directory`` into a new task replay (``.replay``)."""
+        """Log replay from ``directory`` (then ``more_directories``) into a new task replay
+        (``.replay``)."""
         return LogReplay(
             directory,
             self.impersonation(labeller, impersonation_rng),
             self.replay(replay_rng),
+            more_directories,
         )
 
     # -- learning ----------------------------------------------------------------------------

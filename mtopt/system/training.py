@@ -50,6 +50,7 @@ class TrainingRun:
             self.builder.labeller(),
             np.random.default_rng(streams[0]),
             np.random.default_rng(streams[1]),
+            config.extra_data,
         )
         self.replay = self.log_replay.replay
         self._updater_seed = int(streams[2].generate_state(1)[0])
@@ -59,18 +60,20 @@ class TrainingRun:
 
     # -- data --------------------------------------------------------------------------------
     def load_data(self) -> None:
-        """Ingest the whole log; refuse an empty log, a log of another environment, or a task
-        with no routed episodes."""
-        data = Path(self.config.data)
-        if not data.is_dir():
-            raise ValueError(f"training data {str(data)!r} is not an episode-log directory")
+        """Ingest the whole log (``data`` and ``extra_data``); refuse an empty log, a log of
+        another environment, or a task with no routed episodes."""
+        dirs = [self.config.data, *self.config.extra_data]
+        for d in dirs:
+            if not Path(d).is_dir():
+                raise ValueError(f"training data {d!r} is not an episode-log directory")
+        data = " + ".join(repr(d) for d in dirs)
         self.log_replay.poll()
         if self.log_replay.episodes == 0:
-            raise ValueError(f"the episode log {str(data)!r} holds no episodes; collect first")
+            raise ValueError(f"the episode log {data} holds no episodes; collect first")
         empty = [t for t in self.tasks if self.log_replay.routed[t] == 0]
         if empty:
             raise ValueError(
-                f"no episodes in {str(data)!r} are routed to task(s) {empty} by "
+                f"no episodes in {data} are routed to task(s) {empty} by "
                 f"impersonation {self.config.impersonation.name!r}; collect data for them or "
                 f"drop them with --tasks"
             )

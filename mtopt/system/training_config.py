@@ -68,6 +68,9 @@ class TrainConfig(LearnerConfig):
 
     data: str = "runs/log"
     """Episode-log directory to train from."""
+    extra_data: tuple[str, ...] = ()
+    """More episode-log directories to train from, read after ``data`` in this order (e.g. a
+    frozen offline log in ``data`` and a collection round's episodes kept apart in another)."""
     out: str = "runs/train"
     """Run directory: checkpoints in OUT/checkpoints, TensorBoard scalars in OUT/tb."""
     steps: int = 20_000
@@ -95,8 +98,8 @@ class TrainConfig(LearnerConfig):
 
     @classmethod
     def from_learner(cls, learner: LearnerConfig, **run: Any) -> TrainConfig:
-        """The training run of ``learner`` with the run's own fields (``data``, ``out``,
-        ``steps``, ``seed``, ``resume``, ``init``, ``progress``) from ``run``."""
+        """The training run of ``learner`` with the run's own fields (``data``, ``extra_data``,
+        ``out``, ``steps``, ``seed``, ``resume``, ``init``, ``progress``) from ``run``."""
         shared = {f.name: getattr(learner, f.name) for f in fields(LearnerConfig)}
         return cls(**shared, **run)
 

@@ -135,6 +135,26 @@ def check_learning(report: dict, out: str) -> None:
     assert set(report["comparisons"]) == {"one-step"}
     assert report["full"]["variants"]["shipped"]["seeds"] == [0]
     assert "Against the baseline (shipped)" in out
+    finetune = report["finetune"]
+    assert list(finetune["variants"]) == ["shipped", "one-step", "short", "base", "scripted"]
+    assert all(v["seeds"] == [0, 1] for v in finetune["variants"].values())
+    assert finetune["variants"]["short"]["flags"] == ["--steps", "1"]
+    assert set(finetune["comparisons"]) == {"one-step", "short", "base"}
+
+
+def test_a_finetune_variant_fine_tunes_for_its_own_steps_and_the_base_for_the_proxy_steps():
+    learning = load_benchmark("learning.py")
+    args = learning._parser().parse_args(["--mode", "finetune", "--steps", "40"])
+    args.round_steps = 30
+
+    def steps(variant: str, flags: tuple[str, ...] = ()) -> int | None:
+        return learning.job_steps(args, variant, list(flags))
+
+    assert steps("base") == 40  # the fine-tuning's start: the proxy's training
+    assert steps("a") == 30 and steps("b", ("--steps", "60")) == 60
+    assert steps("scripted") is None
+    args.mode = "proxy"
+    assert steps("a") == 40
 
 
 def check_diagnose(report: dict, out: str) -> None:

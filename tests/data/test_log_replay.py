@@ -76,3 +76,32 @@ def test_the_replay_does_not_depend_on_how_robots_interleaved_their_writes(tmp_p
     a, b = (lr.replay._arrays for lr in replays)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_several_directories_are_read_in_order_each_in_robot_order(tmp_path):
+    rng = np.random.default_rng(4)
+    cfg = EpisodeLogConfig(shard_episodes=1, fsync=False)
+    written = {}
+    for name, robots in (("offline", (1, 0)), ("round", (1, 0))):
+        written[name] = {}
+        for r in robots:  # robot 1 writes first: the poll must still put robot 0 first
+            with EpisodeLogWriter(tmp_path / name, r, cfg) as w:
+                eps = [make_fake_episode(rng, robot_id=r, num_steps=3) for _ in range(2)]
+                for ep in eps:
+                    w.append(ep)
+            written[name][r] = [ep.episode_id for ep in eps]
+    rng = np.random.default_rng(0)
+    imp = Impersonation(ImpersonationConfig(), TS, OracleLabeller(), rng)
+    lr = LogReplay(
+        tmp_path / "offline", imp, TaskReplay(ReplayConfig(), TS, rng), [tmp_path / "round"]
+    )
+    seen = []
+    add = lr.add
+    lr.add = lambda ep: (seen.append(ep.episode_id), add(ep))[1]  # type: ignore[method-assign]
+    assert lr.poll() == 8
+    want = [i for name in ("offline", "round") for r in (0, 1) for i in written[name][r]]
+    assert seen == want
+    assert lr.episodes == 8 and lr.replay.episodes == 8
+    assert lr.poll() == 0  # each shard once, in every directory
+    (tmp_path / "round" / "ckpt-like-junk").write_text("x")  # foreign files are ignored
+    assert lr.poll() == 0 and lr.corrupt_shards == 0

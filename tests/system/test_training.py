@@ -205,3 +205,22 @@ def test_motion_input_trains_on_a_fleet_log_and_the_policy_acts_with_it(tmp_path
             _config(old, tmp_path / "o2", trainer=TrainerConfig(network=net, device="cpu")),
             workcell,
         )
+
+
+def test_training_reads_extra_data_directories_after_data(tmp_path):
+    offline = _write_log(tmp_path / "offline", n=16, tasks=["lift-any"])
+    fresh = _write_log(tmp_path / "fresh", n=8, tasks=["place-any"], seed=1)
+    cfg = _config(offline, tmp_path / "o", steps=4, extra_data=(str(fresh),))
+    payload = load_checkpoint(train(cfg, SPEC)["checkpoint"])
+    assert payload["train_episode_counts"]["lift-any"] == 16
+    assert payload["train_episode_counts"]["place-any"] == 8
+    assert payload["config"]["extra_data"] == [str(fresh)]
+    with pytest.raises(ValueError, match=r"training data '.*missing' is not an episode-log"):
+        train(_config(offline, tmp_path / "m", extra_data=(str(tmp_path / "missing"),)), SPEC)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"log '.*empty' \+ '.*empty2' holds no episodes"):
+        (tmp_path / "empty2").mkdir()
+        train(
+            _config(tmp_path / "empty", tmp_path / "e", extra_data=(str(tmp_path / "empty2"),)),
+            SPEC,
+        )
