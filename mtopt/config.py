@@ -31,13 +31,14 @@ def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert a YAML value to the annotated type ``tp`` (dataclasses, tuples, unions)."""
+def _coerce(value: Any, tp: Any, where: str, base: Any = None) -> Any:
+    """Convert a YAML value to the annotated type ``tp`` (dataclasses, tuples, unions); a
+    mapping for a dataclass overrides the fields of ``base`` when given (the field's default)."""
     origin = typing.get_origin(tp)
     if _is_dataclass_type(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
-        return from_dict(tp, value, where)
+        return from_dict(tp, value, where, base if isinstance(base, tp) else None)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -86,18 +87,29 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
+def _field_default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "", base: T | None = None) -> T:
     """Build the config dataclass ``cls`` from a mapping, recursively.
 
     Keys may use ``-`` or ``_``. Unknown keys raise :class:`ConfigError` listing the allowed
-    keys; missing keys keep the dataclass defaults; values are type-checked against the
-    annotations; the dataclass's own ``__post_init__`` validation then runs.
+    keys; missing keys keep the defaults; values are type-checked against the annotations; the
+    dataclass's own ``__post_init__`` validation then runs. The defaults are ``base``'s fields
+    when given, else the dataclass's; a nested section overrides its field's default *value*
+    (as a command-line flag does), so e.g. a demo's ``policy: {cem: ...}`` keeps the demo's
+    collection ε instead of falling back to :class:`PolicyConfig`'s class defaults.
     """
     if not _is_dataclass_type(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {} if base is None else {name: getattr(base, name) for name in fields}
     for key, value in data.items():
         name = str(key).replace("-", "_")
         path = f"{where}.{name}" if where else name
@@ -105,7 +117,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
             raise ConfigError(
                 f"unknown config key {path!r} for {cls.__name__}; allowed keys: {sorted(fields)}"
             )
-        kwargs[name] = _coerce(value, hints[name], path)
+        default = kwargs[name] if name in kwargs else _field_default(fields[name])
+        kwargs[name] = _coerce(value, hints[name], path, default)
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a required field is missing

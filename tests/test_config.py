@@ -36,6 +36,25 @@ def test_from_dict_nested_and_coerced():
     assert isinstance(cfg.rate, float)
 
 
+@dataclass(frozen=True)
+class Preset:
+    inner: Inner = field(default_factory=lambda: Inner(size=16, names=("kept",)))
+    """a nested default that differs from Inner's class defaults"""
+
+
+def test_a_nested_section_overrides_its_fields_default_value():
+    # only `size` is given: `names` keeps the field's default value, not Inner's class default
+    assert from_dict(Preset, {"inner": {"size": 4}}).inner == Inner(size=4, names=("kept",))
+    assert from_dict(Preset, {}).inner == Inner(size=16, names=("kept",))
+
+
+def test_the_demos_policy_section_keeps_the_collection_epsilon():
+    from mtopt.experiments.demo import DemoConfig
+
+    cfg = from_dict(DemoConfig, {"policy": {"cem": {"iterations": 3}}})
+    assert cfg.policy.epsilon == 0.2 and cfg.policy.cem.iterations == 3
+
+
 def test_dashes_are_accepted_and_unknown_keys_refused():
     assert from_dict(Inner, {"size": 3}).size == 3
     with pytest.raises(ConfigError, match=r"unknown config key 'inner.sise'.*\['names', 'size'\]"):
