@@ -2,13 +2,15 @@
 
 Per task: success rate with a 95 % Wilson score interval. Across tasks: min, 25th percentile,
 median, mean, 75th percentile, max, and the mean over the *low-data* tasks (the tasks with the
-fewest episodes in the training log; the paper uses the 6 with least data).
+fewest episodes in the training log; the paper uses the 6 with least data). Between two
+policies on the same scenes: which tasks one does better or worse beyond the intervals.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -76,3 +78,33 @@ def summarize(
         "max": float(rates.max()),
         "mean_low_data": float(np.mean(low)) if low else float("nan"),
     }
+
+
+def compare_policies(
+    learned: Mapping[str, Any], baseline: Mapping[str, Any], names: tuple[str, str]
+) -> str:
+    """What a learned policy does against a baseline evaluated on the same scenes, in words.
+
+    ``learned`` and ``baseline`` are :func:`mtopt.evaluation.protocol.evaluate` results. A task
+    counts as better (worse) when the learned policy's 95 % interval lies wholly above (below)
+    the baseline's, and as level otherwise; ``names`` are the two policies' names."""
+    a, b = learned["tasks"], baseline["tasks"]
+    if set(a) != set(b):
+        raise ValueError(f"the results cover different tasks: {sorted(a)} and {sorted(b)}")
+    groups: dict[str, list[str]] = {"better": [], "level": [], "worse": []}
+    for task in a:
+        lo, hi = a[task]["ci95"]
+        b_lo, b_hi = b[task]["ci95"]
+        groups["better" if lo > b_hi else "worse" if hi < b_lo else "level"].append(task)
+    mean_a = float(np.mean([r["success_rate"] for r in a.values()]))
+    mean_b = float(np.mean([r["success_rate"] for r in b.values()]))
+    n = len(a)
+    lines = [
+        f"{names[0]} against {names[1]} on the same scenes: mean success {mean_a:.2f} against "
+        f"{mean_b:.2f}; better beyond the 95 % intervals on {len(groups['better'])} of {n} "
+        f"tasks, level within them on {len(groups['level'])}, worse on {len(groups['worse'])}."
+    ]
+    for verdict, tasks in groups.items():
+        if tasks:
+            lines.append(f"  {verdict}: {', '.join(tasks)}")
+    return "\n".join(lines)

@@ -30,6 +30,7 @@ from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
 from mtopt.envs import EnvConfig
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
+from mtopt.evaluation.summary import compare_policies
 from mtopt.jsonio import write_json
 from mtopt.policies import PolicyConfig, collection_policy
 from mtopt.policies.q_policy import load_q_policy
@@ -201,6 +202,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             format_stats_table(stats),
             f"\nMT-Opt policy ({checkpoint}):\n{format_eval_table(results['mt-opt'])}",
             f"\nscripted policies (same scenes):\n{format_eval_table(results['scripted'])}",
+            "\nwhat it learned: "
+            + compare_policies(results["mt-opt"], results["scripted"], ("MT-Opt", "scripted")),
             f"\nrewards: {config.train.rewards}"
             + (f" (success detector {config.train.success_detector})" if sd_report else ""),
             f"\ndemo wall time: {timings['total']:.0f} s",

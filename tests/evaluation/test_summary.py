@@ -2,7 +2,12 @@ import math
 
 import pytest
 
-from mtopt.evaluation.summary import low_data_tasks, summarize, wilson_interval
+from mtopt.evaluation.summary import (
+    compare_policies,
+    low_data_tasks,
+    summarize,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_hand_computed():
@@ -57,3 +62,23 @@ def test_plot_handles_zero_and_full_success(tmp_path):
     }
     plot_success(res, str(tmp_path / "p.png"), title="t")
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _result(rates: dict[str, tuple[float, float, float]]) -> dict:
+    return {"tasks": {t: {"success_rate": r, "ci95": [lo, hi]} for t, (r, lo, hi) in rates.items()}}
+
+
+def test_compare_policies_sorts_tasks_by_non_overlapping_intervals():
+    learned = _result({"a": (0.8, 0.6, 0.9), "b": (0.3, 0.2, 0.5), "c": (0.1, 0.0, 0.2)})
+    scripted = _result({"a": (0.2, 0.1, 0.4), "b": (0.4, 0.3, 0.6), "c": (0.6, 0.4, 0.7)})
+    text = compare_policies(learned, scripted, ("MT-Opt", "scripted"))
+    # a: 0.6 > 0.4 better; b: intervals overlap, level; c: 0.2 < 0.4 worse; means 0.40, 0.40
+    assert text.splitlines() == [
+        "MT-Opt against scripted on the same scenes: mean success 0.40 against 0.40; better "
+        "beyond the 95 % intervals on 1 of 3 tasks, level within them on 1, worse on 1.",
+        "  better: a",
+        "  level: b",
+        "  worse: c",
+    ]
+    with pytest.raises(ValueError, match="different tasks"):
+        compare_policies(learned, _result({"a": (0.1, 0.0, 0.2)}), ("x", "y"))
