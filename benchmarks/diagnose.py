@@ -64,6 +64,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the learning benchmark's helpers
 from learning import (
     MEAN,
+    add_job_arguments,
     evaluate_tasks,
     format_report,
     learner_variant,
@@ -411,12 +412,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bc-steps", type=int, default=20_000, help="behaviour-cloning steps")
     p.add_argument("--probe-episodes", type=int, default=200, help="search probe (0: none)")
     p.add_argument("--search-factor", type=int, default=4, help="wide CEM: x samples, elites")
-    p.add_argument("--focus-task", default="lift-any")
-    p.add_argument("--focus-episodes", type=int, default=400)
-    p.add_argument("--episodes", type=int, default=100, help="attempts per other task")
-    p.add_argument("--workers", type=int, default=2, help="jobs in parallel (processes)")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--smoke", action="store_true", help="tiny run: checks the code path")
+    add_job_arguments(p)
     return p
 
 

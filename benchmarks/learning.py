@@ -401,13 +401,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=8000, help="proxy (and finetune base) steps")
     p.add_argument("--round-episodes", type=int, default=3000, help="finetune: round episodes")
     p.add_argument("--round-steps", type=int, default=3000, help="finetune: fine-tuning steps")
+    add_job_arguments(p)
+    return p
+
+
+def add_job_arguments(p: argparse.ArgumentParser) -> None:
+    """The evaluation, parallelism and smoke flags shared by this benchmark and diagnose.py."""
     p.add_argument("--focus-task", default="lift-any")
     p.add_argument("--focus-episodes", type=int, default=400)
     p.add_argument("--episodes", type=int, default=100, help="attempts per other task")
     p.add_argument("--workers", type=int, default=2, help="jobs in parallel (processes)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--smoke", action="store_true", help="tiny run: checks the code path")
-    return p
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

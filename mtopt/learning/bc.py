@@ -24,22 +24,12 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from mtopt.learning.checkpoint import CHECKPOINT_KEYS
 from mtopt.learning.network_builder import build_q_network
 from mtopt.learning.networks import NetworkShape, Observation, QNetworkConfig
 from mtopt.spec import ActionSpec
 
-BC_CHECKPOINT_KEYS = (
-    "bc",
-    "bc_head",
-    "network_config",
-    "network_shape",
-    "env",
-    "task_names",
-    "trained_tasks",
-    "obs_keys",
-    "train_episode_counts",
-    "config",
-)
+BC_CHECKPOINT_KEYS = ("bc", "bc_head", *(k for k in CHECKPOINT_KEYS if k != "trainer"))
 """Keys every behaviour-cloning checkpoint holds (written by :mod:`mtopt.system.bc_training`)."""
 
 
