@@ -14,7 +14,7 @@ row of a mode faces the same scenes).
 
 * ``expert`` -- can the learner fit good behaviour? A frozen log of ``--expert-episodes``
   episodes of the environment's expert policies (the workcell's aimed picker and placer),
-  exploring with probability ``--expert-noise`` per step as ``--expert-exploration`` says, is
+  exploring with probability ``--expert-noise`` per step on the motion dims, is
   collected once through the fleet (``mtopt collect --bootstrap expert``) into
   OUT/expert-N-noiseX-EXPLORATION-sS. Per seed: ``q`` trains the learner on it, ``bc`` trains
   behaviour cloning on its successful episodes for ``--bc-steps`` (``mtopt bc train``; labels
@@ -110,14 +110,13 @@ def _frozen(log: Path, config: FleetConfig, spec: Any, note: str) -> Path:
 def expert_log(args: argparse.Namespace, demo: DemoConfig) -> Path:
     """The frozen expert log of the ``expert`` mode."""
     name = f"expert-{args.expert_episodes}-noise{args.expert_noise:g}-"
-    name += f"{args.expert_exploration}-s{args.log_seed}"
+    name += f"motion-s{args.log_seed}"
     cfg = FleetConfig(
         robots=demo.robots,
         episodes=args.expert_episodes,
         seed=args.log_seed,
         bootstrap="expert",
         expert_noise=args.expert_noise,
-        expert_exploration=args.expert_exploration,
         progress=not args.quiet,
     )
     note = f"{args.expert_episodes} expert episodes, noise {args.expert_noise:g}"
@@ -268,7 +267,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         noise = args.expert_noise if kind == "behaviour" else 0.0
 
         def policy_for(task: str) -> Any:
-            return bootstrap_policy(spec, task, "expert", noise, args.expert_exploration)[0]
+            return bootstrap_policy(spec, task, "expert", noise, "motion")[0]
 
     elif kind == "bc":
         cfg = bc_config(demo, data=job["log"], out=str(out / "bc"), steps=args.bc_steps, seed=seed)
@@ -406,7 +405,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-seed", type=int, default=0)
     p.add_argument("--expert-episodes", type=int, default=50_000)
     p.add_argument("--expert-noise", type=float, default=0.2)
-    p.add_argument("--expert-exploration", choices=("all", "motion"), default="motion")
     p.add_argument("--volumes", type=int, nargs="+", default=[10_000, 25_000, 50_000, 100_000])
     p.add_argument("--steps", type=int, default=8000, help="Q-learner training steps")
     p.add_argument("--bc-steps", type=int, default=20_000, help="behaviour-cloning steps")
@@ -465,7 +463,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         ]
         runs += [("expert", "expert", [], log, None)]
         if args.expert_noise > 0:
-            noise = [f"noise={args.expert_noise:g}", args.expert_exploration]
+            noise = [f"noise={args.expert_noise:g}", "motion"]
             runs.append(("behaviour", "behaviour", noise, log, None))
         runs.append(("scripted", "scripted", [], log, None))
         root = Path(args.out) / "expert" / log.name

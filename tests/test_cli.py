@@ -54,9 +54,9 @@ def test_env_shorthand_and_env_settings_reach_the_config():
 
 
 def test_expert_collection_and_behaviour_cloning_flags_reach_their_configs():
-    flags = ["--bootstrap", "expert", "--expert-noise", "0.2", "--expert-exploration", "motion"]
+    flags = ["--bootstrap", "expert", "--expert-noise", "0.2"]
     cfg = parse_config(COMMAND_CONFIGS["collect"], flags, "x", "")
-    assert (cfg.bootstrap, cfg.expert_noise, cfg.expert_exploration) == ("expert", 0.2, "motion")
+    assert (cfg.bootstrap, cfg.expert_noise) == ("expert", 0.2)
     flags = ["--data", "d", "--out", "o", "--steps", "7", "--labels", "oracle"]
     flags += ["--network.state-encoder", "objects"]
     cfg = parse_config(COMMAND_CONFIGS["bc-train"], flags, "x", "")

@@ -30,7 +30,7 @@ import numpy as np
 from mtopt.data.episode import Episode
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
 from mtopt.errors import MtoptError
-from mtopt.policies import Exploration, PolicyConfig, check_exploration, collection_policy
+from mtopt.policies import PolicyConfig, collection_policy
 from mtopt.policies.exploration import (
     BOOTSTRAP_KINDS,
     Bootstrap,
@@ -77,12 +77,8 @@ class RobotConfig:
     ``expert-<name>`` with ``epsilon`` = ``expert_noise``)."""
     expert_noise: float = 0.0
     """``bootstrap: expert``: probability per step, in [0, 1], of an exploring step instead of
-    the expert's action (``expert_exploration`` says what it randomises)."""
-    expert_exploration: Exploration = "motion"
-    """``bootstrap: expert``: what an exploring step randomises: ``all`` dims (a uniformly random
-    action: motion uniform in its bounds, gripper and terminate a fair coin each) or only the
-    ``motion`` dims (the default, as ε-greedy collection does with ``policy.exploration``),
-    keeping the expert's gripper and terminate choices."""
+    the expert's action; an exploring step randomises the motion dims and keeps the expert's
+    gripper and terminate choices, as ε-greedy collection does."""
 
     def __post_init__(self) -> None:
         if self.task_weights and (min(self.task_weights) < 0 or sum(self.task_weights) <= 0):
@@ -92,12 +88,10 @@ class RobotConfig:
         if self.bootstrap not in BOOTSTRAP_KINDS:
             raise ValueError(f"bootstrap must be one of {BOOTSTRAP_KINDS}, got {self.bootstrap!r}")
         noise = check_noise(self.expert_noise, "expert_noise")
-        check_exploration(self.expert_exploration, "expert_exploration")
-        if self.bootstrap != "expert" and (noise > 0 or self.expert_exploration != "motion"):
+        if self.bootstrap != "expert" and noise > 0:
             raise ValueError(
-                f"expert_noise ({noise!r}) and expert_exploration "
-                f"({self.expert_exploration!r}) need bootstrap 'expert', got bootstrap "
-                f"{self.bootstrap!r}; leave them at their defaults (0, 'motion')"
+                f"expert_noise ({noise!r}) and exploration need bootstrap 'expert', got bootstrap "
+                f"{self.bootstrap!r}; leave expert_noise at 0"
             )
 
     def check_tasks(self, spec: EnvSpec) -> None:
@@ -196,9 +190,7 @@ class Robot:
         )
         self.obs_keys = spec.observation.keys + (("image",) if obs == "image" else ())
         self.bootstrap = {
-            task: bootstrap_policy(
-                spec, task, config.bootstrap, config.expert_noise, config.expert_exploration
-            )
+            task: bootstrap_policy(spec, task, config.bootstrap, config.expert_noise, "motion")
             for task in self.task_set.names
         }
         """Per task: the bootstrap policy, its name and its ε (the expert's noise)."""

@@ -149,8 +149,6 @@ def test_bad_bootstrap_values_are_named(tmp_path):
             FleetConfig(bootstrap="expert", expert_noise=noise)
     with pytest.raises(ValueError, match=r"expert_noise \(0.2\) and .* need bootstrap 'expert'"):
         FleetConfig(expert_noise=0.2)
-    with pytest.raises(ValueError, match="expert_exploration must be one of"):
-        FleetConfig(bootstrap="expert", expert_exploration="dims")  # type: ignore[arg-type]
     ckpt = tmp_path / "c.pt"
     ckpt.write_text("x")
     with pytest.raises(ValueError, match=r"either checkpoint .* or bootstrap 'expert', not both"):
