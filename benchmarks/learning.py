@@ -3,7 +3,8 @@
 Usage:
   python benchmarks/learning.py --mode proxy --seeds 0 1 2 \\
       --variant shipped= --variant one-step="--replay.n-step 1"
-  python benchmarks/learning.py --mode full --seeds 0 1 2 --variant shipped=
+  python benchmarks/learning.py --mode full --seeds 0 1 2 --variant shipped= \\
+      --variant rounds8="--rounds 8 --round-episodes 2500 --round-steps 1500"
   python benchmarks/learning.py --mode finetune --seeds 0 1 2 --steps 4000 \\
       --variant shipped= --variant utd2="--steps 6000"
   python benchmarks/learning.py --smoke     # a tiny run of the same code path
@@ -30,7 +31,10 @@ fine-tuning steps (the round's update-to-data ratio).
   frozen log and the round's episodes for ``--round-steps`` steps (training seed S + 1, as the
   demo's round 1) and is evaluated as in ``proxy``. A variant must keep the base's network.
 * ``full``: the whole loop of ``--config`` (``mtopt demo``: scripted bootstrap, offline
-  training, ε-greedy collection rounds with fine-tuning, evaluation) per variant and seed.
+  training, ε-greedy collection rounds with fine-tuning, evaluation) per variant and seed. A
+  variant may also reshape the loop: ``--rounds``, ``--round-episodes``, ``--round-steps``,
+  ``--bootstrap-episodes`` and ``--bootstrap-steps`` among its flags set those fields of the
+  demo config (e.g. more, smaller rounds within the same episode budget).
 
 Each (variant, seed) job writes OUT/MODE/VARIANT/seed-S/result.json; a finished job is not run
 again (a cut run resumes). The report gives per task the mean over seeds with a 95 % Student-t
@@ -79,23 +83,38 @@ RESERVED = ("scripted", "base")
 """Row names of the scripted policies and of the fine-tuning's start (not variant names)."""
 
 
-def split_steps(flags: list[str]) -> tuple[list[str], int | None]:
-    """``flags`` without a ``--steps N`` (the variant's own proxy training budget, e.g. for a
-    larger batch at equal samples), and that ``N`` (``None`` if not given)."""
-    rest, steps, i = [], None, 0
+LOOP_FLAGS = ("bootstrap_episodes", "bootstrap_steps", "rounds", "round_episodes", "round_steps")
+"""Fields of the demo loop that a ``full`` variant may set among its flags (``--rounds 8
+--round-episodes 2500``: more, smaller rounds within the same episode budget)."""
+
+
+def pop_int_flags(flags: list[str], names: tuple[str, ...]) -> tuple[list[str], dict[str, int]]:
+    """``flags`` without the flags ``--NAME N`` / ``--NAME=N`` of ``names`` (snake_case names,
+    written with dashes), and their positive integer values by name."""
+    rest: list[str] = []
+    found: dict[str, int] = {}
+    by_flag = {"--" + n.replace("_", "-"): n for n in names}
+    i = 0
     while i < len(flags):
-        if flags[i] == "--steps" or flags[i].startswith("--steps="):
-            value = flags[i].partition("=")[2] if "=" in flags[i] else None
-            if value is None:
+        flag, eq, value = flags[i].partition("=")
+        if flag not in by_flag:
+            rest.append(flags[i])
+        else:
+            if not eq:
                 value = flags[i + 1] if i + 1 < len(flags) else ""
                 i += 1
             if not value.isdigit() or int(value) < 1:
-                raise SystemExit(f"a variant's --steps must be a positive integer, got {value!r}")
-            steps = int(value)
-        else:
-            rest.append(flags[i])
+                raise SystemExit(f"a variant's {flag} must be a positive integer, got {value!r}")
+            found[by_flag[flag]] = int(value)
         i += 1
-    return rest, steps
+    return rest, found
+
+
+def split_steps(flags: list[str]) -> tuple[list[str], int | None]:
+    """``flags`` without a ``--steps N`` (the variant's own proxy training budget, e.g. for a
+    larger batch at equal samples), and that ``N`` (``None`` if not given)."""
+    rest, found = pop_int_flags(flags, ("steps",))
+    return rest, found.get("steps")
 
 
 def job_steps(args: argparse.Namespace, variant: str, flags: list[str]) -> int | None:
@@ -112,8 +131,10 @@ def job_steps(args: argparse.Namespace, variant: str, flags: list[str]) -> int |
 
 def learner_variant(base: LearnerConfig, flags: list[str]) -> LearnerConfig:
     """``base`` with command-line ``flags`` of :class:`LearnerConfig` applied (a ``--steps N``
-    among them is the job's training budget, not the learner's; see :func:`split_steps`)."""
+    among them is the job's training budget and the :data:`LOOP_FLAGS` of a ``full`` variant
+    shape its loop, not the learner; see :func:`split_steps`)."""
     flags, _ = split_steps(flags)
+    flags, _ = pop_int_flags(flags, LOOP_FLAGS)
     if not flags:
         return base
     return tyro.cli(LearnerConfig, args=flags, default=base, prog="variant")
@@ -240,7 +261,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         extra["init"] = base["checkpoint"]
     else:
         learner = learner_variant(demo.train, job["flags"])
+        loop = pop_int_flags(job["flags"], LOOP_FLAGS)[1]
         cfg = replace(demo, out=str(out / "run"), seed=seed, train=learner, progress=False)
+        cfg = replace(cfg, **loop)
         summary = run_demo(cfg)
         tasks = {
             t: [r["successes"], r["episodes"]]
@@ -451,6 +474,9 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     for flags in variants.values():  # bad flags fail before any work
         if args.mode == "full" and split_steps(flags)[1] is not None:
             raise SystemExit(f"a variant's --steps is for --mode proxy or finetune: {flags}")
+        if args.mode != "full" and pop_int_flags(flags, LOOP_FLAGS)[1]:
+            names = ", ".join("--" + n.replace("_", "-") for n in LOOP_FLAGS)
+            raise SystemExit(f"a variant's loop flags ({names}) are for --mode full: {flags}")
         learner_variant(demo.train, flags)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, python "

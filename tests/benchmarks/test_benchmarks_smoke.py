@@ -254,3 +254,17 @@ def test_a_learning_variant_may_carry_its_own_proxy_steps():
         learning.split_steps(["--steps", "x"])
     with pytest.raises(SystemExit, match="positive integer, got ''"):
         learning.split_steps(["--steps"])
+
+
+def test_a_full_variant_may_reshape_the_loop_and_other_modes_refuse_it():
+    learning = load_benchmark("learning.py")
+    flags = ["--rounds", "8", "--round-episodes=2500", "--replay.n-step", "1"]
+    rest, loop = learning.pop_int_flags(flags, learning.LOOP_FLAGS)
+    assert rest == ["--replay.n-step", "1"]
+    assert loop == {"rounds": 8, "round_episodes": 2500}
+    base = learning.load_config(learning.DemoConfig, "configs/demo/learning.yaml").train
+    assert learning.learner_variant(base, flags).replay.n_step == 1
+    with pytest.raises(SystemExit, match="--rounds must be a positive integer, got '0'"):
+        learning.pop_int_flags(["--rounds", "0"], learning.LOOP_FLAGS)
+    with pytest.raises(SystemExit, match=r"loop flags .* are for --mode full"):
+        learning.main(["--mode", "proxy", "--variant", "r8=--rounds 8", "--out", "/nonexistent"])
