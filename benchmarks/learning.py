@@ -88,12 +88,17 @@ LOOP_FLAGS = ("bootstrap_episodes", "bootstrap_steps", "rounds", "round_episodes
 --round-episodes 2500``: more, smaller rounds within the same episode budget)."""
 
 
+def _flag(name: str) -> str:
+    """The command-line flag of a snake_case field name (``round_steps`` -> ``--round-steps``)."""
+    return "--" + name.replace("_", "-")
+
+
 def pop_int_flags(flags: list[str], names: tuple[str, ...]) -> tuple[list[str], dict[str, int]]:
     """``flags`` without the flags ``--NAME N`` / ``--NAME=N`` of ``names`` (snake_case names,
     written with dashes), and their positive integer values by name."""
     rest: list[str] = []
     found: dict[str, int] = {}
-    by_flag = {"--" + n.replace("_", "-"): n for n in names}
+    by_flag = {_flag(n): n for n in names}
     i = 0
     while i < len(flags):
         flag, eq, value = flags[i].partition("=")
@@ -262,8 +267,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     else:
         learner = learner_variant(demo.train, job["flags"])
         loop = pop_int_flags(job["flags"], LOOP_FLAGS)[1]
-        cfg = replace(demo, out=str(out / "run"), seed=seed, train=learner, progress=False)
-        cfg = replace(cfg, **loop)
+        run = {"out": str(out / "run"), "seed": seed, "train": learner, "progress": False}
+        cfg = replace(demo, **run, **loop)
         summary = run_demo(cfg)
         tasks = {
             t: [r["successes"], r["episodes"]]
@@ -475,7 +480,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         if args.mode == "full" and split_steps(flags)[1] is not None:
             raise SystemExit(f"a variant's --steps is for --mode proxy or finetune: {flags}")
         if args.mode != "full" and pop_int_flags(flags, LOOP_FLAGS)[1]:
-            names = ", ".join("--" + n.replace("_", "-") for n in LOOP_FLAGS)
+            names = ", ".join(_flag(n) for n in LOOP_FLAGS)
             raise SystemExit(f"a variant's loop flags ({names}) are for --mode full: {flags}")
         learner_variant(demo.train, flags)
     print(
