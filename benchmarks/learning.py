@@ -220,6 +220,7 @@ def round_log(job: dict[str, Any], demo: DemoConfig, checkpoint: str) -> Path:
         cfg = FleetConfig(
             out=str(log),
             robots=demo.robots,
+            robots_per_process=demo.robots_per_process,
             episodes=args.round_episodes,
             seed=seed,
             checkpoint=checkpoint,

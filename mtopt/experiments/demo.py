@@ -63,7 +63,10 @@ class DemoConfig:
     seed: int = 0
     """Seed of the whole demo (collection, training and evaluation streams derive from it)."""
     robots: int = 2
-    """Robots in the simulated fleet (one process each)."""
+    """Robots in the simulated fleet."""
+    robots_per_process: int = 1
+    """Robots simulated side by side in each fleet process, with one batched action search per
+    step in the collection rounds (``FleetConfig.robots_per_process``)."""
     bootstrap_episodes: int = 6000
     """Episodes collected by the scripted policies."""
     bootstrap_steps: int = 3000
@@ -92,7 +95,13 @@ class DemoConfig:
     """Show progress bars."""
 
     def __post_init__(self) -> None:
-        for name in ("robots", "bootstrap_episodes", "bootstrap_steps", "eval_episodes_per_task"):
+        for name in (
+            "robots",
+            "robots_per_process",
+            "bootstrap_episodes",
+            "bootstrap_steps",
+            "eval_episodes_per_task",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -115,6 +124,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         cfg = FleetConfig(
             out=str(log_dir),
             robots=config.robots,
+            robots_per_process=config.robots_per_process,
             episodes=episodes,
             seed=seed,
             checkpoint=policy,

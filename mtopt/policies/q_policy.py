@@ -14,7 +14,7 @@ explores instead; what it randomises is set by ``exploration``:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -105,24 +105,89 @@ class QPolicy:
         if self.epsilon > 0:
             raise ValueError(f"act_batch is greedy; this policy has epsilon {self.epsilon}")
         self.task_set.validate([task])
+        return self._cem_best(
+            observations, [self.task_set.slot(task)] * len(observations), generator
+        )
+
+    def clone(self) -> QPolicy:
+        """Another policy over the same network and settings with its own episode state (task,
+        generators): one per robot when several robots share a process and its network."""
+        other = QPolicy(
+            self.network,
+            self.task_set,
+            self.action_spec,
+            self.cem,
+            self.epsilon,
+            self.obs_keys,
+            name=self.name,
+            exploration=self.exploration,
+        )
+        other.device = self.device
+        return other
+
+    @staticmethod
+    @torch.no_grad()
+    def act_together(
+        policies: Sequence[QPolicy],
+        observations: Sequence[Mapping[str, np.ndarray]],
+        generator: torch.Generator,
+    ) -> np.ndarray:
+        """Actions ``(n, A)`` of ``n`` policies over one network, each in its own episode (its
+        task and its ε draws, as :meth:`act` makes them), with one CEM over every state that
+        needs the greedy action: robots simulated side by side in one process. The CEM samples
+        come from ``generator``, so an episode's actions depend on its neighbours in the batch
+        (deterministically: same seeds, same batches, same actions)."""
+        if len(policies) != len(observations) or not policies:
+            raise ValueError(
+                f"need one observation per policy, got {len(policies)} policies and "
+                f"{len(observations)} observations"
+            )
+        first = policies[0]
+        for p in policies[1:]:
+            if p.network is not first.network or p.cem != first.cem or p.obs_keys != first.obs_keys:
+                raise ValueError("act_together needs policies over one network, CEM and inputs")
+        actions: list[np.ndarray | None] = [None] * len(policies)
+        explores = []
+        for i, p in enumerate(policies):
+            if p._task is None:
+                raise RuntimeError("QPolicy.reset(rng, task=...) must be called before acting")
+            explore = p.epsilon > 0 and p._rng.random() < p.epsilon
+            explores.append(explore)
+            if explore and p.exploration == "all":
+                actions[i] = p.random_action()
+        greedy = [i for i, a in enumerate(actions) if a is None]
+        if greedy:
+            slots = [first.task_set.slot(policies[i]._task) for i in greedy]
+            best = first._cem_best([observations[i] for i in greedy], slots, generator)
+            for row, i in enumerate(greedy):
+                action = best[row]
+                if explores[i]:  # motion: random continuous dims, greedy gripper and terminate
+                    random = policies[i].random_action()
+                    for d in first.action_spec.continuous_dims:
+                        action[d] = random[d]
+                actions[i] = action
+        return np.stack(actions).astype(np.float32)
+
+    def _greedy(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._cem_best([obs], [self.task_set.slot(self._task)], self._gen)[0]
+
+    def _cem_best(
+        self,
+        observations: Sequence[Mapping[str, np.ndarray]],
+        slots: Sequence[int],
+        generator: torch.Generator,
+    ) -> np.ndarray:
+        """One CEM over ``Q(s_i, ., slot_i)`` for every observation: the best actions ``(n, A)``."""
         batch = {
             k: torch.from_numpy(np.stack([np.asarray(o[k]) for o in observations])).to(self.device)
             for k in self.obs_keys
         }
-        n = len(observations)
-        slots = torch.full((n,), self.task_set.slot(task), device=self.device)
-        score = self.network.score_fn(batch, slots, use_logits=True)
-        action, _ = cem_maximize(score, n, self.action_spec, self.cem, generator, self.device)
-        return action.cpu().numpy().astype(np.float32)
-
-    def _greedy(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
-        batch = {
-            k: torch.from_numpy(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_keys
-        }
-        task = torch.tensor([self.task_set.slot(self._task)], device=self.device)
+        task = torch.tensor(list(slots), device=self.device)
         score = self.network.score_fn(batch, task, use_logits=True)
-        action, _ = cem_maximize(score, 1, self.action_spec, self.cem, self._gen, self.device)
-        return action[0].cpu().numpy().astype(np.float32)
+        action, _ = cem_maximize(
+            score, len(observations), self.action_spec, self.cem, generator, self.device
+        )
+        return action.cpu().numpy().astype(np.float32)
 
 
 def load_q_policy(checkpoint: str, spec: EnvSpec, policy: PolicyConfig | None = None) -> QPolicy:

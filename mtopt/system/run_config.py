@@ -8,7 +8,7 @@ from typing import Literal
 
 from mtopt.data.log import EpisodeLogConfig
 from mtopt.policies import PolicyConfig, collection_policy
-from mtopt.system.fleet import RobotConfig
+from mtopt.system.robot import RobotConfig
 from mtopt.system.schedule import ScheduleConfig
 from mtopt.system.training_config import LearnerConfig
 

@@ -1,6 +1,6 @@
 """The components of the continuous system, as workers with a narrow call interface.
 
-Each worker wraps an existing component (fleet :class:`~mtopt.system.fleet.Robot`,
+Each worker wraps an existing component (fleet :class:`~mtopt.system.robot.Robot`,
 :class:`~mtopt.data.log_replay.LogReplay`, :class:`~mtopt.learning.bellman.BellmanUpdater`,
 :class:`~mtopt.learning.trainer.Trainer`) and only takes and returns plain data, numpy arrays
 and tensors. The local backend calls them directly; the Ray backend runs each as an actor.
@@ -31,7 +31,7 @@ from mtopt.learning.network_builder import build_q_network
 from mtopt.policies.q_policy import q_policy_from
 from mtopt.spec import EnvSpec
 from mtopt.system.builder import PipelineBuilder
-from mtopt.system.fleet import Robot
+from mtopt.system.robot import Robot
 from mtopt.system.run_config import RunConfig
 from mtopt.system.schedule import OutcomeStats
 

@@ -79,3 +79,41 @@ def test_act_batch_searches_all_states_at_once_and_only_greedily():
     assert not explorer.batchable
     with pytest.raises(ValueError, match=r"act_batch is greedy; this policy has epsilon 0\.2"):
         explorer.act_batch([OBS], "lift-any", explorer.generator_for(0))
+
+
+def test_act_together_is_act_batch_for_greedy_policies_of_one_task():
+    policy = _policy(0.0)
+    other = {**OBS, "state": -OBS["state"]}
+    policies = [policy.clone(), policy.clone()]
+    for p in policies:
+        p.reset(np.random.default_rng(1), task="lift-any")
+    together = QPolicy.act_together(policies, [OBS, other], policy.generator_for(4))
+    batch = policy.act_batch([OBS, other], "lift-any", policy.generator_for(4))
+    assert np.array_equal(together, batch)
+
+
+@pytest.mark.parametrize("exploration", ["all", "motion"])
+def test_act_together_makes_each_episodes_own_exploration_draws(exploration):
+    """Every policy draws ε and its random motion from its own episode generator, as act()
+    does; only the greedy search is shared."""
+    alone = _policy(1.0, exploration)
+    alone.reset(np.random.default_rng(9), task="place-any")
+    expected = alone.act(OBS)
+    policies = [alone.clone() for _ in range(3)]
+    for seed, p in zip((9, 9, 10), policies, strict=True):
+        p.reset(np.random.default_rng(seed), task="place-any")
+    got = QPolicy.act_together(policies, [OBS] * 3, alone.generator_for(0))
+    dims = slice(0, 6) if exploration == "all" else slice(0, 4)  # motion: discrete dims greedy
+    assert np.array_equal(got[0, dims], expected[dims])
+    assert np.array_equal(got[0], got[1])
+    assert not np.array_equal(got[0, :4], got[2, :4])
+
+
+def test_act_together_refuses_policies_over_different_networks():
+    a, b = _policy(0.0), _policy(0.0)
+    for p in (a, b):
+        p.reset(np.random.default_rng(0), task="lift-any")
+    with pytest.raises(ValueError, match="one network"):
+        QPolicy.act_together([a, b], [OBS, OBS], a.generator_for(0))
+    with pytest.raises(ValueError, match="one observation per policy"):
+        QPolicy.act_together([a], [OBS, OBS], a.generator_for(0))

@@ -90,7 +90,7 @@ def test_a_full_disk_during_collection_is_one_line_and_keeps_what_was_committed(
     )
     q: queue.Queue = queue.Queue()
     with pytest.raises(OSError):
-        fleet._robot_main(0, 8, config, make_spec("pointmass"), "t", q, os.getppid())
+        fleet._process_main([0], [8], config, make_spec("pointmass"), "t", q, os.getppid())
     messages = [q.get_nowait() for _ in range(q.qsize())]
     (error,) = [m for m in messages if m[0] == "error"]
     assert error[3] == (

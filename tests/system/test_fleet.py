@@ -312,13 +312,22 @@ def test_final_views_record_the_three_views_without_step_images(tmp_path):
 def test_the_fleet_policy_config_reaches_the_robots_q_policy(tmp_path, monkeypatch):
     from mtopt.learning.cem import CEMConfig
     from mtopt.policies import PolicyConfig, q_policy
-    from mtopt.system.fleet import fleet_robot
+    from mtopt.system.fleet import fleet_robots
 
     seen = {}
 
+    class FakePolicy:
+        clones = 0
+
+        def clone(self):
+            FakePolicy.clones += 1
+            return f"policy-{FakePolicy.clones}"
+
     def fake_load(checkpoint, spec, policy=None):
-        seen.update(checkpoint=checkpoint, env=spec.name, policy=policy)
-        return "policy"
+        seen.update(
+            checkpoint=checkpoint, env=spec.name, policy=policy, loads=1 + seen.get("loads", 0)
+        )
+        return FakePolicy()
 
     monkeypatch.setattr(q_policy, "load_q_policy", fake_load)
     ckpt = tmp_path / "ckpt.pt"
@@ -327,8 +336,9 @@ def test_the_fleet_policy_config_reaches_the_robots_q_policy(tmp_path, monkeypat
         epsilon=0.3, cem=CEMConfig(iterations=3, num_samples=128, num_elites=12), device="cpu"
     )
     cfg = FleetConfig(checkpoint=str(ckpt), policy=finer)
-    robot = fleet_robot(0, cfg, WORKCELL, "a")
-    assert robot.q_policy == "policy"
-    assert seen == {"checkpoint": str(ckpt), "env": "workcell", "policy": finer}
+    robots = fleet_robots([0, 1], cfg, WORKCELL, "a")
+    # the checkpoint is loaded once per process; each robot acts through its own clone
+    assert [r.q_policy for r in robots] == ["policy-1", "policy-2"]
+    assert seen == {"checkpoint": str(ckpt), "env": "workcell", "policy": finer, "loads": 1}
     default = FleetConfig().policy  # collection: the paper's ε 0.2, QT-Opt's 2 x 64 / 6
     assert default.epsilon == 0.2 and default.cem == CEMConfig() and default.device == "cpu"

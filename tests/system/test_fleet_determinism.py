@@ -34,8 +34,8 @@ WORKCELL = make_spec("workcell")
 
 
 def _timed_robot_main(
-    robot_id: int,
-    count: int,
+    robot_ids: list[int],
+    counts: list[int],
     config: FleetConfig,
     spec: Any,
     run_tag: str,
@@ -44,13 +44,14 @@ def _timed_robot_main(
     slow_robot: int | None = None,
     unstable_robot: int | None = None,
 ) -> None:
-    """The fleet's robot process, with robot ``slow_robot`` slowed down before each write and
-    the second step of robot ``unstable_robot``'s first episode made numerically unstable."""
+    """The fleet's robot process, with a process holding robot ``slow_robot`` slowed down
+    before each write and the second step of the first episode of a process holding robot
+    ``unstable_robot`` made numerically unstable."""
     from mtopt.data.log import EpisodeLogWriter
     from mtopt.envs.workcell import WorkcellEnv
     from mtopt.system import fleet as child_fleet  # the child's own, unpatched module
 
-    if robot_id == slow_robot:
+    if slow_robot in robot_ids:
         append = EpisodeLogWriter.append
         first = [True]
 
@@ -60,7 +61,7 @@ def _timed_robot_main(
             return append(self, episode)
 
         EpisodeLogWriter.append = slow_append  # type: ignore[method-assign]
-    if robot_id == unstable_robot:
+    if unstable_robot in robot_ids:
         step, calls = WorkcellEnv.step, [0]
 
         def faulty_step(self: WorkcellEnv, action: np.ndarray) -> Any:
@@ -70,14 +71,14 @@ def _timed_robot_main(
             return step(self, action)
 
         WorkcellEnv.step = faulty_step  # type: ignore[method-assign]
-    child_fleet._robot_main(robot_id, count, config, spec, run_tag, q, parent)
+    child_fleet._process_main(robot_ids, counts, config, spec, run_tag, q, parent)
 
 
 def _collect(
     monkeypatch: pytest.MonkeyPatch, config: FleetConfig, slow_robot: int | None, **kw: Any
 ) -> dict:
     monkeypatch.setattr(
-        fleet, "_robot_main", functools.partial(_timed_robot_main, slow_robot=slow_robot, **kw)
+        fleet, "_process_main", functools.partial(_timed_robot_main, slow_robot=slow_robot, **kw)
     )
     return collect(config, WORKCELL)
 
@@ -172,7 +173,7 @@ def test_the_demo_pipeline_does_not_depend_on_robot_timing(tmp_path, monkeypatch
     tables = []
     for run, slow in (("a", 0), ("b", 1)):
         monkeypatch.setattr(
-            fleet, "_robot_main", functools.partial(_timed_robot_main, slow_robot=slow)
+            fleet, "_process_main", functools.partial(_timed_robot_main, slow_robot=slow)
         )
         cfg = replace(
             base,
