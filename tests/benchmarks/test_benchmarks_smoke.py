@@ -44,6 +44,12 @@ def check_fleet(report: dict, out: str) -> None:
         assert positive(summary["episodes_per_s"]) and positive(summary["steady_episodes_per_s"])
     assert positive(report["wall_scaling"])
     assert "scaling 2 vs 1 robot" in out
+    # the lockstep case: 2 processes of 1 robot, then of 2 robots side by side
+    assert set(report["lockstep"]) == {1, 2}
+    for k, summary in report["lockstep"].items():  # 2 episodes: 1 each for 2 robots
+        assert summary["episodes"] == 2 and summary["robots"] == 2
+        assert summary["processes"] == (2 if k == 1 else 1)
+    assert positive(report["wall_ratio"]) and "lockstep 2 vs 1 robot per process" in out
 
 
 def check_episode_log(report: dict, out: str) -> None:
