@@ -112,7 +112,7 @@ class QPolicy:
     def clone(self) -> QPolicy:
         """Another policy over the same network and settings with its own episode state (task,
         generators): one per robot when several robots share a process and its network."""
-        other = QPolicy(
+        return QPolicy(
             self.network,
             self.task_set,
             self.action_spec,
@@ -122,8 +122,6 @@ class QPolicy:
             name=self.name,
             exploration=self.exploration,
         )
-        other.device = self.device
-        return other
 
     @staticmethod
     @torch.no_grad()

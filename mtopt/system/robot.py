@@ -118,18 +118,7 @@ class ActRequest:
     """The observation to act on."""
 
 
-def serve_alone(steps: Generator[ActRequest, np.ndarray, Episode | None]) -> Episode | None:
-    """Drive one episode coroutine (:meth:`Robot.episode_steps`), each step acted for by its
-    own policy, and return its result."""
-    try:
-        request = next(steps)
-        while True:
-            request = steps.send(request.policy.act(request.obs))
-    except StopIteration as stop:
-        return stop.value
-
-
-def serve_alone_all(
+def serve_alone(
     steps: Generator[ActRequest | Episode, np.ndarray | None, None],
 ) -> Iterator[Episode]:
     """Drive a collection coroutine (:meth:`Robot.collection`) alone: each step acted for by
@@ -222,19 +211,14 @@ class Robot:
             return self.q_policy, self.q_policy.name, self.q_policy.epsilon
         return self.bootstrap[task]
 
-    def run_episode(
-        self, task: str, options: dict, chained_from: str | None = None
-    ) -> Episode | None:
-        """Run one episode of ``task`` and return it (not yet written); ``None`` when the
-        simulation became numerically unstable (the episode is discarded, like a robot fault)."""
-        return serve_alone(self.episode_steps(task, options, chained_from))
-
     def episode_steps(
         self, task: str, options: dict, chained_from: str | None = None
     ) -> Generator[ActRequest, np.ndarray, Episode | None]:
-        """:meth:`run_episode` as a coroutine: it yields an :class:`ActRequest` at every step and
-        is sent the action, so a driver may act for several robots at once
-        (:mod:`mtopt.system.lockstep`); it returns the episode, or ``None`` if discarded."""
+        """Run one episode of ``task`` as a coroutine: it yields an :class:`ActRequest` at every
+        step and is sent the action, so a driver may act for several robots at once
+        (:mod:`mtopt.system.lockstep`). It returns the episode (not yet written), or ``None``
+        when the simulation became numerically unstable (the episode is discarded, like a
+        robot fault)."""
         seed = int(self.rng.integers(2**31 - 1))
         start = time.time()
         obs, info = self.env.reset(seed=seed, options={**options, "task": task})
@@ -289,7 +273,7 @@ class Robot:
     def episodes(self, count: int) -> Iterator[Episode]:
         """Yield ``count`` episodes, each possibly followed by a chained one (the spec's
         :meth:`~mtopt.spec.EnvSpec.chain_skill`; ``chain_place``)."""
-        return serve_alone_all(self.collection(count))
+        return serve_alone(self.collection(count))
 
     def collection(self, count: int) -> Generator[ActRequest | Episode, np.ndarray | None, None]:
         """:meth:`episodes` as a coroutine: it yields an :class:`ActRequest` (and is sent the
