@@ -216,6 +216,9 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
                 m.body_mass[b] = mass
                 m.body_inertia[b] = inertia
             m.body_gravcomp[b] = 0.0 if new >= 0 else 1.0
+            # the broad phase filters by body first (MuJoCo compiles a body's contype and
+            # conaffinity as the OR of its geoms'); keep it in step with the live geom
+            m.body_contype[b] = m.body_conaffinity[b] = int(new >= 0)
         if len(changed):
             self._cats = cats.copy()
             self._onehot[:] = 0.0

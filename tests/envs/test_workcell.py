@@ -124,6 +124,22 @@ def test_random_scene_composition(env: WorkcellEnv) -> None:
     assert len(counts) > 2
 
 
+def test_slot_bodies_collide_exactly_when_an_object_is_present(env: WorkcellEnv) -> None:
+    # the broad phase filters by body: a present object's body must carry its live geom's
+    # collision bits (MuJoCo 3.3 let every object fall through the floor without them)
+    m = env.model
+    for seed in range(4):
+        env.reset(seed=seed)
+        for i, cat in enumerate(env.categories):
+            b = env._body[i]
+            geoms = env._geoms[i]
+            assert m.body_contype[b] == m.body_conaffinity[b] == int(cat is not None)
+            assert int(m.body_contype[b]) == int(np.bitwise_or.reduce(m.geom_contype[geoms]))
+        b0, b1 = env._body_range
+        present = env.data.xpos[b0:b1][~env._absent]
+        assert (present[:, 2] > 0).all(), present
+
+
 def test_evaluation_scene_has_every_category(env: WorkcellEnv) -> None:
     for seed in range(5):
         env.reset(seed=seed, options={"scene": "evaluation"})
