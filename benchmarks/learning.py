@@ -33,8 +33,9 @@ fine-tuning steps (the round's update-to-data ratio).
 * ``full``: the whole loop of ``--config`` (``mtopt demo``: scripted bootstrap, offline
   training, ε-greedy collection rounds with fine-tuning, evaluation) per variant and seed. A
   variant may also reshape the loop: ``--rounds``, ``--round-episodes``, ``--round-steps``,
-  ``--bootstrap-episodes`` and ``--bootstrap-steps`` among its flags set those fields of the
-  demo config (e.g. more, smaller rounds within the same episode budget).
+  ``--bootstrap-episodes``, ``--bootstrap-steps``, ``--robots`` and ``--robots-per-process``
+  among its flags set those fields of the demo config (e.g. more, smaller rounds within the
+  same episode budget, or a smaller loop for every variant).
 
 Each (variant, seed) job writes OUT/MODE/VARIANT/seed-S/result.json; a finished job is not run
 again (a cut run resumes). The report gives per task the mean over seeds with a 95 % Student-t
@@ -83,9 +84,18 @@ RESERVED = ("scripted", "base")
 """Row names of the scripted policies and of the fine-tuning's start (not variant names)."""
 
 
-LOOP_FLAGS = ("bootstrap_episodes", "bootstrap_steps", "rounds", "round_episodes", "round_steps")
-"""Fields of the demo loop that a ``full`` variant may set among its flags (``--rounds 8
---round-episodes 2500``: more, smaller rounds within the same episode budget)."""
+LOOP_FLAGS = (
+    "bootstrap_episodes",
+    "bootstrap_steps",
+    "rounds",
+    "round_episodes",
+    "round_steps",
+    "robots",
+    "robots_per_process",
+)
+"""Fields of the demo loop and its fleet that a ``full`` variant may set among its flags
+(``--rounds 8 --round-episodes 2500``: more, smaller rounds within the same episode budget;
+``--robots 16 --robots-per-process 8``: the rounds' robots stepped side by side)."""
 
 
 def _flag(name: str) -> str:

@@ -265,9 +265,10 @@ def test_a_learning_variant_may_carry_its_own_proxy_steps():
 def test_a_full_variant_may_reshape_the_loop_and_other_modes_refuse_it():
     learning = load_benchmark("learning.py")
     flags = ["--rounds", "8", "--round-episodes=2500", "--replay.n-step", "1"]
+    flags += ["--robots", "16", "--robots-per-process", "8"]
     rest, loop = learning.pop_int_flags(flags, learning.LOOP_FLAGS)
     assert rest == ["--replay.n-step", "1"]
-    assert loop == {"rounds": 8, "round_episodes": 2500}
+    assert loop == {"rounds": 8, "round_episodes": 2500, "robots": 16, "robots_per_process": 8}
     base = learning.load_config(learning.DemoConfig, "configs/demo/learning.yaml").train
     assert learning.learner_variant(base, flags).replay.n_step == 1
     with pytest.raises(SystemExit, match="--rounds must be a positive integer, got '0'"):
