@@ -192,8 +192,12 @@ class EnvSpec(ABC):
         ``side_images`` the success detector's side views (``ValueError`` if unsupported)."""
 
     @abstractmethod
-    def reset_options(self, task: str, mode: StartMode) -> dict[str, Any]:
-        """``env.reset`` options that start a fresh episode of ``task``."""
+    def reset_options(
+        self, task: str, mode: StartMode, attempt: int | None = None
+    ) -> dict[str, Any]:
+        """``env.reset`` options that start a fresh episode of ``task``; ``attempt`` is the
+        evaluation attempt's index (Meta-World's protocol gives attempt ``k`` goal position
+        ``k``; environments whose evaluation scene comes from the seed alone ignore it)."""
 
     @abstractmethod
     def scripted_policy(self, task: str) -> tuple[EpisodePolicy, str]:

@@ -66,7 +66,7 @@ class FakeSpec(EnvSpec):
     def make_env(self, image: bool = False, side_images: bool = False) -> Any:
         raise NotImplementedError("FakeSpec describes fake logs; it has no environment")
 
-    def reset_options(self, task: str, mode: str) -> dict[str, Any]:
+    def reset_options(self, task: str, mode: str, attempt: int | None = None) -> dict[str, Any]:
         return {"task": task}
 
     def scripted_policy(self, task: str) -> tuple[Any, str]:

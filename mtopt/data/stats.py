@@ -78,17 +78,18 @@ def dataset_stats(
 
 def format_stats_table(stats: dict[str, Any]) -> str:
     """A fixed-width text table of :func:`dataset_stats`, one row per task and policy."""
-    header = f"{'task':<18}{'policy':<34}{'episodes':>10}{'successes':>11}{'rate':>8}"
+    w = max([18, *(len(t) + 2 for t in stats["tasks"])])  # Meta-World's names run long
+    header = f"{'task':<{w}}{'policy':<34}{'episodes':>10}{'successes':>11}{'rate':>8}"
     lines = [header, "-" * len(header)]
     for task, entry in stats["tasks"].items():
         rate = entry["success_rate"]
         rate_s = "-" if np.isnan(rate) else f"{rate:.3f}"
         lines.append(
-            f"{task:<18}{'all':<34}{entry['episodes']:>10}{entry['successes']:>11}{rate_s:>8}"
+            f"{task:<{w}}{'all':<34}{entry['episodes']:>10}{entry['successes']:>11}{rate_s:>8}"
         )
         for pol, c in sorted(entry["by_policy"].items()):
             r = c["successes"] / c["episodes"] if c["episodes"] else float("nan")
-            lines.append(f"{'':<18}{pol:<34}{c['episodes']:>10}{c['successes']:>11}{r:>8.3f}")
+            lines.append(f"{'':<{w}}{pol:<34}{c['episodes']:>10}{c['successes']:>11}{r:>8.3f}")
     lines.append("-" * len(header))
     lines.append(
         f"{stats['episodes']} episodes in {stats['shards']} shards; "

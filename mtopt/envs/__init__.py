@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mtopt.envs.metaworld import MetaWorldConfig, MetaWorldSpec
 from mtopt.envs.pointmass import PointMassConfig, PointMassSpec
 from mtopt.envs.scripted import ScriptedPickConfig, ScriptedPlaceConfig
 from mtopt.envs.workcell_config import WorkcellConfig
 from mtopt.envs.workcell_spec import WorkcellSpec
 from mtopt.spec import EnvSpec
 
-ENV_NAMES: tuple[str, ...] = ("workcell", "pointmass")
+ENV_NAMES: tuple[str, ...] = ("workcell", "pointmass", "metaworld-mt10", "metaworld-mt50")
 """Names accepted by ``--env``."""
 
 
@@ -28,8 +29,9 @@ class EnvConfig:
     """Which environment to run, and the settings of each (only the chosen one is used)."""
 
     name: str = "workcell"
-    """The environment: ``workcell`` (the simulated MT-Opt cell) or ``pointmass`` (a tiny
-    reach-one-of-N-goals task set for tests and quick checks)."""
+    """The environment: ``workcell`` (the simulated MT-Opt cell), ``pointmass`` (a tiny
+    reach-one-of-N-goals task set for tests and quick checks), or ``metaworld-mt10`` /
+    ``metaworld-mt50`` (Meta-World's multi-task benchmarks; needs the ``metaworld`` package)."""
     workcell: WorkcellConfig = field(default_factory=WorkcellConfig)
     """The simulated workcell (``name: workcell``)."""
     pick: ScriptedPickConfig = field(default_factory=ScriptedPickConfig)
@@ -38,6 +40,8 @@ class EnvConfig:
     """The workcell's scripted placing policy (object-manipulation tasks)."""
     pointmass: PointMassConfig = field(default_factory=PointMassConfig)
     """The point-mass environment (``name: pointmass``)."""
+    metaworld: MetaWorldConfig = field(default_factory=MetaWorldConfig)
+    """Meta-World episodes and bootstrap noise (``name: metaworld-mt10`` or ``metaworld-mt50``)."""
 
     def __post_init__(self) -> None:
         if self.name not in ENV_NAMES:
@@ -47,6 +51,9 @@ class EnvConfig:
         """The chosen environment's spec."""
         if self.name == "pointmass":
             return PointMassSpec(self.pointmass)
+        if self.name.startswith("metaworld-"):
+            benchmark = self.name.removeprefix("metaworld-")
+            return MetaWorldSpec(benchmark=benchmark, config=self.metaworld)  # type: ignore[arg-type]
         return WorkcellSpec(self.workcell, self.pick, self.place)
 
 

@@ -200,8 +200,10 @@ class PointMassSpec(EnvSpec):
             raise ValueError("the pointmass environment has no cameras; use obs 'state'")
         return PointMassEnv(self.config)
 
-    def reset_options(self, task: str, mode: StartMode) -> dict[str, Any]:
-        del mode
+    def reset_options(
+        self, task: str, mode: StartMode, attempt: int | None = None
+    ) -> dict[str, Any]:
+        del mode, attempt
         self.task_set.validate([task])
         return {"task": task}
 

@@ -96,7 +96,10 @@ class WorkcellSpec(EnvSpec):
             cfg = replace(cfg, image=cfg.image or image, side_images=cfg.side_images or side_images)
         return WorkcellEnv(cfg)
 
-    def reset_options(self, task: str, mode: StartMode) -> dict[str, Any]:
+    def reset_options(
+        self, task: str, mode: StartMode, attempt: int | None = None
+    ) -> dict[str, Any]:
+        del attempt  # the evaluation scene comes from the attempt's seed
         skill = self.task_set[task].skill
         options: dict[str, Any] = {"task": task}
         if mode == "evaluate":

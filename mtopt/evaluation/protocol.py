@@ -67,11 +67,17 @@ class Attempt(NamedTuple):
 
 
 def run_task_attempt(
-    env: Any, policy: EpisodePolicy, task: str, seed: int, spec: EnvSpec
+    env: Any,
+    policy: EpisodePolicy,
+    task: str,
+    seed: int,
+    spec: EnvSpec,
+    attempt: int | None = None,
 ) -> Attempt:
     """One evaluation attempt of ``task`` in ``env`` (made by ``spec``): its success and
-    whether the physics blew up."""
-    obs, info = env.reset(seed=seed, options=spec.reset_options(task, "evaluate"))
+    whether the physics blew up. ``attempt`` is its index in the protocol (it picks the
+    evaluation scene where the environment's protocol fixes one per attempt)."""
+    obs, info = env.reset(seed=seed, options=spec.reset_options(task, "evaluate", attempt))
     policy.reset(np.random.default_rng(seed), task=task)
     done = False
     while not done:
@@ -88,18 +94,24 @@ def _outcome(info: dict[str, Any], task: str) -> Attempt:
 
 
 def run_lockstep_attempts(
-    envs: list[Any], policy: Any, task: str, seeds: list[int], spec: EnvSpec
+    envs: list[Any],
+    policy: Any,
+    task: str,
+    seeds: list[int],
+    spec: EnvSpec,
+    first_attempt: int | None = None,
 ) -> list[Attempt]:
     """Attempts of ``task`` with ``seeds`` (at most one per env), run side by side: at every
     step one ``policy.act_batch(observations, task, generator)`` call acts for every attempt
     still running. The generator of the batched action search is seeded from the first
-    attempt's seed, so the outcome depends only on the seeds and their grouping."""
+    attempt's seed, so the outcome depends only on the seeds and their grouping.
+    ``first_attempt`` is the protocol index of the first seed's attempt (the rest follow)."""
     if len(seeds) > len(envs):
         raise ValueError(f"{len(seeds)} attempts need as many envs, got {len(envs)}")
-    obs = [
-        env.reset(seed=seed, options=spec.reset_options(task, "evaluate"))[0]
-        for env, seed in zip(envs, seeds, strict=False)
-    ]
+    obs = []
+    for i, (env, seed) in enumerate(zip(envs, seeds, strict=False)):
+        attempt = None if first_attempt is None else first_attempt + i
+        obs.append(env.reset(seed=seed, options=spec.reset_options(task, "evaluate", attempt))[0])
     generator = policy.generator_for(seeds[0])
     outcomes: list[Attempt | None] = [None] * len(seeds)
     running = list(range(len(seeds)))
@@ -151,9 +163,9 @@ def evaluate(
             for start in range(0, len(seeds), width):
                 group = seeds[start : start + width]
                 if width == 1:
-                    attempts = [run_task_attempt(envs[0], policy, task, group[0], spec)]
+                    attempts = [run_task_attempt(envs[0], policy, task, group[0], spec, start)]
                 else:
-                    attempts = run_lockstep_attempts(envs, policy, task, group, spec)
+                    attempts = run_lockstep_attempts(envs, policy, task, group, spec, start)
                 wins += sum(a.success for a in attempts)
                 unstable += sum(a.unstable for a in attempts)
                 bar.update(len(attempts))
@@ -187,19 +199,20 @@ def format_eval_table(result: dict[str, Any], title: str = "success rate") -> st
 
     The ``unstable`` column counts the attempts that a physics blow-up ended (scored as
     failures; results written before the count existed show ``-``)."""
-    header = f"{'task':<18}{title:>14}{'95% CI':>18}{'train eps':>11}{'unstable':>10}"
+    w = max([18, *(len(t) + 2 for t in result["tasks"])])  # Meta-World's names run long
+    header = f"{'task':<{w}}{title:>14}{'95% CI':>18}{'train eps':>11}{'unstable':>10}"
     lines = [header, "-" * len(header)]
     for task, r in result["tasks"].items():
         lo, hi = r["ci95"]
         tr = r.get("train_episodes", "")
         un = r.get("physics_unstable", "-")
         lines.append(
-            f"{task:<18}{r['success_rate']:>14.2f}{f'[{lo:.2f}, {hi:.2f}]':>18}{tr:>11}{un:>10}"
+            f"{task:<{w}}{r['success_rate']:>14.2f}{f'[{lo:.2f}, {hi:.2f}]':>18}{tr:>11}{un:>10}"
         )
     lines.append("-" * len(header))
     for key, label in SUMMARY_LABELS.items():
         v = result["summary"][key]
-        lines.append(f"{label:<18}{'-' if np.isnan(v) else f'{v:.2f}':>14}")
+        lines.append(f"{label:<{w}}{'-' if np.isnan(v) else f'{v:.2f}':>14}")
     return "\n".join(lines)
 
 
