@@ -30,8 +30,8 @@ class CollectCommand(FleetConfig):
     """Collect episodes with a fleet of simulated robots (``mtopt collect``)."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
-    """The environment: ``--env NAME`` chooses it (workcell, pointmass); ``--env.NAME.*``
-    sets its settings."""
+    """The environment: ``--env NAME`` chooses it (workcell, pointmass, metaworld-mt10,
+    metaworld-mt50); ``--env.workcell.*``, ``--env.metaworld.*`` and so on set its settings."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class TrainCommand(TrainConfig):
     """Offline training of a multi-task Q-function from an episode log (``mtopt train``)."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
-    """The environment the log was collected in: ``--env NAME`` (workcell, pointmass) and
-    its settings under ``--env.NAME.*``."""
+    """The environment the log was collected in: ``--env NAME`` (workcell, pointmass,
+    metaworld-mt10, metaworld-mt50) and its settings (``--env.workcell.*``, ...)."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ class EvalCommand(EvalConfig):
     """Evaluate a policy with the paper's protocol (``mtopt eval``)."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
-    """The environment to evaluate in: ``--env NAME`` (workcell, pointmass) and its settings
-    under ``--env.NAME.*``."""
+    """The environment to evaluate in: ``--env NAME`` (workcell, pointmass, metaworld-mt10,
+    metaworld-mt50) and its settings (``--env.workcell.*``, ...)."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ class RunCommand(RunConfig):
     """The continuous MT-Opt system: fleet, log replay, Bellman updaters and trainer."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
-    """The robots' environment: ``--env NAME`` (workcell, pointmass) and its settings under
-    ``--env.NAME.*``."""
+    """The robots' environment: ``--env NAME`` (workcell, pointmass, metaworld-mt10,
+    metaworld-mt50) and its settings (``--env.workcell.*``, ...)."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ class BCTrainCommand(BCConfig):
     (``mtopt bc train``; a diagnostic baseline next to the Q-learner)."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
-    """The environment the log was collected in: ``--env NAME`` (workcell, pointmass) and
-    its settings under ``--env.NAME.*``."""
+    """The environment the log was collected in: ``--env NAME`` (workcell, pointmass,
+    metaworld-mt10, metaworld-mt50) and its settings (``--env.workcell.*``, ...)."""
 
 
 @dataclass(frozen=True)

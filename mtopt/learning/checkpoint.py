@@ -228,3 +228,9 @@ def check_checkpoint_env(payload: dict[str, Any], spec: Any, path: str | Path) -
             f"checkpoint {str(path)!r} was trained for tasks {names}, which do not match the "
             f"task set of env {mine['env']!r}: {list(spec.task_set.names)}"
         )
+    for key, value in mine.items():  # the episode's shape: capacity, widths, action repeat
+        if key not in ("env", "tasks") and key in stored and stored[key] != value:
+            raise ValueError(
+                f"checkpoint {str(path)!r} was trained on env {mine['env']!r} with {key} "
+                f"{stored[key]!r}; this env has {key} {value!r}"
+            )

@@ -120,6 +120,10 @@ def test_collect_train_eval_and_run_through_the_cli(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(ckpt), "--episodes-per-task", "1"]) == 2
     err = capsys.readouterr().err
     assert "trained on env 'pointmass', not on 'workcell'" in err
+    # and one of the same environment with another episode shape, naming the difference
+    wider = ["--env.pointmass.capacity", "12", "--episodes-per-task", "1"]
+    assert main([*evaluate, *wider]) == 2
+    assert "with task_capacity 8; this env has task_capacity 12" in capsys.readouterr().err
     # the object encoder needs a structure the point mass does not have
     objects = ["--trainer.network.state-encoder", "objects", "--rewards", "oracle"]
     assert main([*train[:-2], "--out", str(tmp_path / "t2"), *objects]) == 2
