@@ -181,6 +181,18 @@ def check_diagnose(report: dict, out: str) -> None:
     assert "### Fit: behaviour cloning" in out
 
 
+def check_calibrate_metaworld(report: dict, out: str) -> None:
+    chosen = report["chosen"]
+    assert list(chosen) == ["reach-v3", "push-v3"] and set(report["rates"]) == {
+        "expert",
+        "0.5",
+        "1",
+    }
+    for rates in report["rates"].values():
+        assert all(0.0 <= r <= 1.0 for r in rates.values())
+    assert all(c in (0.5, 1.0) for c in chosen.values()) and "chosen" in out
+
+
 CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_workcell.py": check_workcell,
     "bench_fleet.py": check_fleet,
@@ -194,7 +206,10 @@ CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_reliability.py": check_reliability,
     "learning.py": check_learning,
     "diagnose.py": check_diagnose,
+    "calibrate_metaworld.py": check_calibrate_metaworld,
 }
+NEEDS_METAWORLD = {"calibrate_metaworld.py"}
+"""Benchmarks of the optional Meta-World environments (skipped without ``metaworld``)."""
 """Every benchmark script and what its smoke report must satisfy."""
 EXTRA_ARGS = {"bench_q_network.py": ["--threads", "1"]}
 RAY = {"bench_ingestion.py", "bench_run.py"}
@@ -242,6 +257,8 @@ def test_every_benchmark_has_a_smoke_check():
     "name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in sorted(CHECKS)]
 )
 def test_smoke(name, request, capsys):
+    if name in NEEDS_METAWORLD and importlib.util.find_spec("metaworld") is None:
+        pytest.skip("metaworld is not installed")
     if name in RAY:
         request.getfixturevalue("ray_session")
     report = load_benchmark(name).main(["--smoke", *EXTRA_ARGS.get(name, [])])

@@ -1,0 +1,95 @@
+"""Calibrate Meta-World's bootstrap: per task, the expert's action noise that makes it succeed
+about a quarter of the time (issue 32: 10-40 %; MT-Opt's learner must improve on weak data).
+
+For every noise level of ``--noise`` the noisy expert (``mtopt.envs.metaworld``, with the
+config's ``scripted_random``) attempts every task ``--episodes`` times under the evaluation
+protocol (attempt k at goal k, success if the flag was ever 1), and the plain expert is measured
+beside it. Per task the report picks the noise whose rate is closest to ``--target`` (ties: the
+smaller noise) and prints the table to paste into ``BOOTSTRAP_NOISE``.
+
+    python benchmarks/calibrate_metaworld.py --benchmark mt10 --episodes 50 --seed 0
+    python benchmarks/calibrate_metaworld.py --smoke     # a few episodes: checks the code path
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import tyro
+
+from mtopt.envs.metaworld import MetaWorldConfig, MetaWorldSpec
+from mtopt.evaluation.protocol import ProtocolConfig, evaluate
+
+
+@dataclass(frozen=True)
+class Args:
+    """Calibration of Meta-World's noisy experts."""
+
+    benchmark: str = "mt10"
+    """``mt10`` or ``mt50``."""
+    noise: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)
+    """Gaussian noise levels (action units) to measure."""
+    episodes: int = 50
+    """Attempts per task and noise level (50: one per goal position)."""
+    seed: int = 0
+    """Seed of the attempts (the evaluation protocol's base seed)."""
+    target: float = 0.25
+    """Bootstrap success rate to aim for."""
+    env: MetaWorldConfig = field(default_factory=MetaWorldConfig)
+    """Episode settings (``action_repeat``, ``scripted_random``, ...)."""
+    out: str = ""
+    """Write the report as JSON here ('' : no file)."""
+    smoke: bool = False
+    """A tiny run (2 tasks, 2 attempts, 2 levels): checks the code path."""
+
+
+def rates(spec: MetaWorldSpec, episodes: int, seed: int, tasks: tuple[str, ...], expert: bool):
+    """Per task, the success rate of the noisy (or plain) expert over ``episodes`` attempts."""
+    protocol = ProtocolConfig(episodes_per_task=episodes, seed=seed, tasks=tasks, progress=False)
+    policy = spec.expert_policy if expert else spec.scripted_policy
+    result = evaluate(lambda task: policy(task)[0], protocol, spec)
+    return {task: r["success_rate"] for task, r in result["tasks"].items()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = tyro.cli(Args, args=argv)
+    if args.smoke:
+        args = replace(args, episodes=2, noise=args.noise[:2])
+    logging.basicConfig(level=logging.WARNING)
+    base = MetaWorldSpec(benchmark=args.benchmark, config=args.env)  # type: ignore[arg-type]
+    tasks = base.task_set.names[:2] if args.smoke else base.task_set.names
+    print(f"machine: {platform.machine()}, python {platform.python_version()}")
+    print("command: python benchmarks/calibrate_metaworld.py " + " ".join(sys.argv[1:]))
+    t0 = time.time()
+    table = {"expert": rates(base, args.episodes, args.seed, tasks, expert=True)}
+    for sigma in args.noise:
+        spec = MetaWorldSpec(args.benchmark, replace(args.env, scripted_noise=sigma))  # type: ignore[arg-type]
+        table[f"{sigma:g}"] = rates(spec, args.episodes, args.seed, tasks, expert=False)
+    chosen = {}
+    for task in tasks:
+        by_noise = {float(k): v[task] for k, v in table.items() if k != "expert"}
+        chosen[task] = min(by_noise, key=lambda s: (abs(by_noise[s] - args.target), s))
+    cols = list(table)
+    w = max(len(t) for t in tasks) + 2
+    lines = [f"{'task':<{w}}" + "".join(f"{c:>8}" for c in cols) + f"{'chosen':>8}"]
+    for task in tasks:
+        row = "".join(f"{table[c][task]:>8.2f}" for c in cols)
+        lines.append(f"{task:<{w}}{row}{chosen[task]:>8g}")
+    print(f"success rate by noise ({args.episodes} attempts each, scripted_random "
+          f"{args.env.scripted_random:g}, action_repeat {args.env.action_repeat})")  # fmt: skip
+    print("\n".join(lines))
+    print(f"wall time: {time.time() - t0:.0f} s")
+    report = {"args": {**vars(args), "env": vars(args.env)}, "rates": table, "chosen": chosen}
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
