@@ -126,12 +126,12 @@ class SceneArrangementMixin:
             d.qpos[a + 3 : a + 7] = scene.yaw_quat(pyaw + yaw)
         env._update_template()
         m = self.model
-        sleep = bool(m.opt.enableflags & int(mujoco.mjtEnableBit.mjENBL_SLEEP))
-        m.opt.enableflags &= ~int(mujoco.mjtEnableBit.mjENBL_SLEEP)  # wake moved bodies
+        if env.sleeping:
+            m.opt.enableflags &= ~scene.SLEEP_FLAG  # wake moved bodies
         try:
             mujoco.mj_step(m, d, nstep=settle_substeps)
         finally:
-            if sleep:
-                m.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+            if env.sleeping:
+                m.opt.enableflags |= scene.SLEEP_FLAG
         env._done = True
         return env._observe()

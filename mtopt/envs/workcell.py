@@ -92,8 +92,10 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         self.model.opt.timestep = cfg.timestep
         self.model.opt.impratio = cfg.impratio
         self.model.opt.noslip_iterations = cfg.noslip_iterations
-        if cfg.sleep:
-            self.model.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+        # resting bodies sleep if asked to and this MuJoCo has sleeping bodies
+        self.sleeping = cfg.sleep and scene.SLEEP_FLAG is not None
+        if self.sleeping:
+            self.model.opt.enableflags |= scene.SLEEP_FLAG
         self.data = mujoco.MjData(self.model)
         self._contacts = predicates.ContactIndex(self.model, cfg.n_slots)
         self._backend = rendering.resolve_backend(cfg.render_backend)
@@ -448,10 +450,10 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
     def _refresh_contacts(self) -> None:
         """Recompute all contacts, including those of sleeping bodies (wakes them up)."""
         m = self.model
-        if self.config.sleep:
-            m.opt.enableflags &= ~int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+        if self.sleeping:
+            m.opt.enableflags &= ~scene.SLEEP_FLAG
             mujoco.mj_forward(m, self.data)
-            m.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+            m.opt.enableflags |= scene.SLEEP_FLAG
 
     def scene_facts(self) -> predicates.SceneFacts:
         """The facts the success predicates read from the current state."""

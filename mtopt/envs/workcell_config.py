@@ -138,7 +138,8 @@ class WorkcellConfig:
     in held objects (0 turns it off; 3 iterations cost 20–30 % of the step rate)."""
     sleep: bool = True
     """Let MuJoCo put resting objects to sleep (much faster; contacts are refreshed before
-    predicates are evaluated)."""
+    predicates are evaluated) where the installed MuJoCo has sleeping bodies (4.0 does; 3.3,
+    which Meta-World needs, does not, and there the objects never sleep)."""
     image: bool = False
     """Add the over-the-shoulder RGB ``image`` to every observation."""
     image_size: int = 64
