@@ -14,5 +14,12 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# MuJoCo 4 (pinned before Meta-World came) ships as mujoco + mujoco-core, whose files in the
+# mujoco package break MuJoCo 3.3 (what metaworld needs): drop them and reinstall mujoco clean
+if python -m pip show mujoco-core >/dev/null 2>&1; then
+  echo "setup: removing MuJoCo 4's mujoco-core and mujoco-studio (mtopt pins mujoco 3.3.0)"
+  python -m pip uninstall --disable-pip-version-check -q -y mujoco-core mujoco-studio
+  python -m pip uninstall --disable-pip-version-check -q -y mujoco
+fi
 python -m pip install --disable-pip-version-check -q -e ".[dev,ray]"
 echo "setup: done ($(python -c 'import mtopt, torch, mujoco; print("mtopt", mtopt.__version__, "torch", torch.__version__, "mujoco", mujoco.__version__)'))"

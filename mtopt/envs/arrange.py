@@ -125,13 +125,6 @@ class SceneArrangementMixin:
             d.qpos[a : a + 3] = (px + c * lx - s * ly, py + s * lx + c * ly, z)
             d.qpos[a + 3 : a + 7] = scene.yaw_quat(pyaw + yaw)
         env._update_template()
-        m = self.model
-        if env.sleeping:
-            m.opt.enableflags &= ~scene.SLEEP_FLAG  # wake moved bodies
-        try:
-            mujoco.mj_step(m, d, nstep=settle_substeps)
-        finally:
-            if env.sleeping:
-                m.opt.enableflags |= scene.SLEEP_FLAG
+        mujoco.mj_step(self.model, d, nstep=settle_substeps)
         env._done = True
         return env._observe()

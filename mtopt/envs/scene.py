@@ -31,11 +31,6 @@ DISTRACTOR = "distractor"
 CATEGORIES: tuple[str, ...] = (*OBJECT_CATEGORIES, DISTRACTOR)
 """Object categories in one-hot order: the 7 task categories, then ``distractor``."""
 
-SLEEP_FLAG: int | None = (
-    int(mujoco.mjtEnableBit.mjENBL_SLEEP) if hasattr(mujoco.mjtEnableBit, "mjENBL_SLEEP") else None
-)
-"""MuJoCo's enable bit for sleeping bodies, or ``None`` where the installed MuJoCo has none
-(3.3, which Meta-World needs, has none; 4.0 has it)."""
 TIMESTEP = 0.005
 """Physics time step in seconds."""
 BIN_CENTER_Y = 0.22

@@ -92,10 +92,6 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         self.model.opt.timestep = cfg.timestep
         self.model.opt.impratio = cfg.impratio
         self.model.opt.noslip_iterations = cfg.noslip_iterations
-        # resting bodies sleep if asked to and this MuJoCo has sleeping bodies
-        self.sleeping = cfg.sleep and scene.SLEEP_FLAG is not None
-        if self.sleeping:
-            self.model.opt.enableflags |= scene.SLEEP_FLAG
         self.data = mujoco.MjData(self.model)
         self._contacts = predicates.ContactIndex(self.model, cfg.n_slots)
         self._backend = rendering.resolve_backend(cfg.render_backend)
@@ -447,17 +443,8 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         return self.data.xpos[self._body].copy()
 
     # -- success -------------------------------------------------------------------------
-    def _refresh_contacts(self) -> None:
-        """Recompute all contacts, including those of sleeping bodies (wakes them up)."""
-        m = self.model
-        if self.sleeping:
-            m.opt.enableflags &= ~scene.SLEEP_FLAG
-            mujoco.mj_forward(m, self.data)
-            m.opt.enableflags |= scene.SLEEP_FLAG
-
     def scene_facts(self) -> predicates.SceneFacts:
         """The facts the success predicates read from the current state."""
-        self._refresh_contacts()
         left, right, plate = self._contacts.touches(self.data)
         return predicates.SceneFacts(
             categories=self.categories,

@@ -129,17 +129,15 @@ class WorkcellConfig:
     success is decided on a scene at rest (as a camera looking after the episode would)."""
     impratio: float = 5.0
     """MuJoCo's ratio of frictional to normal constraint impedance. Values above 1 make
-    friction stiffer than the contact; with MuJoCo's default of 1 a pinched round object
-    creeps out of the closed fingers within a second (the ``aimed_ceiling.py`` diagnostic, in
-    the git history). 5 holds the aimed grasp as 10 did and halves the learned picker's contact
-    blow-ups."""
+    friction stiffer than the contact. Chosen on MuJoCo 4.0, where with the default of 1 a
+    pinched round object crept out of the closed fingers within a second (the
+    ``aimed_ceiling.py`` diagnostic, in the git history); 5 held the aimed grasp as 10 did and
+    halved the learned picker's contact blow-ups. On MuJoCo 3.3 (pinned since session 24) the
+    aimed picker holds as often as it did on 4.0 at these settings; soft friction no longer
+    loses the grasp there (docs/RESULTS.md)."""
     noslip_iterations: int = 3
     """Iterations of MuJoCo's no-slip solver, which removes the residual slip of soft friction
     in held objects (0 turns it off; 3 iterations cost 20–30 % of the step rate)."""
-    sleep: bool = True
-    """Let MuJoCo put resting objects to sleep (much faster; contacts are refreshed before
-    predicates are evaluated) where the installed MuJoCo has sleeping bodies (4.0 does; 3.3,
-    which Meta-World needs, does not, and there the objects never sleep)."""
     image: bool = False
     """Add the over-the-shoulder RGB ``image`` to every observation."""
     image_size: int = 64
@@ -179,7 +177,7 @@ class WorkcellConfig:
         _check_int("settle_substeps", self.settle_substeps, 0, 10_000)
         _check_float("impratio", self.impratio, 1.0, 100.0)
         _check_int("noslip_iterations", self.noslip_iterations, 0, 100)
-        for name in ("sleep", "image", "side_images"):
+        for name in ("image", "side_images"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         _check_int("image_size", self.image_size, 16, 1024)

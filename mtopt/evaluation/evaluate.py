@@ -1,4 +1,5 @@
-"""``mtopt eval``: evaluate a checkpoint (or the scripted policies) with the paper's protocol."""
+"""``mtopt eval``: evaluate a checkpoint (or the scripted or expert policies) with the paper's
+protocol."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ class EvalConfig:
 
     checkpoint: str | None = None
     """Training checkpoint to evaluate (greedy CEM policy), or a behaviour-cloning checkpoint
-    (``mtopt bc train``; its deterministic policy); omit with ``--scripted``."""
+    (``mtopt bc train``; its deterministic policy); omit with ``--scripted`` or ``--expert``."""
     scripted: bool = False
     """Evaluate the scripted bootstrap policies instead (picking for lifts, placing for places)."""
+    expert: bool = False
+    """Evaluate the environment's expert policies instead, a ceiling for diagnostics (the
+    workcell's aimed picker and placer; Meta-World's scripted experts without noise)."""
     episodes_per_task: int = 100
     """Attempts per task."""
     tasks: tuple[str, ...] = ()
@@ -46,8 +50,12 @@ class EvalConfig:
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        if (self.checkpoint is None) == (not self.scripted):
-            raise ValueError("give exactly one of --checkpoint PATH or --scripted")
+        given = [self.checkpoint is not None, self.scripted, self.expert]
+        if sum(given) != 1:
+            raise ValueError(
+                "give exactly one of --checkpoint PATH, --scripted or --expert; got "
+                f"checkpoint={self.checkpoint!r}, scripted={self.scripted}, expert={self.expert}"
+            )
 
 
 def scripted_policy_for(spec: EnvSpec) -> Callable[[str], EpisodePolicy]:
@@ -55,14 +63,22 @@ def scripted_policy_for(spec: EnvSpec) -> Callable[[str], EpisodePolicy]:
     return lambda task: spec.scripted_policy(task)[0]
 
 
+def expert_policy_for(spec: EnvSpec) -> Callable[[str], EpisodePolicy]:
+    """``task -> policy``: the environment's expert policy of each task (``ValueError`` naming
+    the environment when it has none)."""
+    for task in spec.task_set.names[:1]:
+        spec.expert_policy(task)  # an environment without experts fails before any work
+    return lambda task: spec.expert_policy(task)[0]
+
+
 def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
     """Evaluate in environment ``spec``; write JSON and plot when asked. Returns the result
     (see :func:`mtopt.evaluation.protocol.format_eval_table`)."""
     counts = None
     spec.task_set.validate(config.tasks)
-    if config.scripted:
-        name = "scripted"
-        policy_for = scripted_policy_for(spec)
+    if config.scripted or config.expert:
+        name = "scripted" if config.scripted else "expert"
+        policy_for = scripted_policy_for(spec) if config.scripted else expert_policy_for(spec)
         tasks = config.tasks
     else:
         from mtopt.learning.checkpoint import load_checkpoint

@@ -318,10 +318,12 @@ def _aimed_lift(config: WorkcellConfig, task: str, k: int) -> float:
 
 @pytest.mark.parametrize(("task", "k"), [("lift-carrot", 2), ("lift-sausage", 1)])
 def test_a_pinched_round_object_stays_in_the_gripper(task, k):
-    # with MuJoCo's default soft friction (impratio 1, no no-slip pass) the carrot and the
-    # sausage creep out of the closed fingers while the gripper holds still at the top
+    # the shipped grasp physics (impratio 5, 3 no-slip iterations) hold the carrot and the
+    # sausage while the gripper waits at the top. On MuJoCo 4.0 these attempts failed with
+    # MuJoCo's default soft friction (impratio 1, no no-slip pass); on 3.3, the pinned
+    # version, soft friction holds them too (session 24, docs/RESULTS.md), so only the shipped
+    # settings are checked here
     assert _aimed_lift(WorkcellConfig(), task, k) == 1.0
-    assert _aimed_lift(WorkcellConfig(impratio=1.0, noslip_iterations=0), task, k) == 0.0
 
 
 def test_grasp_physics_settings_are_checked():

@@ -40,6 +40,28 @@ def test_eval_refuses_a_task_of_another_env():
         run_eval(EvalConfig(scripted=True, tasks=("lift-any",)), make_spec("pointmass"))
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"scripted": True, "expert": True}, {"checkpoint": "c.pt", "expert": True}],
+)
+def test_eval_needs_exactly_one_policy_source(kwargs):
+    with pytest.raises(ValueError, match="exactly one of --checkpoint PATH, --scripted or"):
+        EvalConfig(**kwargs)
+
+
+def test_eval_of_the_expert_policies_runs_the_workcells_aimed_controllers():
+    one = dict(episodes_per_task=2, progress=False, tasks=("lift-any", "place-any"))
+    result = run_eval(EvalConfig(expert=True, **one), make_spec("workcell"))
+    assert result["policy"] == "expert" and list(result["tasks"]) == ["lift-any", "place-any"]
+    # the aimed controllers (session 20: 0.98 on both) succeed where scripted ones rarely do
+    assert sum(result["tasks"][t]["successes"] for t in one["tasks"]) >= 3
+
+
+def test_eval_of_experts_is_refused_where_the_environment_has_none():
+    with pytest.raises(ValueError, match="environment 'pointmass' has no expert policy"):
+        run_eval(EvalConfig(expert=True, progress=False), make_spec("pointmass"))
+
+
 def test_a_task_the_checkpoint_was_not_trained_on_is_refused(tmp_path):
     """A checkpoint trained on some tasks is refused for others, naming its tasks."""
     from mtopt.data.impersonation import ImpersonationConfig
