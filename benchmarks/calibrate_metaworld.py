@@ -1,13 +1,15 @@
 """Calibrate Meta-World's bootstrap: per task, the expert's action noise that makes it succeed
 about a quarter of the time (issue 32: 10-40 %; MT-Opt's learner must improve on weak data).
 
-For every noise level of ``--noise`` the noisy expert (``mtopt.envs.metaworld``, with the
-config's ``scripted_random``) attempts every task ``--episodes`` times under the evaluation
-protocol (attempt k at goal k, success if the flag was ever 1), and the plain expert is measured
-beside it. Per task the report picks the noise whose rate is closest to ``--target`` (ties: the
-smaller noise) and prints the table to paste into ``BOOTSTRAP_NOISE``.
+For every setting of the grid ``--noise`` x ``--random`` (Gaussian std, probability of a
+uniformly random action per step) the noisy expert (``mtopt.envs.metaworld``) attempts every
+task of ``--tasks`` (default: the benchmark's) ``--episodes`` times under the evaluation
+protocol (attempt k at goal k, success if the flag was ever 1), and the plain expert is
+measured beside it. Per task the report picks the setting whose rate is closest to ``--target``
+(ties: the least noise) and prints the table to paste into ``BOOTSTRAP_NOISE``.
 
     python benchmarks/calibrate_metaworld.py --benchmark mt10 --episodes 50 --seed 0
+    python benchmarks/calibrate_metaworld.py --tasks push-v3 --noise 0.1 0.2 --random 0 0.1
     python benchmarks/calibrate_metaworld.py --smoke     # a few episodes: checks the code path
 """
 
@@ -35,6 +37,11 @@ class Args:
     """``mt10`` or ``mt50``."""
     noise: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)
     """Gaussian noise levels (action units) to measure."""
+    random: tuple[float, ...] = (0.1,)
+    """Probabilities of a uniformly random action per step to measure (with every noise
+    level)."""
+    tasks: tuple[str, ...] = ()
+    """Tasks to calibrate (default: every task of the benchmark)."""
     episodes: int = 50
     """Attempts per task and noise level (50: one per goal position)."""
     seed: int = 0
@@ -42,7 +49,7 @@ class Args:
     target: float = 0.25
     """Bootstrap success rate to aim for."""
     env: MetaWorldConfig = field(default_factory=MetaWorldConfig)
-    """Episode settings (``action_repeat``, ``scripted_random``, ...)."""
+    """Episode settings (``action_repeat``, ``terminate_on_success``, ...)."""
     out: str = ""
     """Write the report as JSON here ('' : no file)."""
     smoke: bool = False
@@ -57,35 +64,49 @@ def rates(spec: MetaWorldSpec, episodes: int, seed: int, tasks: tuple[str, ...],
     return {task: r["success_rate"] for task, r in result["tasks"].items()}
 
 
+def setting_name(noise: float, random: float) -> str:
+    """Column name of one grid setting, e.g. ``0.5/0.1``."""
+    return f"{noise:g}/{random:g}"
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = tyro.cli(Args, args=argv)
     if args.smoke:
-        args = replace(args, episodes=2, noise=args.noise[:2])
+        args = replace(args, episodes=2, noise=args.noise[:2], random=args.random[:1])
     logging.basicConfig(level=logging.WARNING)
     base = MetaWorldSpec(benchmark=args.benchmark, config=args.env)  # type: ignore[arg-type]
-    tasks = base.task_set.names[:2] if args.smoke else base.task_set.names
+    base.task_set.validate(args.tasks)
+    tasks = args.tasks or base.task_set.names
+    if args.smoke:
+        tasks = tasks[:2]
     print(f"machine: {platform.machine()}, python {platform.python_version()}")
     print("command: python benchmarks/calibrate_metaworld.py " + " ".join(sys.argv[1:]))
     t0 = time.time()
     table = {"expert": rates(base, args.episodes, args.seed, tasks, expert=True)}
-    for sigma in args.noise:
-        spec = MetaWorldSpec(args.benchmark, replace(args.env, scripted_noise=sigma))  # type: ignore[arg-type]
-        table[f"{sigma:g}"] = rates(spec, args.episodes, args.seed, tasks, expert=False)
+    grid = {setting_name(n, r): (n, r) for r in args.random for n in args.noise}
+    for name, (noise, random) in grid.items():
+        cfg = replace(args.env, scripted_noise=noise, scripted_random=random)
+        spec = MetaWorldSpec(args.benchmark, cfg)  # type: ignore[arg-type]
+        table[name] = rates(spec, args.episodes, args.seed, tasks, expert=False)
     chosen = {}
     for task in tasks:
-        by_noise = {float(k): v[task] for k, v in table.items() if k != "expert"}
-        chosen[task] = min(by_noise, key=lambda s: (abs(by_noise[s] - args.target), s))
+        chosen[task] = min(grid, key=lambda c: (abs(table[c][task] - args.target), grid[c]))
     cols = list(table)
     w = max(len(t) for t in tasks) + 2
-    lines = [f"{'task':<{w}}" + "".join(f"{c:>8}" for c in cols) + f"{'chosen':>8}"]
+    cw = max(9, *(len(c) + 2 for c in cols))
+    lines = [f"{'task':<{w}}" + "".join(f"{c:>{cw}}" for c in cols) + f"{'chosen':>{cw}}"]
     for task in tasks:
-        row = "".join(f"{table[c][task]:>8.2f}" for c in cols)
-        lines.append(f"{task:<{w}}{row}{chosen[task]:>8g}")
-    print(f"success rate by noise ({args.episodes} attempts each, scripted_random "
-          f"{args.env.scripted_random:g}, action_repeat {args.env.action_repeat})")  # fmt: skip
+        row = "".join(f"{table[c][task]:>{cw}.2f}" for c in cols)
+        lines.append(f"{task:<{w}}{row}{chosen[task]:>{cw}}")
+    print(f"success rate by noise/random ({args.episodes} attempts each, action_repeat "
+          f"{args.env.action_repeat})")  # fmt: skip
     print("\n".join(lines))
     print(f"wall time: {time.time() - t0:.0f} s")
-    report = {"args": {**vars(args), "env": vars(args.env)}, "rates": table, "chosen": chosen}
+    report = {
+        "args": {**vars(args), "env": vars(args.env)},
+        "rates": table,
+        "chosen": {t: list(grid[c]) for t, c in chosen.items()},
+    }
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))
     return report

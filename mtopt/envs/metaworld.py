@@ -101,6 +101,13 @@ TASK_OBJECTS: dict[str, str] = {
 (``reach-v3``: ``reach``). Tasks of one skill share data under skill impersonation."""
 
 
+BOOTSTRAP_NOISE: dict[str, tuple[float, float]] = {}
+"""Per task, the bootstrap policy's Gaussian noise std and random-action probability that
+bring it closest to a quarter of successes under the evaluation protocol (10-40 % is the aim:
+the learner must improve on weak data), measured with ``benchmarks/calibrate_metaworld.py``
+at the default episode settings (docs/metaworld.md has the table and commands)."""
+
+
 def _metaworld() -> Any:
     """The ``metaworld`` package, or an ``ImportError`` that says how to install it."""
     try:
@@ -145,12 +152,13 @@ class MetaWorldConfig:
     reserved_slots: int = 6
     """One-hot slots kept free for tasks added later (the task set's capacity is the
     benchmark's tasks plus these)."""
-    scripted_noise: float = 0.5
+    scripted_noise: float | None = None
     """Std of the Gaussian noise the bootstrap policy adds to the expert's action (action
-    units; actions are clipped to [-1, 1])."""
-    scripted_random: float = 0.1
+    units; actions are clipped to [-1, 1]); ``None``: each task's calibrated level
+    (:data:`BOOTSTRAP_NOISE`)."""
+    scripted_random: float | None = None
     """Probability per policy step that the bootstrap policy takes a uniformly random action
-    instead."""
+    instead; ``None``: each task's calibrated level (:data:`BOOTSTRAP_NOISE`)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.action_repeat, int) or not 1 <= self.action_repeat <= 100:
@@ -161,10 +169,26 @@ class MetaWorldConfig:
             raise ValueError(f"reserved_slots must be an integer >= 0, got {self.reserved_slots!r}")
         if not isinstance(self.goal_seed, int) or self.goal_seed < 0:
             raise ValueError(f"goal_seed must be an integer >= 0, got {self.goal_seed!r}")
-        if not (isinstance(self.scripted_noise, (int, float)) and self.scripted_noise >= 0):
-            raise ValueError(f"scripted_noise must be >= 0, got {self.scripted_noise!r}")
-        if not (isinstance(self.scripted_random, (int, float)) and 0 <= self.scripted_random <= 1):
-            raise ValueError(f"scripted_random must be in [0, 1], got {self.scripted_random!r}")
+        noise, random = self.scripted_noise, self.scripted_random
+        if noise is not None and not (isinstance(noise, (int, float)) and noise >= 0):
+            raise ValueError(f"scripted_noise must be None or >= 0, got {noise!r}")
+        if random is not None and not (isinstance(random, (int, float)) and 0 <= random <= 1):
+            raise ValueError(f"scripted_random must be None or in [0, 1], got {random!r}")
+
+    def bootstrap_noise(self, task: str) -> tuple[float, float]:
+        """``(noise, random)`` of ``task``'s bootstrap policy: the config's values where set,
+        the task's calibrated ones (:data:`BOOTSTRAP_NOISE`) otherwise."""
+        calibrated = BOOTSTRAP_NOISE.get(task)
+        if calibrated is None and (self.scripted_noise is None or self.scripted_random is None):
+            raise ValueError(
+                f"task {task!r} has no calibrated bootstrap noise (BOOTSTRAP_NOISE covers "
+                f"{len(BOOTSTRAP_NOISE)} tasks); set --env.metaworld.scripted-noise and "
+                "--env.metaworld.scripted-random, or calibrate it with "
+                "benchmarks/calibrate_metaworld.py"
+            )
+        noise = self.scripted_noise if self.scripted_noise is not None else calibrated[0]
+        random = self.scripted_random if self.scripted_random is not None else calibrated[1]
+        return float(noise), float(random)
 
     @property
     def horizon(self) -> int:
@@ -382,8 +406,7 @@ class MetaWorldSpec(EnvSpec):
 
     def scripted_policy(self, task: str) -> tuple[NoisyExpertPolicy, str]:
         self.task_set.validate([task])
-        cfg = self.config
-        return NoisyExpertPolicy(task, cfg.scripted_noise, cfg.scripted_random), "scripted-noisy"
+        return NoisyExpertPolicy(task, *self.config.bootstrap_noise(task)), "scripted-noisy"
 
     def expert_policy(self, task: str) -> tuple[NoisyExpertPolicy, str]:
         """Meta-World's scripted expert of ``task``, without noise."""
