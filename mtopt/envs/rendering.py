@@ -51,7 +51,7 @@ def resolve_backend(name: str | None) -> str:
 
 def _mujoco_backend() -> str:
     """The backend MuJoCo's GL-context module was initialised with."""
-    from mujoco.rendering.classic import gl_context
+    from mujoco import gl_context
 
     chosen = str(getattr(gl_context, "_MUJOCO_GL", "")).strip().lower()
     return chosen if chosen in BACKENDS else "glfw"
@@ -84,7 +84,7 @@ def ensure_backend(name: str) -> None:
     if platform is not None:
         os.environ["PYOPENGL_PLATFORM"] = platform
     if _mujoco_backend() != name:
-        from mujoco.rendering.classic import gl_context
+        from mujoco import gl_context
 
         logger.info("re-initialising MuJoCo's GL context module for backend %r", name)
         importlib.reload(gl_context)
