@@ -10,6 +10,7 @@ import pytest
 
 from mtopt.envs import EnvConfig
 from mtopt.envs.metaworld import (
+    BOOTSTRAP_NOISE,
     GOALS,
     INSTALL_HINT,
     MetaWorldConfig,
@@ -42,6 +43,16 @@ def test_skills_group_tasks_by_the_object_they_manipulate():
     assert task_skill("reach-v3") == "reach"
     assert MetaWorldConfig(action_repeat=10).horizon == 50
     assert MetaWorldConfig(action_repeat=3).horizon == 167
+
+
+def test_bootstrap_noise_is_calibrated_per_task_unless_the_config_sets_it():
+    assert MetaWorldConfig().bootstrap_noise("push-v3") == (0.3, 0.0)
+    assert MetaWorldConfig().bootstrap_noise("drawer-close-v3") == (3.0, 1.0)
+    assert MetaWorldConfig(scripted_noise=1.0).bootstrap_noise("push-v3") == (1.0, 0.0)
+    both = MetaWorldConfig(scripted_noise=0.5, scripted_random=0.2)
+    assert both.bootstrap_noise("push-v3") == both.bootstrap_noise("sweep-v3") == (0.5, 0.2)
+    with pytest.raises(ValueError, match="task 'sweep-v3' has no calibrated bootstrap noise"):
+        MetaWorldConfig(scripted_noise=0.5).bootstrap_noise("sweep-v3")
 
 
 needs_metaworld = pytest.mark.skipif(
@@ -161,3 +172,10 @@ def test_bad_actions_and_finished_episodes_are_refused(env):
         done = terminated or truncated
     with pytest.raises(RuntimeError, match="call reset"):
         env.step(np.zeros(4, dtype=np.float32))
+
+
+@needs_metaworld
+def test_every_mt10_task_has_a_calibrated_bootstrap():
+    assert set(benchmark_tasks("mt10")) == set(BOOTSTRAP_NOISE)
+    for noise, random in BOOTSTRAP_NOISE.values():
+        assert noise >= 0 and 0 <= random <= 1
