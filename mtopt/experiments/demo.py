@@ -32,6 +32,8 @@ from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.evaluation.summary import compare_policies
 from mtopt.jsonio import write_json
+from mtopt.learning.cem import CEMConfig
+from mtopt.learning.networks import network_shape
 from mtopt.policies import PolicyConfig, collection_policy
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.success.networks import SDNetworkConfig
@@ -44,7 +46,18 @@ logger = logging.getLogger(__name__)
 
 
 def _demo_train_config() -> LearnerConfig:
-    return state_learner_config()
+    """The learning benchmark's learner (``configs/demo/learning.yaml``): the object-centric
+    encoder that also embeds the action per object, and the gripper's achieved motion."""
+    base = state_learner_config()
+    net = replace(
+        base.trainer.network, state_encoder="objects-action", extra_inputs=("gripper_motion",)
+    )
+    return replace(base, trainer=replace(base.trainer, network=net))
+
+
+def _demo_policy() -> PolicyConfig:
+    """ε-greedy collection (ε = 0.2) with the learning benchmark's finer action search."""
+    return replace(collection_policy(), cem=CEMConfig(iterations=3, num_samples=128, num_elites=12))
 
 
 def _demo_sd_config() -> SDTrainConfig:
@@ -62,12 +75,12 @@ class DemoConfig:
     """Run directory: OUT/log (episode log), OUT/round-K (training runs), OUT/eval.json."""
     seed: int = 0
     """Seed of the whole demo (collection, training and evaluation streams derive from it)."""
-    robots: int = 2
+    robots: int = 16
     """Robots in the simulated fleet."""
-    robots_per_process: int = 1
+    robots_per_process: int = 8
     """Robots simulated side by side in each fleet process, with one batched action search per
     step in the collection rounds (``FleetConfig.robots_per_process``)."""
-    bootstrap_episodes: int = 6000
+    bootstrap_episodes: int = 10000
     """Episodes collected by the scripted policies."""
     bootstrap_steps: int = 3000
     """Trainer steps of the first, offline training run."""
@@ -77,7 +90,7 @@ class DemoConfig:
     """Episodes collected per round."""
     round_steps: int = 1500
     """Fine-tuning trainer steps per round."""
-    policy: PolicyConfig = field(default_factory=collection_policy)
+    policy: PolicyConfig = field(default_factory=_demo_policy)
     """How the learned policy acts in the collection rounds (ε-greedy, ε = 0.2); the evaluation
     runs it greedily (ε = 0) with the same action search."""
     eval_episodes_per_task: int = 30
@@ -116,6 +129,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     out = Path(config.out)
     log_dir = out / "log"
     spec = config.env.spec()
+    # a learner this environment cannot feed fails here, before any collection
+    network_shape(config.train.trainer.network, spec, config.train.obs)
     timings: dict[str, float] = {}
     t_start = time.time()
 

@@ -154,3 +154,13 @@ def test_fields_the_demo_sets_itself_are_refused_not_ignored():
 
     with pytest.raises(ConfigError, match=r"success_detector.out is set by the demo itself"):
         DemoConfig(success_detector=SDTrainConfig(out="elsewhere"))
+
+
+def test_a_learner_the_environment_cannot_feed_is_refused_before_any_collection(tmp_path):
+    from mtopt.envs import EnvConfig
+
+    # the default learner reads the workcell's gripper motion, which the point mass lacks
+    cfg = DemoConfig(out=str(tmp_path / "d"), env=EnvConfig(name="pointmass"), progress=False)
+    with pytest.raises(ValueError, match=r"extra_inputs \['gripper_motion'\] are not recorded"):
+        run_demo(cfg)
+    assert not (tmp_path / "d" / "log").exists()
