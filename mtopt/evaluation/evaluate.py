@@ -66,8 +66,8 @@ def scripted_policy_for(spec: EnvSpec) -> Callable[[str], EpisodePolicy]:
 def expert_policy_for(spec: EnvSpec) -> Callable[[str], EpisodePolicy]:
     """``task -> policy``: the environment's expert policy of each task (``ValueError`` naming
     the environment when it has none)."""
-    for task in spec.task_set.names[:1]:
-        spec.expert_policy(task)  # an environment without experts fails before any work
+    if spec.task_set.names:  # an environment without experts fails before any work
+        spec.expert_policy(spec.task_set.names[0])
     return lambda task: spec.expert_policy(task)[0]
 
 

@@ -33,11 +33,11 @@ from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_tabl
 from mtopt.evaluation.summary import compare_policies
 from mtopt.jsonio import write_json
 from mtopt.learning.cem import CEMConfig
-from mtopt.learning.networks import network_shape
 from mtopt.policies import PolicyConfig, collection_policy
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.success.networks import SDNetworkConfig
 from mtopt.success.training import SDTrainConfig, train_success_detector
+from mtopt.system.builder import PipelineBuilder
 from mtopt.system.fleet import FleetConfig, collect
 from mtopt.system.training import train
 from mtopt.system.training_config import LearnerConfig, TrainConfig, state_learner_config
@@ -130,7 +130,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     log_dir = out / "log"
     spec = config.env.spec()
     # a learner this environment cannot feed fails here, before any collection
-    network_shape(config.train.trainer.network, spec, config.train.obs)
+    PipelineBuilder(config.train, spec).network_shape()
     timings: dict[str, float] = {}
     t_start = time.time()
 
