@@ -20,7 +20,10 @@ A spec holds
 * a constructor for the Gymnasium env, whose final step reports the ground-truth success of
   every task (the *success predicates*, used only for oracle rewards and for evaluation) in
   ``info["success"]`` (a bool vector over ``info["task_names"]``) and may set
-  ``info["physics_unstable"]`` when the episode must be discarded.
+  ``info["physics_unstable"]`` when the episode must be discarded, and
+  ``info["episode_extra"]`` (a dict of str / int / float) that the robot records in the
+  episode's ``extra``: e.g. ``env_steps``, the simulator steps of an environment whose policy
+  step repeats its action (the log's statistics count them).
 
 Specs are frozen, picklable objects: robot processes and Ray actors receive them as they are.
 """

@@ -27,7 +27,7 @@ import pyarrow as pa
 from mtopt.data.episode import Episode
 from mtopt.data.shards import (
     IMAGE_ARRAYS,
-    SCALAR_SCHEMA,
+    METADATA_SCHEMA,
     SCHEMA_VERSION,
     TEMP_PREFIX,
     CorruptShardError,
@@ -309,7 +309,7 @@ class _ShardSource:
         try:
             if columns is not None:
                 table = read_shard_table(path, columns=columns)
-                if table.schema.remove_metadata() != SCALAR_SCHEMA:
+                if table.schema.remove_metadata() != METADATA_SCHEMA:
                     raise CorruptShardError(f"metadata columns have schema {table.schema}")
                 return table
             exclude = () if load_images else IMAGE_COLUMNS
@@ -369,7 +369,7 @@ class EpisodeLogReader(_ShardSource):
         for path in self.shard_paths():
             table = self._metadata_cache.get(path.name)
             if table is None and path.name not in self._corrupt:
-                table = self._read(path, columns=SCALAR_SCHEMA.names)
+                table = self._read(path, columns=METADATA_SCHEMA.names)
                 if table is not None:
                     self._metadata_cache[path.name] = table
             if table is not None:
@@ -380,12 +380,13 @@ class EpisodeLogReader(_ShardSource):
         """Scalar columns of every episode, without decoding observations.
 
         Columns: ``episode_id, robot_id, task, policy, epsilon, seed, start_time, end_time,
-        num_steps, success (list<bool>), success_tasks (list<string>), chained_from``. Shards
+        num_steps, success (list<bool>), success_tasks (list<string>), chained_from, extra``
+        (``Episode.extra`` as a JSON object string). Shards
         are immutable, so each is read once per reader and cached.
         """
         tables = self._metadata_tables()
         if not tables:
-            return SCALAR_SCHEMA.empty_table()
+            return METADATA_SCHEMA.empty_table()
         return pa.concat_tables(tables).replace_schema_metadata(
             {"mtopt.schema_version": str(SCHEMA_VERSION)}
         )

@@ -55,9 +55,11 @@ SCALAR_SCHEMA = pa.schema(
         ("chained_from", pa.string()),
     ]
 )
-"""Per-episode scalar columns, in order (also the schema of ``EpisodeLogReader.metadata``)."""
+"""Per-episode scalar columns, in order."""
 EXTRA_COLUMN = "extra"
 """Column holding ``Episode.extra`` as a JSON object string."""
+METADATA_SCHEMA = pa.schema([*SCALAR_SCHEMA, (EXTRA_COLUMN, pa.string())])
+"""The scalar columns and ``extra``: the schema of ``EpisodeLogReader.metadata``."""
 IMAGE_ARRAYS = ("obs.image", "final_side_images", "final_image")
 """Array columns holding images (skipped when episodes are read with ``load_images=False``)."""
 FINAL_ARRAYS = ("final_side_images", "final_image")

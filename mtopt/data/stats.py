@@ -8,6 +8,7 @@ never feed the learner.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,11 @@ def dataset_stats(
 ) -> dict[str, Any]:
     """Per-task episode and success counts of the episode log in ``directory``.
 
-    Returns ``{"episodes", "discarded_episodes", "corrupt_shards", "shards", "tasks": {task:
-    {"episodes", "successes", "success_rate", "by_policy": {policy: {"episodes", "successes"}}}}}``.
+    Returns ``{"episodes", "env_steps", "policy_steps", "discarded_episodes", "corrupt_shards",
+    "shards", "tasks": {task: {"episodes", "successes", "success_rate", "env_steps",
+    "policy_steps", "by_policy": {policy: {"episodes", "successes"}}}}}``. ``env_steps`` counts
+    simulator steps (an episode's ``extra["env_steps"]`` where its environment repeats each
+    policy step's action, e.g. Meta-World; its policy steps otherwise).
     Tasks of ``task_names`` (e.g. the environment's task set) with no episodes are listed
     with zero counts, so gaps in the data are visible; without it the log's own tasks are.
     ``discarded_episodes`` counts the episodes the robots ran but discarded for unstable
@@ -47,12 +51,13 @@ def dataset_stats(
             pass
     meta = reader.metadata().to_pylist()
     names = list(task_names or ())
-    tasks: dict[str, dict[str, Any]] = {
-        n: {"episodes": 0, "successes": 0, "by_policy": {}} for n in names
-    }
+    tasks: dict[str, dict[str, Any]] = {n: _empty_entry() for n in names}
     for row in meta:
         task = row["task"]
-        entry = tasks.setdefault(task, {"episodes": 0, "successes": 0, "by_policy": {}})
+        entry = tasks.setdefault(task, _empty_entry())
+        # simulator steps: an environment whose policy step repeats its action records them
+        entry["env_steps"] += int(json.loads(row["extra"]).get("env_steps", row["num_steps"]))
+        entry["policy_steps"] += int(row["num_steps"])
         success_tasks = list(row["success_tasks"])
         succeeded = (
             bool(row["success"][success_tasks.index(task)]) if task in success_tasks else False
@@ -68,12 +73,18 @@ def dataset_stats(
         entry["success_rate"] = entry["successes"] / n if n else float("nan")
     return {
         "episodes": len(meta),
+        "env_steps": sum(e["env_steps"] for e in tasks.values()),
+        "policy_steps": sum(e["policy_steps"] for e in tasks.values()),
         "discarded_episodes": reader.discarded_episodes(),
         "corrupt_shards": reader.corrupt_shards,
         "shards": len(reader.shard_paths()),
         "verified": verify,
         "tasks": tasks,
     }
+
+
+def _empty_entry() -> dict[str, Any]:
+    return {"episodes": 0, "successes": 0, "env_steps": 0, "policy_steps": 0, "by_policy": {}}
 
 
 def format_stats_table(stats: dict[str, Any]) -> str:
@@ -100,6 +111,10 @@ def format_stats_table(stats: dict[str, Any]) -> str:
             else "; scalar columns read (--verify decodes every column)"
         )
     )
+    if "env_steps" in stats:
+        lines.append(
+            f"{stats['env_steps']} environment steps in {stats['policy_steps']} policy steps"
+        )
     if "discarded_episodes" in stats:
         lines.append(
             f"{stats['discarded_episodes']} episode(s) discarded for unstable physics "

@@ -342,6 +342,7 @@ class MetaWorldEnv(gym.Env):
             success = np.zeros(len(self.task_names), dtype=bool)
             success[self.task_names.index(self._task)] = self._success and not unstable
             out["success"] = success
+            out["episode_extra"] = {"env_steps": self._raw_steps}
             if unstable:
                 out["physics_unstable"] = True
             reward = float(success.any())

@@ -268,6 +268,7 @@ class Robot:
             final_side_images=side,
             final_image=final_image,
             chained_from=chained_from,
+            extra=dict(info.get("episode_extra", {})),
         )
 
     def episodes(self, count: int) -> Iterator[Episode]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -26,7 +27,7 @@ from mtopt.data.log import (
     SchemaVersionError,
     remove_stale_temp_files,
 )
-from mtopt.data.shards import SCALAR_SCHEMA, ShardName, episodes_to_table, write_shard_atomically
+from mtopt.data.shards import METADATA_SCHEMA, ShardName, episodes_to_table, write_shard_atomically
 
 
 def mixed_episodes(rng: np.random.Generator, n: int, robot_id: int = 0) -> list[Episode]:
@@ -106,11 +107,11 @@ def test_load_images_false_skips_images(tmp_path: Path) -> None:
 
 
 def test_metadata_scalar_columns(tmp_path: Path) -> None:
-    assert EpisodeLogReader(tmp_path).metadata().schema == SCALAR_SCHEMA
+    assert EpisodeLogReader(tmp_path).metadata().schema == METADATA_SCHEMA
     episodes = mixed_episodes(np.random.default_rng(4), 7, robot_id=5)
     write(tmp_path, episodes, robot_id=5)
     table = EpisodeLogReader(tmp_path).metadata()
-    assert table.schema.names == SCALAR_SCHEMA.names
+    assert table.schema.names == METADATA_SCHEMA.names
     rows = table.to_pylist()
     assert [r["episode_id"] for r in rows] == [e.episode_id for e in episodes]
     for row, ep in zip(rows, episodes, strict=True):
@@ -118,6 +119,7 @@ def test_metadata_scalar_columns(tmp_path: Path) -> None:
         assert row["num_steps"] == ep.num_steps and row["seed"] == ep.seed
         assert row["epsilon"] == ep.epsilon and row["end_time"] == ep.end_time
         assert row["success"] == ep.success.tolist()
+        assert json.loads(row["extra"]) == ep.extra
         assert tuple(row["success_tasks"]) == ep.success_tasks
         assert row["chained_from"] == ep.chained_from
 

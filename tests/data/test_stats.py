@@ -65,3 +65,21 @@ def test_discarded_episodes_are_counted_from_the_shard_metadata(tmp_path):
     stats = dataset_stats(tmp_path)
     assert stats["episodes"] == 4 and stats["discarded_episodes"] == 7
     assert "7 episode(s) discarded for unstable physics" in format_stats_table(stats)
+
+
+def test_env_steps_count_an_episodes_recorded_simulator_steps(tmp_path):
+    rng = np.random.default_rng(1)
+    repeated = make_fake_episode(rng, task="lift-any")
+    repeated.extra = {"env_steps": 10 * repeated.num_steps - 3}  # action repeat 10, cut short
+    plain = make_fake_episode(rng, task="lift-any")  # one simulator step per policy step
+    with EpisodeLogWriter(tmp_path, 0, EpisodeLogConfig(fsync=False)) as w:
+        w.append(repeated)
+        w.append(plain)
+    stats = dataset_stats(tmp_path, TASK_SET.names)
+    policy_steps = repeated.num_steps + plain.num_steps
+    env_steps = 10 * repeated.num_steps - 3 + plain.num_steps
+    assert stats["tasks"]["lift-any"]["env_steps"] == stats["env_steps"] == env_steps
+    assert stats["policy_steps"] == policy_steps
+    assert f"{env_steps} environment steps in {policy_steps} policy steps" in format_stats_table(
+        stats
+    )

@@ -120,6 +120,7 @@ def test_the_expert_succeeds_and_the_episode_ends_at_its_success(spec, env):
     assert info["success"].tolist() == [t == "reach-v3" for t in spec.task_set.names]
     assert len(states) - 1 < spec.horizon
     assert info["metaworld_steps"] <= spec.config.action_repeat * (len(states) - 1)
+    assert info["episode_extra"] == {"env_steps": info["metaworld_steps"]}  # for the log
 
 
 @needs_metaworld
@@ -132,6 +133,7 @@ def test_without_terminate_on_success_episodes_run_all_500_steps():
     )
     assert truncated and not terminated and len(states) - 1 == spec.horizon == 20
     assert info["metaworld_steps"] == 500 and reward == 1.0  # the flag was 1 at some step
+    assert info["episode_extra"] == {"env_steps": 500}
     env.close()
 
 
