@@ -170,6 +170,7 @@ def proxy_log(args: argparse.Namespace, demo: DemoConfig) -> Path:
         cfg = FleetConfig(
             out=str(log),
             robots=demo.robots,
+            robots_per_process=demo.robots_per_process,
             episodes=args.log_episodes,
             seed=args.log_seed,
             progress=not args.quiet,

@@ -109,6 +109,17 @@ def env_shorthand(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value given to ``flag`` (``--flag V`` or ``--flag=V``; the last one wins), if any."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
 @dataclass(frozen=True)
 class StatsArgs:
     """Print per-task episode and success counts of an episode log."""
@@ -238,9 +249,13 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
 
 def cmd_demo(argv: Sequence[str]) -> int:
-    from mtopt.experiments.demo import DemoConfig, run_demo
+    from mtopt.experiments.demo import DemoConfig, demo_defaults, run_demo
 
-    cfg = parse_config(DemoConfig, argv, "mtopt demo", DemoConfig.__doc__ or "")
+    argv = env_shorthand(argv)
+    preset = None  # the chosen environment's defaults, unless a YAML config gives them all
+    if not any(a == "--config" or a.startswith("--config=") for a in argv):
+        preset = demo_defaults(flag_value(argv, "--env.name") or "workcell")
+    cfg = parse_config(DemoConfig, argv, "mtopt demo", DemoConfig.__doc__ or "", preset)
     print(run_demo(cfg)["report"])
     return 0
 

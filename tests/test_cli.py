@@ -145,3 +145,22 @@ def test_json_into_a_directory_is_one_line_and_leaves_no_temporary_file(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "JSON output" in err[-1] and "is a directory" in err[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log", "out"]
+
+
+def test_demo_on_meta_world_starts_from_its_own_defaults(monkeypatch, capsys):
+    from mtopt.experiments import demo
+
+    seen = []
+    monkeypatch.setattr(demo, "run_demo", lambda cfg: seen.append(cfg) or {"report": "ok"})
+    assert main(["demo", "--env", "metaworld-mt10", "--rounds", "3"]) == 0
+    want = demo.metaworld_demo_config("metaworld-mt10")
+    assert seen[-1] == demo.replace(want, rounds=3)  # the env's defaults, then the flags
+    assert main(["demo", "--env.name=pointmass"]) == 0
+    assert seen[-1].env.name == "pointmass"
+    assert seen[-1].bootstrap_episodes == demo.DemoConfig().bootstrap_episodes
+    yaml = str(CONFIG_ROOT / "demo/default.yaml")  # a YAML config gives every default itself
+    assert main(["demo", "--config", yaml, "--env", "pointmass"]) == 0
+    assert seen[-1] == demo.replace(load_config(demo.DemoConfig, yaml), env=seen[-2].env)
+    assert main(["demo", "--env", "metaworld-mt99"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown env 'metaworld-mt99'; known envs: workcell, pointmass, metaworld-mt10" in err

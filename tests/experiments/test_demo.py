@@ -2,11 +2,12 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from mtopt.config import load_config
-from mtopt.experiments.demo import DemoConfig, run_demo
+from mtopt.experiments.demo import DemoConfig, demo_defaults, metaworld_demo_config, run_demo
 from mtopt.learning.cem import CEMConfig
 from mtopt.learning.checkpoint import load_checkpoint
 from mtopt.policies import PolicyConfig
@@ -53,11 +54,44 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
     assert any(p.startswith("checkpoint:") and "eps=0.2" in p for p in policies)
 
 
-def test_shipped_demo_config_matches_defaults():
-    from pathlib import Path
+def test_shipped_demo_configs_match_the_defaults():
+    configs = Path(__file__).resolve().parents[2] / "configs" / "demo"
+    assert load_config(DemoConfig, configs / "default.yaml") == DemoConfig()
+    mt10 = load_config(DemoConfig, configs / "metaworld-mt10.yaml")
+    assert mt10 == metaworld_demo_config("metaworld-mt10")
+    assert demo_defaults("metaworld-mt10") == mt10 and demo_defaults("workcell") == DemoConfig()
 
-    path = Path(__file__).resolve().parents[2] / "configs" / "demo" / "default.yaml"
-    assert load_config(DemoConfig, path) == DemoConfig()
+
+def test_tiny_meta_world_mt10_demo_runs_end_to_end(tmp_path):
+    """The CI smoke run of Meta-World: a few scripted episodes, a success detector, a few
+    training steps, an ε-greedy round and the evaluation, on MT10 with its demo defaults."""
+    base = metaworld_demo_config("metaworld-mt10")
+    cfg = replace(
+        base,
+        out=str(tmp_path / "mt10"),
+        robots=2,
+        robots_per_process=2,
+        bootstrap_episodes=40,  # every task drawn at least once with seed 0
+        bootstrap_steps=4,
+        rounds=1,
+        round_episodes=4,
+        round_steps=2,
+        eval_episodes_per_task=1,
+        progress=False,
+        train=replace(base.train, batch_size=16, cem=CEMConfig(num_samples=8, num_elites=2)),
+        policy=PolicyConfig(epsilon=0.2, cem=CEMConfig(iterations=1, num_samples=8, num_elites=2)),
+        success_detector=replace(base.success_detector, steps=20, batch_size=16),
+    )
+    summary = run_demo(cfg)
+    assert summary["episodes"] == 44 and summary["rewards"] == "success_detector"
+    for name in ("mt-opt", "scripted"):
+        tasks = summary["results"][name]["tasks"]
+        assert list(tasks) == list(base.env.spec().task_set.names)
+        assert all(t["episodes"] == 1 for t in tasks.values())
+    assert "reach-v3" in summary["report"] and "environment steps" in summary["report"]
+    stats = json.loads((tmp_path / "mt10" / "stats.json").read_text())
+    assert stats["policy_steps"] < stats["env_steps"] <= 10 * stats["policy_steps"]
+    assert (tmp_path / "mt10" / "eval.png").stat().st_size > 1000
 
 
 class _StopError(Exception):
