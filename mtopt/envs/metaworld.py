@@ -268,6 +268,11 @@ class MetaWorldEnv(gym.Env):
         return self._task
 
     @property
+    def metaworld_env(self) -> Any:
+        """The current task's own Meta-World environment (e.g. to time raw stepping)."""
+        return self._env
+
+    @property
     def goal(self) -> int:
         """The current episode's goal index (-1 before the first reset)."""
         return self._goal

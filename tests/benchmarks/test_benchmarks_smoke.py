@@ -190,6 +190,15 @@ def check_calibrate_metaworld(report: dict, out: str) -> None:
     assert all(c in ([0.5, 0.1], [1.0, 0.1]) for c in chosen.values()) and "chosen" in out
 
 
+def check_metaworld_speed(report: dict, out: str) -> None:
+    rates = report["steps_per_s"]
+    assert set(rates) == {"plain-random", "plain-expert", "mtopt-scripted"}
+    assert all(r > 0 for r in rates.values()) and report["ratio_to_plain"]["plain-random"] == 1
+    log = report["scripted_log"]  # the log's simulator steps: up to 500 per episode
+    assert log["episodes"] == 2 and 2 <= log["env_steps"] <= 1000
+    assert "x plain-random" in out
+
+
 CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_workcell.py": check_workcell,
     "bench_fleet.py": check_fleet,
@@ -204,8 +213,9 @@ CHECKS: dict[str, Callable[[dict, str], None]] = {
     "learning.py": check_learning,
     "diagnose.py": check_diagnose,
     "calibrate_metaworld.py": check_calibrate_metaworld,
+    "bench_metaworld.py": check_metaworld_speed,
 }
-NEEDS_METAWORLD = {"calibrate_metaworld.py"}
+NEEDS_METAWORLD = {"calibrate_metaworld.py", "bench_metaworld.py"}
 """Benchmarks of the optional Meta-World environments (skipped without ``metaworld``)."""
 """Every benchmark script and what its smoke report must satisfy."""
 EXTRA_ARGS = {"bench_q_network.py": ["--threads", "1"]}
