@@ -181,3 +181,18 @@ def test_every_mt10_task_has_a_calibrated_bootstrap():
     assert set(benchmark_tasks("mt10")) == set(BOOTSTRAP_NOISE)
     for noise, random in BOOTSTRAP_NOISE.values():
         assert noise >= 0 and 0 <= random <= 1
+
+
+@needs_metaworld
+def test_a_checkpoint_is_refused_on_another_benchmark_or_action_repeat(spec):
+    from mtopt.learning.checkpoint import check_checkpoint_env
+
+    payload = {"env": spec.describe(), "task_names": list(spec.task_set.names)}
+    check_checkpoint_env(payload, MetaWorldSpec(benchmark="mt10"), "c.pt")  # the same: accepted
+    with pytest.raises(
+        ValueError, match="trained on env 'metaworld-mt10', not on 'metaworld-mt50'"
+    ):
+        check_checkpoint_env(payload, MetaWorldSpec(benchmark="mt50"), "c.pt")
+    repeat5 = MetaWorldSpec(config=MetaWorldConfig(action_repeat=5))
+    with pytest.raises(ValueError, match="with action_repeat 10; this env has action_repeat 5"):
+        check_checkpoint_env(payload, repeat5, "c.pt")
