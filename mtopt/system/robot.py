@@ -89,17 +89,18 @@ class RobotConfig:
 
     def check_tasks(self, spec: EnvSpec) -> None:
         """Raise ``ValueError`` naming the value unless ``tasks`` and ``task_weights`` fit the
-        environment's task set and the environment has the ``bootstrap`` policies (an expert
-        policy for every task under ``bootstrap: expert``)."""
+        environment's task set and the environment has the ``bootstrap`` policies a robot builds
+        (one per task of the task set: e.g. an expert under ``bootstrap: expert``, or a
+        calibrated noise level for Meta-World's scripted policies), so that a fleet fails here
+        rather than in its robot processes."""
         spec.task_set.validate(self.tasks)
         n = len(self.tasks or spec.task_set.names)
         if self.task_weights and len(self.task_weights) != n:
             raise ValueError(
                 f"task_weights must give one weight per task ({n}), got {len(self.task_weights)}"
             )
-        if self.bootstrap == "expert":
-            for task in self.tasks or spec.task_set.names:
-                spec.expert_policy(task)
+        for task in spec.task_set.names:  # as Robot.__init__ builds them
+            bootstrap_policy(spec, task, self.bootstrap, self.expert_noise, "motion")
 
 
 def _probabilities(weights: list[float]) -> np.ndarray | None:

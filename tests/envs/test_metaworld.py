@@ -196,3 +196,15 @@ def test_a_checkpoint_is_refused_on_another_benchmark_or_action_repeat(spec):
     repeat5 = MetaWorldSpec(config=MetaWorldConfig(action_repeat=5))
     with pytest.raises(ValueError, match="with action_repeat 10; this env has action_repeat 5"):
         check_checkpoint_env(payload, repeat5, "c.pt")
+
+
+@needs_metaworld
+def test_a_fleet_on_mt50_without_calibrated_noise_is_refused_before_it_starts(tmp_path):
+    from mtopt.system.fleet import FleetConfig, collect
+
+    cfg = FleetConfig(out=str(tmp_path / "log"), episodes=1, progress=False)
+    with pytest.raises(ValueError, match="has no calibrated bootstrap noise"):
+        collect(cfg, MetaWorldSpec(benchmark="mt50"))
+    assert not (tmp_path / "log").exists()  # no process started, nothing written
+    noisy = MetaWorldConfig(scripted_noise=1.0, scripted_random=0.1)
+    cfg.check_tasks(MetaWorldSpec(benchmark="mt50", config=noisy))  # both set: accepted
