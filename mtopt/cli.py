@@ -244,7 +244,11 @@ def cmd_eval(argv: Sequence[str]) -> int:
     from mtopt.evaluation.protocol import format_eval_table
 
     cfg = parse_config(EvalCommand, argv, "mtopt eval", EvalCommand.__doc__ or "")
-    print(format_eval_table(run_eval(cfg, cfg.env.spec())))
+    result = run_eval(cfg, cfg.env.spec())
+    print(format_eval_table(result))
+    if "scripted" in result:  # --beside-scripted
+        print(f"\nscripted policies (same scenes):\n{format_eval_table(result['scripted'])}")
+        print(f"\n{result['comparison']}")
     return 0
 
 

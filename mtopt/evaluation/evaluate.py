@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, plot_success
+from mtopt.evaluation.summary import compare_policies
 from mtopt.jsonio import write_json
 from mtopt.policies import PolicyConfig
 from mtopt.spec import EnvSpec, EpisodePolicy
@@ -28,6 +29,10 @@ class EvalConfig:
     expert: bool = False
     """Evaluate the environment's expert policies instead, a ceiling for diagnostics (the
     workcell's aimed picker and placer; Meta-World's scripted experts without noise)."""
+    beside_scripted: bool = False
+    """With ``--checkpoint``: also run the scripted bootstrap policies on the same scenes (the
+    same seeds), print their table and the comparison, and put both in the JSON and the plot
+    (``result["scripted"]``, ``result["comparison"]``)."""
     episodes_per_task: int = 100
     """Attempts per task."""
     tasks: tuple[str, ...] = ()
@@ -56,6 +61,8 @@ class EvalConfig:
                 "give exactly one of --checkpoint PATH, --scripted or --expert; got "
                 f"checkpoint={self.checkpoint!r}, scripted={self.scripted}, expert={self.expert}"
             )
+        if self.beside_scripted and self.checkpoint is None:
+            raise ValueError("--beside-scripted compares a --checkpoint with the scripted policies")
 
 
 def scripted_policy_for(spec: EnvSpec) -> Callable[[str], EpisodePolicy]:
@@ -114,8 +121,13 @@ def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
     )
     result = evaluate(policy_for, protocol, spec, counts)
     result["policy"] = name
+    plotted = {name: result}
+    if config.beside_scripted:
+        scripted = evaluate(scripted_policy_for(spec), protocol, spec, counts)
+        result["scripted"] = plotted["scripted"] = scripted
+        result["comparison"] = compare_policies(result, scripted, (name, "scripted"))
     if config.json:
         write_json(result, config.json)
     if config.plot:
-        plot_success({name: result}, config.plot, title=f"{name}: success per task")
+        plot_success(plotted, config.plot, title=f"{name}: success per task")
     return result

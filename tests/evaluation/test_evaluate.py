@@ -97,6 +97,14 @@ def test_a_task_the_checkpoint_was_not_trained_on_is_refused(tmp_path):
         EvalConfig(checkpoint=ckpt, tasks=("reach-1",), allow_untrained_tasks=True, **one), spec
     )
     assert list(result["tasks"]) == ["reach-1"]
+    # beside the scripted policies: the same scenes, both tables, the comparison, one plot
+    both = run_eval(
+        EvalConfig(checkpoint=ckpt, beside_scripted=True, plot=str(tmp_path / "b.png"), **one),
+        spec,
+    )
+    assert list(both["scripted"]["tasks"]) == list(both["tasks"]) == ["reach-0"]
+    assert both["comparison"].startswith(f"{both['policy']} against scripted on the same scenes")
+    assert (tmp_path / "b.png").stat().st_size > 1000
 
 
 def _rollout(spec, env, task, seed):
@@ -129,3 +137,8 @@ def _rollout(spec, env, task, seed):
         success=np.asarray(info["success"], dtype=bool),
         success_tasks=tuple(info["task_names"]),
     )
+
+
+def test_beside_scripted_needs_a_checkpoint():
+    with pytest.raises(ValueError, match="--beside-scripted compares a --checkpoint"):
+        EvalConfig(scripted=True, beside_scripted=True)
