@@ -161,6 +161,6 @@ def test_demo_on_meta_world_starts_from_its_own_defaults(monkeypatch, capsys):
     yaml = str(CONFIG_ROOT / "demo/default.yaml")  # a YAML config gives every default itself
     assert main(["demo", "--config", yaml, "--env", "pointmass"]) == 0
     assert seen[-1] == demo.replace(load_config(demo.DemoConfig, yaml), env=seen[-2].env)
-    assert main(["demo", "--env", "metaworld-mt99"]) == 1
+    assert main(["demo", "--env", "metaworld-mt99"]) == 2
     err = capsys.readouterr().err
     assert "unknown env 'metaworld-mt99'; known envs: workcell, pointmass, metaworld-mt10" in err
