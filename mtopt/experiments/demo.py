@@ -139,9 +139,14 @@ def metaworld_demo_config(env: str) -> DemoConfig:
         trainer=replace(base.train.trainer, network=net),
         replay=replace(base.train.replay, n_step=1),
     )
+    # every robot keeps one Meta-World environment per task it ran (about 26 MB each): MT50's
+    # 50 per robot allow 2 robots per process in the memory MT10's 8 take (docs/metaworld.md)
+    robots, per_process = (16, 8) if env == "metaworld-mt10" else (4, 2)
     return replace(
         base,
         out=f"runs/demo-{env.removeprefix('metaworld-')}",
+        robots=robots,
+        robots_per_process=per_process,
         bootstrap_episodes=2000,
         bootstrap_steps=2000,
         rounds=1,

@@ -198,3 +198,11 @@ def test_a_learner_the_environment_cannot_feed_is_refused_before_any_collection(
     with pytest.raises(ValueError, match=r"extra_inputs \['gripper_motion'\] are not recorded"):
         run_demo(cfg)
     assert not (tmp_path / "d" / "log").exists()
+
+
+def test_the_mt50_demo_keeps_few_robots_per_process():
+    """Every robot keeps one Meta-World environment per task: MT50's fifty must fit in memory."""
+    mt10, mt50 = metaworld_demo_config("metaworld-mt10"), metaworld_demo_config("metaworld-mt50")
+    assert (mt10.robots, mt10.robots_per_process) == (16, 8)
+    assert (mt50.robots, mt50.robots_per_process) == (4, 2) and mt50.env.name == "metaworld-mt50"
+    assert mt50.train == mt10.train and mt50.out == "runs/demo-mt50"
