@@ -141,7 +141,9 @@ def metaworld_demo_config(env: str) -> DemoConfig:
     )
     # every robot keeps one Meta-World environment per task it ran (about 26 MB each): MT50's
     # 50 per robot allow 2 robots per process in the memory MT10's 8 take (docs/metaworld.md)
-    robots, per_process = (16, 8) if env == "metaworld-mt10" else (4, 2)
+    robots, per_process = (
+        (4, 2) if env == "metaworld-mt50" else (base.robots, base.robots_per_process)
+    )
     return replace(
         base,
         out=f"runs/demo-{env.removeprefix('metaworld-')}",
