@@ -101,6 +101,20 @@ TASK_OBJECTS: dict[str, str] = {
 (``reach-v3``: ``reach``). Tasks of one skill share data under skill impersonation."""
 
 
+CALIBRATED_REPEAT = 10
+"""The action repeat at which :data:`EXPERT_SCALE` and :data:`BOOTSTRAP_NOISE` were measured."""
+
+EXPERT_SCALE: dict[str, float] = {}
+"""Per task, the factor on the expert's translation command at :data:`CALIBRATED_REPEAT`
+(tasks not listed: 1). Meta-World's experts are proportional controllers tuned to act every
+simulator step; repeating an action 10 steps makes some of them overshoot and fail without any
+noise. Where the plain expert succeeds less than :data:`EXPERT_SCALE_BELOW` of the calibration
+attempts, ``benchmarks/calibrate_metaworld.py --scales`` picks the factor under which it
+succeeds most (docs/metaworld.md). At other action repeats the experts act unscaled."""
+EXPERT_SCALE_BELOW = 0.8
+"""Experts at least this good at factor 1 keep it (so MT10's experts act as Meta-World wrote
+them)."""
+
 BOOTSTRAP_NOISE: dict[str, tuple[float, float]] = {
     # task: (Gaussian noise std, random-action probability)  calibration rate, 50 attempts
     "reach-v3": (3.0, 0.7),  # 0.26
@@ -117,8 +131,8 @@ BOOTSTRAP_NOISE: dict[str, tuple[float, float]] = {
 """Per task, the bootstrap policy's Gaussian noise std and random-action probability that
 bring it closest to a quarter of successes under the evaluation protocol (10-40 % is the aim:
 the learner must improve on weak data), measured with ``benchmarks/calibrate_metaworld.py``
-at the default episode settings (MT10, session 24; docs/metaworld.md has the commands). MT50's
-other tasks are not calibrated yet: set ``scripted_noise`` and ``scripted_random`` for them."""
+at :data:`CALIBRATED_REPEAT` with terminate on success (docs/metaworld.md has the commands).
+Other action repeats need ``scripted_noise`` and ``scripted_random``."""
 
 
 def _metaworld() -> Any:
@@ -192,16 +206,31 @@ class MetaWorldConfig:
         """``(noise, random)`` of ``task``'s bootstrap policy: the config's values where set,
         the task's calibrated ones (:data:`BOOTSTRAP_NOISE`) otherwise."""
         calibrated = BOOTSTRAP_NOISE.get(task)
-        if calibrated is None and (self.scripted_noise is None or self.scripted_random is None):
-            raise ValueError(
-                f"task {task!r} has no calibrated bootstrap noise (BOOTSTRAP_NOISE covers "
-                f"{len(BOOTSTRAP_NOISE)} tasks); set --env.metaworld.scripted-noise and "
-                "--env.metaworld.scripted-random, or calibrate it with "
-                "benchmarks/calibrate_metaworld.py"
-            )
+        if self.scripted_noise is None or self.scripted_random is None:
+            if self.action_repeat != CALIBRATED_REPEAT:
+                raise ValueError(
+                    f"the bootstrap noise was calibrated at action_repeat {CALIBRATED_REPEAT}, "
+                    f"not {self.action_repeat}; set --env.metaworld.scripted-noise and "
+                    "--env.metaworld.scripted-random, or calibrate this repeat with "
+                    "benchmarks/calibrate_metaworld.py"
+                )
+            if calibrated is None:
+                raise ValueError(
+                    f"task {task!r} has no calibrated bootstrap noise (BOOTSTRAP_NOISE covers "
+                    f"{len(BOOTSTRAP_NOISE)} tasks); set --env.metaworld.scripted-noise and "
+                    "--env.metaworld.scripted-random, or calibrate it with "
+                    "benchmarks/calibrate_metaworld.py"
+                )
         noise = self.scripted_noise if self.scripted_noise is not None else calibrated[0]
         random = self.scripted_random if self.scripted_random is not None else calibrated[1]
         return float(noise), float(random)
+
+    def expert_scale(self, task: str) -> float:
+        """The factor on ``task``'s expert translation command at this action repeat
+        (:data:`EXPERT_SCALE`)."""
+        if self.action_repeat != CALIBRATED_REPEAT:
+            return 1.0
+        return EXPERT_SCALE.get(task, 1.0)
 
     @property
     def horizon(self) -> int:
@@ -361,15 +390,21 @@ class MetaWorldEnv(gym.Env):
 
 
 class NoisyExpertPolicy:
-    """Meta-World's scripted expert of a task, with Gaussian action noise of std ``noise`` and
-    a uniformly random action with probability ``random`` per step (both 0: the expert)."""
+    """Meta-World's scripted expert of a task, its translation command multiplied by ``scale``
+    (:data:`EXPERT_SCALE`), with Gaussian action noise of std ``noise`` and a uniformly random
+    action with probability ``random`` per step (``noise`` and ``random`` 0: the expert)."""
 
-    def __init__(self, task: str, noise: float = 0.0, random: float = 0.0) -> None:
+    def __init__(
+        self, task: str, noise: float = 0.0, random: float = 0.0, scale: float = 1.0
+    ) -> None:
         from metaworld.policies import ENV_POLICY_MAP
 
+        if not 0.0 < scale <= 1.0:
+            raise ValueError(f"scale must be in (0, 1], got {scale!r}")
         self.task = task
         self.noise = float(noise)
         self.random = float(random)
+        self.scale = float(scale)
         self._expert = ENV_POLICY_MAP[task]()
         self._rng = np.random.default_rng(0)
 
@@ -381,7 +416,8 @@ class NoisyExpertPolicy:
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         if self.random and self._rng.random() < self.random:
             return self._rng.uniform(-1.0, 1.0, 4).astype(np.float32)
-        action = np.asarray(self._expert.get_action(obs["state"].astype(np.float64)))
+        action = np.array(self._expert.get_action(obs["state"].astype(np.float64)))
+        action[:3] *= self.scale
         if self.noise:
             action = action + self.noise * self._rng.standard_normal(4)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
@@ -425,12 +461,14 @@ class MetaWorldSpec(EnvSpec):
 
     def scripted_policy(self, task: str) -> tuple[NoisyExpertPolicy, str]:
         self.task_set.validate([task])
-        return NoisyExpertPolicy(task, *self.config.bootstrap_noise(task)), "scripted-noisy"
+        cfg = self.config
+        policy = NoisyExpertPolicy(task, *cfg.bootstrap_noise(task), cfg.expert_scale(task))
+        return policy, "scripted-noisy"
 
     def expert_policy(self, task: str) -> tuple[NoisyExpertPolicy, str]:
-        """Meta-World's scripted expert of ``task``, without noise."""
+        """Meta-World's scripted expert of ``task`` at this action repeat, without noise."""
         self.task_set.validate([task])
-        return NoisyExpertPolicy(task), "expert-metaworld"
+        return NoisyExpertPolicy(task, scale=self.config.expert_scale(task)), "expert-metaworld"
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "action_repeat": self.config.action_repeat}

@@ -184,7 +184,9 @@ def check_diagnose(report: dict, out: str) -> None:
 def check_calibrate_metaworld(report: dict, out: str) -> None:
     chosen = report["chosen"]
     assert list(chosen) == ["reach-v3", "push-v3"]
-    assert set(report["rates"]) == {"expert", "0.5/0.1", "1/0.1"}
+    assert set(report["rates"]) == {"expert", "expert x0.5", "0.5/0.1", "1/0.1"}
+    assert set(report["scale"]) <= {"reach-v3", "push-v3"}
+    assert set(report["scale"].values()) <= {0.5}
     for rates in report["rates"].values():
         assert all(0.0 <= r <= 1.0 for r in rates.values())
     assert all(c in ([0.5, 0.1], [1.0, 0.1]) for c in chosen.values()) and "chosen" in out
@@ -299,3 +301,11 @@ def test_a_full_variant_may_reshape_the_loop_and_other_modes_refuse_it():
         learning.pop_int_flags(["--rounds", "0"], learning.LOOP_FLAGS)
     with pytest.raises(SystemExit, match=r"loop flags .* are for --mode full"):
         learning.main(["--mode", "proxy", "--variant", "r8=--rounds 8", "--out", "/nonexistent"])
+
+
+def test_calibration_keeps_good_experts_and_picks_the_best_factor_otherwise():
+    choose_scale = load_benchmark("calibrate_metaworld.py").choose_scale
+    assert choose_scale({1.0: 0.9, 0.5: 1.0}) == 1.0  # at least 0.8 at factor 1: kept
+    assert choose_scale({1.0: 0.1, 0.5: 0.9, 0.3: 0.9}) == 0.5  # a tie: the larger factor
+    assert choose_scale({1.0: 0.0, 0.5: 0.6, 0.3: 0.8}) == 0.3
+    assert choose_scale({1.0: 0.5, 0.5: 0.2}) == 1.0  # no factor does better

@@ -11,6 +11,7 @@ import pytest
 from mtopt.envs import EnvConfig
 from mtopt.envs.metaworld import (
     BOOTSTRAP_NOISE,
+    EXPERT_SCALE,
     GOALS,
     INSTALL_HINT,
     MetaWorldConfig,
@@ -53,6 +54,19 @@ def test_bootstrap_noise_is_calibrated_per_task_unless_the_config_sets_it():
     assert both.bootstrap_noise("push-v3") == both.bootstrap_noise("sweep-v3") == (0.5, 0.2)
     with pytest.raises(ValueError, match="task 'sweep-v3' has no calibrated bootstrap noise"):
         MetaWorldConfig(scripted_noise=0.5).bootstrap_noise("sweep-v3")
+
+
+def test_the_calibration_holds_only_at_its_action_repeat():
+    repeat5 = MetaWorldConfig(action_repeat=5)
+    with pytest.raises(ValueError, match="calibrated at action_repeat 10, not 5"):
+        repeat5.bootstrap_noise("push-v3")
+    explicit = MetaWorldConfig(action_repeat=5, scripted_noise=1.0, scripted_random=0.0)
+    assert explicit.bootstrap_noise("push-v3") == (1.0, 0.0)
+    for task, factor in EXPERT_SCALE.items():
+        assert 0.0 < factor < 1.0
+        assert MetaWorldConfig().expert_scale(task) == factor
+        assert repeat5.expert_scale(task) == 1.0  # Meta-World's experts act unscaled
+    assert MetaWorldConfig().expert_scale("reach-v3") == 1.0
 
 
 needs_metaworld = pytest.mark.skipif(
@@ -174,6 +188,20 @@ def test_bad_actions_and_finished_episodes_are_refused(env):
         done = terminated or truncated
     with pytest.raises(RuntimeError, match="call reset"):
         env.step(np.zeros(4, dtype=np.float32))
+
+
+@needs_metaworld
+def test_the_expert_scale_multiplies_the_translation_command_only(env):
+    from mtopt.envs.metaworld import NoisyExpertPolicy
+
+    obs, _ = env.reset(seed=0, options={"task": "pick-place-v3", "goal": 3})
+    full = NoisyExpertPolicy("pick-place-v3").act(obs)
+    half = NoisyExpertPolicy("pick-place-v3", scale=0.5).act(obs)
+    assert np.abs(full[:3]).max() > 0.05
+    np.testing.assert_allclose(half[:3], 0.5 * full[:3], rtol=1e-6)
+    assert half[3] == full[3]  # the gripper's effort is not scaled
+    with pytest.raises(ValueError, match=r"scale must be in \(0, 1\], got 0"):
+        NoisyExpertPolicy("pick-place-v3", scale=0)
 
 
 @needs_metaworld
