@@ -52,8 +52,9 @@ def test_bootstrap_noise_is_calibrated_per_task_unless_the_config_sets_it():
     assert MetaWorldConfig(scripted_noise=1.0).bootstrap_noise("push-v3") == (1.0, 0.0)
     both = MetaWorldConfig(scripted_noise=0.5, scripted_random=0.2)
     assert both.bootstrap_noise("push-v3") == both.bootstrap_noise("sweep-v3") == (0.5, 0.2)
-    with pytest.raises(ValueError, match="task 'sweep-v3' has no calibrated bootstrap noise"):
-        MetaWorldConfig(scripted_noise=0.5).bootstrap_noise("sweep-v3")
+    assert MetaWorldConfig().bootstrap_noise("sweep-v3") == (0.5, 0.1)  # an MT50 task
+    with pytest.raises(ValueError, match="task 'new-task-v3' has no calibrated bootstrap noise"):
+        MetaWorldConfig(scripted_noise=0.5).bootstrap_noise("new-task-v3")
 
 
 def test_the_calibration_holds_only_at_its_action_repeat():
@@ -205,8 +206,9 @@ def test_the_expert_scale_multiplies_the_translation_command_only(env):
 
 
 @needs_metaworld
-def test_every_mt10_task_has_a_calibrated_bootstrap():
-    assert set(benchmark_tasks("mt10")) == set(BOOTSTRAP_NOISE)
+def test_every_mt50_task_has_a_calibrated_bootstrap():
+    assert set(benchmark_tasks("mt50")) == set(BOOTSTRAP_NOISE)
+    assert set(EXPERT_SCALE) <= set(BOOTSTRAP_NOISE) - set(benchmark_tasks("mt10"))
     for noise, random in BOOTSTRAP_NOISE.values():
         assert noise >= 0 and 0 <= random <= 1
 
@@ -227,12 +229,13 @@ def test_a_checkpoint_is_refused_on_another_benchmark_or_action_repeat(spec):
 
 
 @needs_metaworld
-def test_a_fleet_on_mt50_without_calibrated_noise_is_refused_before_it_starts(tmp_path):
+def test_a_fleet_at_an_uncalibrated_action_repeat_is_refused_before_it_starts(tmp_path):
     from mtopt.system.fleet import FleetConfig, collect
 
     cfg = FleetConfig(out=str(tmp_path / "log"), episodes=1, progress=False)
-    with pytest.raises(ValueError, match="has no calibrated bootstrap noise"):
-        collect(cfg, MetaWorldSpec(benchmark="mt50"))
+    repeat5 = MetaWorldConfig(action_repeat=5)
+    with pytest.raises(ValueError, match="calibrated at action_repeat 10, not 5"):
+        collect(cfg, MetaWorldSpec(benchmark="mt50", config=repeat5))
     assert not (tmp_path / "log").exists()  # no process started, nothing written
-    noisy = MetaWorldConfig(scripted_noise=1.0, scripted_random=0.1)
+    noisy = MetaWorldConfig(action_repeat=5, scripted_noise=1.0, scripted_random=0.1)
     cfg.check_tasks(MetaWorldSpec(benchmark="mt50", config=noisy))  # both set: accepted
