@@ -95,6 +95,11 @@ def choose_scale(expert: dict[float, float], below: float = EXPERT_SCALE_BELOW) 
     return max(expert, key=lambda s: (expert[s], s))
 
 
+def expert_column(factor: float) -> str:
+    """Column name of the plain expert at one factor, e.g. ``expert x0.5``."""
+    return "expert" if factor == 1.0 else f"expert x{factor:g}"
+
+
 def setting_name(noise: float, random: float) -> str:
     """Column name of one grid setting, e.g. ``0.5/0.1``."""
     return f"{noise:g}/{random:g}"
@@ -103,8 +108,9 @@ def setting_name(noise: float, random: float) -> str:
 def main(argv: list[str] | None = None) -> dict:
     args = tyro.cli(Args, args=argv)
     if args.smoke:
-        args = replace(args, episodes=2, noise=args.noise[:2], random=args.random[:1])
-        args = replace(args, scales=(1.0, 0.5))
+        args = replace(
+            args, episodes=2, noise=args.noise[:2], random=args.random[:1], scales=(1.0, 0.5)
+        )
     logging.basicConfig(level=logging.WARNING)
     base = MetaWorldSpec(benchmark=args.benchmark, config=args.env)  # type: ignore[arg-type]
     base.task_set.validate(args.tasks)
@@ -117,15 +123,11 @@ def main(argv: list[str] | None = None) -> dict:
     table: dict[str, dict[str, float]] = {}
     scales = tuple(dict.fromkeys((1.0, *args.scales)))
     for factor in scales:
-        name = "expert" if factor == 1.0 else f"expert x{factor:g}"
-        table[name] = rates(
+        table[expert_column(factor)] = rates(
             base, args.episodes, args.seed, tasks, 0.0, 0.0, dict.fromkeys(tasks, factor)
         )
     scale = {
-        task: choose_scale(
-            {f: table["expert" if f == 1.0 else f"expert x{f:g}"][task] for f in scales}
-        )
-        for task in tasks
+        task: choose_scale({f: table[expert_column(f)][task] for f in scales}) for task in tasks
     }
     grid = {setting_name(n, r): (n, r) for r in args.random for n in args.noise}
     for name, (noise, random) in grid.items():
