@@ -59,6 +59,9 @@ def test_shipped_demo_configs_match_the_defaults():
     assert load_config(DemoConfig, configs / "default.yaml") == DemoConfig()
     mt10 = load_config(DemoConfig, configs / "metaworld-mt10.yaml")
     assert mt10 == metaworld_demo_config("metaworld-mt10")
+    mt50 = load_config(DemoConfig, configs / "metaworld-mt50.yaml")
+    assert mt50 == metaworld_demo_config("metaworld-mt50")
+    assert (mt50.robots, mt50.robots_per_process, mt50.env.name) == (4, 2, "metaworld-mt50")
     assert demo_defaults("metaworld-mt10") == mt10 and demo_defaults("workcell") == DemoConfig()
 
 
