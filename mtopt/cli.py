@@ -13,6 +13,7 @@ pass it to the library.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -283,6 +284,23 @@ def cmd_sd_train(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_task_add(argv: Sequence[str]) -> int:
+    from mtopt.commands import TaskAddCommand
+    from mtopt.system.new_task import add_task
+
+    doc = TaskAddCommand.__doc__ or ""
+    cfg = parse_config(TaskAddCommand, argv, "mtopt task add", doc)
+    same = cfg.env.tasks is None or os.path.samefile(cfg.env.tasks, cfg.tasks_file)
+    if not same:
+        raise ValueError(
+            f"--env.tasks {cfg.env.tasks!r} and --tasks-file {cfg.tasks_file!r} name different "
+            "task files; give the run's task file once, as --tasks-file"
+        )
+    base = dataclasses.replace(cfg.env, tasks=None).spec()
+    print(json.dumps(add_task(cfg, base), indent=2))
+    return 0
+
+
 def cmd_sd_eval(argv: Sequence[str]) -> int:
     from mtopt.commands import SDEvalCommand
     from mtopt.success.evaluate import run_sd_eval
@@ -312,6 +330,7 @@ def _command_configs() -> dict[str, type]:
         SDCalibrateCommand,
         SDEvalCommand,
         SDTrainCommand,
+        TaskAddCommand,
         TrainCommand,
     )
     from mtopt.envs.workcell_examples import SDExamplesConfig
@@ -331,6 +350,7 @@ def _command_configs() -> dict[str, type]:
         "sd-train": SDTrainCommand,
         "sd-eval": SDEvalCommand,
         "sd-calibrate": SDCalibrateCommand,
+        "task-add": TaskAddCommand,
         "bc-train": BCTrainCommand,
     }
 
@@ -359,6 +379,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "sd train": (cmd_sd_train, "train or fine-tune a multi-task success detector"),
     "sd eval": (cmd_sd_eval, "success-detector error rates per task (paper Table 3)"),
     "sd calibrate": (cmd_sd_calibrate, "per-task decision thresholds on labelled episodes"),
+    "task add": (cmd_task_add, "add a task defined by outcome examples (paper Sec. 5.6)"),
 }
 
 

@@ -21,6 +21,7 @@ from mtopt.success.evaluate import SDEvalConfig
 from mtopt.success.training import SDTrainConfig
 from mtopt.system.bc_training import BCConfig
 from mtopt.system.fleet import FleetConfig
+from mtopt.system.new_task import NewTaskConfig
 from mtopt.system.run_config import RunConfig
 from mtopt.system.training_config import TrainConfig
 
@@ -93,6 +94,16 @@ class SDCalibrateCommand(SDCalibrateConfig):
 
     env: EnvConfig = field(default_factory=EnvConfig)
     """The environment whose task set the detector must match."""
+
+
+@dataclass(frozen=True)
+class TaskAddCommand(NewTaskConfig):
+    """Add a task defined by outcome examples to a run's task set (paper Sec. 5.6): the next
+    reserved one-hot slot, a success detector for the grown task set, the log relabelled."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The run's environment: ``--env NAME`` and its settings. Its added tasks come from
+    ``--tasks-file`` (an ``--env.tasks`` given as well must name the same file)."""
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,12 @@ class EnvSpec(ABC):
         simulated cameras."""
         return None
 
+    def has_ground_truth(self, task: str) -> bool:
+        """Whether the environment reports ground-truth success for ``task`` (its success
+        predicates; used for oracle rewards and the evaluation). A task added to the task set
+        by outcome examples alone has none: only its success detector labels it."""
+        return task in self.task_set
+
     def describe(self) -> dict[str, Any]:
         """A JSON-ready identity of the spec, stored in checkpoints and compared on load."""
         return {

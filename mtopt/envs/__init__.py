@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mtopt.added_tasks import add_tasks, read_task_file, task_file_env
 from mtopt.envs.metaworld import MetaWorldConfig, MetaWorldSpec
 from mtopt.envs.pointmass import PointMassConfig, PointMassSpec
 from mtopt.envs.scripted import ScriptedPickConfig, ScriptedPlaceConfig
@@ -42,19 +43,34 @@ class EnvConfig:
     """The point-mass environment (``name: pointmass``)."""
     metaworld: MetaWorldConfig = field(default_factory=MetaWorldConfig)
     """Meta-World episodes and bootstrap noise (``name: metaworld-mt10`` or ``metaworld-mt50``)."""
+    tasks: str | None = None
+    """A task file (``tasks.json``, written by ``mtopt task add``): tasks added to the
+    environment's own in its reserved one-hot slots (docs/new-tasks.md). None: the
+    environment's tasks only."""
 
     def __post_init__(self) -> None:
         if self.name not in ENV_NAMES:
             raise ValueError(f"unknown env {self.name!r}; known envs: {', '.join(ENV_NAMES)}")
 
     def spec(self) -> EnvSpec:
-        """The chosen environment's spec."""
+        """The chosen environment's spec, with the task file's added tasks."""
         if self.name == "pointmass":
-            return PointMassSpec(self.pointmass)
-        if self.name.startswith("metaworld-"):
+            spec: EnvSpec = PointMassSpec(self.pointmass)
+        elif self.name.startswith("metaworld-"):
             benchmark = self.name.removeprefix("metaworld-")
-            return MetaWorldSpec(benchmark=benchmark, config=self.metaworld)  # type: ignore[arg-type]
-        return WorkcellSpec(self.workcell, self.pick, self.place)
+            spec = MetaWorldSpec(benchmark=benchmark, config=self.metaworld)  # type: ignore[arg-type]
+        else:
+            spec = WorkcellSpec(self.workcell, self.pick, self.place)
+        if self.tasks is None:
+            return spec
+        added = read_task_file(self.tasks)
+        written_for = task_file_env(self.tasks)
+        if written_for not in (None, self.name):
+            raise ValueError(
+                f"task file {self.tasks!r} adds tasks to env {written_for!r}, not to "
+                f"{self.name!r}; pass --env {written_for}"
+            )
+        return add_tasks(spec, added)
 
 
 def make_spec(name: str = "workcell") -> EnvSpec:

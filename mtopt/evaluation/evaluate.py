@@ -106,7 +106,9 @@ def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
                 f"checkpoint {config.checkpoint!r} was not trained on {untrained}; it was "
                 f"trained on {list(trained)} (pass --allow-untrained-tasks to evaluate anyway)"
             )
-        tasks = config.tasks or trained
+        # by default every trained task the environment can judge (a task added by outcome
+        # examples has no ground truth; asking for one by name is refused by the protocol)
+        tasks = config.tasks or tuple(t for t in trained if spec.has_ground_truth(t))
         name = policy.name
 
         def policy_for(task: str) -> Any:

@@ -146,7 +146,15 @@ def evaluate(
     task in the training log) decides the low-data tasks of the summary.
     """
     task_set = spec.task_set
-    tasks = task_set.validate(config.tasks) or task_set.names
+    judged = tuple(t for t in task_set.names if spec.has_ground_truth(t))
+    tasks = task_set.validate(config.tasks) or judged
+    blind = [t for t in tasks if t not in judged]
+    if blind:
+        raise ValueError(
+            f"task(s) {blind} have no ground-truth success in env {spec.name!r} (added by "
+            "outcome examples: only their success detector knows when they succeed); the "
+            f"evaluation scores tasks with success predicates: {list(judged)}"
+        )
     envs = [spec.make_env()]
     results: dict[str, dict[str, Any]] = {}
     total = len(tasks) * config.episodes_per_task

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from mtopt.added_tasks import slot_differences
 from mtopt.errors import MtoptError
 
 logger = logging.getLogger(__name__)
@@ -223,10 +224,13 @@ def check_checkpoint_env(payload: dict[str, Any], spec: Any, path: str | Path) -
             f"{mine['env']!r}; pass --env {stored.get('env')}"
         )
     names = list(payload.get("task_names", ()))
-    if names != list(spec.task_set.names)[: len(names)]:
+    if names != list(spec.task_set.names)[: len(names)]:  # a grown task set keeps the prefix
+        differ = slot_differences(names, list(spec.task_set.names)[: len(names)])
         raise ValueError(
-            f"checkpoint {str(path)!r} was trained for tasks {names}, which do not match the "
-            f"task set of env {mine['env']!r}: {list(spec.task_set.names)}"
+            f"checkpoint {str(path)!r} conflicts with the task set of env {mine['env']!r}: "
+            f"{'; '.join(differ)} (checkpoint vs this run; a run may only add tasks in free "
+            f"slots after the checkpoint's {len(names)}). Checkpoint tasks: {names}; this "
+            f"run's: {list(spec.task_set.names)}"
         )
     for key, value in mine.items():  # the episode's shape: capacity, widths, action repeat
         if key not in ("env", "tasks") and key in stored and stored[key] != value:

@@ -167,6 +167,36 @@ def check_views(views: np.ndarray, image_size: int | None) -> None:
         )
 
 
+def align_examples(examples: SDExamples, task_names: Sequence[str], source: str) -> SDExamples:
+    """``examples`` with label columns in the order of ``task_names``: columns are matched by
+    task name, and a task the examples were not made for gets unknown labels (e.g. outcome
+    examples of the environment's tasks, used in a task set that added tasks, or examples of
+    one added task). ``ValueError`` naming them when the examples label tasks outside
+    ``task_names``."""
+    task_names = tuple(task_names)
+    if examples.task_names == task_names:
+        return examples
+    stray = [t for t in examples.task_names if t not in task_names]
+    if stray:
+        raise ValueError(
+            f"{source} label task(s) {stray} that are not in the task set {list(task_names)}; "
+            "add them first ('mtopt task add') or use examples made for this task set"
+        )
+    labels = np.full((len(examples), len(task_names)), UNKNOWN, dtype=np.int8)
+    columns = [task_names.index(t) for t in examples.task_names]
+    labels[:, columns] = examples.labels
+    return SDExamples(
+        task_names,
+        labels,
+        np.asarray(columns, dtype=np.int64)[examples.primary],
+        examples.robot,
+        examples.state,
+        examples.views,
+        examples.pair,
+        examples.crops,
+    )
+
+
 def concat_examples(parts: Sequence[SDExamples]) -> SDExamples:
     """Concatenate example batches with the same task columns (inputs both present or not)."""
     if not parts:

@@ -46,10 +46,14 @@ class SDTaskSetMismatchError(ValueError):
     """A success-detector checkpoint was trained for a different task set."""
 
 
-def check_task_names(found: Sequence[str], expected: Sequence[str], source: str) -> None:
-    """Raise :class:`SDTaskSetMismatchError` naming the difference unless the slots match."""
+def check_task_names(
+    found: Sequence[str], expected: Sequence[str], source: str, grow: bool = False
+) -> None:
+    """Raise :class:`SDTaskSetMismatchError` naming the difference unless the slots match
+    (with ``grow``: unless ``found`` is ``expected``'s first tasks, a task set that added tasks
+    in its free slots since)."""
     found, expected = list(found), list(expected)
-    if found == expected:
+    if found == expected or (grow and found == expected[: len(found)]):
         return
     missing = [t for t in expected if t not in found]
     extra = [t for t in found if t not in expected]

@@ -92,10 +92,13 @@ def relabel_episodes(
         raise ValueError(f"labelling budget must be a non-negative integer, got {budget!r}")
     names = task_set.names
     tasks = task_set.validate(tasks) if tasks else names
-    known = [i for i, ep in enumerate(episodes) if ep.task in task_set]
+    in_set = [i for i, ep in enumerate(episodes) if ep.task in task_set]
     labels = np.full((len(episodes), len(names)), UNKNOWN, dtype=np.int8)
     spent: dict[str, int] = {}
     for task in tasks:
+        # only episodes whose environment judged the task can answer a query about it (a task
+        # added by outcome examples has no ground truth in any episode)
+        known = [i for i in in_set if task in episodes[i].success_tasks]
         skill = task_set[task].skill
         own = [i for i in known if episodes[i].task == task]
         same_skill = [
@@ -125,14 +128,20 @@ def relabel_episodes(
 def ground_truth_examples(
     episodes: Sequence[Any], task_set: TaskSet, need_views: bool = False
 ) -> SDExamples:
-    """Every task of every episode labelled from ground truth (for evaluation only)."""
+    """Every task of every episode labelled from ground truth (for evaluation only); unknown
+    where the episode's environment did not judge the task (a task added by examples)."""
     names = task_set.names
     eps = [ep for ep in episodes if ep.task in task_set]
     labels = np.array(
-        [[int(ep.success_for(t)) for t in names] for ep in eps],
+        [[_judged(ep, t) for t in names] for ep in eps],
         dtype=np.int8,
     ).reshape(len(eps), len(names))
     return _stack(eps, labels, task_set, need_views)
+
+
+def _judged(episode: Any, task: str) -> int:
+    """The episode's ground truth for ``task``, or unknown when it has none."""
+    return int(episode.success_for(task)) if task in episode.success_tasks else UNKNOWN
 
 
 def read_log_episodes(
@@ -166,6 +175,7 @@ class _FinalOutcome:
         "final_image",
         "final_side_images",
         "observations",
+        "policy",
         "robot_id",
         "success",
         "success_tasks",
@@ -176,6 +186,7 @@ class _FinalOutcome:
         self.episode_id = ep.episode_id
         self.robot_id = ep.robot_id
         self.task = ep.task
+        self.policy = ep.policy
         self.observations = {k: v[-1:] for k, v in ep.observations.items()}
         self.final_side_images = ep.final_side_images
         self.final_image = ep.final_image

@@ -44,7 +44,6 @@ from torch.nn import functional as nnf
 from mtopt.spec import StateStructure
 from mtopt.success.dataset import NUM_VIEWS, SDExamples, check_views
 from mtopt.success.gripper_crop import gripper_crops
-from mtopt.tasks import DEFAULT_CAPACITY
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,9 @@ class SDNetworkConfig:
 
     kind: Literal["image", "state"] = "state"
     """``image`` (3-view CNN) or ``state`` (low-dimensional final state)."""
-    task_capacity: int = DEFAULT_CAPACITY
-    """Output columns: one per one-hot task slot."""
+    task_capacity: int = 0
+    """Output columns: one per one-hot task slot (0 = the task set's capacity, resolved when
+    training starts and stored so)."""
     image_size: int = 64
     """image: height and width of every view as the network sees it."""
     input_size: int = 0
@@ -104,7 +104,7 @@ class SDNetworkConfig:
                 f"state_encoder must be 'auto', 'objects' or 'flat', got {self.state_encoder!r}"
             )
         for name, low in (
-            ("task_capacity", 1),
+            ("task_capacity", 0),
             ("image_size", 16),
             ("channels", 1),
             ("conv_layers", 1),
@@ -351,6 +351,11 @@ class StateSuccessDetector(nn.Module):
 def build_sd_network(config: SDNetworkConfig, structure: StateStructure | None = None) -> nn.Module:
     """The success-detector network of ``config.kind``; the object-centric state encoder reads
     the state through ``structure`` (``ValueError`` without one)."""
+    if config.task_capacity == 0:
+        raise ValueError(
+            "network.task_capacity 0 stands for the task set's capacity: resolve it (training "
+            "does) before building the network"
+        )
     if config.kind == "image":
         return ImageSuccessDetector(config)
     return StateSuccessDetector(config, structure)

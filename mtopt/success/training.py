@@ -42,6 +42,7 @@ from mtopt.success.augment import AugmentConfig, augment_views
 from mtopt.success.dataset import (
     USER_ROBOT,
     SDExamples,
+    align_examples,
     concat_examples,
     load_examples,
     share_labels,
@@ -180,7 +181,7 @@ def collect_training_examples(
         prepare = partial(image_inputs, config=network, projections=projections)
     for directory in config.examples:
         ex = load_examples(directory, prepare)
-        check_task_names(ex.task_names, task_set.names, f"examples {directory!r}")
+        ex = align_examples(ex, task_set.names, f"examples {directory!r}")
         if config.holdout_robot is not None:
             ex = ex.subset(ex.robot != config.holdout_robot)
         parts.append(ex)
@@ -226,20 +227,26 @@ def _load_init(config: SDTrainConfig) -> tuple[Path, dict[str, Any]] | None:
 
 
 def _network_config(
-    config: SDTrainConfig, data: SDExamples, init: tuple[Path, dict[str, Any]] | None
+    config: SDTrainConfig,
+    data: SDExamples,
+    init: tuple[Path, dict[str, Any]] | None,
+    task_capacity: int,
 ) -> tuple[SDNetworkConfig, Any]:
     """The architecture (from ``init`` when fine-tuning) and the initial weights, if any."""
+    net = config.network
+    if net.task_capacity == 0:  # one output per one-hot slot of the task set
+        net = replace(net, task_capacity=task_capacity)
+    if net.kind == "state" and net.state_dim == 0:
+        if data.state is None:
+            raise ValueError("the examples have no final states for a state detector")
+        net = replace(net, state_dim=int(data.state.shape[1]))
     if init is None:
-        net = config.network
-        if net.kind == "state" and net.state_dim == 0:
-            if data.state is None:
-                raise ValueError("the examples have no final states for a state detector")
-            net = replace(net, state_dim=int(data.state.shape[1]))
         return net, None
     path, payload = init
-    check_task_names(payload["task_names"], data.task_names, repr(str(path)))
+    # a detector fine-tuned after tasks were added keeps its slots (the head spans them all)
+    check_task_names(payload["task_names"], data.task_names, repr(str(path)), grow=True)
     if config.extend_init:
-        return config.network, payload["model"]
+        return net, payload["model"]
     return from_dict(SDNetworkConfig, payload["network_config"]), payload["model"]
 
 
@@ -329,7 +336,7 @@ def train_success_detector(
         planned if need_views else None,
         projections,
     )
-    net_cfg, weights = _network_config(config, data, init)
+    net_cfg, weights = _network_config(config, data, init, task_set.capacity)
     if net_cfg.task_capacity < len(task_set):
         raise ValueError(
             f"network.task_capacity {net_cfg.task_capacity} < {len(task_set)} tasks in the task set"

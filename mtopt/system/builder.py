@@ -76,6 +76,12 @@ class PipelineBuilder:
         ``rewards: oracle``) the episodes' ground truth."""
         cfg = self.config
         if cfg.rewards == "oracle":
+            blind = [t for t in self.tasks if not self.spec.has_ground_truth(t)]
+            if blind:
+                raise ValueError(
+                    f"rewards: oracle needs ground-truth success, which task(s) {blind} lack "
+                    "(added by outcome examples); use rewards: success_detector"
+                )
             return OracleLabeller()
         if not cfg.success_detector:
             raise ValueError(

@@ -222,7 +222,8 @@ class Robot:
         robot fault)."""
         seed = int(self.rng.integers(2**31 - 1))
         start = time.time()
-        obs, info = self.env.reset(seed=seed, options={**options, "task": task})
+        # the spec's options may start the episode as another task (an added task's carrier)
+        obs, info = self.env.reset(seed=seed, options={"task": task, **options})
         policy, policy_name, epsilon = self.policy_for(task)
         policy.reset(np.random.default_rng(seed), task=task)
         record_image = self.obs == "image"

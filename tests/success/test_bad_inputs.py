@@ -12,7 +12,9 @@ from mtopt.tasks import TaskSet
 
 
 def _image_detector() -> SuccessDetector:
-    cfg = SDNetworkConfig(kind="image", image_size=16, channels=4, conv_layers=2, width=8)
+    cfg = SDNetworkConfig(
+        kind="image", image_size=16, channels=4, conv_layers=2, width=8, task_capacity=16
+    )
     return SuccessDetector(build_sd_network(cfg), cfg, workcell_task_set().names)
 
 
@@ -28,7 +30,7 @@ def test_images_of_wrong_size_or_channels_are_refused():
 
 
 def test_checkpoint_for_another_task_set_is_refused(tmp_path):
-    cfg = SDNetworkConfig(kind="state", state_dim=150, state_encoder="flat")
+    cfg = SDNetworkConfig(kind="state", state_dim=150, state_encoder="flat", task_capacity=16)
     net = build_sd_network(cfg)
     from mtopt.config import to_dict
 
@@ -62,7 +64,9 @@ def test_q_checkpoint_is_not_a_success_detector(tmp_path):
 
 
 def test_larger_stored_views_are_pooled_only_by_an_integer_factor():
-    cfg = SDNetworkConfig(kind="image", image_size=16, input_size=32, conv_layers=2, width=8)
+    cfg = SDNetworkConfig(
+        kind="image", image_size=16, input_size=32, conv_layers=2, width=8, task_capacity=16
+    )
     det = SuccessDetector(build_sd_network(cfg), cfg, workcell_task_set().names)
     assert det.predict_proba(np.zeros((1, 3, 32, 32, 3), np.uint8)).shape == (1, 12)
     with pytest.raises(ValueError, match=r"\(N, 3, 32, 32, 3\).*got \(1, 3, 16, 16, 3\)"):

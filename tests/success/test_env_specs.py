@@ -53,6 +53,8 @@ def test_a_flat_state_detector_trains_on_the_point_mass_spec(tmp_path):
     assert payload["state_structure"] is None
     assert payload["network_config"]["state_encoder"] == "flat"  # auto, resolved and stored
     assert payload["network_config"]["state_dim"] == POINTMASS.observation.state_dim
+    # one output per one-hot slot of the task set (8 for the point mass, 56 for MT50)
+    assert payload["network_config"]["task_capacity"] == POINTMASS.task_set.capacity == 8
     detector = SuccessDetector.load(report["checkpoint"], POINTMASS.task_set)
     proba = detector.predict_proba(np.zeros((3, POINTMASS.observation.state_dim), np.float32))
     assert proba.shape == (3, len(POINTMASS.task_set))

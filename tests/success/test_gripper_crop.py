@@ -69,7 +69,13 @@ def test_bad_crop_inputs_are_named(tmp_path):
 
 def test_crop_tower_needs_crops_and_gives_one_logit_per_slot():
     cfg = SDNetworkConfig(
-        kind="image", image_size=16, input_size=32, channels=4, conv_layers=2, gripper_crop=8
+        kind="image",
+        image_size=16,
+        input_size=32,
+        channels=4,
+        conv_layers=2,
+        gripper_crop=8,
+        task_capacity=16,
     )
     net = build_sd_network(cfg)
     views = torch.rand(2, 3, 3, 16, 16)
@@ -149,7 +155,15 @@ def test_extend_init_adds_a_crop_tower_to_a_trained_detector(tmp_path):
     from mtopt.learning.checkpoint import load_checkpoint
     from mtopt.success.training import load_matching
 
-    base = dict(kind="image", image_size=16, input_size=64, channels=4, conv_layers=2, width=32)
+    base = dict(
+        kind="image",
+        image_size=16,
+        input_size=64,
+        channels=4,
+        conv_layers=2,
+        width=32,
+        task_capacity=16,
+    )
     old = build_sd_network(SDNetworkConfig(**base))
     new = build_sd_network(SDNetworkConfig(**base, gripper_crop=8, crop_channels=4))
     fresh = load_matching(new, old.state_dict())

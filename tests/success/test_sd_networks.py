@@ -42,7 +42,9 @@ def test_coordinate_channels_hold_x_and_y():
     ],
 )
 def test_image_tower_variants_give_one_logit_per_task_slot(options):
-    cfg = SDNetworkConfig(kind="image", image_size=32, channels=4, width=8, **options)
+    cfg = SDNetworkConfig(
+        kind="image", image_size=32, channels=4, width=8, task_capacity=16, **options
+    )
     net = build_sd_network(cfg).eval()
     views = torch.rand(5, 3, 3, 32, 32)
     out = net(views)
