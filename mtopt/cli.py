@@ -201,15 +201,32 @@ def cmd_data_imbalanced(argv: Sequence[str]) -> int:
 def cmd_experiment_data_sharing(argv: Sequence[str]) -> int:
     from mtopt.experiments.data_sharing import DataSharingConfig, run_data_sharing
 
+    prog = "mtopt experiment data-sharing"
+    return _run_experiment(argv, DataSharingConfig, prog, run_data_sharing)
+
+
+def _run_experiment(argv: Sequence[str], cls: type, prog: str, run: Callable[[Any], Any]) -> int:
+    """Parse an experiment's config (``--quick``: its quick preset), run it, print its table."""
     argv = list(argv)
     preset = None
     if "--quick" in argv:
         argv.remove("--quick")
-        preset = DataSharingConfig.quick()
-    doc = DataSharingConfig.__doc__ or ""
-    cfg = parse_config(DataSharingConfig, argv, "mtopt experiment data-sharing", doc, preset)
-    print(run_data_sharing(cfg)["markdown"])
+        preset = cls.quick()
+    cfg = parse_config(cls, argv, prog, cls.__doc__ or "", preset)
+    print(run(cfg)["markdown"])
     return 0
+
+
+def cmd_experiment_task_count(argv: Sequence[str]) -> int:
+    from mtopt.experiments.task_count import TaskCountConfig, run_task_count
+
+    return _run_experiment(argv, TaskCountConfig, "mtopt experiment task-count", run_task_count)
+
+
+def cmd_experiment_bootstrap(argv: Sequence[str]) -> int:
+    from mtopt.experiments.hard_task import HardTaskConfig, run_hard_task
+
+    return _run_experiment(argv, HardTaskConfig, "mtopt experiment bootstrap", run_hard_task)
 
 
 def cmd_train(argv: Sequence[str]) -> int:
@@ -336,7 +353,9 @@ def _command_configs() -> dict[str, type]:
     from mtopt.envs.workcell_examples import SDExamplesConfig
     from mtopt.experiments.data_sharing import DataSharingConfig
     from mtopt.experiments.demo import DemoConfig
+    from mtopt.experiments.hard_task import HardTaskConfig
     from mtopt.experiments.imbalanced_dataset import ImbalancedDatasetConfig
+    from mtopt.experiments.task_count import TaskCountConfig
 
     return {
         "demo": DemoConfig,
@@ -346,6 +365,8 @@ def _command_configs() -> dict[str, type]:
         "run": RunCommand,
         "data-imbalanced": ImbalancedDatasetConfig,
         "experiment": DataSharingConfig,
+        "experiment-task-count": TaskCountConfig,
+        "experiment-bootstrap": HardTaskConfig,
         "sd-examples": SDExamplesConfig,
         "sd-train": SDTrainCommand,
         "sd-eval": SDEvalCommand,
@@ -373,6 +394,14 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "experiment data-sharing": (
         cmd_experiment_data_sharing,
         "paper Table 4: 8 data-sharing strategies on one offline dataset",
+    ),
+    "experiment task-count": (
+        cmd_experiment_task_count,
+        "paper Table 1: the 12-task against a 2-task policy on one offline dataset",
+    ),
+    "experiment bootstrap": (
+        cmd_experiment_bootstrap,
+        "paper Sec. 5.5: MT-Opt against a single-task policy on a hard task's successes",
     ),
     "bc train": (cmd_bc_train, "behaviour cloning from an episode log's successes (a baseline)"),
     "sd examples": (cmd_sd_examples, "make success/failure outcome examples of a task"),

@@ -45,7 +45,7 @@ from mtopt.system.training_config import LearnerConfig, TrainConfig, state_learn
 logger = logging.getLogger(__name__)
 
 
-def _demo_train_config() -> LearnerConfig:
+def demo_learner() -> LearnerConfig:
     """The learning benchmark's learner (``configs/demo/learning.yaml``): the object-centric
     encoder that also embeds the action per object, and the gripper's achieved motion."""
     base = state_learner_config()
@@ -55,7 +55,7 @@ def _demo_train_config() -> LearnerConfig:
     return replace(base, trainer=replace(base.trainer, network=net))
 
 
-def _demo_policy() -> PolicyConfig:
+def demo_policy() -> PolicyConfig:
     """ε-greedy collection (ε = 0.2) with the learning benchmark's finer action search."""
     return replace(collection_policy(), cem=CEMConfig(iterations=3, num_samples=128, num_elites=12))
 
@@ -90,12 +90,12 @@ class DemoConfig:
     """Episodes collected per round."""
     round_steps: int = 1500
     """Fine-tuning trainer steps per round."""
-    policy: PolicyConfig = field(default_factory=_demo_policy)
+    policy: PolicyConfig = field(default_factory=demo_policy)
     """How the learned policy acts in the collection rounds (ε-greedy, ε = 0.2); the evaluation
     runs it greedily (ε = 0) with the same action search."""
     eval_episodes_per_task: int = 30
     """Evaluation attempts per task (paper: 100; fewer keeps the demo short)."""
-    train: LearnerConfig = field(default_factory=_demo_train_config)
+    train: LearnerConfig = field(default_factory=demo_learner)
     """The learner (each round's data, out, steps, seed and init come from the demo)."""
     success_detector: SDTrainConfig = field(default_factory=_demo_sd_config)
     """Success detector trained on the bootstrap log under ``train.rewards: success_detector``

@@ -1,0 +1,220 @@
+"""Learner variants trained on one offline dataset over several seeds, and compared.
+
+The paper's ablations (Table 1, Sec. 5.5) train a few variants of the learner on the same
+offline episode log with the same number of gradient steps and evaluate them on the same tasks.
+One seed decides nothing, so every variant runs once per training seed and is summarised as
+
+* per task and on the mean over the evaluated tasks: the mean over seeds with a 95 % Student-t
+  interval (:func:`~mtopt.evaluation.seeds.seed_interval`) and all attempts pooled with a
+  Wilson interval;
+* against the first variant: the difference of the seed means next to both seeds' spreads
+  (:func:`~mtopt.evaluation.seeds.compare_to_baseline`).
+
+Each (variant, seed) job writes ``OUT/VARIANT/seed-S/result.json`` when it is done and is not
+run again; a job cut during training resumes from its newest checkpoint. A finished job of a
+different learner is refused rather than mixed in. Evaluation seed of training seed ``S`` is
+``eval_seed + S``; every variant of one seed sees the same evaluation scenes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from mtopt.config import to_dict
+from mtopt.evaluation.protocol import ProtocolConfig, evaluate
+from mtopt.evaluation.seeds import compare_to_baseline, pooled_interval, seed_interval
+from mtopt.jsonio import write_json
+from mtopt.learning.checkpoint import latest_checkpoint
+from mtopt.policies import PolicyConfig
+from mtopt.policies.q_policy import load_q_policy
+from mtopt.spec import EnvSpec
+from mtopt.system.training import train
+from mtopt.system.training_config import LearnerConfig, TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One learner of a comparison: its name and its complete settings (trained tasks,
+    impersonation, sampler, network, ...)."""
+
+    name: str
+    learner: LearnerConfig
+
+
+@dataclass(frozen=True)
+class SeededPlan:
+    """What every variant of a comparison shares."""
+
+    data: str
+    """The offline episode log."""
+    out: str
+    """Output directory: ``OUT/VARIANT/seed-S``."""
+    seeds: tuple[int, ...]
+    """Training seeds."""
+    steps: int
+    """Gradient steps of every variant and seed."""
+    eval_tasks: tuple[str, ...]
+    """Tasks every variant is evaluated on."""
+    eval_episodes_per_task: int
+    """Evaluation attempts per task."""
+    eval_seed: int
+    """Base seed of the evaluation scenes (``eval_seed + S`` for training seed ``S``)."""
+    policy: PolicyConfig
+    """How the greedy policy searches actions (its ε is set to 0)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def _fingerprint(learner: LearnerConfig, plan: SeededPlan) -> dict[str, Any]:
+    return {
+        "learner": to_dict(learner),
+        "data": str(Path(plan.data).resolve()),
+        "steps": plan.steps,
+        "eval_tasks": list(plan.eval_tasks),
+        "eval_episodes_per_task": plan.eval_episodes_per_task,
+        "eval_seed": plan.eval_seed,
+        "policy": to_dict(plan.policy),
+    }
+
+
+def run_job(variant: Variant, seed: int, plan: SeededPlan, spec: EnvSpec) -> dict[str, Any]:
+    """Train ``variant`` with ``seed`` and evaluate it (or return its finished result)."""
+    job = Path(plan.out) / variant.name / f"seed-{seed}"
+    done = job / "result.json"
+    fingerprint = _fingerprint(variant.learner, plan)
+    if done.exists():
+        result = json.loads(done.read_text())
+        if result.get("fingerprint") != fingerprint:
+            raise ValueError(
+                f"{done} was written with other settings than this run's for variant "
+                f"{variant.name!r}; use another --out or remove it"
+            )
+        return result
+    t0 = time.time()
+    run_dir = job / "train"
+    resume = latest_checkpoint(run_dir / "checkpoints") is not None
+    cfg = TrainConfig.from_learner(
+        variant.learner,
+        data=plan.data,
+        out=str(run_dir),
+        steps=plan.steps,
+        seed=seed,
+        resume=resume,
+        progress=plan.progress,
+    )
+    report = train(cfg, spec)
+    policy = load_q_policy(report["checkpoint"], spec, replace(plan.policy, epsilon=0.0))
+    protocol = ProtocolConfig(
+        episodes_per_task=plan.eval_episodes_per_task,
+        seed=plan.eval_seed + seed,
+        tasks=plan.eval_tasks,
+        progress=plan.progress,
+    )
+    evaluation = evaluate(lambda task: policy, protocol, spec)
+    result = {
+        "variant": variant.name,
+        "seed": seed,
+        "tasks": {t: [r["successes"], r["episodes"]] for t, r in evaluation["tasks"].items()},
+        "checkpoint": report["checkpoint"],
+        "trained_tasks": list(variant.learner.tasks) or list(spec.task_set.names),
+        "wall_time_s": time.time() - t0,
+        "fingerprint": fingerprint,
+    }
+    write_json(result, done)
+    logger.info("%s seed %d: %s", variant.name, seed, result["tasks"])
+    return result
+
+
+def run_variants(
+    variants: Sequence[Variant], plan: SeededPlan, spec: EnvSpec
+) -> dict[str, list[dict[str, Any]]]:
+    """Every (variant, seed) job, seed by seed (a cut comparison has whole seeds first)."""
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"variant names must be unique and non-empty, got {names}")
+    results: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
+    for seed in plan.seeds:
+        for v in variants:
+            results[v.name].append(run_job(v, seed, plan, spec))
+    return results
+
+
+def _rate(result: dict[str, Any], task: str) -> float:
+    wins, n = result["tasks"][task]
+    return wins / n
+
+
+def summarise(results: dict[str, list[dict[str, Any]]], tasks: Sequence[str]) -> dict[str, Any]:
+    """Per variant and task: seed interval and pooled interval; the mean over ``tasks`` per
+    seed with its interval; each later variant against the first (module docstring)."""
+    out: dict[str, Any] = {"tasks": list(tasks), "variants": {}}
+    for name, runs in results.items():
+        per_task = {}
+        for t in tasks:
+            rates = [_rate(r, t) for r in runs]
+            wins = [r["tasks"][t][0] for r in runs]
+            attempts = [r["tasks"][t][1] for r in runs]
+            per_task[t] = {
+                "seeds": rates,
+                **seed_interval(rates),
+                "pooled": pooled_interval(wins, attempts),
+            }
+        means = [sum(_rate(r, t) for t in tasks) / len(tasks) for r in runs]
+        out["variants"][name] = {
+            "seeds": [r["seed"] for r in runs],
+            "tasks": per_task,
+            "mean": {"seeds": means, **seed_interval(means)},
+            "wall_time_s": sum(r["wall_time_s"] for r in runs),
+        }
+    names = list(results)
+    base = out["variants"][names[0]]
+    out["baseline"] = names[0]
+    out["comparisons"] = {
+        n: {
+            "mean": compare_to_baseline(base["mean"]["seeds"], v["mean"]["seeds"]),
+            **{
+                t: compare_to_baseline(base["tasks"][t]["seeds"], v["tasks"][t]["seeds"])
+                for t in tasks
+            },
+        }
+        for n, v in out["variants"].items()
+        if n != names[0]
+    }
+    return out
+
+
+def _cell(stat: dict[str, Any]) -> str:
+    if stat["n"] < 2:
+        return f"{stat['mean']:.2f}"
+    return f"{stat['mean']:.2f} [{stat['lo']:.2f}, {stat['hi']:.2f}]"
+
+
+def format_markdown(summary: dict[str, Any], title: str) -> str:
+    """The summary as a markdown table: a row per variant, mean over seeds [95 % t-interval]
+    per task and on the mean, the per-seed means, then each variant against the first."""
+    tasks = summary["tasks"]
+    head = ["variant", *tasks, "mean", "per seed"]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |"]
+    lines.append("|" + "---|" * len(head))
+    for name, v in summary["variants"].items():
+        seeds = " / ".join(f"{m:.2f}" for m in v["mean"]["seeds"])
+        cells = [_cell(v["tasks"][t]) for t in tasks]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_cell(v['mean'])} | {seeds} |")
+    base = summary["baseline"]
+    for name, c in summary["comparisons"].items():
+        m = c["mean"]
+        verdict = {1: "better beyond", -1: "worse beyond", 0: "within"}[m["beyond_spread"]]
+        lines.append("")
+        lines.append(
+            f"{name} against {base}: {m['diff']:+.3f} on the mean, {verdict} the seeds' spreads "
+            f"({m['baseline_spread']:.3f} / {m['variant_spread']:.3f})"
+        )
+    return "\n".join(lines) + "\n"
