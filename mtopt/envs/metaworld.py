@@ -243,6 +243,10 @@ class MetaWorldConfig:
     scripted_random: float | None = None
     """Probability per policy step that the bootstrap policy takes a uniformly random action
     instead; ``None``: each task's calibrated level (:data:`BOOTSTRAP_NOISE`)."""
+    cached_tasks: int = 10
+    """Task environments an environment keeps built (about 26 MB each; the least recently
+    used one is closed beyond this and rebuilt when its task comes again). MT10 keeps all of
+    its 10; on MT50 it bounds the memory of an evaluation's 16 side-by-side environments."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.action_repeat, int) or not 1 <= self.action_repeat <= 100:
@@ -251,6 +255,8 @@ class MetaWorldConfig:
             )
         if not isinstance(self.reserved_slots, int) or self.reserved_slots < 0:
             raise ValueError(f"reserved_slots must be an integer >= 0, got {self.reserved_slots!r}")
+        if not isinstance(self.cached_tasks, int) or self.cached_tasks < 1:
+            raise ValueError(f"cached_tasks must be an integer >= 1, got {self.cached_tasks!r}")
         if not isinstance(self.goal_seed, int) or self.goal_seed < 0:
             raise ValueError(f"goal_seed must be an integer >= 0, got {self.goal_seed!r}")
         noise, random = self.scripted_noise, self.scripted_random
@@ -383,9 +389,13 @@ class MetaWorldEnv(gym.Env):
             raise ValueError(f"goal must be an integer in [0, {GOALS}), got {goal!r}")
         elif not 0 <= goal < GOALS:
             raise ValueError(f"goal must be in [0, {GOALS}), got {goal}")
-        env = self._envs.get(task)
+        env = self._envs.pop(task, None)
         if env is None:
-            env = self._envs[task] = self._classes[task]()
+            env = self._classes[task]()
+        self._envs[task] = env  # the most recently used last
+        while len(self._envs) > self.config.cached_tasks:
+            oldest = next(iter(self._envs))
+            self._envs.pop(oldest).close()
         if (task, int(goal)) != (self._task, self._goal) or env is not self._env:
             env.set_task(_goals(self.benchmark, self.config.goal_seed)[task][int(goal)])
         env.seed(int(self.np_random.integers(2**31)))

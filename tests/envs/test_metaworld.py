@@ -15,6 +15,7 @@ from mtopt.envs.metaworld import (
     GOALS,
     INSTALL_HINT,
     MetaWorldConfig,
+    MetaWorldEnv,
     MetaWorldSpec,
     benchmark_tasks,
     task_skill,
@@ -31,7 +32,7 @@ def test_a_missing_metaworld_says_how_to_install_it(monkeypatch):
 @pytest.mark.parametrize(
     ("field", "value"),
     [("action_repeat", 0), ("action_repeat", 2.5), ("reserved_slots", -1), ("goal_seed", -3),
-     ("scripted_noise", -0.1), ("scripted_random", 1.5)],
+     ("scripted_noise", -0.1), ("scripted_random", 1.5), ("cached_tasks", 0)],
 )  # fmt: skip
 def test_config_validation_names_the_value(field, value):
     with pytest.raises(ValueError, match=field):
@@ -150,6 +151,26 @@ def test_without_terminate_on_success_episodes_run_all_500_steps():
     assert info["metaworld_steps"] == 500 and reward == 1.0  # the flag was 1 at some step
     assert info["episode_extra"] == {"env_steps": 500}
     env.close()
+
+
+@needs_metaworld
+def test_task_environments_beyond_the_cache_are_closed_and_rebuilt_alike():
+    small = MetaWorldEnv("mt10", MetaWorldConfig(cached_tasks=2))
+    for task in ("reach-v3", "push-v3", "pick-place-v3"):
+        small.reset(seed=1, options={"task": task, "goal": 3})
+    assert list(small._envs) == ["push-v3", "pick-place-v3"]  # reach-v3's was closed
+    fresh = MetaWorldEnv("mt10")
+    runs = []
+    for env in (small, fresh):  # reach-v3 rebuilt in `small`, built once in `fresh`
+        obs, _ = env.reset(seed=5, options={"task": "reach-v3", "goal": 3})
+        states = [obs["state"]]
+        for k in range(3):
+            states.append(env.step(np.full(4, 0.3 * (k - 1), np.float32))[0]["state"])
+        runs.append(np.stack(states))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert list(small._envs) == ["pick-place-v3", "reach-v3"]
+    small.close()
+    fresh.close()
 
 
 @needs_metaworld
