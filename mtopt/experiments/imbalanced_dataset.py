@@ -95,7 +95,10 @@ class ImbalancedDatasetConfig:
     seed: int = 0
     """Seed of the whole build (collection and training streams derive from it)."""
     robots: int = 2
-    """Robots in the simulated fleet (one process each)."""
+    """Robots in the simulated fleet."""
+    robots_per_process: int = 1
+    """Robots simulated side by side in each fleet process, with one batched action search per
+    step in the ε-greedy phase (``FleetConfig.robots_per_process``)."""
     scripted_episodes: dict[str, int] = field(default_factory=lambda: dict(SCRIPTED_EPISODES))
     """Episodes collected by the scripted policies, per task (before ``scale``)."""
     policy_episodes: dict[str, int] = field(default_factory=lambda: dict(POLICY_EPISODES))
@@ -122,8 +125,10 @@ class ImbalancedDatasetConfig:
             raise ValueError(f"scale must be > 0, got {self.scale!r}")
         if not isinstance(self.torch_threads, int) or self.torch_threads < 0:
             raise ValueError(f"torch_threads must be >= 0, got {self.torch_threads!r}")
-        if not isinstance(self.robots, int) or self.robots < 1:
-            raise ValueError(f"robots must be a positive integer, got {self.robots!r}")
+        for name in ("robots", "robots_per_process"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
         own = ("data", "out", "seed", "tasks", "resume", "init", "progress")
         refuse_set_fields(self.policy_train, own, "policy_train", "the dataset build")
         if not self.scripted_episodes:
@@ -145,6 +150,7 @@ def _fleet(config: ImbalancedDatasetConfig, counts: dict[str, int], seed: int, p
     return FleetConfig(
         out=str(Path(config.out) / "log"),
         robots=config.robots,
+        robots_per_process=config.robots_per_process,
         episodes=sum(counts.values()),
         seed=seed,
         tasks=tuple(counts),
