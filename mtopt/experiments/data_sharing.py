@@ -41,7 +41,13 @@ from mtopt.data.stats import dataset_stats, write_stats_json
 from mtopt.envs import EnvConfig
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate
 from mtopt.evaluation.summary import low_data_tasks, summarize
-from mtopt.experiments.data_sharing_table import build_table, format_markdown, plot_table
+from mtopt.experiments.data_sharing_table import (
+    build_table,
+    format_markdown,
+    format_seed_markdown,
+    plot_table,
+    seed_table,
+)
 from mtopt.experiments.runtime import set_torch_threads
 from mtopt.jsonio import write_json
 from mtopt.policies import PolicyConfig
@@ -93,6 +99,10 @@ class DataSharingConfig:
     """Gradient steps per strategy (qtopt-single: split evenly over its per-task policies)."""
     seed: int = 0
     """Seed of every strategy's training (network init, impersonation, sampling, CEM)."""
+    seeds: tuple[int, ...] = ()
+    """Several training seeds: each runs the whole experiment into OUT/seed-S (``seed`` is
+    then unused), and OUT/seeds.md / seeds.json rank the strategies by their mean over the
+    seeds with 95 % t-intervals. Empty: the one ``seed``, into OUT."""
     train: LearnerConfig = field(default_factory=_learner)
     """Learner settings (network, optimiser, batch size, replay, CEM, γ). ``tasks``,
     ``impersonation`` and ``replay.sampler`` are set per strategy."""
@@ -121,6 +131,8 @@ class DataSharingConfig:
             raise ValueError(
                 f"strategies must be a non-empty subset of {STRATEGY_NAMES}, got {self.strategies}"
             )
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must not repeat, got {self.seeds}")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError(f"strategies must not repeat, got {self.strategies}")
         n_tasks = len(self.env.spec().task_set)
@@ -390,7 +402,19 @@ def run_strategy(
 
 
 def run_data_sharing(config: DataSharingConfig) -> dict[str, Any]:
-    """Run (or resume) every strategy; write and return the table (``markdown`` included)."""
+    """Run (or resume) every strategy; write and return the table (``markdown`` included).
+    With ``seeds``: the whole experiment per seed, then the strategies ranked over seeds."""
+    if config.seeds:
+        out = Path(config.out)
+        tables = {
+            s: run_data_sharing(replace(config, seed=s, seeds=(), out=str(out / f"seed-{s}")))
+            for s in config.seeds
+        }
+        combined = seed_table(tables)
+        markdown = format_seed_markdown(combined)
+        write_json(combined, out / "seeds.json")
+        (out / "seeds.md").write_text(markdown + "\n")
+        return {**combined, "markdown": markdown}
     data = Path(config.data)
     if not data.is_dir():
         raise ValueError(f"data {str(data)!r} is not an episode-log directory")

@@ -177,3 +177,71 @@ def plot_table(table: Mapping[str, Any], path: str | Path, title: str = "") -> N
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def seed_table(tables: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Several seeds' tables (``{seed: table.json}``) of the same strategies and dataset as one:
+    per strategy the mean and low-data mean over seeds with 95 % t-intervals and spreads, each
+    task's mean over seeds, and the strategies ranked by their mean."""
+    from mtopt.evaluation.seeds import seed_interval
+
+    if not tables:
+        raise ValueError("no seeds' tables to combine")
+    seeds = sorted(tables)
+    first = tables[seeds[0]]
+    names = list(first["strategies"])
+    for s in seeds[1:]:
+        t = tables[s]
+        if list(t["strategies"]) != names or t["low_data_tasks"] != first["low_data_tasks"]:
+            raise ValueError(
+                f"seed {s}'s table has other strategies or low-data tasks than seed 0's"
+            )
+    strategies: dict[str, Any] = {}
+    for n in names:
+        runs = [tables[s]["strategies"][n] for s in seeds]
+        strategies[n] = {
+            "mean": seed_interval([r["summary"]["mean"] for r in runs]),
+            "mean_low_data": seed_interval([r["summary"]["mean_low_data"] for r in runs]),
+            "per_seed_mean": [r["summary"]["mean"] for r in runs],
+            "per_seed_mean_low_data": [r["summary"]["mean_low_data"] for r in runs],
+            "tasks": {
+                task: float(np.mean([r["tasks"][task]["success_rate"] for r in runs]))
+                for task in first["tasks"]
+            },
+        }
+    ranking = sorted(names, key=lambda n: -strategies[n]["mean"]["mean"])
+    return {
+        "seeds": seeds,
+        "tasks": list(first["tasks"]),
+        "low_data_tasks": list(first["low_data_tasks"]),
+        "strategies": strategies,
+        "ranking": ranking,
+    }
+
+
+def _interval(stat: Mapping[str, Any]) -> str:
+    if stat["n"] < 2:
+        return f"{stat['mean']:.2f}"
+    return f"{stat['mean']:.2f} [{stat['lo']:.2f}, {stat['hi']:.2f}]"
+
+
+def format_seed_markdown(table: Mapping[str, Any]) -> str:
+    """The strategies ranked by their mean over seeds, with intervals and the paper's values."""
+    lines = [
+        f"Seeds {', '.join(str(s) for s in table['seeds'])}: mean over seeds [95 % t-interval]; "
+        f"low-data tasks: {', '.join(table['low_data_tasks']) or '-'}.",
+        "",
+        "| rank | strategy | mean | mean (low data) | per seed (mean) | paper mean | "
+        "paper low data |",
+        "|---:|---|---:|---:|---|---:|---:|",
+    ]
+    for rank, n in enumerate(table["ranking"], 1):
+        s = table["strategies"][n]
+        p = PAPER_TABLE4.get(n, {})
+        seeds = " / ".join(f"{v:.2f}" for v in s["per_seed_mean"])
+        lines.append(
+            f"| {rank} | {n} | {_interval(s['mean'])} | {_interval(s['mean_low_data'])} | "
+            f"{seeds} | {_fmt(p.get('mean', float('nan')))} | "
+            f"{_fmt(p.get('mean_low_data', float('nan')))} |"
+        )
+    return "\n".join(lines)

@@ -128,6 +128,21 @@ def test_quick_experiment_table_and_resume(tiny_dataset, tmp_path, capsys):
     assert "holds results for the dataset" in capsys.readouterr().err
 
 
+def test_several_seeds_run_whole_experiments_and_rank_the_strategies(tiny_dataset, tmp_path):
+    out = tmp_path / "seeds"
+    args = ["experiment", "data-sharing", "--quick", "--data", str(tiny_dataset / "log")]
+    args += ["--out", str(out), "--strategies", "orig-uniform", "skill-1-1-rebalanced"]
+    assert main([*args, "--seeds", "0", "1", "--no-progress"]) == 0
+    combined = json.loads((out / "seeds.json").read_text())
+    assert combined["seeds"] == [0, 1]
+    assert sorted(combined["ranking"]) == ["orig-uniform", "skill-1-1-rebalanced"]
+    for seed in (0, 1):  # each seed is a whole experiment of its own
+        table = json.loads((out / f"seed-{seed}" / "table.json").read_text())
+        means = combined["strategies"]["orig-uniform"]["per_seed_mean"]
+        assert table["strategies"]["orig-uniform"]["summary"]["mean"] == means[seed]
+    assert "| 1 |" in (out / "seeds.md").read_text()
+
+
 def test_step_shares_and_trainable_tasks():
     assert step_shares(50, 12) == [5, 5] + [4] * 10
     assert sum(step_shares(12_000, 12)) == 12_000

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from mtopt.experiments.data_sharing_table import build_table, format_markdown, plot_table
+from mtopt.experiments.data_sharing_table import (
+    build_table,
+    format_markdown,
+    format_seed_markdown,
+    plot_table,
+    seed_table,
+)
 
 TASKS = ["a", "b", "c", "d"]
 COUNTS = {"a": 1000, "b": 10, "c": 50, "d": 5}
@@ -94,3 +100,31 @@ def test_mismatched_tasks_and_missing_counts_are_refused():
             "mean_low_data"
         ]
     )
+
+
+def test_seeds_combine_into_means_with_intervals_and_a_ranking():
+    tables = {
+        s: build_table({"x": _result(x), "y": _result(y)}, COUNTS, low_data_k=2)
+        for s, (x, y) in enumerate(
+            [
+                ([0.2, 0.0, 0.2, 0.0], [0.4, 0.2, 0.4, 0.2]),
+                ([0.4, 0.2, 0.4, 0.2], [0.6, 0.4, 0.6, 0.4]),
+                ([0.3, 0.1, 0.3, 0.1], [0.5, 0.3, 0.5, 0.3]),
+            ]
+        )
+    }
+    combined = seed_table(tables)
+    x, y = combined["strategies"]["x"], combined["strategies"]["y"]
+    assert x["per_seed_mean"] == pytest.approx([0.1, 0.3, 0.2])
+    # mean 0.2, sd 0.1, t(0.975, 2) = 4.3027: half width 0.2484
+    assert x["mean"]["mean"] == pytest.approx(0.2)
+    assert (x["mean"]["lo"], x["mean"]["hi"]) == (0.0, pytest.approx(0.4484, abs=1e-4))
+    assert y["mean_low_data"]["mean"] == pytest.approx(0.3)  # tasks d and b
+    assert x["tasks"]["a"] == pytest.approx(0.3)
+    assert combined["ranking"] == ["y", "x"]
+    text = format_seed_markdown(combined)
+    assert "| 1 | y | 0.40 [0.15, 0.65] | 0.30 [0.05, 0.55] | 0.30 / 0.50 / 0.40 |" in text
+    other = dict(tables)
+    other[3] = build_table({"x": _result([0.1] * 4)}, COUNTS, low_data_k=2)
+    with pytest.raises(ValueError, match="seed 3's table has other strategies"):
+        seed_table(other)
