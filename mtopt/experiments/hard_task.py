@@ -25,6 +25,7 @@ from typing import Any
 from mtopt.config import save_config
 from mtopt.data.impersonation import ImpersonationConfig
 from mtopt.data.log import EpisodeLogReader
+from mtopt.data.stats import dataset_stats
 from mtopt.envs import EnvConfig
 from mtopt.experiments.demo import demo_policy
 from mtopt.experiments.runtime import set_torch_threads
@@ -127,14 +128,12 @@ def hardest_task(data: str, spec: EnvSpec, broad_task: str) -> str:
     """The task of ``broad_task``'s skill (other than it) whose own episodes in the log have
     the lowest success rate; ``ValueError`` when none of them has episodes."""
     skill = spec.task_set[broad_task].skill
-    rates = {}
-    for task in spec.task_set.tasks_of_skill(skill):
-        if task == broad_task:
-            continue
-        own = task_data(data, spec, task)["own"]
-        n = own["successes"] + own["failures"]
-        if n:
-            rates[task] = own["successes"] / n
+    stats = dataset_stats(data, spec.task_set.names)["tasks"]
+    rates = {
+        t: stats[t]["successes"] / stats[t]["episodes"]
+        for t in spec.task_set.tasks_of_skill(skill)
+        if t != broad_task and stats[t]["episodes"]
+    }
     if not rates:
         raise ValueError(
             f"the log {data!r} holds no episodes of {skill!r} tasks but {broad_task!r}"
