@@ -66,6 +66,14 @@ class NewTaskConfig:
                 f"task {self.name!r} needs --examples DIR: outcome examples that show when it "
                 "succeeded (make them with 'mtopt sd examples')"
             )
+        sd = self.success_detector
+        if sd.init is None and sd.log is None:
+            raise ValueError(
+                f"the detector of the grown task set must still know the other tasks: give "
+                f"--success-detector.init (the run's detector, fine-tuned) and/or "
+                f"--success-detector.log (the run's log, labelled within the budget); the "
+                f"examples of {self.name!r} alone label no other task"
+            )
 
 
 def add_task(config: NewTaskConfig, base: EnvSpec) -> dict[str, Any]:

@@ -129,8 +129,11 @@ def test_adding_refuses_examples_without_a_success_and_keeps_the_task_file(tmp_p
     add = ["task", "add", CENTRE, "--skill", "reach", "--examples", str(tmp_path / "failures"),
            "--tasks-file", str(tasks_file), "--env", "pointmass"]  # fmt: skip
     assert main(add) == 2
+    assert "the examples of 'stay-centre' alone label no other task" in capsys.readouterr().err
+    add += ["--success-detector.log", str(tmp_path / "no-log")]
+    assert main(add) == 2
     assert f"hold no success of task '{CENTRE}'" in capsys.readouterr().err
     assert tasks_file.read_text() == before
-    assert main([*add[:-4], "--skill", "fly", *add[-4:]]) == 2
+    assert main([*add[:-6], "--skill", "fly", *add[-6:]]) == 2
     assert "skill 'fly' is not one of the environment's skills ['reach']" in capsys.readouterr().err
     assert read_task_file(tasks_file) == ()
