@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 import tyro
 
-from mtopt.added_tasks import AddedTask, add_tasks, read_task_file, write_task_file
+from mtopt.added_tasks import (
+    AddedTask,
+    add_tasks,
+    read_task_file,
+    task_file_env,
+    write_task_file,
+)
 from mtopt.jsonio import write_json
 from mtopt.spec import EnvSpec
 from mtopt.success.dataset import SUCCESS, align_examples, load_examples
@@ -81,6 +87,11 @@ def add_task(config: NewTaskConfig, base: EnvSpec) -> dict[str, Any]:
     returns the report written next to the detector (``OUT/new-task.json``)."""
     path = Path(config.tasks_file)
     existing = read_task_file(path) if path.exists() else ()
+    if path.exists() and task_file_env(path) not in (None, base.name):
+        raise ValueError(
+            f"task file {str(path)!r} adds tasks to env {task_file_env(path)!r}, not to "
+            f"{base.name!r}; pass --env {task_file_env(path)} or another --tasks-file"
+        )
     task = AddedTask(config.name, config.skill, config.implies, config.excludes, config.examples)
     spec = add_tasks(base, (*existing, task))  # refuses a taken name, a full set, bad relations
     slot = spec.task_set.slot(task.name)

@@ -137,3 +137,7 @@ def test_adding_refuses_examples_without_a_success_and_keeps_the_task_file(tmp_p
     assert main([*add[:-6], "--skill", "fly", *add[-6:]]) == 2
     assert "skill 'fly' is not one of the environment's skills ['reach']" in capsys.readouterr().err
     assert read_task_file(tasks_file) == ()
+    workcell_file = write_task_file(tmp_path / "wc.json", "workcell", [])
+    other = [*add[:-6], "--tasks-file", str(workcell_file), "--env", "pointmass", *add[-2:]]
+    assert main(other) == 2
+    assert "adds tasks to env 'workcell', not to 'pointmass'" in capsys.readouterr().err
