@@ -201,15 +201,19 @@ class GrownSpec(EnvSpec):
         carrier = self.carrier(task)
         return {**self.base.reset_options(carrier, mode, attempt), "task": carrier}
 
-    def scripted_policy(self, task: str) -> tuple[EpisodePolicy, str]:
+    def _carried(
+        self, task: str, make: Callable[[str], tuple[EpisodePolicy, str]]
+    ) -> tuple[EpisodePolicy, str]:
+        """The environment's policy ``make(carrier)``, wrapped to run for ``task``."""
         carrier = self.carrier(task)
-        policy, name = self.base.scripted_policy(carrier)
+        policy, name = make(carrier)
         return (policy, name) if carrier == task else (_CarrierPolicy(policy, carrier), name)
 
+    def scripted_policy(self, task: str) -> tuple[EpisodePolicy, str]:
+        return self._carried(task, self.base.scripted_policy)
+
     def expert_policy(self, task: str) -> tuple[EpisodePolicy, str]:
-        carrier = self.carrier(task)
-        policy, name = self.base.expert_policy(carrier)
-        return (policy, name) if carrier == task else (_CarrierPolicy(policy, carrier), name)
+        return self._carried(task, self.base.expert_policy)
 
     def chain_skill(self, task: str) -> str | None:
         return self.base.chain_skill(self.carrier(task))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mtopt.evaluation.seeds import seed_interval
 from mtopt.evaluation.summary import SUMMARY_KEYS, SUMMARY_LABELS, low_data_tasks, summarize
 
 PAPER_TABLE4 = {
@@ -183,8 +184,6 @@ def seed_table(tables: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     """Several seeds' tables (``{seed: table.json}``) of the same strategies and dataset as one:
     per strategy the mean and low-data mean over seeds with 95 % t-intervals and spreads, each
     task's mean over seeds, and the strategies ranked by their mean."""
-    from mtopt.evaluation.seeds import seed_interval
-
     if not tables:
         raise ValueError("no seeds' tables to combine")
     seeds = sorted(tables)

@@ -18,65 +18,31 @@ counted from the log's ground truth, for the analysis only).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
-from mtopt.config import save_config
 from mtopt.data.impersonation import ImpersonationConfig
 from mtopt.data.log import EpisodeLogReader
 from mtopt.data.stats import dataset_stats
-from mtopt.envs import EnvConfig
-from mtopt.experiments.demo import demo_policy
-from mtopt.experiments.runtime import set_torch_threads
-from mtopt.experiments.seeded import SeededPlan, Variant, format_markdown, run_variants, summarise
-from mtopt.experiments.task_count import adopted_learner
-from mtopt.jsonio import write_json
-from mtopt.policies import PolicyConfig
+from mtopt.experiments.seeded import SeededExperimentConfig, Variant
 from mtopt.spec import EnvSpec
-from mtopt.system.training_config import LearnerConfig
 
 
 @dataclass(frozen=True)
-class HardTaskConfig:
+class HardTaskConfig(SeededExperimentConfig):
     """Paper Sec. 5.5: MT-Opt against a single-task policy on the same successes of a hard
     task."""
 
-    data: str = "runs/bootstrap/log"
-    """Episode-log directory of the offline dataset."""
     out: str = "runs/hard-task"
-    """Output directory (table.json, table.md, one subdirectory per variant and seed)."""
+    """Output directory (table.json, table.md, one subdirectory per policy and seed)."""
     task: str | None = None
     """The hard task (None: the semantic lift of ``broad_task``'s skill whose own episodes
     succeed least often in the log)."""
     broad_task: str = "lift-any"
     """The easier task whose skill the hard task shares."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Training seeds; every variant runs once per seed."""
-    steps: int = 4000
-    """Gradient steps of every training run."""
-    eval_episodes_per_task: int = 100
-    """Evaluation attempts of the hard task."""
-    eval_seed: int = 10_000
-    """Base seed of the evaluation scenes (``eval_seed + S`` for training seed ``S``)."""
-    train: LearnerConfig = field(default_factory=adopted_learner)
-    """The learner of both policies; ``tasks`` and ``impersonation`` are set per policy."""
-    policy: PolicyConfig = field(default_factory=demo_policy)
-    """The action search of the greedy evaluation (ε is set to 0)."""
-    torch_threads: int = 1
-    """Torch intra-op threads (0 keeps torch's default)."""
-    env: EnvConfig = field(default_factory=EnvConfig)
-    """The environment the dataset was collected in (the evaluation runs there too)."""
-    progress: bool = True
-    """Show progress bars."""
 
     def __post_init__(self) -> None:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be non-empty and distinct, got {self.seeds}")
-        for name in ("steps", "eval_episodes_per_task"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        super().__post_init__()
         task_set = self.env.spec().task_set
         task_set.validate([self.broad_task])
         if self.task is not None:
@@ -89,16 +55,6 @@ class HardTaskConfig:
                     f"{task_set[self.broad_task].skill!r}: "
                     f"{list(task_set.tasks_of_skill(task_set[self.broad_task].skill))}"
                 )
-
-    @classmethod
-    def quick(cls) -> HardTaskConfig:
-        """The ``--quick`` preset: a few steps and attempts, for the tests (minutes)."""
-        return cls(
-            seeds=(0, 1),
-            steps=8,
-            eval_episodes_per_task=2,
-            train=replace(adopted_learner(), batch_size=32, checkpoint_every=8),
-        )
 
 
 def task_data(data: str, spec: EnvSpec, task: str) -> dict[str, Any]:
@@ -143,13 +99,7 @@ def hardest_task(data: str, spec: EnvSpec, broad_task: str) -> str:
 
 def run_hard_task(config: HardTaskConfig) -> dict[str, Any]:
     """Run (or resume) both policies on every seed; write and return the table."""
-    if not Path(config.data).is_dir():
-        raise ValueError(f"data {config.data!r} is not an episode-log directory")
-    set_torch_threads(config.torch_threads)
-    spec = config.env.spec()
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
+    spec = config.start()
     task = config.task or hardest_task(config.data, spec, config.broad_task)
     variants = [
         Variant(
@@ -165,26 +115,9 @@ def run_hard_task(config: HardTaskConfig) -> dict[str, Any]:
             ),
         ),
     ]
-    plan = SeededPlan(
-        data=config.data,
-        out=str(out),
-        seeds=config.seeds,
-        steps=config.steps,
-        eval_tasks=(task,),
-        eval_episodes_per_task=config.eval_episodes_per_task,
-        eval_seed=config.eval_seed,
-        policy=config.policy,
-        progress=config.progress,
-    )
-    summary = summarise(run_variants(variants, plan, spec), (task,))
-    summary["task"] = task
-    summary["task_data"] = task_data(config.data, spec, task)
-    d = summary["task_data"]
+    d = task_data(config.data, spec, task)
     title = (
         f"Sec. 5.5: {task} (own {d['own']['successes']} successes / {d['own']['failures']} "
         f"failures; {d['successes'] - d['own']['successes']} successes routed from other tasks)"
     )
-    markdown = format_markdown(summary, title)
-    write_json(summary, out / "table.json")
-    (out / "table.md").write_text(markdown)
-    return {**summary, "markdown": markdown}
+    return config.run(variants, (task,), spec, title, task=task, task_data=d)

@@ -22,13 +22,16 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from mtopt.config import to_dict
+from mtopt.config import save_config, to_dict
+from mtopt.envs import EnvConfig
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate
 from mtopt.evaluation.seeds import compare_to_baseline, pooled_interval, seed_interval
+from mtopt.experiments.demo import demo_learner, demo_policy
+from mtopt.experiments.runtime import set_torch_threads
 from mtopt.jsonio import write_json
 from mtopt.learning.checkpoint import latest_checkpoint
 from mtopt.policies import PolicyConfig
@@ -47,6 +50,97 @@ class Variant:
 
     name: str
     learner: LearnerConfig
+
+
+def adopted_learner() -> LearnerConfig:
+    """The demo's learner (``configs/demo/learning.yaml``) with ground-truth rewards: these
+    experiments compare what the learner is trained on, not reward sources (``--train.rewards
+    success_detector --train.success-detector PATH`` uses a detector instead)."""
+    return replace(demo_learner(), rewards="oracle")
+
+
+@dataclass(frozen=True)
+class SeededExperimentConfig:
+    """What every comparison of learners over seeds on one offline dataset is configured by."""
+
+    data: str = "runs/bootstrap/log"
+    """Episode-log directory of the offline dataset (e.g. ``mtopt collect`` with the scripted
+    policies, or ``mtopt data imbalanced``)."""
+    out: str = "runs/experiment"
+    """Output directory (table.json, table.md, one subdirectory per learner and seed)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds; every learner runs once per seed."""
+    steps: int = 4000
+    """Gradient steps of every training run."""
+    eval_episodes_per_task: int = 100
+    """Evaluation attempts per evaluated task (paper: 100)."""
+    eval_seed: int = 10_000
+    """Base seed of the evaluation scenes (``eval_seed + S`` for training seed ``S``)."""
+    train: LearnerConfig = field(default_factory=adopted_learner)
+    """The learner; each compared learner sets its own ``tasks`` (and impersonation)."""
+    policy: PolicyConfig = field(default_factory=demo_policy)
+    """The action search of the greedy evaluation (ε is set to 0)."""
+    torch_threads: int = 1
+    """Torch intra-op threads (0 keeps torch's default)."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment the dataset was collected in (the evaluation runs there too)."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be non-empty and distinct, got {self.seeds}")
+        for name in ("steps", "eval_episodes_per_task"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+    @classmethod
+    def quick(cls) -> Self:
+        """The ``--quick`` preset: a few steps and attempts on 2 seeds, for the tests."""
+        return cls(
+            seeds=(0, 1),
+            steps=8,
+            eval_episodes_per_task=2,
+            train=replace(adopted_learner(), batch_size=32, checkpoint_every=8),
+        )
+
+    def start(self) -> EnvSpec:
+        """Check the dataset, set the torch threads, write ``OUT/config.yaml``; the spec."""
+        if not Path(self.data).is_dir():
+            raise ValueError(f"data {self.data!r} is not an episode-log directory")
+        set_torch_threads(self.torch_threads)
+        out = Path(self.out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(self, out / "config.yaml")
+        return self.env.spec()
+
+    def run(
+        self,
+        variants: Sequence[Variant],
+        eval_tasks: tuple[str, ...],
+        spec: EnvSpec,
+        title: str,
+        **facts: Any,
+    ) -> dict[str, Any]:
+        """Run (or resume) every learner on every seed; write ``OUT/table.json`` and
+        ``OUT/table.md`` (the summary with ``facts`` added) and return them."""
+        plan = SeededPlan(
+            data=self.data,
+            out=self.out,
+            seeds=self.seeds,
+            steps=self.steps,
+            eval_tasks=eval_tasks,
+            eval_episodes_per_task=self.eval_episodes_per_task,
+            eval_seed=self.eval_seed,
+            policy=self.policy,
+            progress=self.progress,
+        )
+        summary = {**summarise(run_variants(variants, plan, spec), eval_tasks), **facts}
+        markdown = format_markdown(summary, title)
+        write_json(summary, Path(self.out) / "table.json")
+        (Path(self.out) / "table.md").write_text(markdown)
+        return {**summary, "markdown": markdown}
 
 
 @dataclass(frozen=True)
