@@ -9,8 +9,10 @@ existing one, so every checkpoint trained before the addition keeps its meaning 
 the grown task set.
 
 An added task names its skill (impersonation and the episode's start follow it) and, in a
-simulation, may name the environment's success predicate for it (ground truth for oracle rewards
-and the evaluation); without one, only its success detector knows when it succeeded.
+simulation, may be a task the environment has a success predicate for without having it in its
+task set (the workcell's ``lift-cloth`` and ``cover-object``): then the environment reports its
+ground truth (for oracle rewards and the evaluation). Without one, only its success detector
+knows when it succeeded.
 
 The file is JSON (plain values only), written to a temporary name, fsync'd and renamed.
 """
@@ -169,7 +171,8 @@ class GrownSpec(EnvSpec):
 
     The environment itself knows only its own tasks. An episode of an added task runs as an
     episode of its *carrier*, the first of the environment's tasks of the same skill: it starts
-    on the same kind of scene, and the environment reports ground truth for its own tasks only.
+    on the same kind of scene, and the environment reports ground truth for the tasks it has
+    predicates for (:meth:`EnvSpec.has_ground_truth`).
     The scripted bootstrap policy of an added task is its carrier's; a learned policy acts for
     the added task's own one-hot slot. Everything else is the environment's spec."""
 
@@ -190,7 +193,7 @@ class GrownSpec(EnvSpec):
         return self.base.task_set.tasks_of_skill(self.task_set[task].skill)[0]
 
     def has_ground_truth(self, task: str) -> bool:
-        return task in self.base.task_set
+        return self.base.has_ground_truth(task)
 
     def make_env(self, image: bool = False, side_images: bool = False) -> gym.Env:
         return self.base.make_env(image, side_images)
@@ -198,8 +201,13 @@ class GrownSpec(EnvSpec):
     def reset_options(
         self, task: str, mode: StartMode, attempt: int | None = None
     ) -> dict[str, Any]:
-        carrier = self.carrier(task)
-        return {**self.base.reset_options(carrier, mode, attempt), "task": carrier}
+        options = self.base.reset_options(self.carrier(task), mode, attempt)
+        return {**options, "task": self._judged(task)}
+
+    def _judged(self, task: str) -> str:
+        """The task the environment scores the episode for: ``task`` if it has a predicate for
+        it, else the carrier."""
+        return task if self.base.has_ground_truth(task) else self.carrier(task)
 
     def _carried(
         self, task: str, make: Callable[[str], tuple[EpisodePolicy, str]]
@@ -219,8 +227,7 @@ class GrownSpec(EnvSpec):
         return self.base.chain_skill(self.carrier(task))
 
     def chain_options(self, task: str) -> dict[str, Any]:
-        carrier = self.carrier(task)
-        return {**self.base.chain_options(carrier), "task": carrier}
+        return {**self.base.chain_options(self.carrier(task)), "task": self._judged(task)}
 
     def camera_projections(self) -> Callable[[int], np.ndarray] | None:
         return self.base.camera_projections()

@@ -92,14 +92,23 @@ def test_an_added_task_runs_as_its_skills_first_task():
     assert spec.carrier("cover-object") == "place-any"
     assert spec.carrier("lift-cloth") == "lift-any"
     assert spec.carrier("lift-carrot") == "lift-carrot"
-    assert spec.reset_options("cover-object", "collect") == {"task": "place-any", "grasped": True}
-    assert spec.reset_options("lift-cloth", "evaluate")["task"] == "lift-any"
+    # the workcell judges both new tasks, so their episodes are scored for them
+    assert spec.reset_options("cover-object", "collect") == {"task": "cover-object", "grasped": True}
+    assert spec.reset_options("lift-cloth", "evaluate") == {
+        "task": "lift-cloth",
+        "scene": "evaluation",
+    }
     assert spec.reset_options("lift-carrot", "collect") == base.reset_options(
         "lift-carrot", "collect"
     )
     assert spec.chain_skill("lift-cloth") == OBJECT_MANIPULATION
-    assert spec.chain_options("cover-object") == {"chain": True, "task": "place-any"}
-    assert spec.has_ground_truth("lift-carrot") and not spec.has_ground_truth("lift-cloth")
+    assert spec.chain_options("cover-object") == {"chain": True, "task": "cover-object"}
+    assert spec.has_ground_truth("lift-carrot") and spec.has_ground_truth("lift-cloth")
+    # a task the environment has no predicate for runs and is scored as its carrier
+    blind = add_tasks(base, [AddedTask("wipe-table", OBJECT_MANIPULATION)])
+    assert not blind.has_ground_truth("wipe-table")
+    assert blind.reset_options("wipe-table", "collect") == {"task": "place-any", "grasped": True}
+    assert blind.chain_options("wipe-table") == {"chain": True, "task": "place-any"}
     policy, name = spec.scripted_policy("lift-cloth")
     assert name == "scripted-pick"
     policy.reset(np.random.default_rng(0), task="lift-cloth")  # the picker runs as lift-any

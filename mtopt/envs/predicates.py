@@ -14,7 +14,11 @@ Definitions (thresholds are documented in ``docs/workcell.md``):
 * an object *rests on the plate* when it touches no finger, touches a plate geom and its centre
   lies inside the plate's footprint (in plate-local coordinates);
 * ``place-any`` succeeds when at least one object rests on the plate; ``place-<section>`` when
-  at least one object rests on the plate with its centre inside that section.
+  at least one object rests on the plate with its centre inside that section;
+* the new tasks (paper Sec. 5.6, not in the 12-task set): ``lift-cloth`` succeeds when exactly
+  one object is lifted and it is a cloth; ``cover-object`` when a cloth touches no finger,
+  touches another (non-cloth) object whose centre is lower than the cloth's and lies within
+  ``COVER_RADIUS`` of the cloth's centre horizontally.
 
 Plate-local frame: origin at the plate centre, ``x`` to the plate's *right*, ``y`` to its *top*.
 ``bottom`` is ``y < divider_y``; ``top-left`` is ``y >= divider_y, x < 0``; ``top-right`` is
@@ -30,7 +34,18 @@ import mujoco
 import numpy as np
 
 from mtopt.envs import scene
-from mtopt.envs.workcell_tasks import OBJECT_CATEGORIES, PLATE_SECTIONS, lift_task, place_task
+from mtopt.envs.workcell_tasks import (
+    COVER_OBJECT,
+    LIFT_CLOTH,
+    OBJECT_CATEGORIES,
+    PLATE_SECTIONS,
+    lift_task,
+    place_task,
+)
+
+COVER_RADIUS = 0.04
+"""``cover-object``: the covered object's centre lies this close (m) to the cloth's centre,
+horizontally (the cloth is 9 x 6 cm)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,9 @@ class SceneFacts:
     """Plate centre ``(x, y)`` in world coordinates."""
     plate_yaw: float
     """Plate yaw in radians."""
+    touch_objects: np.ndarray | None = None
+    """Bool ``(n, n)``: slot ``i`` touches slot ``j`` (symmetric); ``None``: no object touches
+    another."""
 
 
 def plate_local(xy: np.ndarray, plate_xy: np.ndarray, plate_yaw: float) -> np.ndarray:
@@ -90,6 +108,8 @@ def success_vector(facts: SceneFacts, task_names: Sequence[str], lift_height: fl
     on_plate = free & facts.touch_plate & (section >= 0)
 
     values: dict[str, bool] = {"lift-any": n_lifted == 1, "place-any": bool(on_plate.any())}
+    values[LIFT_CLOTH] = lifted_cat == scene.CLOTH
+    values[COVER_OBJECT] = _covers(facts, pos, free)
     for cat in OBJECT_CATEGORIES:
         values[lift_task(cat)] = lifted_cat == cat
     for i, sec in enumerate(PLATE_SECTIONS):
@@ -98,6 +118,23 @@ def success_vector(facts: SceneFacts, task_names: Sequence[str], lift_height: fl
     if unknown:
         raise ValueError(f"no predicate for task(s) {unknown}; known: {sorted(values)}")
     return np.array([values[n] for n in task_names], dtype=bool)
+
+
+def _covers(facts: SceneFacts, pos: np.ndarray, free: np.ndarray) -> bool:
+    """Whether a free cloth rests over another object (``cover-object``)."""
+    if facts.touch_objects is None:
+        return False
+    cats = facts.categories
+    for c in np.flatnonzero(free):
+        if cats[c] != scene.CLOTH:
+            continue
+        for o in np.flatnonzero(facts.touch_objects[c]):
+            if cats[o] in (None, scene.CLOTH):
+                continue
+            near = np.hypot(*(pos[c, :2] - pos[o, :2])) < COVER_RADIUS
+            if near and pos[c, 2] > pos[o, 2]:
+                return True
+    return False
 
 
 class ContactIndex:
@@ -115,6 +152,16 @@ class ContactIndex:
         self.geom_kind[model.geom("finger_right").id] = 2
         plate_body = model.body("plate").id
         self.geom_kind[model.geom_bodyid == plate_body] = 3
+
+    def object_contacts(self, data: mujoco.MjData) -> np.ndarray:
+        """Bool ``(n_slots, n_slots)``: which object slots touch each other (symmetric)."""
+        out = np.zeros((self.n_slots + 1, self.n_slots + 1), dtype=bool)
+        if data.ncon:
+            geom = data.contact.geom
+            s1, s2 = self.geom_slot[geom[:, 0]], self.geom_slot[geom[:, 1]]
+            out[s1, s2] = True
+            out[s2, s1] = True
+        return out[:-1, :-1]
 
     def touches(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bool ``(n_slots,)`` arrays: touches left finger, right finger, plate."""

@@ -28,8 +28,13 @@ logger = logging.getLogger(__name__)
 
 DISTRACTOR = "distractor"
 """Category name of the neutral, non-task objects."""
-CATEGORIES: tuple[str, ...] = (*OBJECT_CATEGORIES, DISTRACTOR)
-"""Object categories in one-hot order: the 7 task categories, then ``distractor``."""
+CLOTH = "cloth"
+"""Category name of the cloth, the object of the new tasks (paper Sec. 5.6): a flat, light pad.
+It is rigid (a folded cloth's stand-in); scenes hold one only when ``WorkcellConfig.cloths`` asks
+for it, so the 12 tasks' data never shows it."""
+CATEGORIES: tuple[str, ...] = (*OBJECT_CATEGORIES, DISTRACTOR, CLOTH)
+"""Object categories in one-hot order: the 7 task categories, ``distractor``, then ``cloth``
+(its entry is reserved from the start, so adding the cloth's tasks keeps the state's layout)."""
 
 TIMESTEP = 0.005
 """Physics time step in seconds."""
@@ -94,6 +99,7 @@ SHAPES: dict[str, CategoryShape] = {
     DISTRACTOR: CategoryShape(
         "ellipsoid", (0.035, 0.035, 0.015), (0.45, 0.45, 0.45, 1), (0.035, 0.035, 0.015)
     ),
+    CLOTH: CategoryShape("box", (0.045, 0.03, 0.006), (0.6, 0.3, 0.7, 1), (0.045, 0.03, 0.006)),
 }
 """Shape and colour of every category in :data:`CATEGORIES`."""
 
@@ -299,13 +305,14 @@ def sample_categories(
     min_objects: int,
     max_objects: int,
     max_distractors: int,
+    cloths: int = 0,
 ) -> list[int]:
     """Category indices (into :data:`CATEGORIES`) of the objects of a new scene.
 
     ``kind="random"``: ``min_objects..max_objects`` task objects of categories drawn with
     replacement, plus ``0..max_distractors`` distractors. ``kind="evaluation"``: one object of
     each task category plus two extras, each a distractor or a random task category with equal
-    probability (paper Fig. 17).
+    probability (paper Fig. 17). Either kind then gets ``cloths`` cloths.
     """
     n_cat = len(OBJECT_CATEGORIES)
     distractor = CATEGORIES.index(DISTRACTOR)
@@ -319,7 +326,7 @@ def sample_categories(
             cats.append(distractor if rng.random() < 0.5 else int(rng.integers(0, n_cat)))
     else:
         raise ValueError(f"scene must be 'random' or 'evaluation', got {kind!r}")
-    return cats
+    return cats + [CATEGORIES.index(CLOTH)] * cloths
 
 
 def _rotated_half(half: np.ndarray, yaw: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from mtopt.envs.workcell_config import (
     WorkcellConfig,
     state_layout,
 )
-from mtopt.envs.workcell_tasks import workcell_task_set
+from mtopt.envs.workcell_tasks import NEW_TASKS, workcell_task_set
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         self.render_mode = render_mode
         cfg = self.config
         self.task_set = workcell_task_set()
-        self.task_names: tuple[str, ...] = self.task_set.names
+        self.task_names: tuple[str, ...] = (*self.task_set.names, *NEW_TASKS)
+        """The tasks judged in ``info["success"]``: the task set's 12, then :data:`NEW_TASKS`."""
         self.model = mujoco.MjModel.from_xml_string(scene.build_mjcf(cfg.n_slots))
         self.model.opt.timestep = cfg.timestep
         self.model.opt.impratio = cfg.impratio
@@ -175,7 +176,8 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         if task is not None:
             if not isinstance(task, str):
                 raise ValueError(f"reset option task must be a task name, got {task!r}")
-            self.task_set.validate([task])
+            if task not in self.task_names:
+                raise ValueError(f"unknown task {task!r}; known: {list(self.task_names)}")
         if flags["chain"]:
             if flags["grasped"]:
                 raise ValueError("reset options chain=True and grasped=True are exclusive")
@@ -244,7 +246,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
     def _sample_scene(self, kind: str, grasped: bool) -> None:
         cfg, rng, m, d = self.config, self.np_random, self.model, self.data
         listed = scene.sample_categories(
-            rng, kind, cfg.min_objects, cfg.max_objects, cfg.max_distractors
+            rng, kind, cfg.min_objects, cfg.max_objects, cfg.max_distractors, cfg.cloths
         )
         cats = np.full(cfg.n_slots, -1, dtype=np.int64)
         slots = rng.permutation(cfg.n_slots)[: len(listed)]
@@ -268,7 +270,10 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         d.ctrl[:6] = d.qpos[:6]
         self._closed = False
         # objects
-        held = int(rng.choice(slots)) if grasped else -1
+        held = -1
+        if grasped:  # the cloth if the scene has one (the new tasks' place-skill start)
+            cloth = [s for s in slots if cats[s] == scene.CATEGORIES.index(scene.CLOTH)]
+            held = int(rng.choice(cloth if cloth else slots))
         in_bin = [s for s in slots if s != held]
         poses = scene.sample_object_poses(rng, [int(cats[s]) for s in in_bin])
         for s, (x, y, z, yaw) in zip(in_bin, poses, strict=True):
@@ -355,7 +360,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
                 success = self.success_vector()
             info["success"] = success
             if self._task is not None:
-                reward = float(success[self.task_set.slot(self._task)])
+                reward = float(success[self.task_names.index(self._task)])
         return self._observe(), reward, terminated, truncated, info
 
     def _blow_ups(self) -> int:
@@ -454,6 +459,7 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
             touch_plate=plate,
             plate_xy=self._plate[:2].copy(),
             plate_yaw=float(self._plate[2]),
+            touch_objects=self._contacts.object_contacts(self.data),
         )
 
     def success_vector(self) -> np.ndarray:

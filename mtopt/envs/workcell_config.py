@@ -117,6 +117,12 @@ class WorkcellConfig:
     """Most task-category objects in a random training scene."""
     max_distractors: int = 2
     """Most distractor objects in a random training scene (0 to this many)."""
+    cloths: int = 0
+    """Cloths (:data:`scene.CLOTH`) added to every scene, random and evaluation: the object of
+    the new tasks ``lift-cloth`` and ``cover-object`` (paper Sec. 5.6). With a cloth in the scene
+    a ``grasped`` start holds the cloth, so a place-skill episode starts with it in hand. 0 (the
+    12 tasks' scenes) never shows one. The cloths need free slots: ``n_slots`` must exceed
+    ``max_objects + max_distractors`` (and 9, the evaluation scene) by ``cloths``."""
     lift_height: float = 0.08
     """A grasped object counts as lifted when its centre is this high above the bin floor."""
     start_height: tuple[float, float] = (0.14, 0.2)
@@ -162,6 +168,17 @@ class WorkcellConfig:
         _check_int("min_objects", self.min_objects, 1, self.n_slots)
         _check_int("max_objects", self.max_objects, self.min_objects, self.n_slots)
         _check_int("max_distractors", self.max_distractors, 0, self.n_slots - self.max_objects)
+        # a scene's other objects: at most max_objects + max_distractors, or the evaluation's 9
+        room = self.n_slots - max(self.max_objects + self.max_distractors, 9)
+        if isinstance(self.cloths, bool) or not isinstance(self.cloths, int) or self.cloths < 0:
+            raise ValueError(f"cloths must be a non-negative integer, got {self.cloths!r}")
+        if self.cloths > room:
+            raise ValueError(
+                f"cloths={self.cloths} do not fit: n_slots ({self.n_slots}) - max(max_objects + "
+                f"max_distractors ({self.max_objects + self.max_distractors}), 9 in the "
+                f"evaluation scene) leaves {room} slot(s); lower max_objects (e.g. "
+                f"--env.workcell.max-objects {self.max_objects - self.cloths + room})"
+            )
         _check_float("lift_height", self.lift_height, 0.05, 0.3)
         lo_hi = self.start_height
         if (

@@ -38,6 +38,9 @@ from mtopt.success.dataset import UNKNOWN, USER_ROBOT, SDExamples
 
 logger = logging.getLogger(__name__)
 
+SCENE_CATEGORIES = tuple(c for c in scene.CATEGORIES if c != scene.CLOTH)
+"""Categories the 12 tasks' examples show (the cloth belongs to the new tasks' scenes only)."""
+
 MAX_ATTEMPTS = 8
 """Arrangements tried per example before the pair is skipped."""
 LIFTED_TIP_HEIGHT = 0.05
@@ -150,7 +153,7 @@ def outcome_arrangement(
     divider), and a failure is an object just beside the plate, or (section tasks) just across
     a divider."""
     near = boundary > 0 and rng.random() < boundary
-    any_cat = str(rng.choice(scene.CATEGORIES))
+    any_cat = str(rng.choice(SCENE_CATEGORIES))
     # finger-tip heights: a held object counts as lifted from a tip height of about 0.05 m
     # (tall objects earlier), so successes start there and low holds end just below it; the
     # caller's predicate check re-draws any arrangement on the wrong side of the boundary
@@ -165,7 +168,7 @@ def outcome_arrangement(
             kinds += ["wrong-object"] * 3
         kind = str(rng.choice(kinds))
         if kind == "wrong-object":
-            other = [c for c in scene.CATEGORIES if c != cat]
+            other = [c for c in SCENE_CATEGORIES if c != cat]
             return {"held": str(rng.choice(other)), "held_height": high}
         if kind == "low":
             return {"held": cat, "held_height": low}

@@ -30,7 +30,12 @@ from mtopt.envs.workcell_config import (
     PLATE_DIM,
     WorkcellConfig,
 )
-from mtopt.envs.workcell_tasks import OBJECT_ACQUISITION, OBJECT_MANIPULATION, workcell_task_set
+from mtopt.envs.workcell_tasks import (
+    NEW_TASKS,
+    OBJECT_ACQUISITION,
+    OBJECT_MANIPULATION,
+    workcell_task_set,
+)
 from mtopt.spec import ActionSpec, EnvSpec, ObservationSpec, StartMode, StateStructure
 
 WORKCELL_ACTION = ActionSpec(
@@ -107,6 +112,10 @@ class WorkcellSpec(EnvSpec):
         if skill != OBJECT_ACQUISITION:
             options["grasped"] = True
         return options
+
+    def has_ground_truth(self, task: str) -> bool:
+        """The 12 tasks and the new tasks of :data:`NEW_TASKS` (once a run adds them)."""
+        return task in self.task_set or task in NEW_TASKS
 
     def scripted_policy(self, task: str) -> tuple[Any, str]:
         if self.task_set[task].skill == OBJECT_ACQUISITION:

@@ -13,6 +13,14 @@ OBJECT_CATEGORIES: tuple[str, ...] = ("banana", "bottle", "sausage", "milk", "bo
 """The seven graspable object categories of the workcell (paper Sec. 5.1)."""
 PLATE_SECTIONS: tuple[str, ...] = ("bottom", "top-left", "top-right")
 """The three sections of the divided plate."""
+LIFT_CLOTH = "lift-cloth"
+"""New task (paper Sec. 5.6): lift the cloth, a flat object absent from the 12 tasks' scenes."""
+COVER_OBJECT = "cover-object"
+"""New task (paper Sec. 5.6): leave the cloth resting over another object in the object bin."""
+NEW_TASKS: dict[str, str] = {LIFT_CLOTH: OBJECT_ACQUISITION, COVER_OBJECT: OBJECT_MANIPULATION}
+"""Tasks the workcell judges beyond its task set, with their skills. They are not among the 12
+tasks; a run adds them in reserved slots with ``mtopt task add`` (docs/new-tasks.md), and the
+workcell reports their ground truth (for oracle rewards and the evaluation)."""
 
 
 def lift_task(category: str) -> str:

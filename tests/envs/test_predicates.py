@@ -10,16 +10,25 @@ import pytest
 
 from mtopt.envs import predicates, scene
 from mtopt.envs.workcell import WorkcellEnv
-from mtopt.envs.workcell_tasks import workcell_task_set
+from mtopt.envs.workcell_config import WorkcellConfig
+from mtopt.envs.workcell_tasks import NEW_TASKS, workcell_task_set
 
-NAMES = workcell_task_set().names
+NAMES = (*workcell_task_set().names, *NEW_TASKS)
 LIFT = 0.08
 
 
-def _facts(cats, pos, left=(), right=(), plate=(), plate_xy=(0.0, 0.22), plate_yaw=0.0):
+def _facts(
+    cats, pos, left=(), right=(), plate=(), plate_xy=(0.0, 0.22), plate_yaw=0.0, pairs=None
+):
     n = len(cats)
     mask = lambda idx: np.isin(np.arange(n), list(idx))  # noqa: E731
+    touching = None
+    if pairs is not None:
+        touching = np.zeros((n, n), dtype=bool)
+        for i, j in pairs:
+            touching[i, j] = touching[j, i] = True
     return predicates.SceneFacts(
+        touch_objects=touching,
         categories=tuple(cats),
         positions=np.asarray(pos, dtype=float),
         touch_left=mask(left),
@@ -77,6 +86,26 @@ def test_place_needs_release_contact_and_footprint() -> None:
     assert _true(held) == set()
     assert _true(not_touching) == set()
     assert _true(off_plate) == set()
+
+
+def test_a_lifted_cloth_is_lift_cloth_and_lift_any() -> None:
+    f = _facts([scene.CLOTH, "can"], [[0, -0.2, 0.15], [0, -0.2, 0.03]], [0], [0])
+    assert _true(f) == {"lift-any", "lift-cloth"}
+
+
+def test_cover_object_needs_a_free_cloth_over_a_touched_object() -> None:
+    cloth_on_can = [[0.0, -0.2, 0.07], [0.02, -0.2, 0.03]]
+    assert _true(_facts([scene.CLOTH, "can"], cloth_on_can, pairs=[(0, 1)])) == {"cover-object"}
+    # not touching, held by the fingers, beside the object, below it, or not a cloth
+    assert _true(_facts([scene.CLOTH, "can"], cloth_on_can, pairs=[])) == set()
+    held = _facts([scene.CLOTH, "can"], cloth_on_can, left=[0], pairs=[(0, 1)])
+    assert "cover-object" not in _true(held)
+    beside = [[0.0, -0.2, 0.07], [0.05, -0.2, 0.03]]  # 5 cm > COVER_RADIUS
+    assert _true(_facts([scene.CLOTH, "can"], beside, pairs=[(0, 1)])) == set()
+    under = [[0.0, -0.2, 0.01], [0.0, -0.2, 0.03]]
+    assert _true(_facts([scene.CLOTH, "can"], under, pairs=[(0, 1)])) == set()
+    assert _true(_facts(["box", "can"], cloth_on_can, pairs=[(0, 1)])) == set()
+    assert _true(_facts([scene.CLOTH, scene.CLOTH], cloth_on_can, pairs=[(0, 1)])) == set()
 
 
 def test_unknown_task_name_raises() -> None:
@@ -142,3 +171,41 @@ def test_gripper_lifts_a_bottle(env: WorkcellEnv) -> None:
     finally:
         env.model.body_gravcomp[:] = gravcomp
     assert got == {"lift-any", "lift-bottle"}
+
+
+def test_cloth_scenes_and_the_new_tasks_in_the_simulator() -> None:
+    cell = WorkcellEnv(WorkcellConfig(cloths=1, max_objects=7))
+    _, info = cell.reset(seed=3, options={"scene": "evaluation"})
+    assert info["task_names"][-2:] == ("lift-cloth", "cover-object")
+    assert cell.categories.count(scene.CLOTH) == 1 and len([c for c in cell.categories if c]) == 10
+    assert not cell.success_vector().any()
+    # a grasped start holds the cloth; released over an object, it covers it
+    obs, _ = cell.reset(seed=4, options={"grasped": True, "task": "cover-object"})
+    cloth = cell.categories.index(scene.CLOTH)
+    assert cell.scene_facts().touch_left[cloth] and cell.scene_facts().touch_right[cloth]
+    target = next(i for i, c in enumerate(cell.categories) if c not in (None, scene.CLOTH))
+    goal = cell.slot_positions()[target]
+    done, k = False, 0
+    while not done:
+        g = obs["state"][:3]
+        move = np.clip((goal[:2] - g[:2]) / 0.05, -1, 1)
+        lift = np.clip((0.10 - g[2]) / 0.05, -1, 1)
+        grip = 1.0 if k < 12 else 0.0
+        obs, reward, term, trunc, info = cell.step(
+            np.array([move[0], move[1], lift, 0, grip, 0], dtype=np.float32)
+        )
+        done, k = term or trunc, k + 1
+    got = {n for n, v in zip(info["task_names"], info["success"], strict=True) if v}
+    assert got == {"cover-object"} and reward == 1.0
+    # the 12 tasks' scenes never hold a cloth
+    plain = WorkcellEnv()
+    for seed in range(5):
+        plain.reset(seed=seed)
+        assert scene.CLOTH not in plain.categories
+
+
+def test_cloths_need_free_slots() -> None:
+    with pytest.raises(ValueError, match=r"cloths=1 do not fit.*max-objects 7"):
+        WorkcellConfig(cloths=1)
+    with pytest.raises(ValueError, match="cloths must be a non-negative integer"):
+        WorkcellConfig(cloths=-1, max_objects=7)

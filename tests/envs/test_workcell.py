@@ -40,7 +40,7 @@ def test_spaces_and_observation_contents(env: WorkcellEnv) -> None:
     assert set(obs) == {"state", "gripper_status", "gripper_height", "gripper_motion"}
     np.testing.assert_array_equal(obs["gripper_motion"], [0, 0, 0])  # nothing moved yet
     assert obs["state"].shape == (GRIPPER_DIM + OBJECT_DIM * 10 + PLATE_DIM,)
-    assert info["task_names"] == workcell_task_set().names
+    assert info["task_names"] == (*workcell_task_set().names, "lift-cloth", "cover-object")
     np.testing.assert_array_equal(env.action_space.low, [-1, -1, -1, -1, 0, 0])
     np.testing.assert_array_equal(env.action_space.high, [1, 1, 1, 1, 1, 1])
     assert env.action_space.dtype == np.float32
@@ -184,7 +184,7 @@ def test_truncation_success_info_and_reward(env: WorkcellEnv) -> None:
         assert not terminated
         assert truncated == (i == env.config.max_steps - 1)
         assert ("success" in info) == truncated
-    assert info["success"].dtype == bool and info["success"].shape == (12,)
+    assert info["success"].dtype == bool and info["success"].shape == (14,)
     assert reward == 0.0  # nothing lifted
     with pytest.raises(RuntimeError, match="reset"):
         env.step(noop)
