@@ -229,6 +229,12 @@ def cmd_experiment_bootstrap(argv: Sequence[str]) -> int:
     return _run_experiment(argv, HardTaskConfig, "mtopt experiment bootstrap", run_hard_task)
 
 
+def cmd_experiment_new_tasks(argv: Sequence[str]) -> int:
+    from mtopt.experiments.new_tasks import NewTasksConfig, run_new_tasks
+
+    return _run_experiment(argv, NewTasksConfig, "mtopt experiment new-tasks", run_new_tasks)
+
+
 def cmd_train(argv: Sequence[str]) -> int:
     from mtopt.commands import TrainCommand
     from mtopt.system.training import train
@@ -355,6 +361,7 @@ def _command_configs() -> dict[str, type]:
     from mtopt.experiments.demo import DemoConfig
     from mtopt.experiments.hard_task import HardTaskConfig
     from mtopt.experiments.imbalanced_dataset import ImbalancedDatasetConfig
+    from mtopt.experiments.new_tasks import NewTasksConfig
     from mtopt.experiments.task_count import TaskCountConfig
 
     return {
@@ -367,6 +374,7 @@ def _command_configs() -> dict[str, type]:
         "experiment": DataSharingConfig,
         "experiment-task-count": TaskCountConfig,
         "experiment-bootstrap": HardTaskConfig,
+        "experiment-new-tasks": NewTasksConfig,
         "sd-examples": SDExamplesConfig,
         "sd-train": SDTrainCommand,
         "sd-eval": SDEvalCommand,
@@ -402,6 +410,10 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "experiment bootstrap": (
         cmd_experiment_bootstrap,
         "paper Sec. 5.5: MT-Opt against a single-task policy on a hard task's successes",
+    ),
+    "experiment new-tasks": (
+        cmd_experiment_new_tasks,
+        "paper Sec. 5.6: add lift-cloth and cover-object to a 12-task model and learn them",
     ),
     "bc train": (cmd_bc_train, "behaviour cloning from an episode log's successes (a baseline)"),
     "sd examples": (cmd_sd_examples, "make success/failure outcome examples of a task"),
