@@ -93,7 +93,10 @@ def test_an_added_task_runs_as_its_skills_first_task():
     assert spec.carrier("lift-cloth") == "lift-any"
     assert spec.carrier("lift-carrot") == "lift-carrot"
     # the workcell judges both new tasks, so their episodes are scored for them
-    assert spec.reset_options("cover-object", "collect") == {"task": "cover-object", "grasped": True}
+    assert spec.reset_options("cover-object", "collect") == {
+        "task": "cover-object",
+        "grasped": True,
+    }
     assert spec.reset_options("lift-cloth", "evaluate") == {
         "task": "lift-cloth",
         "scene": "evaluation",

@@ -61,6 +61,20 @@ class SceneArrangementMixin:
         self.model.light_ambient[0] = ambient
         self.model.light_dir[0] = d / np.linalg.norm(d)
 
+    def _lay_over(self, slot: int, candidates: list[int], covering: tuple) -> None:
+        """Put ``slot`` just above a random object of ``candidates``, offset by ``dx, dy``."""
+        env: Any = self
+        if not candidates:
+            raise ValueError("covering needs another object in the bin to lay it over")
+        _, dx, dy = covering
+        target = candidates[int(env.np_random.integers(len(candidates)))]
+        d, t, a = self.data, env._qadr[target], env._qadr[slot]
+        top = d.qpos[t + 2] + max(scene.SHAPES[env.categories[target]].half_extent)
+        half_z = scene.SHAPES[env.categories[slot]].half_extent[2]
+        d.qpos[a : a + 3] = (d.qpos[t] + dx, d.qpos[t + 1] + dy, top + half_z + 0.003)
+        yaw = float(env.np_random.uniform(-math.pi, math.pi))
+        d.qpos[a + 3 : a + 7] = scene.yaw_quat(yaw)
+
     def arrange(
         self,
         *,
@@ -69,6 +83,7 @@ class SceneArrangementMixin:
         on_plate: Sequence[tuple[str, float, float, float]] = (),
         gripper_xy: tuple[float, float] | None = None,
         gripper_closed: bool = False,
+        covering: tuple[str, float, float] | None = None,
         settle_substeps: int = ARRANGE_SETTLE_SUBSTEPS,
     ) -> dict[str, np.ndarray]:
         """Arrange a final scene on top of the current one and return its observation.
@@ -77,7 +92,10 @@ class SceneArrangementMixin:
         height of the gripper (m above the bin floor). ``on_plate``: objects
         ``(category, x, y, yaw)`` laid on the plate at plate-local ``x, y`` (``x`` to the
         plate's right, ``y`` to its top). ``gripper_xy``: world ``x, y`` of the gripper
-        (default: where it is). ``gripper_closed``: close the (empty) gripper. Objects are taken
+        (default: where it is). ``gripper_closed``: close the (empty) gripper. ``covering``:
+        an object ``(category, dx, dy)`` laid over one of the bin's other objects (chosen at
+        random), its centre ``(dx, dy)`` m from that object's, dropped from just above it: it
+        settles over the object, or beside it for a larger offset. Objects are taken
         from the bin (or from absent slots) and switched to the requested categories; the rest
         of the scene stays. The episode is over afterwards (call ``reset`` to start one).
         """
@@ -87,6 +105,7 @@ class SceneArrangementMixin:
         if not isinstance(held_height, int | float) or not 0.02 <= held_height <= 0.3:
             raise ValueError(f"held_height must be a number in [0.02, 0.3], got {held_height!r}")
         wanted = ([held] if held is not None else []) + [o[0] for o in on_plate]
+        wanted += [covering[0]] if covering is not None else []
         idx = [_category_index(c) for c in wanted]
         cats = env._cats.copy()
         present = [int(s) for s in np.flatnonzero(cats >= 0)]
@@ -96,6 +115,15 @@ class SceneArrangementMixin:
         if len(idx) > len(pool):
             raise ValueError(f"cannot arrange {len(idx)} objects with {len(pool)} slots")
         slots = pool[: len(idx)]
+        # a requested cloth is the scene's own cloth when it has one (one cloth per scene)
+        cloth = scene.CATEGORIES.index(scene.CLOTH)
+        own = [s for s in present if cats[s] == cloth]
+        for k, c in enumerate(idx):
+            if c == cloth and own and own[0] not in slots[:k]:
+                mine = own.pop(0)
+                if mine in slots:
+                    slots[slots.index(mine)] = slots[k]
+                slots[k] = mine
         cats[slots] = idx
         d = self.data
         saved = d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy()
@@ -108,10 +136,9 @@ class SceneArrangementMixin:
         d.qpos[4:6] = scene.MAX_HALF_OPENING
         d.ctrl[:6] = d.qpos[:6]
         env._closed = False
-        rest = slots
+        rest = slots[int(held is not None) : len(slots) - int(covering is not None)]
         if held is not None:
             env._put_in_hand(slots[0])
-            rest = slots[1:]
         elif gripper_closed:
             d.qpos[4:6] = 0.0
             d.ctrl[4:6] = 0.0
@@ -124,6 +151,8 @@ class SceneArrangementMixin:
             z = scene.PLATE_THICKNESS + half_z + 0.002
             d.qpos[a : a + 3] = (px + c * lx - s * ly, py + s * lx + c * ly, z)
             d.qpos[a + 3 : a + 7] = scene.yaw_quat(pyaw + yaw)
+        if covering is not None:
+            self._lay_over(slots[-1], [s for s in present if s not in slots], covering)
         env._update_template()
         mujoco.mj_step(self.model, d, nstep=settle_substeps)
         env._done = True

@@ -32,7 +32,13 @@ import numpy as np
 
 from mtopt.envs import scene
 from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
-from mtopt.envs.workcell_tasks import OBJECT_ACQUISITION, PLATE_SECTIONS, workcell_task_set
+from mtopt.envs.workcell_tasks import (
+    COVER_OBJECT,
+    NEW_TASKS,
+    OBJECT_ACQUISITION,
+    PLATE_SECTIONS,
+    workcell_task_set,
+)
 from mtopt.progress import progress_bar
 from mtopt.success.dataset import UNKNOWN, USER_ROBOT, SDExamples
 
@@ -57,7 +63,8 @@ class SDExamplesConfig:
     """Make outcome examples (successes and failures) of a task for the success detector."""
 
     task: str = "lift-any"
-    """The task whose outcomes are shown."""
+    """The task whose outcomes are shown: one of the 12, or a new task of
+    :data:`~mtopt.envs.workcell_tasks.NEW_TASKS` (its scenes need ``workcell.cloths`` ≥ 1)."""
     out: str = "runs/sd-examples"
     """Directory the examples are written to (one ``examples-*.npz`` shard per run)."""
     pairs: int = 200
@@ -79,7 +86,14 @@ class SDExamplesConfig:
     """The simulated workcell (image sizes are set from ``image_size``)."""
 
     def __post_init__(self) -> None:
-        workcell_task_set().validate([self.task])
+        if self.task in NEW_TASKS:
+            if self.workcell.cloths < 1:
+                raise ValueError(
+                    f"task {self.task!r} needs the cloth in its scenes: set workcell.cloths >= 1 "
+                    "(--workcell.cloths 1 --workcell.max-objects 7)"
+                )
+        else:
+            workcell_task_set().validate([self.task])
         if isinstance(self.pairs, bool) or not isinstance(self.pairs, int) or self.pairs < 1:
             raise ValueError(f"pairs must be a positive integer, got {self.pairs!r}")
         if not 0.0 <= self.boundary_fraction <= 1.0:
@@ -159,7 +173,9 @@ def outcome_arrangement(
     # caller's predicate check re-draws any arrangement on the wrong side of the boundary
     high = float(rng.uniform(LIFTED_TIP_HEIGHT, 0.25))
     low = float(rng.uniform(0.02, LIFTED_TIP_HEIGHT - 0.005))
-    if workcell_task_set()[task].skill == OBJECT_ACQUISITION:
+    if task == COVER_OBJECT:
+        return _cover_arrangement(success, rng, high)
+    if task_skill(task) == OBJECT_ACQUISITION:
         cat = task.removeprefix("lift-") if task != "lift-any" else any_cat
         if success:
             return {"held": cat, "held_height": high}
@@ -201,6 +217,27 @@ def outcome_arrangement(
     return {"held_height": high}
 
 
+def task_skill(task: str) -> str:
+    """The skill of one of the 12 tasks or of a new task."""
+    return NEW_TASKS[task] if task in NEW_TASKS else workcell_task_set()[task].skill
+
+
+def _cover_arrangement(success: bool, rng: np.random.Generator, high: float) -> dict[str, Any]:
+    """``cover-object``: the cloth laid over a bin object (success); laid beside one, held over
+    the bin, or left on the plate (failures)."""
+    if success:
+        dx, dy = rng.uniform(-0.015, 0.015, size=2)
+        return {"covering": (scene.CLOTH, float(dx), float(dy)), "held_height": high}
+    kind = str(rng.choice(["beside"] * 2 + ["held", "on-plate"]))
+    if kind == "beside":
+        angle, dist = rng.uniform(-np.pi, np.pi), rng.uniform(0.07, 0.11)
+        offset = (float(dist * np.cos(angle)), float(dist * np.sin(angle)))
+        return {"covering": (scene.CLOTH, *offset), "held_height": high}
+    if kind == "held":
+        return {"held": scene.CLOTH, "held_height": float(rng.uniform(0.04, 0.15))}
+    return {"on_plate": [_plate_object(scene.CLOTH, str(rng.choice(PLATE_SECTIONS)), rng)]}
+
+
 def pair_gripper_xy(rng: np.random.Generator) -> tuple[float, float]:
     """World ``(x, y)`` of the gripper for one pair: above either bin, anywhere in it.
 
@@ -227,10 +264,12 @@ def _render_views(env: WorkcellEnv) -> np.ndarray:
 
 def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
     """Make and write the examples; returns a summary (counts, skipped pairs, file)."""
-    task_set = workcell_task_set()
-    col = task_set.slot(config.task)
+    names = workcell_task_set().names
+    names += (config.task,) if config.task in NEW_TASKS else ()
+    col = names.index(config.task)
     wc = replace(config.workcell, image_size=config.image_size, side_image_size=config.image_size)
     env = WorkcellEnv(wc)
+    judged = env.task_names.index(config.task)
     rng = np.random.default_rng(config.seed)
     states, views, labels = [], [], []
     skipped = 0
@@ -253,7 +292,7 @@ def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
                     else:
                         kwargs["gripper_xy"] = gripper_xy
                     obs = env.arrange(**kwargs)
-                    if bool(env.success_vector()[col]) == desired:
+                    if bool(env.success_vector()[judged]) == desired:
                         view = _render_views(env) if config.images else None
                         pair.append((obs["state"], view, desired))
                         break
@@ -270,10 +309,10 @@ def make_examples(config: SDExamplesConfig) -> dict[str, Any]:
         env.set_lighting()
         env.close()
     n = len(labels)
-    label_matrix = np.full((n, len(task_set)), UNKNOWN, dtype=np.int8)
+    label_matrix = np.full((n, len(names)), UNKNOWN, dtype=np.int8)
     label_matrix[:, col] = labels
     examples = SDExamples(
-        task_set.names,
+        names,
         label_matrix,
         np.full(n, col, dtype=np.int64),
         np.full(n, USER_ROBOT, dtype=np.int64),

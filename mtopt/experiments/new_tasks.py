@@ -103,9 +103,9 @@ class NewTasksConfig:
     """Training seeds (collection, fine-tuning and the comparison each follow the seed)."""
     base_steps: int = 3000
     """Gradient steps of the 12-task model when ``checkpoint`` is None."""
-    rounds: int = 4
+    rounds: int = 3
     """Collection and fine-tuning rounds."""
-    episodes_per_round: int = 1500
+    episodes_per_round: int = 1000
     """New episodes per new task and round."""
     steps_per_round: int = 1000
     """Fine-tuning steps of the 14-task model per round."""

@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 
 from mtopt.envs import scene
-from mtopt.envs.workcell import WorkcellEnv
+from mtopt.envs.workcell import WorkcellConfig, WorkcellEnv
 from mtopt.envs.workcell_examples import (
     SDExamplesConfig,
     beside_plate_point,
+    make_examples,
     outcome_arrangement,
     section_point,
 )
+from mtopt.success.dataset import load_examples
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +110,44 @@ def test_lighting_changes_images_and_bad_values_are_refused():
             env.arrange(held="anvil")
     finally:
         env.close()
+
+
+def test_the_new_tasks_outcomes_use_the_scenes_one_cloth():
+    cell = WorkcellEnv(WorkcellConfig(cloths=1, max_objects=7))
+    try:
+        cell.reset(seed=0)
+        cell.arrange(held="cloth", held_height=0.16)
+        assert _successes(cell) == {"lift-any", "lift-cloth"}
+        assert cell.categories.count("cloth") == 1  # the scene's cloth, not a second one
+        hits = {True: 0, False: 0}
+        rng = np.random.default_rng(3)
+        for desired in (True, False) * 6:
+            cell.reset(seed=int(rng.integers(1000)))
+            cell.arrange(**outcome_arrangement("cover-object", desired, rng))
+            assert cell.categories.count("cloth") == 1
+            hits[desired] += ("cover-object" in _successes(cell)) == desired
+        # the caller's predicate check re-draws the rest (a cloth sliding off a round object)
+        assert hits[True] >= 3 and hits[False] >= 5, hits
+        with pytest.raises(ValueError, match="covering needs another object"):
+            cell.reset(seed=1)
+            cell.arrange(covering=("cloth", 0.0, 0.0), on_plate=[("can", 0, 0, 0)] * 9)
+    finally:
+        cell.close()
+
+
+def test_new_task_examples_label_their_own_column(tmp_path):
+    cfg = SDExamplesConfig(
+        task="cover-object",
+        pairs=3,
+        images=False,
+        out=str(tmp_path),
+        progress=False,
+        workcell=WorkcellConfig(cloths=1, max_objects=7),
+    )
+    summary = make_examples(cfg)
+    examples = load_examples(tmp_path)
+    assert examples.task_names[-1] == "cover-object" and len(examples.task_names) == 13
+    assert summary["successes"] == summary["examples"] // 2
+    assert set(examples.labels[:, -1]) == {0, 1} and (examples.labels[:, :-1] == -1).all()
+    with pytest.raises(ValueError, match=r"needs the cloth in its scenes.*cloths 1"):
+        SDExamplesConfig(task="lift-cloth")

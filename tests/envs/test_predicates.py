@@ -17,9 +17,7 @@ NAMES = (*workcell_task_set().names, *NEW_TASKS)
 LIFT = 0.08
 
 
-def _facts(
-    cats, pos, left=(), right=(), plate=(), plate_xy=(0.0, 0.22), plate_yaw=0.0, pairs=None
-):
+def _facts(cats, pos, left=(), right=(), plate=(), plate_xy=(0.0, 0.22), plate_yaw=0.0, pairs=None):
     n = len(cats)
     mask = lambda idx: np.isin(np.arange(n), list(idx))  # noqa: E731
     touching = None
