@@ -24,7 +24,7 @@ OBJECT_FIELDS: dict[str, slice] = {
 """Layout of one object slot's block in the state vector (position, sin/cos yaw, one-hot
 category over :data:`scene.CATEGORIES`, present flag)."""
 OBJECT_DIM = 6 + len(scene.CATEGORIES)
-"""State entries per object slot (14)."""
+"""State entries per object slot (15)."""
 PLATE_DIM = 4
 """State entries of the plate: x, y, sin yaw, cos yaw."""
 SCENES = ("random", "evaluation")
