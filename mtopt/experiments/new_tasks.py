@@ -25,9 +25,10 @@ other seeded experiments; the workcell judges both new tasks).
 
 Resumable: each finished round writes ``OUT/seed-S/round-R/round.json``; a collection cut short
 is discarded and redone (its episodes live in ``log.partial`` until complete), a training cut
-short resumes from its newest checkpoint. Outputs: ``OUT/table.json``, ``OUT/table.md``
-(success against new episodes, mean over seeds with 95 % t-intervals), ``OUT/config.yaml``,
-``OUT/tasks.json`` (the added tasks, for ``--env.tasks``).
+short resumes from its newest checkpoint; more ``rounds`` extend a finished run (the comparison,
+which sees all rounds' episodes, is trained again into ``two-task-R-rounds``). Outputs:
+``OUT/table.json``, ``OUT/table.md`` (success against new episodes, mean over seeds with 95 %
+t-intervals), ``OUT/config.yaml``, ``OUT/tasks.json`` (the added tasks, for ``--env.tasks``).
 """
 
 from __future__ import annotations
@@ -308,7 +309,8 @@ def _two_task(
     config: NewTasksConfig, spec: EnvSpec, seed: int, logs: list[str], fingerprint: dict
 ) -> dict[str, Any]:
     """The comparison: the new tasks only, from scratch, on the same new episodes."""
-    jdir = Path(config.out) / f"seed-{seed}" / "two-task"
+    # it sees every round's episodes: one per number of rounds (a longer run adds another)
+    jdir = Path(config.out) / f"seed-{seed}" / f"two-task-{config.rounds}-rounds"
     done = jdir / "result.json"
     if done.exists():
         result = json.loads(done.read_text())

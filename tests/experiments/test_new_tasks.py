@@ -44,6 +44,15 @@ def test_new_tasks_run_quick_end_to_end_and_resume(twelve_task_log, tmp_path, ca
     assert (out / "seed-1" / "round-2" / "round.json").stat().st_mtime == mtime
     assert main(["experiment", "new-tasks", "--quick", *flags, "--steps-per-round", "9"]) == 2
     assert "was written with other settings" in capsys.readouterr().err
+    # one more round extends the run: earlier rounds are kept, the comparison is redone
+    before = json.loads((out / "seed-0" / "two-task-2-rounds" / "result.json").read_text())
+    assert (
+        main(["experiment", "new-tasks", "--quick", *flags, "--seeds", "0", "--rounds", "3"]) == 0
+    )
+    assert (out / "seed-1" / "round-2" / "round.json").stat().st_mtime == mtime
+    assert (out / "seed-0" / "round-3" / "round.json").is_file()
+    after = json.loads((out / "seed-0" / "two-task-3-rounds" / "result.json").read_text())
+    assert (before["new_episodes"], after["new_episodes"]) == (16, 24)
 
 
 def test_a_new_task_is_collected_by_its_own_policy_once_at_parity():
