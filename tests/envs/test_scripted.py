@@ -107,7 +107,7 @@ def test_discrete_noise_flips_gripper_and_terminates_early(env: WorkcellEnv) -> 
 
 
 def test_act_before_reset_raises() -> None:
-    obs = {"state": np.zeros(150, np.float32), "gripper_height": np.array([0.2], np.float32)}
+    obs = {"state": np.zeros(160, np.float32), "gripper_height": np.array([0.2], np.float32)}
     with pytest.raises(RuntimeError, match="reset"):
         ScriptedPickPolicy().act(obs)
 

@@ -207,7 +207,7 @@ def test_mlp_learns_task_dependent_target(heads: str) -> None:
 def test_network_shape_comes_from_the_spec():
     workcell = make_spec("workcell")
     shape = network_shape(QNetworkConfig(kind="mlp"), workcell)
-    assert (shape.task_capacity, shape.action_dim, shape.state_dim) == (16, 6, 150)
+    assert (shape.task_capacity, shape.action_dim, shape.state_dim) == (16, 6, 160)
     assert shape.inputs == (("gripper_status", 1), ("gripper_height", 1))
     assert shape.structure is workcell.structure
     chosen = network_shape(QNetworkConfig(kind="mlp", extra_inputs=("gripper_motion",)), workcell)

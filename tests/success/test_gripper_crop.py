@@ -92,7 +92,7 @@ def _checker_examples(n: int, rng: np.random.Generator) -> SDExamples:
     the outcome."""
     names = WORKCELL.task_set.names
     views = rng.integers(0, 256, size=(n, 3, 64, 64, 3), dtype=np.uint8)
-    state = np.zeros((n, 150), np.float32)
+    state = np.zeros((n, WORKCELL.observation.state_dim), np.float32)
     state[:, 0:2] = 4 * rng.integers(2, 14, size=(n, 2)) + 2
     state[:, 2] = FINGERTIP_DROP
     success = rng.random(n) < 0.5

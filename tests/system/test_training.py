@@ -117,7 +117,7 @@ def test_a_log_of_another_env_is_refused_naming_both(tmp_path):
     from mtopt.envs import make_spec
 
     log = _write_log(tmp_path / "log", n=8)
-    with pytest.raises(ValueError, match=r"state \(16,\).*env 'workcell' has state \(150,\)"):
+    with pytest.raises(ValueError, match=r"state \(16,\).*env 'workcell' has state \(160,\)"):
         train(_config(log, tmp_path / "o", steps=2), make_spec("workcell"))
 
 
