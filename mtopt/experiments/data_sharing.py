@@ -45,6 +45,7 @@ from mtopt.experiments.data_sharing_table import (
     build_table,
     format_markdown,
     format_seed_markdown,
+    plot_seed_table,
     plot_table,
     seed_table,
 )
@@ -414,6 +415,7 @@ def run_data_sharing(config: DataSharingConfig) -> dict[str, Any]:
         markdown = format_seed_markdown(combined)
         write_json(combined, out / "seeds.json")
         (out / "seeds.md").write_text(markdown + "\n")
+        plot_seed_table(combined, out / "seeds.png")
         return {**combined, "markdown": markdown}
     data = Path(config.data)
     if not data.is_dir():

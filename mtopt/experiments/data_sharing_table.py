@@ -218,6 +218,45 @@ def seed_table(tables: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def plot_seed_table(table: Mapping[str, Any], path: str | Path) -> None:
+    """The strategies' mean and low-data mean over seeds with 95 % t-intervals (bars), each
+    seed's value (dots) and the paper's real-robot values (crosses), in table column order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(table["strategies"])
+    xs = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(8, len(names) * 1.2), 4.5))
+    for j, (key, label) in enumerate((("mean", "mean"), ("mean_low_data", "mean (low data)"))):
+        x = xs + (j - 0.5) * 0.4
+        stats = [table["strategies"][n][key] for n in names]
+        means = np.array([st["mean"] for st in stats])
+        lo = np.array([st["lo"] for st in stats])
+        hi = np.array([st["hi"] for st in stats])
+        err = np.nan_to_num(np.stack([means - lo, hi - means]))
+        bars = ax.bar(x, means, 0.4, yerr=err, capsize=3, label=f"{label}, mean over seeds")
+        colour = bars.patches[0].get_facecolor()
+        for i, n in enumerate(names):
+            seeds = table["strategies"][n][f"per_seed_{key}"]
+            ax.plot([x[i]] * len(seeds), seeds, "o", color="k", markersize=2.5)
+            paper = PAPER_TABLE4.get(n, {}).get(key)
+            if paper is not None:
+                ax.plot(x[i], paper, "x", color=colour, markersize=8, markeredgecolor="k")
+    ax.plot([], [], "x", color="k", label="paper (real robots)")
+    ax.plot([], [], "o", color="k", markersize=2.5, label="one seed")
+    ax.set_xticks(xs, names, rotation=20, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("success rate")
+    seeds = ", ".join(str(s) for s in table["seeds"])
+    ax.set_title(f"Table 4 in simulation: data-sharing strategies, seeds {seeds}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _interval(stat: Mapping[str, Any]) -> str:
     if stat["n"] < 2:
         return f"{stat['mean']:.2f}"

@@ -141,6 +141,7 @@ def test_several_seeds_run_whole_experiments_and_rank_the_strategies(tiny_datase
         means = combined["strategies"]["orig-uniform"]["per_seed_mean"]
         assert table["strategies"]["orig-uniform"]["summary"]["mean"] == means[seed]
     assert "| 1 |" in (out / "seeds.md").read_text()
+    assert (out / "seeds.png").stat().st_size > 10_000
 
 
 def test_step_shares_and_trainable_tasks():
