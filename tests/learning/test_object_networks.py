@@ -5,12 +5,13 @@ import pytest
 import torch
 from fakes import GRIPPER_INPUTS, fake_shape
 
+from mtopt.envs.workcell_config import OBJECT_DIM
 from mtopt.envs.workcell_spec import WorkcellSpec
 from mtopt.learning.network_builder import build_q_network
 from mtopt.learning.networks import QNetworkConfig
 from mtopt.learning.object_networks import ObjectActionQNetwork, ObjectMLPQNetwork
 
-G, OBJ, P, K = 6, 14, 4, 5
+G, OBJ, P, K = 6, OBJECT_DIM, 4, 5
 D = G + K * OBJ + P
 STRUCTURE = WorkcellSpec().structure
 MOTION = ("gripper_motion", 3)
