@@ -224,11 +224,16 @@ def task_skill(task: str) -> str:
 
 def _cover_arrangement(success: bool, rng: np.random.Generator, high: float) -> dict[str, Any]:
     """``cover-object``: the cloth laid over a bin object (success); laid beside one, held over
-    the bin, or left on the plate (failures)."""
+    the bin, left on the plate, another object laid over one instead, or another object held
+    up (failures: the last two show that only the cloth covers, in scenes like the 12 tasks')."""
+    dx, dy = (float(v) for v in rng.uniform(-0.015, 0.015, size=2))
     if success:
-        dx, dy = rng.uniform(-0.015, 0.015, size=2)
-        return {"covering": (scene.CLOTH, float(dx), float(dy)), "held_height": high}
-    kind = str(rng.choice(["beside"] * 2 + ["held", "on-plate"]))
+        return {"covering": (scene.CLOTH, dx, dy), "held_height": high}
+    kind = str(rng.choice(["beside"] * 2 + ["held", "on-plate", "not-cloth", "held-other"]))
+    if kind == "not-cloth":
+        return {"covering": (str(rng.choice(SCENE_CATEGORIES)), dx, dy), "held_height": high}
+    if kind == "held-other":
+        return {"held": str(rng.choice(SCENE_CATEGORIES)), "held_height": high}
     if kind == "beside":
         angle, dist = rng.uniform(-np.pi, np.pi), rng.uniform(0.07, 0.11)
         offset = (float(dist * np.cos(angle)), float(dist * np.sin(angle)))
