@@ -45,7 +45,7 @@ from mtopt.envs.workcell_tasks import (
 
 COVER_RADIUS = 0.04
 """``cover-object``: the covered object's centre lies this close (m) to the cloth's centre,
-horizontally (the cloth is 9 x 6 cm)."""
+horizontally (the cloth is 9 x 5 cm)."""
 
 
 @dataclass(frozen=True)
