@@ -58,7 +58,7 @@ from mtopt.evaluation.protocol import ProtocolConfig, evaluate
 from mtopt.evaluation.seeds import seed_interval
 from mtopt.experiments.demo import demo_policy
 from mtopt.experiments.runtime import set_torch_threads
-from mtopt.experiments.seeded import adopted_learner
+from mtopt.experiments.seeded import adopted_learner, check_seeds_and_counts
 from mtopt.jsonio import write_json
 from mtopt.learning.checkpoint import latest_checkpoint
 from mtopt.policies import PolicyConfig, collection_policy
@@ -133,17 +133,8 @@ class NewTasksConfig:
     """Show progress bars."""
 
     def __post_init__(self) -> None:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be non-empty and distinct, got {self.seeds}")
-        for name in ("base_steps", "rounds", "episodes_per_round", "steps_per_round"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.eval_episodes_per_task, int) or self.eval_episodes_per_task < 1:
-            raise ValueError(
-                f"eval_episodes_per_task must be a positive integer, got "
-                f"{self.eval_episodes_per_task!r}"
-            )
+        counts = ("base_steps", "rounds", "episodes_per_round", "steps_per_round")
+        check_seeds_and_counts(self, (*counts, "eval_episodes_per_task"))
         if self.env.name != "workcell" or self.env.workcell.cloths < 1:
             raise ValueError(
                 f"the new tasks need the workcell with a cloth in its scenes (env.name workcell, "

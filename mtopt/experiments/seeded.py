@@ -59,6 +59,17 @@ def adopted_learner() -> LearnerConfig:
     return replace(demo_learner(), rewards="oracle")
 
 
+def check_seeds_and_counts(config: Any, counts: Sequence[str]) -> None:
+    """Refuse an experiment config whose ``seeds`` are empty or repeat, or one of whose
+    ``counts`` fields is not a positive integer."""
+    if not config.seeds or len(set(config.seeds)) != len(config.seeds):
+        raise ValueError(f"seeds must be non-empty and distinct, got {config.seeds}")
+    for name in counts:
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
 @dataclass(frozen=True)
 class SeededExperimentConfig:
     """What every comparison of learners over seeds on one offline dataset is configured by."""
@@ -88,12 +99,7 @@ class SeededExperimentConfig:
     """Show progress bars."""
 
     def __post_init__(self) -> None:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be non-empty and distinct, got {self.seeds}")
-        for name in ("steps", "eval_episodes_per_task"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_seeds_and_counts(self, ("steps", "eval_episodes_per_task"))
 
     @classmethod
     def quick(cls) -> Self:

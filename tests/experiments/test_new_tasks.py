@@ -8,22 +8,13 @@ import json
 import pytest
 
 from mtopt.cli import main
-from mtopt.envs import EnvConfig, make_spec
+from mtopt.envs import EnvConfig
 from mtopt.experiments.new_tasks import NewTasksConfig, _at_parity
-from mtopt.system.fleet import FleetConfig, collect
 
 
-@pytest.fixture(scope="module")
-def twelve_task_log(tmp_path_factory):
-    log = tmp_path_factory.mktemp("twelve") / "log"
-    cfg = FleetConfig(out=str(log), robots=2, robots_per_process=2, episodes=48, seed=0)
-    collect(cfg, make_spec("workcell"))
-    return log
-
-
-def test_new_tasks_run_quick_end_to_end_and_resume(twelve_task_log, tmp_path, capsys):
+def test_new_tasks_run_quick_end_to_end_and_resume(scripted_log, tmp_path, capsys):
     out = tmp_path / "new"
-    flags = ["--data", str(twelve_task_log), "--out", str(out), "--no-progress"]
+    flags = ["--data", str(scripted_log), "--out", str(out), "--no-progress"]
     assert main(["experiment", "new-tasks", "--quick", *flags]) == 0
     table = json.loads((out / "table.json").read_text())
     assert table["tasks"] == ["lift-cloth", "cover-object"] and table["seeds"] == [0, 1]

@@ -17,7 +17,6 @@ from mtopt.envs import make_spec
 from mtopt.experiments.hard_task import HardTaskConfig, hardest_task, task_data
 from mtopt.experiments.seeded import format_markdown, summarise
 from mtopt.experiments.task_count import TaskCountConfig
-from mtopt.system.fleet import FleetConfig, collect
 
 
 def _result(seed: int, wins: dict[str, int], n: int = 10) -> dict:
@@ -100,14 +99,6 @@ def test_bad_hard_task_settings_are_refused(kwargs, message):
 def test_a_task_count_of_the_whole_set_is_refused():
     with pytest.raises(ValueError, match=r"few_tasks must be fewer than the task set's 12"):
         TaskCountConfig(few_tasks=TASK_SET.names)
-
-
-@pytest.fixture(scope="module")
-def scripted_log(tmp_path_factory):
-    log = tmp_path_factory.mktemp("scripted") / "log"
-    cfg = FleetConfig(out=str(log), robots=2, robots_per_process=2, episodes=48, seed=0)
-    collect(cfg, make_spec("workcell"))
-    return log
 
 
 def test_both_experiments_run_quick_end_to_end_and_resume(scripted_log, tmp_path, capsys):
