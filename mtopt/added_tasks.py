@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,9 +53,13 @@ class AddedTask:
     """Tasks that certainly failed whenever this one did."""
     examples: tuple[str, ...] = ()
     """Outcome-example directories that define the task (``mtopt sd examples`` layout)."""
+    attributes: tuple[str, ...] = ()
+    """Words describing the task (:attr:`mtopt.tasks.Task.attributes`, the ``care``
+    Q-network's task metadata); none: the environment's own for a task it knows
+    (:meth:`~mtopt.spec.EnvSpec.known_attributes`), else the words of the name and skill."""
 
     def __post_init__(self) -> None:
-        for name in ("implies", "excludes", "examples"):
+        for name in ("implies", "excludes", "examples", "attributes"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"added task {self.name!r}: {name} must be a list of names")
@@ -69,7 +73,8 @@ def grow_task_set(base: TaskSet, added: Iterable[AddedTask]) -> TaskSet:
     relation names an unknown task, or the reserved slots are used up."""
     grown = TaskSet(base.capacity)
     for task in base:  # in slot order; an exclusion of a later task is added with that task
-        grown.add(task.name, task.skill, task.implies, [t for t in task.excludes if t in grown])
+        excludes = [t for t in task.excludes if t in grown]
+        grown.add(task.name, task.skill, task.implies, excludes, task.attributes)
     for task in added:
         if task.skill not in base.skills:
             raise ValueError(
@@ -82,7 +87,7 @@ def grow_task_set(base: TaskSet, added: Iterable[AddedTask]) -> TaskSet:
                 f"({len(base)} environment tasks, {len(grown) - len(base)} added); the "
                 "environment must reserve more slots"
             )
-        grown.add(task.name, task.skill, task.implies, task.excludes)
+        grown.add(task.name, task.skill, task.implies, task.excludes, task.attributes)
     return grown
 
 
@@ -180,7 +185,10 @@ class GrownSpec(EnvSpec):
         self.base = base
         self.added = tuple(added)
         self.name = base.name
-        self.task_set = grow_task_set(base.task_set, self.added)
+        described = (
+            replace(t, attributes=t.attributes or base.known_attributes(t.name)) for t in self.added
+        )
+        self.task_set = grow_task_set(base.task_set, described)
         self.action = base.action
         self.observation = base.observation
         self.structure = base.structure
@@ -194,6 +202,9 @@ class GrownSpec(EnvSpec):
 
     def has_ground_truth(self, task: str) -> bool:
         return self.base.has_ground_truth(task)
+
+    def known_attributes(self, task: str) -> tuple[str, ...]:
+        return self.base.known_attributes(task)
 
     def make_env(self, image: bool = False, side_images: bool = False) -> gym.Env:
         return self.base.make_env(image, side_images)

@@ -37,6 +37,9 @@ class TransitionBatch:
     """Steps ``k`` from ``obs`` to ``next_obs`` (n-step sampling: ``min(n, steps_to_go + 1)``);
     ``reward`` arrives on the ``k``-th step and ``done`` says the episode ended within it.
     ``None`` means 1 (one-step transitions)."""
+    shared: np.ndarray | None = None
+    """Whether each row's episode was collected for another task than the row's (impersonated
+    data); conservative data sharing filters these rows in the trainer."""
 
     def __len__(self) -> int:
         return len(self.action)
@@ -50,9 +53,21 @@ class TrainBatch:
     action: torch.Tensor
     task: torch.Tensor
     target: torch.Tensor
+    shared: torch.Tensor | None = None
+    """Bool ``(B,)``: rows impersonated from another task's episode (``None``: not tracked)."""
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
+
+    def rows(self, index: torch.Tensor) -> TrainBatch:
+        """The batch of the rows ``index`` selects (a bool mask or integer indices)."""
+        return TrainBatch(
+            obs={k: v[index] for k, v in self.obs.items()},
+            action=self.action[index],
+            task=self.task[index],
+            target=self.target[index],
+            shared=None if self.shared is None else self.shared[index],
+        )
 
 
 @dataclass

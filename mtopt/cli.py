@@ -235,6 +235,12 @@ def cmd_experiment_new_tasks(argv: Sequence[str]) -> int:
     return _run_experiment(argv, NewTasksConfig, "mtopt experiment new-tasks", run_new_tasks)
 
 
+def cmd_experiment_methods(argv: Sequence[str]) -> int:
+    from mtopt.experiments.methods import MethodsConfig, run_methods
+
+    return _run_experiment(argv, MethodsConfig, "mtopt experiment methods", run_methods)
+
+
 def cmd_train(argv: Sequence[str]) -> int:
     from mtopt.commands import TrainCommand
     from mtopt.system.training import train
@@ -361,6 +367,7 @@ def _command_configs() -> dict[str, type]:
     from mtopt.experiments.demo import DemoConfig
     from mtopt.experiments.hard_task import HardTaskConfig
     from mtopt.experiments.imbalanced_dataset import ImbalancedDatasetConfig
+    from mtopt.experiments.methods import MethodsConfig
     from mtopt.experiments.new_tasks import NewTasksConfig
     from mtopt.experiments.task_count import TaskCountConfig
 
@@ -375,6 +382,7 @@ def _command_configs() -> dict[str, type]:
         "experiment-task-count": TaskCountConfig,
         "experiment-bootstrap": HardTaskConfig,
         "experiment-new-tasks": NewTasksConfig,
+        "experiment-methods": MethodsConfig,
         "sd-examples": SDExamplesConfig,
         "sd-train": SDTrainCommand,
         "sd-eval": SDEvalCommand,
@@ -401,7 +409,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "data imbalanced": (cmd_data_imbalanced, "build the imbalanced offline dataset (Fig. 4)"),
     "experiment data-sharing": (
         cmd_experiment_data_sharing,
-        "paper Table 4: 8 data-sharing strategies on one offline dataset",
+        "paper Table 4: 8 data-sharing strategies and CDS on one offline dataset",
     ),
     "experiment task-count": (
         cmd_experiment_task_count,
@@ -414,6 +422,10 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "experiment new-tasks": (
         cmd_experiment_new_tasks,
         "paper Sec. 5.6: add lift-cloth and cover-object to a 12-task model and learn them",
+    ),
+    "experiment methods": (
+        cmd_experiment_methods,
+        "MT-Opt against PCGrad, CDS, soft modularization and CARE on one offline dataset",
     ),
     "bc train": (cmd_bc_train, "behaviour cloning from an episode log's successes (a baseline)"),
     "sd examples": (cmd_sd_examples, "make success/failure outcome examples of a task"),

@@ -237,6 +237,13 @@ class EnvSpec(ABC):
         by outcome examples alone has none: only its success detector labels it."""
         return task in self.task_set
 
+    def known_attributes(self, task: str) -> tuple[str, ...]:
+        """Hand-written :attr:`mtopt.tasks.Task.attributes` of a task this environment knows
+        without having it in its task set (the workcell's new tasks): a run that adds it gets
+        them unless its task file names others. ``()`` (the default): none known."""
+        del task
+        return ()
+
     def describe(self) -> dict[str, Any]:
         """A JSON-ready identity of the spec, stored in checkpoints and compared on load."""
         return {

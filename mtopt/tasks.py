@@ -16,8 +16,9 @@ sharing (paper App. 8): a ``lift-carrot`` success *implies* a ``lift-any`` succe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,6 +40,30 @@ class Task:
     """Tasks that certainly succeeded whenever this task succeeded."""
     excludes: tuple[str, ...] = ()
     """Tasks that certainly failed whenever this task succeeded."""
+    attributes: tuple[str, ...] = ()
+    """Hand-written words describing the task (verb, object, its properties, the motion),
+    lower case, e.g. ``("lift", "grasp", "carrot", "vegetable")``: the task metadata of the
+    ``care`` Q-network (:mod:`mtopt.learning.care`). :meth:`TaskSet.add` fills in
+    :func:`default_attributes` when an environment gives none."""
+
+
+def default_attributes(name: str, skill: str) -> tuple[str, ...]:
+    """The words of a task's name and skill, lower case, in order, without repeats and version
+    suffixes (``reach-v3``, skill ``reach`` -> ``("reach",)``)."""
+    words = re.split(r"[-_\s]+", f"{name} {skill}".lower())
+    return tuple(dict.fromkeys(w for w in words if w and not re.fullmatch(r"v\d+", w)))
+
+
+def _attribute_words(name: str, attributes: Iterable[str]) -> tuple[str, ...]:
+    """``attributes`` stripped and lower case; ValueError naming the task and the bad value
+    unless each is a non-empty string."""
+    if isinstance(attributes, str):
+        raise ValueError(f"task {name!r}: attributes must be a list of words, got {attributes!r}")
+    words = tuple(attributes)
+    bad = [w for w in words if not isinstance(w, str) or not w.strip()]
+    if bad:
+        raise ValueError(f"task {name!r}: attributes must be non-empty words, got {bad!r}")
+    return tuple(dict.fromkeys(w.strip().lower() for w in words))
 
 
 class TaskSet:
@@ -61,11 +86,13 @@ class TaskSet:
         skill: str,
         implies: Iterable[str] = (),
         excludes: Iterable[str] = (),
+        attributes: Iterable[str] = (),
     ) -> Task:
-        """Add a task in the next free one-hot slot and return it.
+        """Add a task in the next free one-hot slot and return it. ``attributes`` describe it
+        (:attr:`Task.attributes`; none: :func:`default_attributes` of its name and skill).
 
-        Raises ``ValueError`` if the name is taken, malformed, the set is full, or a
-        relation names an unknown task.
+        Raises ``ValueError`` if the name is taken, malformed, the set is full, a
+        relation names an unknown task, or an attribute is not a word.
         """
         if not isinstance(name, str) or not name or name != name.strip():
             raise ValueError(f"task name must be a non-empty string without padding, got {name!r}")
@@ -83,13 +110,14 @@ class TaskSet:
                 raise ValueError(
                     f"task {name!r} relates to unknown task {rel!r}; known: {self.names}"
                 )
-        task = Task(name, len(self._tasks), skill, implies, excludes)
+        words = _attribute_words(name, attributes) or default_attributes(name, skill)
+        task = Task(name, len(self._tasks), skill, implies, excludes, words)
         self._tasks[name] = task
         # keep "excludes" symmetric: if A excludes B, B excludes A.
         for other in excludes:
             o = self._tasks[other]
             if name not in o.excludes:
-                self._tasks[other] = Task(o.name, o.slot, o.skill, o.implies, (*o.excludes, name))
+                self._tasks[other] = replace(o, excludes=(*o.excludes, name))
         return task
 
     # -- queries --------------------------------------------------------------------------
@@ -137,6 +165,13 @@ class TaskSet:
                 f"unknown task name(s) {unknown}; known tasks: {', '.join(self.names)}"
             )
         return names
+
+    def attribute_table(self) -> tuple[tuple[str, ...], ...]:
+        """Every one-hot slot's :attr:`Task.attributes`, in slot order (``()`` for a free
+        slot): what the ``care`` Q-network reads (:attr:`mtopt.learning.networks.NetworkShape.
+        task_attributes`)."""
+        by_slot = {t.slot: t.attributes for t in self._tasks.values()}
+        return tuple(by_slot.get(k, ()) for k in range(self._capacity))
 
     def tasks_of_skill(self, skill: str) -> tuple[str, ...]:
         """Names of the tasks that belong to ``skill``."""

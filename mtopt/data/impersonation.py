@@ -10,6 +10,10 @@ into an environment; they see only the episode's task and the labels.
 * ``skill`` – f_skill(p_s, p_f): the episode trains the tasks of its own skill; an impersonated
   (other-task) candidate is kept with probability p_s if it is a success for that task and
   p_f if it is a failure. The episode's own task is always kept.
+* ``cds`` – conservative data sharing (Yu et al. 2021): the episode is routed to every task,
+  relabelled by the labeller, like f_all; the trainer then keeps an impersonated transition
+  for a task only when its conservative Q-value for that task reaches the chosen percentile
+  of the task's own transitions in the batch (:func:`mtopt.learning.cds.cds_keep_mask`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 
 from mtopt.tasks import TaskSet
 
-IMPERSONATION_KINDS = ("orig", "all", "skill")
+IMPERSONATION_KINDS = ("orig", "all", "skill", "cds")
 """Names of the impersonation functions."""
 
 
@@ -38,12 +42,16 @@ class SuccessLabeller(Protocol):
 class ImpersonationConfig:
     """Which impersonation function routes episodes to tasks."""
 
-    kind: Literal["orig", "all", "skill"] = "skill"
-    """``orig`` (no sharing), ``all`` (every task) or ``skill`` (tasks of the same skill)."""
+    kind: Literal["orig", "all", "skill", "cds"] = "skill"
+    """``orig`` (no sharing), ``all`` (every task), ``skill`` (tasks of the same skill) or
+    ``cds`` (every task, filtered by the trainer's conservative Q-values: CDS)."""
     p_success: float = 1.0
     """f_skill: probability of keeping an impersonated candidate that is a success."""
     p_failure: float = 1.0
     """f_skill: probability of keeping an impersonated candidate that is a failure."""
+    percentile: float = 50.0
+    """``cds``: an impersonated transition trains a task when its Q-value for that task is at
+    least this percentile (0-100) of the Q-values of the task's own transitions in the batch."""
 
     def __post_init__(self) -> None:
         if self.kind not in IMPERSONATION_KINDS:
@@ -54,13 +62,22 @@ class ImpersonationConfig:
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {p!r}")
+        if not 0.0 <= self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in [0, 100], got {self.percentile!r}")
 
     @property
     def name(self) -> str:
-        """Short name, e.g. ``skill-1-0.15``."""
+        """Short name, e.g. ``skill-1-0.15`` or ``cds-50``."""
         if self.kind == "skill":
             return f"skill-{self.p_success:g}-{self.p_failure:g}"
+        if self.kind == "cds":
+            return f"cds-{self.percentile:g}"
         return self.kind
+
+    @property
+    def cds_percentile(self) -> float | None:
+        """The trainer's CDS percentile, or ``None`` when the strategy is not ``cds``."""
+        return self.percentile if self.kind == "cds" else None
 
 
 class Impersonation:
@@ -87,7 +104,7 @@ class Impersonation:
         kind = self.config.kind
         if kind == "orig":
             pool: tuple[str, ...] = (task,)
-        elif kind == "all":
+        elif kind in ("all", "cds"):
             pool = self.tasks
         else:
             skill = self.task_set[task].skill

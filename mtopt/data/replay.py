@@ -116,6 +116,7 @@ class TaskReplay:
         arrays = {"action": np.zeros((cap, action_dim), np.float32)}
         arrays["last"] = np.zeros(cap, dtype=bool)
         arrays["to_go"] = np.zeros(cap, dtype=np.int32)
+        arrays["source"] = np.full(cap, -1, dtype=np.int64)  # slot of the collecting task
         for k in self.config.obs_keys:
             if k not in obs:
                 raise ValueError(
@@ -151,6 +152,8 @@ class TaskReplay:
         a["last"][pos] = False
         a["last"][pos[-1]] = True
         a["to_go"][pos] = np.arange(n - 1, -1, -1, dtype=np.int32)
+        source = getattr(episode, "task", None)  # unknown (-1) counts as the row's own
+        a["source"][pos] = self.task_set.slot(source) if source in self.task_set else -1
         for k in self.config.obs_keys:
             a[f"obs/{k}"][pos] = obs[k][:-1]
             a[f"next/{k}"][pos] = obs[k][1:]
@@ -202,15 +205,17 @@ class TaskReplay:
         ahead = np.minimum(self.config.n_step, to_go + 1)
         next_pos = (row_ids + ahead - 1) % cap
         ends = to_go < self.config.n_step
+        slots = self._slots[np.concatenate(task_idx)]
         return TransitionBatch(
             obs={k: a[f"obs/{k}"][pos] for k in self.config.obs_keys},
             action=a["action"][pos],
             next_obs={k: a[f"next/{k}"][next_pos] for k in self.config.obs_keys},
             reward=(ends & label).astype(np.float32),
             done=ends.astype(np.float32),
-            task=self._slots[np.concatenate(task_idx)],
+            task=slots,
             bucket_counts=counts,
             label=label.astype(np.float32),
             steps_to_go=to_go.astype(np.float32),
             steps=ahead.astype(np.float32),
+            shared=(a["source"][pos] >= 0) & (a["source"][pos] != slots),
         )

@@ -100,6 +100,22 @@ TASK_OBJECTS: dict[str, str] = {
 """The object each task manipulates (its skill); tasks not listed are a skill of their own
 (``reach-v3``: ``reach``). Tasks of one skill share data under skill impersonation."""
 
+TASK_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "reach": ("reach", "goal", "move", "free", "air"),
+    "push": ("push", "puck", "slide", "table", "goal"),
+    "pick-place": ("pick", "place", "puck", "grasp", "lift", "goal"),
+    "door-open": ("open", "door", "pull", "hinge", "swing"),
+    "drawer-open": ("open", "drawer", "pull", "slide", "handle"),
+    "drawer-close": ("close", "drawer", "push", "slide", "handle"),
+    "button-press-topdown": ("press", "button", "push", "down", "top"),
+    "peg-insert-side": ("insert", "peg", "grasp", "hole", "side"),
+    "window-open": ("open", "window", "slide", "sideways", "handle"),
+    "window-close": ("close", "window", "slide", "sideways", "handle"),
+}
+"""Hand-written attributes (verb, object, motion; :attr:`mtopt.tasks.Task.attributes`) of
+MT10's ten tasks, which MT50 shares; MT50's other tasks get the words of their name and skill
+(:func:`mtopt.tasks.default_attributes`)."""
+
 
 CALIBRATED_REPEAT = 10
 """The action repeat at which :data:`EXPERT_SCALE` and :data:`BOOTSTRAP_NOISE` were measured."""
@@ -305,7 +321,8 @@ def metaworld_task_set(tasks: tuple[str, ...], reserved_slots: int) -> TaskSet:
     """One task per environment in ``tasks``' order, with ``reserved_slots`` free slots."""
     task_set = TaskSet(len(tasks) + reserved_slots)
     for name in tasks:
-        task_set.add(name, task_skill(name))
+        attributes = TASK_ATTRIBUTES.get(name.removesuffix("-v3"), ())
+        task_set.add(name, task_skill(name), attributes=attributes)
     return task_set
 
 

@@ -78,7 +78,8 @@ def point_mass_task_set(config: PointMassConfig) -> TaskSet:
     tasks = TaskSet(config.capacity)
     names: list[str] = []
     for i in range(config.goals):
-        names.append(tasks.add(reach_task(i), SKILL, excludes=names).name)
+        words = ("reach", "goal", f"goal-{i}", "marker", "point")
+        names.append(tasks.add(reach_task(i), SKILL, excludes=names, attributes=words).name)
     return tasks
 
 

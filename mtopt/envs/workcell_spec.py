@@ -34,6 +34,7 @@ from mtopt.envs.workcell_tasks import (
     NEW_TASKS,
     OBJECT_ACQUISITION,
     OBJECT_MANIPULATION,
+    TASK_ATTRIBUTES,
     workcell_task_set,
 )
 from mtopt.spec import ActionSpec, EnvSpec, ObservationSpec, StartMode, StateStructure
@@ -116,6 +117,10 @@ class WorkcellSpec(EnvSpec):
     def has_ground_truth(self, task: str) -> bool:
         """The 12 tasks and the new tasks of :data:`NEW_TASKS` (once a run adds them)."""
         return task in self.task_set or task in NEW_TASKS
+
+    def known_attributes(self, task: str) -> tuple[str, ...]:
+        """The hand-written attributes of :data:`NEW_TASKS` (``lift-cloth``, ``cover-object``)."""
+        return TASK_ATTRIBUTES.get(task, ()) if task in NEW_TASKS else ()
 
     def scripted_policy(self, task: str) -> tuple[Any, str]:
         if self.task_set[task].skill == OBJECT_ACQUISITION:

@@ -1,6 +1,6 @@
 """``mtopt experiment data-sharing``: the data-sharing ablation of paper Table 4 in simulation.
 
-Eight strategies are trained on the *same* offline episode log with the *same* compute budget
+The strategies are trained on the *same* offline episode log with the *same* compute budget
 (``steps`` gradient steps of the learner's batch size each) and evaluated with the standard
 protocol (``eval_episodes_per_task`` attempts per task, identical scenes for all strategies):
 
@@ -9,7 +9,9 @@ protocol (``eval_episodes_per_task`` attempts per task, identical scenes for all
   so the total number of gradient steps equals the other strategies';
 * ``orig-*``, ``all-*``, ``skill-1-1-*``: one 12-task policy with f_orig, f_all or
   f_skill(1, 1) impersonation and uniform or re-balanced sampling;
-* ``skill-1-0.15-rebalanced``: f_skill(1, 0.15) with re-balanced sampling.
+* ``skill-1-0.15-rebalanced``: f_skill(1, 0.15) with re-balanced sampling;
+* ``cds-rebalanced``: a ninth column beside the paper's eight, conservative data sharing
+  (:mod:`mtopt.learning.cds`) with re-balanced sampling.
 
 The learner (network, optimiser, Bellman updater, batch size, replay) comes from the nested
 ``train`` config, or from a ``mtopt train`` YAML given as ``learner_config``, so improvements to
@@ -74,8 +76,11 @@ STRATEGIES: dict[str, tuple[ImpersonationConfig, str]] = {
     ),
     "skill-1-1-uniform": (ImpersonationConfig(kind="skill"), "uniform"),
     "skill-1-1-rebalanced": (ImpersonationConfig(kind="skill"), "rebalanced"),
+    "cds-rebalanced": (ImpersonationConfig(kind="cds"), "rebalanced"),
 }
-"""Strategy name -> (impersonation function, sampler), in the paper's column order."""
+"""Strategy name -> (impersonation function, sampler), in the paper's column order; then
+conservative data sharing (Yu et al. 2021, not in the paper), the closest published
+alternative to MT-Opt's data sharing."""
 
 STRATEGY_NAMES = tuple(STRATEGIES)
 

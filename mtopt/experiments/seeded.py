@@ -226,6 +226,11 @@ def run_job(variant: Variant, seed: int, plan: SeededPlan, spec: EnvSpec) -> dic
         "checkpoint": report["checkpoint"],
         "trained_tasks": list(variant.learner.tasks) or list(spec.task_set.names),
         "wall_time_s": time.time() - t0,
+        "train_wall_time_s": report["wall_time_s"],
+        # steps this process took (a resumed job's earlier steps are not timed)
+        "train_steps": round(report["steps_per_s"] * report["wall_time_s"])
+        if report["wall_time_s"] > 0
+        else 0,
         "fingerprint": fingerprint,
     }
     write_json(result, done)

@@ -72,4 +72,5 @@ class BellmanUpdater:
             action=torch.from_numpy(batch.action).to(dev),
             task=task,
             target=target,
+            shared=None if batch.shared is None else torch.from_numpy(batch.shared).to(dev),
         )

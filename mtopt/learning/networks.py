@@ -51,6 +51,8 @@ HEADS = ("single", "multi")
 """Allowed values of :attr:`QNetworkConfig.heads`."""
 ENCODERS = ("auto", "flat", "objects", "objects-action")
 """Allowed values of :attr:`QNetworkConfig.state_encoder`."""
+ARCHITECTURES = ("mtopt", "soft-modular", "care")
+"""Allowed values of :attr:`QNetworkConfig.architecture`."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ class QNetworkConfig:
     mlp_state_layers: int = 2
     """FC layers embedding state + gripper + task once per state (MLP only, >= 1)."""
     mlp_merged_layers: int = 1
-    """FC layers after adding the action embedding, before the output head(s) (MLP, >= 0)."""
+    """FC layers after adding the action embedding, before the output head(s) (MLP, >= 0;
+    ``architecture: soft-modular`` replaces them by its ``module_layers``)."""
     state_encoder: str = "auto"
     """MLP state encoder: ``"objects"`` (a shared per-object encoder over the state's object
     slots, gripper-relative positions, pooled; needs an environment whose spec describes its
@@ -115,6 +118,32 @@ class QNetworkConfig:
     offsets, the finger opening and the gripper height are divided by it, so that a one-step
     move (5 cm) is an input change of 1 rather than 0.05 (raw metres left the network nearly
     blind to the finger opening that tells a held object from an empty grasp)."""
+    architecture: str = "mtopt"
+    """Multi-task conditioning of the ``mlp`` trunk, on top of the one-hot task input that every
+    variant keeps: ``"mtopt"`` (none more: the paper's network), ``"soft-modular"`` (a routing
+    network picks, per state and task, soft routes through ``module_layers`` layers of
+    ``modules`` modules after the action is added; Yang et al. 2020,
+    :mod:`mtopt.learning.soft_modular`) or ``"care"`` (``care_encoders`` state encoders mixed
+    by attention weights from an embedding of the task's attributes, which is also added to the
+    mixed state embedding; Sodhani et al. 2021, :mod:`mtopt.learning.care`). The conv trunk
+    takes ``"mtopt"`` only."""
+    modules: int = 4
+    """``soft-modular``: modules per layer of the routed base network (>= 2)."""
+    module_layers: int = 2
+    """``soft-modular``: layers of modules after the action is added (>= 1); they replace the
+    ``mlp_merged_layers`` FC layers."""
+    module_width: int = 0
+    """``soft-modular``: output width of every module (0: ``mlp_width``). Per CEM sample each
+    module layer costs ``modules * width**2`` multiply-adds, ``modules`` times one FC layer."""
+    care_encoders: int = 4
+    """``care``: state encoders in the mixture (>= 1): the variant's own encoder and
+    ``care_encoders - 1`` copies of it with their own weights."""
+    context_width: int = 32
+    """``care``: width of the task-context embedding computed from the task's attributes."""
+    attribute_buckets: int = 128
+    """``care``: hashed buckets of the multi-hot vector of a task's attribute words (a word's
+    bucket is its CRC-32 modulo this), so the weights' shapes do not depend on the vocabulary
+    and a task set grown with new words still loads a checkpoint."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -123,9 +152,16 @@ class QNetworkConfig:
             raise ValueError(f"heads must be one of {HEADS}, got {self.heads!r}")
         positive = ("conv_channels", "tower_layers", "head_conv_layers", "fc_width")
         positive += ("mlp_width", "mlp_state_layers", "slot_action_width")
+        positive += ("module_layers", "care_encoders", "context_width", "attribute_buckets")
         for name in positive:
             _check_int(name, getattr(self, name), 1)
         _check_int("mlp_merged_layers", self.mlp_merged_layers, 0)
+        _check_int("modules", self.modules, 2)
+        _check_int("module_width", self.module_width, 0)
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
+            )
         value = self.length_scale
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
             raise ValueError(f"length_scale must be a number > 0, got {value!r}")
@@ -163,6 +199,10 @@ class NetworkShape:
     """Keys of :attr:`inputs` measured in metres (the object encoders rescale them)."""
     structure: StateStructure | None = None
     """The state's object structure (the ``objects`` encoders need it)."""
+    task_attributes: tuple[tuple[str, ...], ...] = ()
+    """Every task slot's attribute words (:meth:`mtopt.tasks.TaskSet.attribute_table`; ``()``
+    for a free slot), for ``architecture: care``; ``()`` for the architectures that do not read
+    them. A grown task set may fill a free slot (:func:`loadable_shape`)."""
 
     @property
     def input_dim(self) -> int:
@@ -213,6 +253,7 @@ def network_shape(config: QNetworkConfig, spec: EnvSpec, obs: str = "state") -> 
         inputs,
         o.length_inputs,
         spec.structure,
+        spec.task_set.attribute_table() if config.architecture == "care" else (),
     )
 
 
@@ -226,9 +267,34 @@ def stored_network(
     structure = shape.pop("structure", None)
     shape["inputs"] = tuple((str(k), int(w)) for k, w in shape.get("inputs", ()))
     shape["length_inputs"] = tuple(shape.get("length_inputs", ()))
+    shape["task_attributes"] = tuple(
+        tuple(str(w) for w in words) for words in shape.get("task_attributes", ())
+    )
     return from_dict(QNetworkConfig, stored_config), NetworkShape(
         **shape, structure=None if structure is None else StateStructure(**structure)
     )
+
+
+def loadable_shape(
+    stored: NetworkShape, attributes: tuple[tuple[str, ...], ...], where: str
+) -> NetworkShape:
+    """A checkpoint's ``stored`` shape with this run's per-slot task ``attributes`` (its task
+    set's :meth:`~mtopt.tasks.TaskSet.attribute_table`), so that a ``care`` network loaded
+    into a grown task set reads the new tasks' attributes. A slot the checkpoint left free may
+    gain attributes; a slot whose attributes changed raises ``ValueError`` naming ``where``, the
+    slot and both values. Shapes without attributes (the other architectures) are returned
+    unchanged: their weights do not depend on them."""
+    old = stored.task_attributes
+    if not old or not attributes or len(old) != len(attributes):
+        return stored  # nothing to check; a capacity change is refused with the other fields
+    for slot, (was, now) in enumerate(zip(old, attributes, strict=True)):
+        if was and tuple(now) != was:
+            raise ValueError(
+                f"{where}: task slot {slot} has attributes {list(was)} in the checkpoint but "
+                f"{list(now)} in this run; the care network's task context would change its "
+                "meaning (a run may only describe tasks in slots the checkpoint left free)"
+            )
+    return replace(stored, task_attributes=tuple(tuple(w) for w in attributes))
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -248,7 +314,8 @@ class StateEmbedding(NamedTuple):
     """The rows' task slots ``(B,)`` (int64), used to select output heads."""
     extras: dict[str, torch.Tensor] | None = None
     """Further per-state tensors a variant needs in its per-action part (``objects-action``
-    encoder: per-slot pre-activations, yaws and presence mask); ``None`` otherwise."""
+    encoder: per-slot pre-activations, yaws and presence mask; ``soft-modular``: the routing
+    probabilities ``routes`` and ``route_out``); ``None`` otherwise."""
 
 
 def task_one_hot(task: torch.Tensor, capacity: int) -> torch.Tensor:

@@ -40,6 +40,8 @@ from mtopt.spec import StateStructure
 class ObjectMLPQNetwork(MLPQNetwork):
     """MLP Q-network whose per-state part is the object-centric encoder above."""
 
+    STATE_ENCODER = ("slot_encoder", "global_fc", "pool_fc", "state_out")  # CARE copies them
+
     def __init__(self, config: QNetworkConfig, shape: NetworkShape) -> None:
         super().__init__(config, shape)
         if shape.structure is None:
@@ -93,18 +95,22 @@ class ObjectMLPQNetwork(MLPQNetwork):
             y, ry = st.yaw_index, st.robot_yaw_index
             parts.append(_gripper_frame(rel, slots[:, :, y : y + 2], state[:, ry : ry + 2]))
         x = torch.cat(parts, dim=2)
-        h = self.slot_encoder(x)  # (B, K, W)
         flag = slots[:, :, st.presence_index : st.presence_index + 1]
-        present = (flag > 0.5).to(h.dtype)
-        h_max, h_mean = _masked_pool(h, present, dim=1)
+        present = (flag > 0.5).to(x.dtype)
         plate_rel = plate[:, :2] - grip[:, :2]
         inputs = input_features(obs, b, self.shape) * self.input_scale
         glob = torch.cat([grip, plate, plate_rel, inputs, onehot], dim=1)
-        z = torch.relu(self.global_fc(glob) + self.pool_fc(torch.cat([h_max, h_mean], dim=1)))
+
+        def layers(enc: nn.Module) -> dict[str, torch.Tensor]:  # one encoder's layers
+            h = enc.slot_encoder(x)  # (B, K, W)
+            h_max, h_mean = _masked_pool(h, present, dim=1)
+            z = torch.relu(enc.global_fc(glob) + enc.pool_fc(torch.cat([h_max, h_mean], dim=1)))
+            # features: pre-activation; the action embedding is added
+            return {"features": enc.state_out(z), "slot_embedding": h}
+
         return {
-            "features": self.state_out(z),  # pre-activation; the action embedding is added
+            **self._mixed(layers, task),
             "slots": slots,
-            "slot_embedding": h,
             "present": present,
             "rel": rel,
             "grip": grip,
@@ -112,8 +118,7 @@ class ObjectMLPQNetwork(MLPQNetwork):
         }
 
     def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
-        features = self._encode(obs, task)["features"]
-        return StateEmbedding(features, features.new_zeros(features.shape[0], 0), task.long())
+        return self._state_embedding(self._encode(obs, task)["features"], task)
 
 
 def _plate_frame(xy: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
@@ -230,10 +235,7 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
             "plate": enc["plate"],
             "rel": enc["rel"],
         }
-        features = enc["features"]
-        return StateEmbedding(
-            features, features.new_zeros(features.shape[0], 0), task.long(), extras
-        )
+        return self._state_embedding(enc["features"], task, extras)
 
     def q_logits_from_embedding(
         self, embedding: StateEmbedding, actions: torch.Tensor
@@ -266,4 +268,4 @@ class ObjectActionQNetwork(ObjectMLPQNetwork):
         plate_xy = _plate_frame(after[..., :2], ex["plate"])
         moved = self.move_fc(torch.cat([plate_xy, after[..., 2:3]], dim=-1))
         x = torch.relu(embedding.features.unsqueeze(1) + self.action_fc(actions) + pooled + moved)
-        return self.heads(self.merged(x), embedding.task)
+        return self.heads(self._merged(x, embedding), embedding.task)

@@ -13,9 +13,19 @@ Where the inputs enter:
   ``head_conv_layers`` convs, flatten, and the 3-FC-layer output head(s).
 * **MLP**: state + gripper + one-hot task are embedded once per state (``embed``); the action
   is embedded per sample, added, followed by ``mlp_merged_layers`` FC layers and the head(s).
+
+``architecture`` options of the MLP trunks hook in at two places: CARE
+(:mod:`mtopt.learning.care`) mixes several copies of the state encoder in ``embed``
+(:meth:`MLPQNetwork._mixed`), soft modularization (:mod:`mtopt.learning.soft_modular`)
+computes routes in ``embed`` and replaces the merged FC layers per action
+(:meth:`MLPQNetwork._merged`). :func:`mtopt.learning.network_builder.add_architecture` adds
+them to the built network.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -30,6 +40,10 @@ from mtopt.learning.networks import (
     input_features,
     task_one_hot,
 )
+
+if TYPE_CHECKING:
+    from mtopt.learning.care import CareMixture
+    from mtopt.learning.soft_modular import SoftModular
 
 
 def _he_init(module: nn.Module) -> None:
@@ -91,6 +105,11 @@ class ConvQNetwork(QNetwork):
             raise ValueError(f"ConvQNetwork needs kind='conv', got {config.kind!r}")
         if shape.image_size < 1:
             raise ValueError(f"ConvQNetwork needs an image size >= 1, got {shape.image_size}")
+        if config.architecture != "mtopt":
+            raise ValueError(
+                f"architecture {config.architecture!r} needs the state trunk (kind 'mlp', "
+                "--obs state); the conv trunk takes architecture 'mtopt' only"
+            )
         self.config, self.shape = config, shape
         c, width = config.conv_channels, config.fc_width
         self.tower = _conv_stack(3, c, config.tower_layers, config.tower_pool_after, 2)
@@ -145,6 +164,9 @@ class ConvQNetwork(QNetwork):
 class MLPQNetwork(QNetwork):
     """Q-network on the low-dimensional ``state`` observation."""
 
+    STATE_ENCODER: tuple[str, ...] = ("state_tower",)
+    """Names of the modules that make the per-state encoder (CARE copies them)."""
+
     def __init__(self, config: QNetworkConfig, shape: NetworkShape) -> None:
         super().__init__()
         if config.kind != "mlp":
@@ -172,6 +194,40 @@ class MLPQNetwork(QNetwork):
         self.heads = TaskHeads(
             width, config.fc_width, shape.task_capacity if config.heads == "multi" else 1
         )
+        self.care: CareMixture | None = None  # architecture: care (add_architecture)
+        self.modular: SoftModular | None = None  # architecture: soft-modular
+
+    def _mixed(
+        self, run: Callable[[nn.Module], dict[str, torch.Tensor]], task: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The state encoder's per-state outputs: ``run(self)``, or under ``care`` the
+        attention-weighted mixture of ``run`` over the encoders plus the task context."""
+        if self.care is not None:
+            return self.care.mix(run, self, task)
+        if self.config.architecture != "mtopt" and self.modular is None:
+            raise ValueError(
+                f"this network lacks its architecture {self.config.architecture!r} parts: "
+                "build it with mtopt.learning.network_builder.build_q_network"
+            )
+        return run(self)
+
+    def _state_embedding(
+        self,
+        features: torch.Tensor,
+        task: torch.Tensor,
+        extras: dict[str, torch.Tensor] | None = None,
+    ) -> StateEmbedding:
+        """The :class:`StateEmbedding` of ``features``; ``soft-modular`` adds its routes."""
+        if self.modular is not None:
+            extras = {**(extras or {}), **self.modular.routes(features, task)}
+        return StateEmbedding(
+            features, features.new_zeros(features.shape[0], 0), task.long(), extras
+        )
+
+    def _merged(self, x: torch.Tensor, embedding: StateEmbedding) -> torch.Tensor:
+        """The per-action layers after the action is added: the ``merged`` FC layers, or the
+        routed modules of ``soft-modular``."""
+        return self.merged(x) if self.modular is None else self.modular(x, embedding)
 
     def embed(self, obs: Observation, task: torch.Tensor) -> StateEmbedding:
         if "state" not in obs:
@@ -190,12 +246,13 @@ class MLPQNetwork(QNetwork):
             ],
             dim=1,
         )
-        features = self.state_tower(x)  # pre-activation; the action embedding is added to it
-        return StateEmbedding(features, features.new_zeros(batch, 0), task.long())
+        # pre-activation; the action embedding is added to it
+        features = self._mixed(lambda enc: {"features": enc.state_tower(x)}, task)["features"]
+        return self._state_embedding(features, task)
 
     def q_logits_from_embedding(
         self, embedding: StateEmbedding, actions: torch.Tensor
     ) -> torch.Tensor:
         self._check_actions(embedding, actions)
         x = torch.relu(embedding.features.unsqueeze(1) + self.action_fc(actions))
-        return self.heads(self.merged(x), embedding.task)
+        return self.heads(self._merged(x, embedding), embedding.task)

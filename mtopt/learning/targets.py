@@ -34,6 +34,15 @@ def _check_unit(name: str, value: float) -> None:
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
 
 
+REDUCTIONS = ("mean", "none")
+"""Reductions of the per-row losses: their batch mean, or none (the ``(B,)`` vector)."""
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
 def clipped_double_q_target(
     reward: torch.Tensor,
     done: torch.Tensor,
@@ -144,14 +153,19 @@ def bellman_targets(
 
 
 def q_log_loss(
-    logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Mean binary cross-entropy between ``sigmoid(logits)`` and soft targets in ``[0, 1]``.
 
     ``-[t log q + (1 - t) log(1 - q)]`` computed from logits for numerical stability. With
     ``weights`` the result is ``mean(weights * loss)`` (weights are not renormalised).
-    ``target`` is treated as a constant (detached).
+    ``target`` is treated as a constant (detached). ``reduction="none"`` returns the per-row
+    losses (shape of ``logits``) instead of their mean.
     """
+    _check_reduction(reduction)
     if logits.shape != target.shape:
         raise ValueError(
             f"logits and target must share a shape, got {tuple(logits.shape)} and "
@@ -170,7 +184,7 @@ def q_log_loss(
                 f"weights must have shape {tuple(loss.shape)}, got {tuple(weights.shape)}"
             )
         loss = loss * weights.to(loss.dtype)
-    return loss.mean()
+    return loss if reduction == "none" else loss.mean()
 
 
 def _matching_params(
@@ -192,7 +206,10 @@ def _matching_params(
 
 
 def conservative_penalty(
-    sampled_logits: torch.Tensor, data_logits: torch.Tensor, temperature: float = 0.1
+    sampled_logits: torch.Tensor,
+    data_logits: torch.Tensor,
+    temperature: float = 0.1,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """``mean_b [tau * log mean_n exp(Q(s_b, a_n) / tau) - Q(s_b, a_b)]`` with ``Q = sigmoid(l)``
     (CQL(H) of Kumar et al. 2020, on the Q-values in [0, 1] with temperature ``tau``).
@@ -207,7 +224,10 @@ def conservative_penalty(
     -2.8e5 within 5,000 steps and Q saturated at 1.000 in empty-gripper states). On Q the pull
     fades as Q approaches 0 or 1, so at equilibrium a logged action's Q exceeds its target by
     at most ``weight / 4``.
+
+    ``reduction="none"`` returns the per-state terms ``(B,)`` instead of their mean.
     """
+    _check_reduction(reduction)
     if sampled_logits.dim() != 2 or data_logits.shape != sampled_logits.shape[:1]:
         raise ValueError(
             f"need sampled_logits (B, N) and data_logits (B,), got "
@@ -218,7 +238,8 @@ def conservative_penalty(
     n = sampled_logits.shape[1]
     q_sampled = torch.sigmoid(sampled_logits) / temperature
     soft_max = temperature * (torch.logsumexp(q_sampled, dim=1) - math.log(n))
-    return (soft_max - torch.sigmoid(data_logits)).mean()
+    penalty = soft_max - torch.sigmoid(data_logits)
+    return penalty if reduction == "none" else penalty.mean()
 
 
 @torch.no_grad()

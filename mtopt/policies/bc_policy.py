@@ -79,13 +79,16 @@ def load_bc_policy(checkpoint: str | Path, spec: EnvSpec, device: str = "auto") 
     ``weights_only=True``. A checkpoint of another environment or task set, or one that is not
     a behaviour-cloning checkpoint (a Q-learner's), is refused, naming it."""
     from mtopt.device import resolve_device
-    from mtopt.learning.networks import stored_network
+    from mtopt.learning.networks import loadable_shape, stored_network
 
     dev = resolve_device(device)
     payload = load_checkpoint(checkpoint, dev)
     require_keys(payload, checkpoint, BC_CHECKPOINT_KEYS)
     check_checkpoint_env(payload, spec, checkpoint)
     config, shape = stored_network(payload["network_config"], payload["network_shape"])
+    shape = loadable_shape(
+        shape, spec.task_set.attribute_table(), f"checkpoint {str(checkpoint)!r}"
+    )
     head = payload["bc_head"]
     net = BCNetwork(config, shape, int(head["continuous"]), int(head["discrete"]), head["width"])
     net.load_state_dict(payload["bc"])

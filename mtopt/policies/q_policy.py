@@ -200,14 +200,17 @@ def load_q_policy(checkpoint: str, spec: EnvSpec, policy: PolicyConfig | None = 
     from mtopt.device import resolve_device
     from mtopt.learning.checkpoint import checkpoint_run_tag, load_checkpoint
     from mtopt.learning.network_builder import build_q_network
-    from mtopt.learning.networks import stored_network
+    from mtopt.learning.networks import loadable_shape, stored_network
 
     policy = policy or PolicyConfig()
     dev = resolve_device(policy.device)
     payload = load_checkpoint(checkpoint, dev)
     require_keys(payload, checkpoint, CHECKPOINT_KEYS)
     check_checkpoint_env(payload, spec, checkpoint)
-    net = build_q_network(*stored_network(payload["network_config"], payload["network_shape"]))
+    config, shape = stored_network(payload["network_config"], payload["network_shape"])
+    # a care network reads the run's task attributes (a grown task set's new tasks' too)
+    shape = loadable_shape(shape, spec.task_set.attribute_table(), f"checkpoint {checkpoint!r}")
+    net = build_q_network(config, shape)
     net = net.to(dev)
     net.load_state_dict(payload["trainer"]["online"])
     name = learned_policy_name(checkpoint_run_tag(checkpoint), int(payload["step"]))

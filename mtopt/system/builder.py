@@ -32,6 +32,7 @@ from mtopt.learning.network_builder import build_q_network
 from mtopt.learning.networks import (
     NetworkShape,
     QNetworkConfig,
+    loadable_shape,
     network_obs_keys,
     network_shape,
     resolve_network,
@@ -121,9 +122,16 @@ class PipelineBuilder:
 
     # -- learning ----------------------------------------------------------------------------
     def trainer(self, seed: int) -> Trainer:
-        """The trainer (online network, Adam, two target networks)."""
+        """The trainer (online network, Adam, two target networks; CDS's filter under
+        ``impersonation: cds``)."""
         trainer_config = replace(self.config.trainer, network=self.network_config())
-        return Trainer(trainer_config, self.network_shape(), self.spec.action, seed=seed)
+        return Trainer(
+            trainer_config,
+            self.network_shape(),
+            self.spec.action,
+            seed=seed,
+            cds_percentile=self.config.impersonation.cds_percentile,
+        )
 
     def updater(
         self,
@@ -174,10 +182,15 @@ class PipelineBuilder:
     ) -> None:
         """Load a checkpoint's networks into ``trainer`` (and with ``full`` its optimizer and
         step). Refuses a checkpoint of another environment, task set or network, naming the
-        difference."""
+        difference; a grown task set's new tasks may bring attributes (:func:`~mtopt.learning.
+        networks.loadable_shape`)."""
         require_keys(payload, path, CHECKPOINT_KEYS)
         check_checkpoint_env(payload, self.spec, path)
-        stored = stored_network(payload["network_config"], payload["network_shape"])
+        config, shape = stored_network(payload["network_config"], payload["network_shape"])
+        stored = (
+            config,
+            loadable_shape(shape, trainer.shape.task_attributes, f"checkpoint {str(path)!r}"),
+        )
         mine = (trainer.config.network, trainer.shape)
         if stored != mine:
             diff = {

@@ -60,6 +60,10 @@ class NewTaskConfig:
     """Tasks that certainly succeeded whenever the new one did (label sharing)."""
     excludes: tuple[str, ...] = ()
     """Tasks that certainly failed whenever the new one did."""
+    attributes: tuple[str, ...] = ()
+    """Words describing the new task (verb, object, its properties), the ``care`` Q-network's
+    task metadata; none: the environment's own words for a task it knows (the workcell's
+    ``lift-cloth``, ``cover-object``), else the words of its name and skill."""
     success_detector: SDTrainConfig = field(default_factory=lambda: SDTrainConfig(out="sd"))
     """How the detector of the grown task set is trained: ``init`` the run's detector to
     fine-tune (recommended), ``log`` the run's episode log (labelled within ``budget`` for the
@@ -92,7 +96,14 @@ def add_task(config: NewTaskConfig, base: EnvSpec) -> dict[str, Any]:
             f"task file {str(path)!r} adds tasks to env {task_file_env(path)!r}, not to "
             f"{base.name!r}; pass --env {task_file_env(path)} or another --tasks-file"
         )
-    task = AddedTask(config.name, config.skill, config.implies, config.excludes, config.examples)
+    task = AddedTask(
+        config.name,
+        config.skill,
+        config.implies,
+        config.excludes,
+        config.examples,
+        config.attributes,
+    )
     spec = add_tasks(base, (*existing, task))  # refuses a taken name, a full set, bad relations
     slot = spec.task_set.slot(task.name)
     successes = _example_successes(config.examples, task.name, spec)

@@ -15,6 +15,7 @@ import os
 import re
 import time
 from collections import Counter
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -245,22 +246,18 @@ class LogReplayWorker:
 
 
 def _writable(batch: TransitionBatch) -> TransitionBatch:
-    """The batch with writable arrays (Ray hands over read-only views; torch wants writable)."""
+    """The batch with writable arrays (Ray hands over read-only views; torch wants writable).
+    Every field is carried over: a dropped ``steps`` once made the updaters discount n-step
+    transitions by one step."""
 
-    def w(a: np.ndarray) -> np.ndarray:
-        return a if a.flags.writeable else a.copy()
+    def w(a: Any) -> Any:
+        if isinstance(a, dict):
+            return {k: w(v) for k, v in a.items()}
+        if isinstance(a, np.ndarray) and not a.flags.writeable:
+            return a.copy()
+        return a
 
-    return TransitionBatch(
-        obs={k: w(v) for k, v in batch.obs.items()},
-        action=w(batch.action),
-        next_obs={k: w(v) for k, v in batch.next_obs.items()},
-        reward=w(batch.reward),
-        done=w(batch.done),
-        task=w(batch.task),
-        bucket_counts=batch.bucket_counts,
-        label=None if batch.label is None else w(batch.label),
-        steps_to_go=None if batch.steps_to_go is None else w(batch.steps_to_go),
-    )
+    return TransitionBatch(**{f.name: w(getattr(batch, f.name)) for f in fields(batch)})
 
 
 class UpdaterWorker:
@@ -342,6 +339,7 @@ class TrainerWorker:
                     action=batch.action.to(dev),
                     task=batch.task.to(dev),
                     target=batch.target.to(dev),
+                    shared=None if batch.shared is None else batch.shared.to(dev),
                 )
             staleness.append(self.trainer.step - version)
             metrics = self.trainer.train_step(batch)

@@ -201,11 +201,18 @@ def check_metaworld_speed(report: dict, out: str) -> None:
     assert "x plain-random" in out
 
 
+def check_pcgrad(report: dict, out: str) -> None:
+    assert set(report["ms_per_step"]) == {"sum", "pcgrad"}
+    assert all(positive(v) for v in report["ms_per_step"].values())
+    assert positive(report["ratio"]) and "pcgrad / sum" in out
+
+
 CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_workcell.py": check_workcell,
     "bench_fleet.py": check_fleet,
     "bench_episode_log.py": check_episode_log,
     "bench_q_network.py": check_q_network,
+    "bench_pcgrad.py": check_pcgrad,
     "bench_ingestion.py": check_ingestion,
     "bench_run.py": check_run,
     "calibrate_scripted.py": check_calibrate,

@@ -92,3 +92,20 @@ def test_skill_keeps_successes_with_probability_p_s_and_seeds_differ():
     assert abs(kept["place-bottom"] / trials - 0.3) < 0.03
     draws = [[_imp("skill", 0.5, 0.5, seed=s)(ep, "place-any") for _ in range(20)] for s in (1, 2)]
     assert draws[0] != draws[1]
+
+
+def test_cds_routes_to_every_task_with_labels_and_names_its_percentile():
+    ep = _episode({"lift-any", "lift-can"})
+    imp = Impersonation(
+        ImpersonationConfig(kind="cds", percentile=90.0),
+        TS,
+        OracleLabeller(),
+        np.random.default_rng(0),
+    )
+    routed = imp(ep, "lift-can")
+    assert routed[0] == ("lift-can", True)
+    assert dict(routed) == dict(_imp("all")(ep, "lift-can"))
+    assert imp.config.name == "cds-90" and imp.config.cds_percentile == 90.0
+    assert ImpersonationConfig(kind="skill").cds_percentile is None
+    with pytest.raises(ValueError, match=r"percentile.*120"):
+        ImpersonationConfig(kind="cds", percentile=120.0)

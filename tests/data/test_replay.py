@@ -107,3 +107,18 @@ def test_missing_observation_and_empty():
         r.sample(4)
     with pytest.raises(ValueError, match="capacity must be a positive integer"):
         ReplayConfig(capacity=0)
+
+
+def test_rows_impersonated_from_another_tasks_episode_are_marked_shared():
+    r = TaskReplay(ReplayConfig(capacity=100, n_step=1), TS, np.random.default_rng(0))
+    own = _episode(3)
+    own.task = "lift-can"
+    r.add_episode(own, [("lift-can", True), ("lift-any", True)])
+    other = _episode(2, start=10.0)
+    other.task = "place-any"
+    r.add_episode(other, [("place-any", False), ("lift-can", False)])
+    b = r.sample(300)
+    from_other = b.obs["state"][:, 0] >= 10
+    want = (b.task == TS.slot("lift-any")) | (from_other & (b.task == TS.slot("lift-can")))
+    np.testing.assert_array_equal(b.shared, want)
+    assert want.any() and (~want).any()
