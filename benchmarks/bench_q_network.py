@@ -14,6 +14,7 @@ the network, batch and Bellman-updater CEM of ``--learner-config``'s ``train`` s
 Usage::
 
     python benchmarks/bench_q_network.py [--threads N] [--seed 0] [--conv-batch 64]
+    python benchmarks/bench_q_network.py --threads 1 --only learner --architectures care
     python benchmarks/bench_q_network.py --smoke    # tiny batches and windows: checks the code path
 
 The small MLP kernels are latency-bound: if other processes load the CPU, OpenMP threads wait on
@@ -185,6 +186,13 @@ def main(argv: list[str] | None = None) -> dict:
         default="configs/demo/learning.yaml",
         help="demo config whose train section is the 'learner' row (network, batch, CEM)",
     )
+    p.add_argument(
+        "--architectures",
+        nargs="*",
+        default=[],
+        choices=("soft-modular", "care"),
+        help="also the adopted learner with these network architectures (docs/methods.md)",
+    )
     p.add_argument("--repeats", type=int, default=REPEATS, help="timing windows per entry")
     p.add_argument("--matmul-sizes", type=int, nargs="+", default=[2048, 4096])
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path")
@@ -214,15 +222,18 @@ def main(argv: list[str] | None = None) -> dict:
         batch = SMOKE["mlp_batch"] if args.smoke else learner.batch_size
         net = learner.trainer.network
         rows += bench("learner", net, batch, batch, args, peak, learner.cem)
+        for arch in args.architectures:
+            net_a = dataclasses.replace(net, architecture=arch)
+            rows += bench(arch, net_a, batch, batch, args, peak, learner.cem)
     if args.only in (None, "conv"):
         conv = dataclasses.replace(QNetworkConfig(), conv_channels=args.conv_channels)
         rows += bench("conv64", conv, args.conv_batch, args.conv_bellman_batch, args, peak)
 
     print(
-        f"\n{'net':8} {'stage':8} {'batch':>6} {'samples/s':>11} {'GFLOP/s':>9} {'of matmul':>10}"
+        f"\n{'net':12} {'stage':8} {'batch':>6} {'samples/s':>11} {'GFLOP/s':>9} {'of matmul':>10}"
     )
     for name, label, batch, sps, fps, frac in rows:
-        print(f"{name:8} {label:8} {batch:6d} {sps:11.1f} {fps / 1e9:9.1f} {frac:10.1%}")
+        print(f"{name:12} {label:8} {batch:6d} {sps:11.1f} {fps / 1e9:9.1f} {frac:10.1%}")
     keys = ("net", "stage", "batch", "samples_per_s", "flops_per_s", "fraction_of_matmul")
     return {"peak_flops_per_s": peak, "rows": [dict(zip(keys, r, strict=True)) for r in rows]}
 

@@ -65,7 +65,8 @@ def check_episode_log(report: dict, out: str) -> None:
 def check_q_network(report: dict, out: str) -> None:
     assert positive(report["peak_flops_per_s"])
     rows = {(r["net"], r["stage"]): r for r in report["rows"]}
-    assert set(rows) == {(n, s) for n in ("mlp", "learner", "conv64") for s in ("bellman", "train")}
+    nets = ("mlp", "learner", "soft-modular", "care", "conv64")
+    assert set(rows) == {(n, s) for n in nets for s in ("bellman", "train")}
     for row in rows.values():
         assert positive(row["samples_per_s"]) and positive(row["flops_per_s"])
         assert math.isclose(
@@ -227,7 +228,7 @@ CHECKS: dict[str, Callable[[dict, str], None]] = {
 NEEDS_METAWORLD = {"calibrate_metaworld.py", "bench_metaworld.py"}
 """Benchmarks of the optional Meta-World environments (skipped without ``metaworld``)."""
 """Every benchmark script and what its smoke report must satisfy."""
-EXTRA_ARGS = {"bench_q_network.py": ["--threads", "1"]}
+EXTRA_ARGS = {"bench_q_network.py": ["--threads", "1", "--architectures", "soft-modular", "care"]}
 RAY = {"bench_ingestion.py", "bench_run.py"}
 """Benchmarks on Ray: they join one small Ray session shared by this module."""
 SLOW = {"bench_fleet.py", "bench_reliability.py", "learning.py", "diagnose.py", *RAY}
