@@ -243,6 +243,9 @@ class GrownSpec(EnvSpec):
     def camera_projections(self) -> Callable[[int], np.ndarray] | None:
         return self.base.camera_projections()
 
+    def control_hz(self) -> float | None:
+        return self.base.control_hz()
+
     def describe(self) -> dict[str, Any]:
         return {**self.base.describe(), "tasks": list(self.task_set.names)}
 

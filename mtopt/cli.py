@@ -22,6 +22,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import tyro
@@ -181,6 +182,35 @@ def cmd_data_plot(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_data_export(argv: Sequence[str]) -> int:
+    from mtopt.commands import DataExportCommand
+    from mtopt.data.lerobot import export_lerobot
+
+    doc = DataExportCommand.__doc__ or ""
+    cfg = parse_config(DataExportCommand, argv, "mtopt data export", doc)
+    print(json.dumps(export_lerobot(cfg, cfg.env.spec()), indent=2))
+    return 0
+
+
+def cmd_data_import(argv: Sequence[str]) -> int:
+    from mtopt.commands import DataImportCommand
+    from mtopt.data.lerobot import import_lerobot
+
+    doc = DataImportCommand.__doc__ or ""
+    cfg = parse_config(DataImportCommand, argv, "mtopt data import", doc)
+    if cfg.tasks_file and cfg.env.tasks and not os.path.samefile(cfg.env.tasks, cfg.tasks_file):
+        raise ValueError(
+            f"--env.tasks {cfg.env.tasks!r} and --tasks-file {cfg.tasks_file!r} name different "
+            "task files; give the run's task file once, as --tasks-file"
+        )
+    base = dataclasses.replace(cfg.env, tasks=None).spec()
+    spec = cfg.env.spec() if cfg.env.tasks else base
+    if cfg.tasks_file and Path(cfg.tasks_file).exists():
+        spec = dataclasses.replace(cfg.env, tasks=cfg.tasks_file).spec()
+    print(json.dumps(import_lerobot(cfg, base, spec), indent=2))
+    return 0
+
+
 def cmd_data_imbalanced(argv: Sequence[str]) -> int:
     from mtopt.data.composition import format_composition_table
     from mtopt.data.stats import format_stats_table
@@ -279,6 +309,9 @@ def cmd_eval(argv: Sequence[str]) -> int:
     if "scripted" in result:  # --beside-scripted
         print(f"\nscripted policies (same scenes):\n{format_eval_table(result['scripted'])}")
         print(f"\n{result['comparison']}")
+    if "video" in result:  # --video DIR
+        video = result["video"]
+        print(f"\nvideos: {len(video['files'])} in {video['dir']} (index.json lists them)")
     return 0
 
 
@@ -354,6 +387,8 @@ def _command_configs() -> dict[str, type]:
     from mtopt.commands import (
         BCTrainCommand,
         CollectCommand,
+        DataExportCommand,
+        DataImportCommand,
         EvalCommand,
         RunCommand,
         SDCalibrateCommand,
@@ -378,6 +413,8 @@ def _command_configs() -> dict[str, type]:
         "eval": EvalCommand,
         "run": RunCommand,
         "data-imbalanced": ImbalancedDatasetConfig,
+        "data-export": DataExportCommand,
+        "data-import": DataImportCommand,
         "experiment": DataSharingConfig,
         "experiment-task-count": TaskCountConfig,
         "experiment-bootstrap": HardTaskConfig,
@@ -406,6 +443,8 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "eval": (cmd_eval, "evaluate a checkpoint on the standard evaluation scene"),
     "data stats": (cmd_data_stats, "per-task episode and success counts of an episode log"),
     "data plot": (cmd_data_plot, "plot a log's composition and impersonation gains (Fig. 4/12)"),
+    "data export": (cmd_data_export, "write an episode log as a LeRobot v3.0 dataset"),
+    "data import": (cmd_data_import, "read a LeRobot v3.0 dataset into a new episode log"),
     "data imbalanced": (cmd_data_imbalanced, "build the imbalanced offline dataset (Fig. 4)"),
     "experiment data-sharing": (
         cmd_experiment_data_sharing,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import tyro
 
 from mtopt.envs import EnvConfig
+from mtopt.data.lerobot import LeRobotExportConfig, LeRobotImportConfig
 from mtopt.evaluation.evaluate import EvalConfig
 from mtopt.success.calibration import SDCalibrateConfig
 from mtopt.success.evaluate import SDEvalConfig
@@ -123,3 +124,23 @@ class DataPlotArgs:
     that damage anywhere in a shard is found and the shard left out of the counts."""
     env: EnvConfig = field(default_factory=EnvConfig)
     """The environment the log was collected in (its task set and skills): ``--env NAME``."""
+
+
+@dataclass(frozen=True)
+class DataExportCommand(LeRobotExportConfig):
+    """Write an episode log as a LeRobot v3.0 dataset (``mtopt data export LOG --format lerobot
+    --out DIR``; docs/lerobot.md)."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment the log was collected in (its control rate gives the fps):
+    ``--env NAME``."""
+
+
+@dataclass(frozen=True)
+class DataImportCommand(LeRobotImportConfig):
+    """Read a LeRobot v3.0 dataset into a new episode log (``mtopt data import DIR --out LOG``;
+    docs/lerobot.md)."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment to train in: its state and action shapes must match the dataset's, and
+    the dataset's tasks must be its tasks (``--env.tasks FILE`` adds a run's added tasks)."""

@@ -244,6 +244,11 @@ class EnvSpec(ABC):
         del task
         return ()
 
+    def control_hz(self) -> float | None:
+        """Policy steps per second of simulated (or real) time, e.g. for the timestamps of a
+        dataset export; ``None`` (the default): the environment does not say."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """A JSON-ready identity of the spec, stored in checkpoints and compared on load."""
         return {

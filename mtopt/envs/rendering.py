@@ -23,6 +23,7 @@ import mujoco
 import numpy as np
 
 from mtopt.envs import scene
+from mtopt.errors import MtoptError
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,22 @@ DEFAULT_BACKEND = "osmesa"
 _PYOPENGL_PLATFORM = {"osmesa": "osmesa", "egl": "egl", "glfw": None}
 _PYOPENGL_CLASS = {"osmesa": "osmesa", "egl": "egl", "glfw": "glx"}
 _active_backend: str | None = None  # the backend whose GL context exists in this process
+
+
+class RenderBackendError(MtoptError, RuntimeError):
+    """No OpenGL context can be made with the chosen backend (e.g. OSMesa is not installed);
+    the message says how to enable one."""
+
+
+def backend_error(backend: str, err: BaseException) -> RenderBackendError:
+    """The error for a failed ``backend``: the cause, then how to enable CPU or GPU rendering."""
+    return RenderBackendError(
+        f"cannot render images: no OpenGL context with backend {backend!r} "
+        f"({type(err).__name__}: {err}). For CPU rendering install OSMesa "
+        "(apt-get install -y libosmesa6) and start with MUJOCO_GL=osmesa "
+        "PYOPENGL_PLATFORM=osmesa; on a GPU machine use MUJOCO_GL=egl PYOPENGL_PLATFORM=egl "
+        "(or the workcell's render_backend, --env.workcell.render-backend)"
+    )
 
 
 def resolve_backend(name: str | None) -> str:
@@ -87,7 +104,10 @@ def ensure_backend(name: str) -> None:
         from mujoco import gl_context
 
         logger.info("re-initialising MuJoCo's GL context module for backend %r", name)
-        importlib.reload(gl_context)
+        try:
+            importlib.reload(gl_context)
+        except Exception as err:  # e.g. PyOpenGL cannot load libOSMesa
+            raise backend_error(name, err) from err
     _active_backend = name
 
 
@@ -113,10 +133,7 @@ class CameraRig:
             try:
                 renderer = mujoco.Renderer(self._model, size, size)
             except Exception as err:  # missing libraries surface here
-                raise RuntimeError(
-                    f"cannot create a {self._backend!r} renderer ({err}); for CPU rendering "
-                    "install libosmesa6 and use MUJOCO_GL=osmesa"
-                ) from err
+                raise backend_error(self._backend, err) from err
             self._renderers[size] = renderer
         return renderer
 

@@ -62,6 +62,9 @@ DIVERGED_HIGH = np.array([0.45, 0.70, 0.60])
 """Upper corner (m) of that box."""
 SCENE_ATTEMPTS = 20
 """Scenes sampled at most per reset before giving up (:meth:`WorkcellEnv._new_scene`)."""
+CAMERAS: tuple[str, ...] = ("shoulder", "side_left", "side_right")
+"""The workcell's cameras: over the shoulder (the ``image`` observation) and the two side views
+(``side_images``)."""
 DIVERGED_MOVE_STEPS = 3.0
 """A gripper translation longer than this many ``max_translation`` in one step is a blow-up
 too (the position servo moves at most ``sqrt(3)`` of them; jumps of 0.3 m were logged)."""
@@ -488,6 +491,17 @@ class WorkcellEnv(SceneArrangementMixin, gym.Env):
         return np.stack(
             [rig.render(self.data, "side_left", size), rig.render(self.data, "side_right", size)]
         )
+
+    def render_camera(self, camera: str = "shoulder", size: int | None = None) -> np.ndarray:
+        """RGB image, uint8 ``(size, size, 3)``, of a named camera (``shoulder``, ``side_left``
+        or ``side_right``) at any size (default ``image_size``), apart from the observations:
+        e.g. the larger view of an evaluation video (:mod:`mtopt.evaluation.video`)."""
+        if camera not in CAMERAS:
+            raise ValueError(f"unknown camera {camera!r}; the workcell's cameras are {CAMERAS}")
+        size = self.config.image_size if size is None else size
+        if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 1024:
+            raise ValueError(f"image size must be an integer in [16, 1024], got {size!r}")
+        return self._rig().render(self.data, camera, size)
 
     def render(self) -> np.ndarray | None:
         """Gymnasium render: the over-the-shoulder image for ``render_mode="rgb_array"``."""

@@ -142,6 +142,10 @@ class WorkcellSpec(EnvSpec):
 
         return partial(workcell_camera_projections, workcell=self.config)
 
+    def control_hz(self) -> float:
+        """One policy step lasts ``substeps * timestep`` of simulated time (10 Hz by default)."""
+        return 1.0 / (self.config.substeps * self.config.timestep)
+
     def chain_options(self, task: str) -> dict[str, Any]:
         self.task_set.validate([task])
         return {"chain": True, "task": task}

@@ -10,6 +10,7 @@ from typing import Any
 
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, plot_success
 from mtopt.evaluation.summary import compare_policies
+from mtopt.evaluation.video import check_recording, check_video_size, record_attempts
 from mtopt.jsonio import write_json
 from mtopt.policies import PolicyConfig
 from mtopt.spec import EnvSpec, EpisodePolicy
@@ -53,6 +54,17 @@ class EvalConfig:
     checkpoint's tasks: their one-hot slots hold no learned behaviour)."""
     progress: bool = True
     """Show a progress bar."""
+    video: str | None = None
+    """Record videos into this directory: after the evaluation, its first ``video_attempts``
+    attempts of every task run again on the same scenes (the same seeds) and are written as
+    ``DIR/TASK-attemptK-success.mp4`` (or ``-failure``; H.264) from the workcell's camera, with
+    the task, step and ground-truth outcome drawn on the frames, and ``DIR/index.json``. The
+    evaluation's numbers do not depend on it. Needs an OpenGL backend (``MUJOCO_GL=osmesa``
+    on a CPU machine, ``egl`` on a GPU)."""
+    video_attempts: int = 2
+    """Attempts recorded per task with ``--video`` (attempts ``0 .. K-1`` of the evaluation)."""
+    video_size: int = 256
+    """Height and width in pixels of the videos (a multiple of 16 from 32 to 1024)."""
 
     def __post_init__(self) -> None:
         given = [self.checkpoint is not None, self.scripted, self.expert]
@@ -63,6 +75,10 @@ class EvalConfig:
             )
         if self.beside_scripted and self.checkpoint is None:
             raise ValueError("--beside-scripted compares a --checkpoint with the scripted policies")
+        v = self.video_attempts
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"video_attempts must be a positive integer, got {v!r}")
+        check_video_size(self.video_size)
 
 
 def scripted_policy_for(spec: EnvSpec) -> Callable[[str], EpisodePolicy]:
@@ -83,6 +99,8 @@ def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
     (see :func:`mtopt.evaluation.protocol.format_eval_table`)."""
     counts = None
     spec.task_set.validate(config.tasks)
+    if config.video:  # no camera or no GL backend: say so before the evaluation, not after
+        check_recording(spec, config.video_size)
     if config.scripted or config.expert:
         name = "scripted" if config.scripted else "expert"
         policy_for = scripted_policy_for(spec) if config.scripted else expert_policy_for(spec)
@@ -128,6 +146,19 @@ def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
         scripted = evaluate(scripted_policy_for(spec), protocol, spec, counts)
         result["scripted"] = plotted["scripted"] = scripted
         result["comparison"] = compare_policies(result, scripted, (name, "scripted"))
+    if config.video:
+        index = record_attempts(
+            policy_for,
+            spec,
+            config.video,
+            list(result["tasks"]),
+            attempts=min(config.video_attempts, config.episodes_per_task),
+            seed=config.seed,
+            size=config.video_size,
+            policy_name=name,
+            progress=config.progress,
+        )
+        result["video"] = {"dir": config.video, "files": [v["file"] for v in index["videos"]]}
     if config.json:
         write_json(result, config.json)
     if config.plot:

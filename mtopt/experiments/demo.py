@@ -12,7 +12,9 @@ The demo runs MT-Opt's continuous loop in miniature (paper Sec. 4, App. 9.1):
 3. ``rounds`` times: the fleet collects with the newest policy at ε = 0.2 into the same log, and
    the policy is fine-tuned on the grown log;
 4. the final policy and the scripted policies are evaluated on the standard evaluation scene
-   with identical seeds, and the table is printed.
+   with identical seeds, and the table is printed;
+5. one attempt of the final policy at the first task is recorded as a video (``OUT/video/``;
+   environments with a camera, i.e. the workcell).
 
 The same loop at a larger scale (``configs/demo/learning.yaml``) is the learning benchmark.
 """
@@ -31,6 +33,7 @@ from mtopt.envs import EnvConfig
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
 from mtopt.evaluation.summary import compare_policies
+from mtopt.evaluation.video import check_recording, record_attempts
 from mtopt.jsonio import write_json
 from mtopt.learning.cem import CEMConfig
 from mtopt.policies import PolicyConfig, collection_policy
@@ -43,6 +46,9 @@ from mtopt.system.training import train
 from mtopt.system.training_config import LearnerConfig, TrainConfig, state_learner_config
 
 logger = logging.getLogger(__name__)
+
+DEMO_VIDEO_SIZE = 256
+"""Height and width in pixels of the demo's video."""
 
 
 def demo_learner() -> LearnerConfig:
@@ -106,6 +112,11 @@ class DemoConfig:
     ``--env.workcell.impratio``)."""
     progress: bool = True
     """Show progress bars."""
+    video: bool = True
+    """Record one attempt of the final policy at the first task (the evaluation's attempt-0
+    scene) as OUT/video/TASK-attempt0-OUTCOME.mp4 with OUT/video/index.json (the workcell's
+    camera; environments without one, such as pointmass and Meta-World, record none). Needs
+    an OpenGL backend (``MUJOCO_GL=osmesa`` on CPU), checked before the demo starts."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -175,6 +186,11 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     spec = config.env.spec()
     # a learner this environment cannot feed fails here, before any collection
     PipelineBuilder(config.train, spec).network_shape()
+    video = config.video and spec.observation.image_size is not None
+    if video:  # no GL backend: say so now, not after the demo's run
+        check_recording(spec, DEMO_VIDEO_SIZE)
+    elif config.video:
+        logger.info("environment %r has no camera: the demo records no video", spec.name)
     timings: dict[str, float] = {}
     t_start = time.time()
 
@@ -265,6 +281,23 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "scripted": evaluate(scripted_policy_for(spec), protocol, spec, counts),
     }
     timings["eval"] = time.time() - t
+    video_path = None
+    if video:
+        t = time.time()
+        index = record_attempts(
+            lambda task: policy,
+            spec,
+            out / "video",
+            list(results["mt-opt"]["tasks"])[:1],
+            attempts=1,
+            seed=protocol.seed,
+            size=DEMO_VIDEO_SIZE,
+            policy_name="mt-opt",
+            progress=False,
+        )
+        video_path = str(out / "video" / index["videos"][0]["file"])
+        timings["video"] = time.time() - t
+        logger.info("video of the final policy: %s", video_path)
     timings["total"] = time.time() - t_start
     report = "\n".join(
         [
@@ -275,6 +308,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             + compare_policies(results["mt-opt"], results["scripted"], ("MT-Opt", "scripted")),
             f"\nrewards: {config.train.rewards}"
             + (f" (success detector {config.train.success_detector})" if sd_report else ""),
+            *([f"\nvideo of the final policy: {video_path}"] if video_path else []),
             f"\ndemo wall time: {timings['total']:.0f} s",
         ]
     )
@@ -286,6 +320,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "episodes": stats["episodes"],
         "rewards": config.train.rewards,
         "success_detector": sd_report,
+        "video": video_path,
     }
     write_json(summary, out / "eval.json")
     plot_success(results, str(out / "eval.png"), title="MT-Opt demo vs scripted policies")

@@ -208,12 +208,27 @@ def check_pcgrad(report: dict, out: str) -> None:
     assert positive(report["ratio"]) and "pcgrad / sum" in out
 
 
+def check_video(report: dict, out: str) -> None:
+    assert set(report["policies"]) == {"scripted", "q"} and report["sizes"] == [32]
+    for row in report["policies"].values():
+        assert positive(row["plain_s_per_attempt"]) and row["frames_per_attempt"] > 1
+        case = row["video-32"]
+        assert positive(case["s_per_attempt"]) and positive(case["ratio"])
+        assert math.isclose(case["ratio"], case["s_per_attempt"] / row["plain_s_per_attempt"])
+        assert len(case["ratios"]) == 1
+    frame = report["per_frame_ms"][32]
+    assert positive(frame["render"]) and positive(frame["annotate"])
+    assert positive(frame["encode_video_start_finish"])
+    assert "recorded / unrecorded (scripted, 32 px)" in out and "one 32 px frame" in out
+
+
 CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_workcell.py": check_workcell,
     "bench_fleet.py": check_fleet,
     "bench_episode_log.py": check_episode_log,
     "bench_q_network.py": check_q_network,
     "bench_pcgrad.py": check_pcgrad,
+    "bench_video.py": check_video,
     "bench_ingestion.py": check_ingestion,
     "bench_run.py": check_run,
     "calibrate_scripted.py": check_calibrate,

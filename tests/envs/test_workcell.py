@@ -276,6 +276,14 @@ def test_rendering_images() -> None:
         assert not np.array_equal(side[0], side[1])
         moved, *_ = e.step(np.array([0, 0, -1, 0, 0, 0], dtype=np.float32))
         assert not np.array_equal(moved["image"], img)  # the gripper moved in the picture
+        # any camera at any size, apart from the observations (the videos' larger view)
+        big = e.render_camera("shoulder", 128)
+        assert big.shape == (128, 128, 3) and np.array_equal(e.render_camera(), moved["image"])
+        assert np.array_equal(e.render_camera("side_left", 64), e.render_side_images()[0])
+        with pytest.raises(ValueError, match="unknown camera 'top'"):
+            e.render_camera("top")
+        with pytest.raises(ValueError, match=r"\[16, 1024\], got 8"):
+            e.render_camera("shoulder", 8)
     finally:
         e.close()
 

@@ -46,6 +46,11 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
         assert all(t["episodes"] == 2 for t in tasks.values())
         assert set(eval_json["results"][name]["summary"]) >= {"min", "mean", "mean_low_data"}
     assert (tmp_path / "demo" / "eval.png").stat().st_size > 1000
+    # one video of the final policy: the evaluation's first scene of its first task
+    video = json.loads((tmp_path / "demo" / "video" / "index.json").read_text())["videos"]
+    assert [(v["task"], v["attempt"]) for v in video] == [("lift-any", 0)]
+    assert summary["video"] == str(tmp_path / "demo" / "video" / video[0]["file"])
+    assert Path(summary["video"]).stat().st_size > 1000 and summary["video"] in summary["report"]
     # the fine-tuned checkpoint saw the ε-greedy round's episodes in its training data
     payload = load_checkpoint(summary["checkpoint"])
     assert sum(payload["train_episode_counts"].values()) == 80
@@ -95,6 +100,7 @@ def test_tiny_meta_world_mt10_demo_runs_end_to_end(tmp_path):
     stats = json.loads((tmp_path / "mt10" / "stats.json").read_text())
     assert stats["policy_steps"] < stats["env_steps"] <= 10 * stats["policy_steps"]
     assert (tmp_path / "mt10" / "eval.png").stat().st_size > 1000
+    assert summary["video"] is None  # Meta-World has no camera to record
 
 
 class _StopError(Exception):
