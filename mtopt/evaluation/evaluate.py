@@ -100,7 +100,7 @@ def run_eval(config: EvalConfig, spec: EnvSpec) -> dict[str, Any]:
     counts = None
     spec.task_set.validate(config.tasks)
     if config.video:  # no camera or no GL backend: say so before the evaluation, not after
-        check_recording(spec, config.video_size)
+        check_recording(spec, config.video_size, out=config.video)
     if config.scripted or config.expert:
         name = "scripted" if config.scripted else "expert"
         policy_for = scripted_policy_for(spec) if config.scripted else expert_policy_for(spec)

@@ -50,11 +50,16 @@ def check_video_size(size: int) -> None:
         raise ValueError(f"video size must be a multiple of 16 from 32 to 1024, got {size!r}")
 
 
-def check_recording(spec: EnvSpec, size: int, camera: str = CAMERA) -> None:
-    """Fail early, before any long run: the environment has no camera (``ValueError``), or no
-    OpenGL context can be made (:class:`mtopt.envs.rendering.RenderBackendError`, saying how
-    to enable OSMesa). Renders one frame of a fresh environment."""
+def check_recording(
+    spec: EnvSpec, size: int, camera: str = CAMERA, out: str | Path | None = None
+) -> None:
+    """Fail early, before any long run: the output directory ``out`` is a file
+    (``NotADirectoryError``), the environment has no camera (``ValueError``), or no OpenGL
+    context can be made (:class:`mtopt.envs.rendering.RenderBackendError`, saying how to
+    enable OSMesa). Renders one frame of a fresh environment."""
     check_video_size(size)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise NotADirectoryError(f"video directory {str(out)!r} is a file; give a directory")
     if spec.observation.image_size is None:
         raise ValueError(f"environment {spec.name!r} has no camera to record videos from")
     env = spec.make_env()

@@ -180,7 +180,11 @@ def video_index(path):
     return json.loads((path / "index.json").read_text())["videos"]
 
 
-def test_an_environment_without_a_camera_is_refused_before_evaluating(tmp_path):
+def test_no_camera_or_a_file_for_a_directory_is_refused_before_evaluating(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a: pytest.fail("evaluated"))
     cfg = EvalConfig(scripted=True, episodes_per_task=1, video=str(tmp_path), progress=False)
     with pytest.raises(ValueError, match="environment 'pointmass' has no camera"):
         run_eval(cfg, EnvConfig(name="pointmass").spec())
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file; give a directory"):
+        run_eval(replace(cfg, video=str(tmp_path / "file")), make_spec())
