@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import tyro
 
-from mtopt.envs import EnvConfig
 from mtopt.data.lerobot import LeRobotExportConfig, LeRobotImportConfig
+from mtopt.envs import EnvConfig
 from mtopt.evaluation.evaluate import EvalConfig
 from mtopt.success.calibration import SDCalibrateConfig
 from mtopt.success.evaluate import SDEvalConfig

@@ -21,6 +21,6 @@ if python -m pip show mujoco-core >/dev/null 2>&1; then
   python -m pip uninstall --disable-pip-version-check -q -y mujoco-core mujoco-studio
   python -m pip uninstall --disable-pip-version-check -q -y mujoco
 fi
-python -m pip install --disable-pip-version-check -q -e ".[dev,ray]"
+python -m pip install --disable-pip-version-check -q -e ".[dev,ray,lerobot]"
 # the evaluation videos' H.264 encoder: the ffmpeg binary that the imageio-ffmpeg wheel ships
 echo "setup: done ($(python -c 'import mtopt, torch, mujoco, imageio_ffmpeg as f; print("mtopt", mtopt.__version__, "torch", torch.__version__, "mujoco", mujoco.__version__, "ffmpeg", f.get_ffmpeg_version())'))"

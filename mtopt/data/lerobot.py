@@ -21,6 +21,7 @@ gives ``N`` observations and its first ``N - 1`` actions.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -38,7 +39,12 @@ import pyarrow.parquet as pq
 import tyro
 
 from mtopt.added_tasks import AddedTask, add_tasks, read_task_file, task_file_env, write_task_file
-from mtopt.data.episode import Episode, new_episode_id
+from mtopt.data.episode import (
+    EXTRA_OBSERVATION_DTYPES,
+    OBSERVATION_DTYPES,
+    Episode,
+    new_episode_id,
+)
 from mtopt.data.log import EpisodeLogConfig, EpisodeLogReader, EpisodeLogWriter
 from mtopt.data.shards import ShardName
 from mtopt.errors import MtoptError
@@ -51,6 +57,7 @@ CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+INFO = "meta/info.json"
 MTOPT_PATH = "meta/mtopt/episodes.parquet"
 CHUNKS_SIZE, DATA_FILE_MB, VIDEO_FILE_MB = 1000, 100, 200
 """LeRobot's defaults: files per chunk directory, and the size at which a file is rolled over."""
@@ -60,7 +67,6 @@ IMAGE_KEY = "observation.image"
 """The feature of mtopt's ``image`` observation (the over-the-shoulder camera)."""
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 INDEX_FEATURES = ("timestamp", "frame_index", "episode_index", "index", "task_index")
-VIDEO_CODECS = ("libsvtav1", "h264", "hevc")
 BATCH_FRAMES = 20_000
 """Frames buffered before a row group is written."""
 LOG_CONFIG = EpisodeLogConfig(shard_episodes=64)
@@ -282,8 +288,6 @@ class _VideoWriter:
 
 
 def _png(image: np.ndarray) -> bytes:
-    import io
-
     from PIL import Image
 
     buf = io.BytesIO()
@@ -370,6 +374,7 @@ def export_lerobot(config: LeRobotExportConfig, spec: EnvSpec | None = None) -> 
         if writer.episodes == 0:
             raise MtoptError(f"episode log {config.log!r} has no readable episode to export")
         report = writer.finish(spec.name if spec is not None else None)
+        report["corrupt_shards"] = reader.corrupt_shards  # skipped, and logged, by the reader
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -410,7 +415,8 @@ class _DatasetWriter:
     def _define(self, ep: Episode) -> None:
         """The features, from the first episode (a log's episodes share their layout)."""
         obs = ep.observations
-        self.obs_keys = [k for k, v in obs.items() if k != "image" and v.ndim == 2]
+        vectors = sorted(k for k, v in obs.items() if k not in ("state", "image") and v.ndim == 2)
+        self.obs_keys = ["state", *vectors]
         skipped = [k for k, v in obs.items() if k != "image" and v.ndim != 2]
         if skipped:
             logger.warning("observations %s are not one vector per step: not exported", skipped)
@@ -480,6 +486,8 @@ class _DatasetWriter:
             "meta/episodes/file_index": 0,
         }
         if IMAGE_KEY in self.features:
+            if "image" not in ep.observations:
+                raise MtoptError(f"episode {ep.episode_id} has no image (the log's first has)")
             images = ep.observations["image"]
             if self.videos is not None:
                 row.update(self.videos.add(images))
@@ -560,9 +568,26 @@ class _DatasetWriter:
                 name: img_total[i][:, None, None].tolist() for i, name in enumerate(STAT_NAMES)
             }
             summary[IMAGE_KEY]["count"] = [int(img_counts.sum())]
-        path = self.root / EPISODES_PATH.format(chunk_index=0, file_index=0)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(episodes, path, compression="snappy")
+        # episode files of about 100 MB (uncompressed), like LeRobot's
+        row_bytes = max(1, episodes.nbytes // max(1, episodes.num_rows))
+        per_file = max(1, DATA_FILE_MB * 2**20 // row_bytes)
+        chunk = file = 0
+        for start in range(0, episodes.num_rows, per_file):
+            part = episodes.slice(start, per_file)
+            part = part.set_column(
+                part.schema.get_field_index("meta/episodes/chunk_index"),
+                "meta/episodes/chunk_index",
+                pa.array(np.full(part.num_rows, chunk, np.int64)),
+            )
+            part = part.set_column(
+                part.schema.get_field_index("meta/episodes/file_index"),
+                "meta/episodes/file_index",
+                pa.array(np.full(part.num_rows, file, np.int64)),
+            )
+            path = self.root / EPISODES_PATH.format(chunk_index=chunk, file_index=file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(part, path, compression="snappy")
+            chunk, file = _next_file(chunk, file)
         pq.write_table(pa.Table.from_pylist(self.mtopt_rows), self.root / MTOPT_PATH)
         _write_tasks(meta / "tasks.parquet", self.tasks)
         (meta / "stats.json").write_text(json.dumps(summary, indent=2))
@@ -581,7 +606,7 @@ class _DatasetWriter:
             "video_path": VIDEO_PATH if self.videos is not None else None,
             "features": self.features,
         }
-        (meta / "info.json").write_text(json.dumps(info, indent=4))
+        (self.root / INFO).write_text(json.dumps(info, indent=4))
         images = self.features.get(IMAGE_KEY, {}).get("dtype", "none")
         return {
             "episodes": self.episodes,
@@ -647,21 +672,8 @@ def _mtopt_row(index: int, ep: Episode) -> dict[str, Any]:
 # import
 
 
-def _read_tables(root: Path, pattern: str) -> pa.Table:
-    paths = sorted(root.glob(pattern))
-    if not paths:
-        raise LeRobotFormatError(f"dataset {str(root)!r} has no {pattern} files")
-    return pa.concat_tables([pq.read_table(p) for p in paths], promote_options="permissive")
-
-
-def _task_strings(root: Path) -> dict[int, str]:
-    table = pq.read_table(root / "meta" / "tasks.parquet")
-    names = [c for c in table.column_names if c != "task_index"]
-    col = "task" if "task" in names else names[0]
-    return dict(zip(table["task_index"].to_pylist(), table[col].to_pylist(), strict=True))
-
-
-def _column(table: pa.Table, key: str, dtype: str) -> np.ndarray:
+def _column(table: pa.Table, key: str, dtype: np.dtype | str) -> np.ndarray:
+    """A frame column as ``(frames, width)`` values (a scalar column has width 1)."""
     col = table[key].combine_chunks()
     if pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type):
         flat = col.flatten().to_numpy(zero_copy_only=False)
@@ -669,27 +681,38 @@ def _column(table: pa.Table, key: str, dtype: str) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False).astype(dtype).reshape(-1, 1)
 
 
+def _obs_dtype(key: str, dtype: str) -> np.dtype:
+    """The episode log's dtype for an observation: its known one, else the dataset's if the
+    log takes it, else float32."""
+    if key in OBSERVATION_DTYPES:
+        return OBSERVATION_DTYPES[key]
+    return np.dtype(dtype) if np.dtype(dtype) in EXTRA_OBSERVATION_DTYPES else np.dtype("float32")
+
+
 class _VideoReader:
     """Decodes one camera's frames episode by episode, in file order."""
 
-    def __init__(self, root: Path, key: str, fps: int) -> None:
+    def __init__(self, root: Path, template: str, key: str, fps: int) -> None:
         import av
 
-        self.av, self.root, self.key, self.fps = av, root, key, fps
+        self.av, self.root, self.template, self.key, self.fps = av, root, template, key, fps
         self.path: Path | None = None
-        self.frames: Iterator[Any] | None = None
+        self.container: Any = None
+        self.frames: Iterator[Any] = iter(())
         self.pending: list[tuple[int, np.ndarray]] = []
 
     def episode(self, chunk: int, file: int, start: float, stop: float) -> np.ndarray:
-        path = self.root / VIDEO_PATH.format(video_key=self.key, chunk_index=chunk, file_index=file)
+        """The frames of ``[start, stop)`` seconds of file ``(chunk, file)``."""
+        path = self.root / self.template.format(
+            video_key=self.key, chunk_index=chunk, file_index=file
+        )
         first, end = round(start * self.fps), round(stop * self.fps)
         if path != self.path or (self.pending and self.pending[0][0] > first):
-            self.path = path
-            self.frames = self.av.open(str(path)).decode(video=0)
-            self.pending = []
+            self.close()
+            self.path, self.container = path, self.av.open(str(path))
+            self.frames = self.container.decode(video=0)
         out = [img for i, img in self.pending if first <= i < end]
         self.pending = []
-        assert self.frames is not None
         for frame in self.frames:
             i = round(frame.time * self.fps)
             if i >= end:
@@ -701,11 +724,16 @@ class _VideoReader:
             raise LeRobotFormatError(f"{path}: expected {end - first} frames, decoded {len(out)}")
         return np.stack(out)
 
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
 
 def _map_tasks(
-    strings: list[str], config: LeRobotImportConfig, spec: EnvSpec, env_name: str
+    strings: list[str], config: LeRobotImportConfig, spec: EnvSpec
 ) -> tuple[dict[str, str], list[AddedTask]]:
-    """Dataset task string -> environment task; the tasks to add to the task file."""
+    """Dataset task string -> environment task, and the tasks to add to the task file."""
     mapping = {}
     for pair in config.task_map:
         src, sep, dst = pair.rpartition("=")
@@ -713,18 +741,175 @@ def _map_tasks(
             raise ValueError(f"--task-map takes 'DATASET TASK=ENV TASK' pairs, got {pair!r}")
         mapping[src] = dst
     named = {s: mapping.get(s, s) for s in strings}
-    unknown = sorted({t for t in named.values() if t not in spec.task_set})
+    unknown = list(dict.fromkeys(t for t in named.values() if t not in spec.task_set))
     if not unknown:
         return named, []
     if config.tasks_file is None or config.new_task_skill is None:
         raise LeRobotFormatError(
-            f"the dataset's task(s) {unknown} are not tasks of env {env_name!r} (its tasks: "
+            f"the dataset's task(s) {unknown} are not tasks of env {spec.name!r} (its tasks: "
             f"{list(spec.task_set.names)}); map them with --task-map 'NAME=TASK', or add them: "
             f"'mtopt task add NAME --skill SKILL --examples DIR --tasks-file FILE --env "
-            f"{env_name} ...' then import with --env.tasks FILE, or pass --tasks-file FILE "
+            f"{spec.name} ...' then import with --env.tasks FILE, or pass --tasks-file FILE "
             "--new-task-skill SKILL to add them here (docs/new-tasks.md)"
         )
     return named, [AddedTask(t, config.new_task_skill) for t in unknown]
+
+
+class _DatasetReader:
+    """A LeRobot v3.0 dataset checked against an environment, read episode by episode."""
+
+    def __init__(self, config: LeRobotImportConfig, spec: EnvSpec) -> None:
+        self.config, self.root = config, Path(config.directory)
+        root = self.root
+        if not (root / INFO).is_file():
+            raise FileNotFoundError(f"{str(root)!r} is not a LeRobot dataset: no {INFO}")
+        self.info = info = json.loads((root / INFO).read_text())
+        version = str(info.get("codebase_version", "?"))
+        if not version.startswith("v3."):
+            raise LeRobotFormatError(
+                f"dataset {str(root)!r} is LeRobot {version}; this reads v3.x (LeRobot converts "
+                "v2.1 datasets with lerobot.datasets.v30.convert_dataset_v21_to_v30)"
+            )
+        self.features: dict[str, dict] = info["features"]
+        self.fps = int(info["fps"])
+        wanted = {
+            "observation.state": ("state", spec.observation.state_dim),
+            "action": ("action", spec.action.dim),
+            **{f"observation.{k}": (k, w) for k, w in spec.observation.proprio},
+            **{f"observation.{k}": (k, w) for k, w in spec.observation.extra},
+        }
+        for key, (what, width) in wanted.items():
+            if key not in self.features:
+                if what in ("state", "action"):
+                    raise LeRobotFormatError(f"dataset {str(root)!r} has no {key!r} feature")
+                logger.warning("dataset has no %r: networks that read %s cannot use it", key, what)
+                continue
+            got = tuple(self.features[key]["shape"])
+            if got != (width,):
+                raise LeRobotFormatError(
+                    f"dataset {str(root)!r}: {key} has shape {got}, but env {spec.name!r} "
+                    f"expects {what} of shape ({width},)"
+                )
+        self.obs_keys: dict[str, str] = {}  # feature -> observation key
+        for key, ft in self.features.items():
+            name = key.removeprefix("observation.")
+            if key == name or ft["dtype"] in ("video", "image", "string"):
+                continue
+            if re.fullmatch(r"[a-z0-9_]+", name) and len(ft["shape"]) == 1:
+                self.obs_keys[key] = name
+            else:
+                logger.warning("feature %r is not an episode-log observation: not imported", key)
+        cameras = [k for k, ft in self.features.items() if ft["dtype"] in ("video", "image")]
+        camera = config.camera or (IMAGE_KEY if IMAGE_KEY in cameras else next(iter(cameras), None))
+        if camera is not None and camera != "none" and camera not in cameras:
+            raise LeRobotFormatError(f"camera {camera!r} is not one of the dataset's {cameras}")
+        self.camera = None if camera == "none" else camera
+        self.video = None
+        if self.camera is not None and self.features[self.camera]["dtype"] == "video":
+            template = info.get("video_path") or VIDEO_PATH
+            self.video = _VideoReader(root, template, self.camera, self.fps)
+        table = pq.read_table(root / "meta/tasks.parquet")
+        names = [c for c in table.column_names if c != "task_index"]
+        column = table["task" if "task" in names else names[0]].to_pylist()
+        self.tasks = dict(zip(table["task_index"].to_pylist(), column, strict=True))
+        self.names: dict[str, str] = {}
+        self.mtopt: dict[int, dict[str, Any]] = {}
+        if (root / MTOPT_PATH).is_file():
+            for r in pq.read_table(root / MTOPT_PATH).to_pylist():
+                self.mtopt[r["episode_index"]] = r
+        paths = sorted(root.glob("meta/episodes/*/*.parquet"))
+        if not paths:
+            raise LeRobotFormatError(f"dataset {str(root)!r} has no meta/episodes files")
+        columns = [c for c in pq.read_schema(paths[0]).names if not c.startswith("stats/")]
+        self.episodes = pa.concat_tables(
+            [pq.read_table(p, columns=columns) for p in paths], promote_options="permissive"
+        ).sort_by("episode_index")
+
+    def __iter__(self) -> Iterator[Episode]:
+        where, table, ids = None, None, np.zeros(0, np.int64)
+        for row in self.episodes.to_pylist():
+            if (row["data/chunk_index"], row["data/file_index"]) != where:
+                where = (row["data/chunk_index"], row["data/file_index"])
+                path = self.info["data_path"].format(chunk_index=where[0], file_index=where[1])
+                table = pq.read_table(self.root / path).sort_by("index")
+                ids = table["index"].to_numpy()
+            assert table is not None
+            lo, hi = np.searchsorted(ids, [row["dataset_from_index"], row["dataset_to_index"]])
+            yield self._episode(row, table.slice(lo, hi - lo).sort_by("frame_index"))
+        if self.video is not None:
+            self.video.close()
+
+    def _episode(self, row: dict[str, Any], frames: pa.Table) -> Episode:
+        index, n = row["episode_index"], frames.num_rows
+        if n < 1 or n != row["length"]:
+            raise LeRobotFormatError(
+                f"episode {index}: {n} frames, its metadata says {row['length']}"
+            )
+        obs = {}
+        for key, name in self.obs_keys.items():
+            obs[name] = _column(frames, key, _obs_dtype(name, self.features[key]["dtype"]))
+        if self.camera is not None and self.video is not None:
+            p = f"videos/{self.camera}/"
+            start, stop = row[p + "from_timestamp"], row[p + "to_timestamp"]
+            obs["image"] = self.video.episode(
+                row[p + "chunk_index"], row[p + "file_index"], start, stop
+            )
+        elif self.camera is not None:
+            from PIL import Image
+
+            cells = frames[self.camera].to_pylist()
+            obs["image"] = np.stack(
+                [np.asarray(Image.open(io.BytesIO(c["bytes"])).convert("RGB")) for c in cells]
+            )
+        actions = _column(frames, "action", "float32")[:-1]  # the last frame's is padding
+        task_ids = frames["task_index"].to_numpy()
+        if len(set(task_ids.tolist())) > 1:
+            logger.warning("episode %d has several tasks: recorded as its first frame's", index)
+        task = self.names[self.tasks[int(task_ids[0])]]
+        mine = self.mtopt.get(index)
+        if mine is not None:  # an mtopt export: every field as it was
+            finals = {
+                name: None
+                if mine.get(name) is None
+                else np.frombuffer(mine[name], np.uint8).reshape(mine[f"{name}.shape"]).copy()
+                for name in ("final_side_images", "final_image")
+            }
+            return Episode(
+                episode_id=mine["episode_id"],
+                robot_id=mine["robot_id"],
+                task=task,
+                policy=mine["policy"],
+                epsilon=mine["epsilon"],
+                seed=mine["seed"],
+                start_time=mine["start_time"],
+                end_time=mine["end_time"],
+                observations=obs,
+                actions=actions,
+                success=np.array(mine["success"], dtype=bool),
+                success_tasks=tuple(self.names.get(t, t) for t in mine["success_tasks"]),
+                chained_from=mine["chained_from"],
+                extra=json.loads(mine["extra"]),
+                **finals,
+            )
+        success, success_tasks = np.zeros(0, bool), ()  # unknown without a reward
+        if "next.reward" in self.features:
+            reward = _column(frames, "next.reward", "float64")
+            success, success_tasks = np.array([reward.sum() > 0]), (task,)
+        return Episode(
+            episode_id=new_episode_id(self.config.robot_id, index),
+            robot_id=self.config.robot_id,
+            task=task,
+            policy=self.config.policy,
+            epsilon=0.0,
+            seed=index,
+            start_time=0.0,
+            end_time=(n - 1) / self.fps,
+            observations=obs,
+            actions=actions,
+            success=success,
+            success_tasks=success_tasks,
+            extra={"lerobot_episode": index},
+        )
 
 
 def import_lerobot(config: LeRobotImportConfig, base: EnvSpec, spec: EnvSpec) -> dict[str, Any]:
@@ -734,227 +919,54 @@ def import_lerobot(config: LeRobotImportConfig, base: EnvSpec, spec: EnvSpec) ->
     them (tasks added through ``config.tasks_file`` grow it). Refuses a dataset whose state or
     action width differs from the environment's, naming both shapes, and task strings that are
     not the environment's tasks (unless mapped or added). The log is written to a temporary
-    sibling directory and renamed into place when complete."""
-    root, out = Path(config.directory), Path(config.out)
-    info_path = root / "meta" / "info.json"
-    if not info_path.is_file():
-        raise FileNotFoundError(f"{str(root)!r} is not a LeRobot dataset: no meta/info.json")
-    info = json.loads(info_path.read_text())
-    version = str(info.get("codebase_version", "?"))
-    if not version.startswith("v3."):
-        raise LeRobotFormatError(
-            f"dataset {str(root)!r} is LeRobot {version}; this reads v3.x (LeRobot converts "
-            "v2.1 datasets with lerobot.datasets.v30.convert_dataset_v21_to_v30)"
-        )
+    sibling directory and renamed into place when complete; the task file changes after it."""
+    out = Path(config.out)
     _out_is_free(out, False, "episode log")
-    features: dict[str, dict] = info["features"]
-    fps = int(info["fps"])
-    for key, want in (("observation.state", (spec.observation.state_dim,)), ("action", None)):
-        if key not in features:
-            raise LeRobotFormatError(f"dataset {str(root)!r} has no {key!r} feature")
-        got = tuple(features[key]["shape"])
-        want = want or (spec.action.dim,)
-        if got != want:
-            what = "state" if key == "observation.state" else "action"
-            raise LeRobotFormatError(
-                f"dataset {str(root)!r}: {key} has shape {got}, but env {spec.name!r} expects "
-                f"{what} of shape {want}"
-            )
-    widths = dict((*spec.observation.proprio, *spec.observation.extra))
-    obs_keys = {}
-    for key, ft in features.items():
-        name = key.removeprefix("observation.")
-        if not key.startswith("observation.") or ft["dtype"] in ("video", "image", "string"):
-            continue
-        if not re.fullmatch(r"[a-z0-9_]+", name) or len(ft["shape"]) != 1:
-            logger.warning("feature %r has no episode-log observation key: not imported", key)
-            continue
-        if name in widths and tuple(ft["shape"]) != (widths[name],):
-            raise LeRobotFormatError(
-                f"dataset {str(root)!r}: {key} has shape {tuple(ft['shape'])}, but env "
-                f"{spec.name!r} expects {name} of shape ({widths[name]},)"
-            )
-        obs_keys[key] = name
-    missing = [k for k in widths if f"observation.{k}" not in features]
-    if missing:
-        logger.warning("the dataset has no %s: networks that read them cannot train on it", missing)
-    cameras = [k for k, ft in features.items() if ft["dtype"] in ("video", "image")]
-    camera = config.camera or (IMAGE_KEY if IMAGE_KEY in cameras else (cameras or [None])[0])
-    if camera == "none":
-        camera = None
-    if camera is not None and camera not in cameras:
-        raise LeRobotFormatError(f"camera {camera!r} is not one of the dataset's {cameras}")
-
-    strings = _task_strings(root)
-    env_name = spec.name
-    names, added = _map_tasks(list(strings.values()), config, spec, env_name)
+    reader = _DatasetReader(config, spec)
+    reader.names, added = _map_tasks(list(reader.tasks.values()), config, spec)
+    existing: tuple[AddedTask, ...] = ()
     if added:
-        path = Path(config.tasks_file)  # type: ignore[arg-type]
-        existing = read_task_file(path) if path.exists() else ()
-        if path.exists() and task_file_env(path) not in (None, base.name):
-            raise ValueError(f"task file {str(path)!r} adds tasks to env {task_file_env(path)!r}")
-        spec = add_tasks(base, (*existing, *added))  # refuses a full task set, a bad skill
-    episodes = _read_tables(root, "meta/episodes/*/*.parquet")
-    episodes = episodes.sort_by("episode_index")
-    side = root / MTOPT_PATH
-    mtopt_rows = {}
-    if side.is_file():
-        for r in pq.read_table(side).to_pylist():
-            mtopt_rows[r["episode_index"]] = r
-    video = None
-    if camera is not None and features[camera]["dtype"] == "video":
-        video = _VideoReader(root, camera, fps)
-
+        path = Path(config.tasks_file or "")
+        if path.exists():
+            existing = read_task_file(path)
+            if task_file_env(path) not in (None, base.name):
+                raise ValueError(
+                    f"task file {str(path)!r} adds tasks to env {task_file_env(path)!r}"
+                )
+        add_tasks(base, (*existing, *added))  # refuses a full task set or an unknown skill
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     writers: dict[int, EpisodeLogWriter] = {}
     counts: dict[str, int] = {}
-    bar = progress_bar(episodes.num_rows, "import", "episode", enabled=config.progress)
+    bar = progress_bar(reader.episodes.num_rows, "import", "episode", enabled=config.progress)
     try:
-        table, table_file, frame_ids = None, None, np.zeros(0, np.int64)
-        for row in episodes.to_pylist():
-            where = (row["data/chunk_index"], row["data/file_index"])
-            if where != table_file:
-                path = root / info["data_path"].format(chunk_index=where[0], file_index=where[1])
-                table, table_file = pq.read_table(path).sort_by("index"), where
-                frame_ids = table["index"].to_numpy()
-            assert table is not None
-            lo, hi = np.searchsorted(
-                frame_ids, [row["dataset_from_index"], row["dataset_to_index"]]
-            )
-            frames = table.slice(lo, hi - lo).sort_by("frame_index")
-            ep = _episode(
-                row,
-                frames,
-                features,
-                obs_keys,
-                camera,
-                video,
-                strings,
-                names,
-                config,
-                mtopt_rows.get(row["episode_index"]),
-                fps,
-                root,
-            )
+        for ep in reader:
             if ep.robot_id not in writers:
                 writers[ep.robot_id] = EpisodeLogWriter(tmp, ep.robot_id, LOG_CONFIG)
             writers[ep.robot_id].append(ep)
             counts[ep.task] = counts.get(ep.task, 0) + 1
             bar.update(1)
-        for w in writers.values():
-            w.close()
-        bar.close()
-        if added:  # the task file changes last, once the log is complete
-            write_task_file(config.tasks_file, base.name, (*existing, *added))  # type: ignore[arg-type]
+        for writer in writers.values():
+            writer.close()
         _publish(tmp, out)
     except BaseException:
-        bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        bar.close()
+    if added:  # the task file changes last, once the log is complete
+        write_task_file(config.tasks_file or "", base.name, (*existing, *added))
     report = {
         "episodes": sum(counts.values()),
         "log": str(out),
         "tasks": counts,
         "added_tasks": [t.name for t in added],
-        "images": camera,
-        "mtopt_metadata": bool(mtopt_rows),
+        "images": reader.camera,
+        "mtopt_metadata": bool(reader.mtopt),
     }
-    logger.info("imported %d episodes from %s into %s", report["episodes"], root, out)
+    logger.info("imported %d episodes from %s into %s", report["episodes"], reader.root, out)
     return report
-
-
-def _episode(
-    row: dict[str, Any],
-    frames: pa.Table,
-    features: dict[str, dict],
-    obs_keys: dict[str, str],
-    camera: str | None,
-    video: _VideoReader | None,
-    strings: dict[int, str],
-    names: dict[str, str],
-    config: LeRobotImportConfig,
-    mine: dict[str, Any] | None,
-    fps: int,
-    root: Path,
-) -> Episode:
-    index = row["episode_index"]
-    n = frames.num_rows
-    if n < 1 or n != row["length"]:
-        raise LeRobotFormatError(f"episode {index}: {n} frames, its metadata says {row['length']}")
-    obs = {"state": _column(frames, "observation.state", "float32")}
-    for key, name in obs_keys.items():
-        if key != "observation.state":
-            obs[name] = _column(frames, key, features[key]["dtype"])
-    if camera is not None:
-        if video is not None:
-            p = f"videos/{camera}/"
-            obs["image"] = video.episode(
-                row[p + "chunk_index"],
-                row[p + "file_index"],
-                row[p + "from_timestamp"],
-                row[p + "to_timestamp"],
-            )
-        else:
-            import io
-
-            from PIL import Image
-
-            cells = frames[camera].to_pylist()
-            obs["image"] = np.stack(
-                [np.asarray(Image.open(io.BytesIO(c["bytes"])).convert("RGB")) for c in cells]
-            )
-    actions = _column(frames, "action", "float32")[:-1]
-    task_ids = frames["task_index"].to_numpy()
-    if len(set(task_ids.tolist())) > 1:
-        logger.warning("episode %d has several tasks: recorded as its first frame's", index)
-    task = names[strings[int(task_ids[0])]]
-    if mine is not None:  # an mtopt export: every field as it was
-        extra = json.loads(mine["extra"])
-        finals = {
-            name: None
-            if mine.get(name) is None
-            else np.frombuffer(mine[name], np.uint8).reshape(mine[f"{name}.shape"]).copy()
-            for name in ("final_side_images", "final_image")
-        }
-        return Episode(
-            episode_id=mine["episode_id"],
-            robot_id=mine["robot_id"],
-            task=task,
-            policy=mine["policy"],
-            epsilon=mine["epsilon"],
-            seed=mine["seed"],
-            start_time=mine["start_time"],
-            end_time=mine["end_time"],
-            observations=obs,
-            actions=actions,
-            success=np.array(mine["success"], dtype=bool),
-            success_tasks=tuple(names.get(t, t) for t in mine["success_tasks"]),
-            chained_from=mine["chained_from"],
-            extra=extra,
-            **finals,
-        )
-    if "next.reward" in features:
-        reward = _column(frames, "next.reward", "float64")
-        success, success_tasks = np.array([reward.sum() > 0]), (task,)
-    else:
-        success, success_tasks = np.zeros(0, bool), ()
-    return Episode(
-        episode_id=new_episode_id(config.robot_id, index),
-        robot_id=config.robot_id,
-        task=task,
-        policy=config.policy,
-        epsilon=0.0,
-        seed=index,
-        start_time=0.0,
-        end_time=(n - 1) / fps,
-        observations=obs,
-        actions=actions,
-        success=success,
-        success_tasks=success_tasks,
-        extra={"lerobot_dataset": str(root.resolve()), "lerobot_episode": index},
-    )
 
 
 __all__ = [

@@ -222,12 +222,22 @@ def check_video(report: dict, out: str) -> None:
     assert "recorded / unrecorded (scripted, 32 px)" in out and "one 32 px frame" in out
 
 
+def check_lerobot_export(report: dict, out: str) -> None:
+    cases = report["cases"]
+    assert set(cases) == {"state", "video"} and cases["video"]["images"] == "video"
+    for case in cases.values():
+        assert case["episodes"] >= 1 and case["frames"] > case["episodes"]
+        assert positive(case["episodes_per_s"]) and positive(case["import_episodes_per_s"])
+    assert "round trip checked" in out
+
+
 CHECKS: dict[str, Callable[[dict, str], None]] = {
     "bench_workcell.py": check_workcell,
     "bench_fleet.py": check_fleet,
     "bench_episode_log.py": check_episode_log,
     "bench_q_network.py": check_q_network,
     "bench_pcgrad.py": check_pcgrad,
+    "bench_lerobot_export.py": check_lerobot_export,
     "bench_video.py": check_video,
     "bench_ingestion.py": check_ingestion,
     "bench_run.py": check_run,
@@ -291,6 +301,8 @@ def test_every_benchmark_has_a_smoke_check():
 def test_smoke(name, request, capsys):
     if name in NEEDS_METAWORLD and importlib.util.find_spec("metaworld") is None:
         pytest.skip("metaworld is not installed")
+    if name == "bench_lerobot_export.py" and importlib.util.find_spec("av") is None:
+        pytest.skip("PyAV (the lerobot extra) is not installed")
     if name in RAY:
         request.getfixturevalue("ray_session")
     report = load_benchmark(name).main(["--smoke", *EXTRA_ARGS.get(name, [])])
