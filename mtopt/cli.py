@@ -182,6 +182,18 @@ def cmd_data_plot(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_report(argv: Sequence[str]) -> int:
+    from mtopt.commands import ReportArgs
+    from mtopt.evaluation.report import write_report
+
+    argv = env_shorthand(argv)
+    args = parse_config(ReportArgs, argv, "mtopt report", ReportArgs.__doc__ or "")
+    chosen = flag_value(argv, "--env.name") or any(a.startswith("--config") for a in argv)
+    task_set = args.env.spec().task_set if chosen else None  # else the run's own environment
+    print(write_report(args.run, args.out, task_set))
+    return 0
+
+
 def cmd_data_export(argv: Sequence[str]) -> int:
     from mtopt.commands import DataExportCommand
     from mtopt.data.lerobot import export_lerobot
@@ -443,6 +455,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "eval": (cmd_eval, "evaluate a checkpoint on the standard evaluation scene"),
     "data stats": (cmd_data_stats, "per-task episode and success counts of an episode log"),
     "data plot": (cmd_data_plot, "plot a log's composition and impersonation gains (Fig. 4/12)"),
+    "report": (cmd_report, "one self-contained HTML page of a run's results, charts and videos"),
     "data export": (cmd_data_export, "write an episode log as a LeRobot v3.0 dataset"),
     "data import": (cmd_data_import, "read a LeRobot v3.0 dataset into a new episode log"),
     "data imbalanced": (cmd_data_imbalanced, "build the imbalanced offline dataset (Fig. 4)"),

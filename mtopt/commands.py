@@ -127,6 +127,19 @@ class DataPlotArgs:
 
 
 @dataclass(frozen=True)
+class ReportArgs:
+    """Write a run's results as one self-contained HTML page (success, data, curves, videos)."""
+
+    run: tyro.conf.Positional[str]
+    """Run directory (``mtopt demo``'s OUT; also ``mtopt train`` and ``mtopt run`` outputs)."""
+    out: str | None = None
+    """HTML file to write (default RUN/report.html)."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment of the run's episode log, for the dataset composition: ``--env NAME``
+    (default: the one the run's video index names, else the workcell)."""
+
+
+@dataclass(frozen=True)
 class DataExportCommand(LeRobotExportConfig):
     """Write an episode log as a LeRobot v3.0 dataset (``mtopt data export LOG --format lerobot
     --out DIR``; docs/lerobot.md)."""

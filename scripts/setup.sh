@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh machine: Debian packages for CPU rendering, then mtopt itself.
+# One-time set-up on a fresh machine: Debian packages for CPU rendering and the report's
+# browser test, then mtopt itself.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 ldconfig -p | grep -q 'libOSMesa.so' || need_apt+=(libosmesa6)
+# headless Chromium: the results page's screenshot test (tests/evaluation/test_report.py)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -14,7 +14,9 @@ The demo runs MT-Opt's continuous loop in miniature (paper Sec. 4, App. 9.1):
 4. the final policy and the scripted policies are evaluated on the standard evaluation scene
    with identical seeds, and the table is printed;
 5. one attempt of the final policy at the first task is recorded as a video (``OUT/video/``;
-   environments with a camera, i.e. the workcell).
+   environments with a camera, i.e. the workcell);
+6. the results page ``OUT/report.html`` (:mod:`mtopt.evaluation.report`) is written and its
+   path printed last.
 
 The same loop at a larger scale (``configs/demo/learning.yaml``) is the learning benchmark.
 """
@@ -32,6 +34,7 @@ from mtopt.data.stats import dataset_stats, format_stats_table, write_stats_json
 from mtopt.envs import EnvConfig
 from mtopt.evaluation.evaluate import scripted_policy_for
 from mtopt.evaluation.protocol import ProtocolConfig, evaluate, format_eval_table, plot_success
+from mtopt.evaluation.report import write_report
 from mtopt.evaluation.summary import compare_policies
 from mtopt.evaluation.video import check_recording, record_attempts
 from mtopt.jsonio import write_json
@@ -299,6 +302,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         timings["video"] = time.time() - t
         logger.info("video of the final policy: %s", video_path)
     timings["total"] = time.time() - t_start
+    page = out / "report.html"
     report = "\n".join(
         [
             format_stats_table(stats),
@@ -310,6 +314,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             + (f" (success detector {config.train.success_detector})" if sd_report else ""),
             *([f"\nvideo of the final policy: {video_path}"] if video_path else []),
             f"\ndemo wall time: {timings['total']:.0f} s",
+            f"results page (success, data, learning curves, video): {page}",
         ]
     )
     summary = {
@@ -321,7 +326,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "rewards": config.train.rewards,
         "success_detector": sd_report,
         "video": video_path,
+        "html_report": str(page),
     }
     write_json(summary, out / "eval.json")
     plot_success(results, str(out / "eval.png"), title="MT-Opt demo vs scripted policies")
+    write_report(out, page, spec.task_set)
     return summary

@@ -51,6 +51,10 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
     assert [(v["task"], v["attempt"]) for v in video] == [("lift-any", 0)]
     assert summary["video"] == str(tmp_path / "demo" / "video" / video[0]["file"])
     assert Path(summary["video"]).stat().st_size > 1000 and summary["video"] in summary["report"]
+    # the results page, its path printed last
+    page = tmp_path / "demo" / "report.html"
+    assert summary["report"].endswith(str(page)) and summary["html_report"] == str(page)
+    assert 'id="success"' in page.read_text() and "data:video/mp4;base64," in page.read_text()
     # the fine-tuned checkpoint saw the ε-greedy round's episodes in its training data
     payload = load_checkpoint(summary["checkpoint"])
     assert sum(payload["train_episode_counts"].values()) == 80
