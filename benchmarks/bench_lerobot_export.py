@@ -11,7 +11,7 @@ is timed once per case, and the round trip is checked (same episodes, states and
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_lerobot_export.py \\
-        --log /work/bench/imb2/ds/log --image-episodes 100 --image-size 64
+        --log runs/imbalanced/log --image-episodes 100 --image-size 64
     python benchmarks/bench_lerobot_export.py --smoke   # tiny logs: checks the code path
 """
 

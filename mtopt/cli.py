@@ -184,13 +184,17 @@ def cmd_data_plot(argv: Sequence[str]) -> int:
 
 def cmd_report(argv: Sequence[str]) -> int:
     from mtopt.commands import ReportArgs
-    from mtopt.evaluation.report import write_report
+    from mtopt.envs import ENV_NAMES, EnvConfig
+    from mtopt.evaluation.report import run_env_name, write_report
 
     argv = env_shorthand(argv)
     args = parse_config(ReportArgs, argv, "mtopt report", ReportArgs.__doc__ or "")
     chosen = flag_value(argv, "--env.name") or any(a.startswith("--config") for a in argv)
-    task_set = args.env.spec().task_set if chosen else None  # else the run's own environment
-    print(write_report(args.run, args.out, task_set))
+    env = args.env
+    if not chosen:  # the environment the run recorded, else the workcell
+        name = run_env_name(args.run)
+        env = EnvConfig(name=name if name in ENV_NAMES else "workcell")
+    print(write_report(args.run, args.out, env.spec().task_set))
     return 0
 
 
@@ -210,7 +214,11 @@ def cmd_data_import(argv: Sequence[str]) -> int:
 
     doc = DataImportCommand.__doc__ or ""
     cfg = parse_config(DataImportCommand, argv, "mtopt data import", doc)
-    if cfg.tasks_file and cfg.env.tasks and not os.path.samefile(cfg.env.tasks, cfg.tasks_file):
+    if (
+        cfg.tasks_file
+        and cfg.env.tasks
+        and Path(cfg.env.tasks).resolve() != Path(cfg.tasks_file).resolve()
+    ):  # the tasks file may not exist yet
         raise ValueError(
             f"--env.tasks {cfg.env.tasks!r} and --tasks-file {cfg.tasks_file!r} name different "
             "task files; give the run's task file once, as --tasks-file"

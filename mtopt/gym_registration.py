@@ -15,8 +15,6 @@ WORKCELL_ENTRY_POINT = "mtopt.envs.gym_api:WorkcellGymEnv"
 """Constructor behind :data:`WORKCELL_ID` in ``gymnasium.make``."""
 WORKCELL_VECTOR_ENTRY_POINT = "mtopt.envs.gym_api:make_workcell_vector_env"
 """Constructor behind :data:`WORKCELL_ID` in ``gymnasium.make_vec`` (all tasks, round-robin)."""
-WORKCELL_MAX_EPISODE_STEPS = 20
-"""The registered step limit: the workcell's default ``max_steps`` (paper Sec. 5.1)."""
 
 
 def register_envs() -> None:
@@ -29,5 +27,7 @@ def register_envs() -> None:
         id=WORKCELL_ID,
         entry_point=WORKCELL_ENTRY_POINT,
         vector_entry_point=WORKCELL_VECTOR_ENTRY_POINT,
-        max_episode_steps=WORKCELL_MAX_EPISODE_STEPS,
+        # no Gymnasium time limit: the workcell truncates at its own ``max_steps`` (20 by
+        # default), where it also judges success; a shorter outer limit would cut a longer
+        # episode before its only reward
     )

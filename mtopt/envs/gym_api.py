@@ -194,7 +194,7 @@ def make_workcell_vector_env(
     ``tasks[i % len(tasks)]``; ``num_envs`` defaults to ``len(tasks)`` and may not be smaller.
 
     ``tasks`` defaults to :data:`EVALUATION_TASKS`; ``task`` (one name) is short for
-    ``tasks=[task]``. ``max_episode_steps`` (``gymnasium.make_vec`` passes the registered 20)
+    ``tasks=[task]``. ``max_episode_steps`` (``gymnasium.make_vec`` passes one when given)
     is the workcell's ``max_steps`` unless ``max_steps`` or a ``config`` is given: the workcell
     itself truncates the episode and judges success on its last step. The other arguments are
     those of :class:`WorkcellGymEnv`. ``reset(seed=s)`` seeds sub-env ``i`` with ``s + i``.

@@ -63,8 +63,8 @@ def write_report(
 ) -> Path:
     """Write the run's HTML report to ``out`` (default ``RUN/report.html``); returns its path.
 
-    ``task_set`` is the environment's, for the dataset composition (default: the environment
-    the run's video index names, else the workcell's)."""
+    ``task_set`` is the environment's, for the dataset composition (without it the page says
+    so; :func:`run_env_name` names the environment a run recorded)."""
     run = Path(run_dir)
     if not run.is_dir():
         raise NotADirectoryError(f"run directory {str(run)!r} does not exist")
@@ -164,10 +164,11 @@ def _success_section(run: Path) -> str:
             if r is None:
                 cells.append("<td>-</td>" * 3)
                 continue
-            lo, hi = r["ci95"]
+            ci = r.get("ci95")  # absent in older evaluation files
+            interval = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "-"
             cells.append(
                 f"<td>{r['success_rate']:.2f}</td><td>{r['successes']} / {r['episodes']}</td>"
-                f"<td>[{lo:.2f}, {hi:.2f}]</td>"
+                f"<td>{interval}</td>"
             )
         rows.append(f'<tr class="task-row" data-task="{_e(task)}">{"".join(cells)}</tr>')
     for key, label in SUMMARY_LABELS.items():
@@ -216,16 +217,14 @@ def _log_dir(run: Path) -> Path | None:
     return None
 
 
-def _default_task_set(run: Path) -> TaskSet:
-    from mtopt.envs import ENV_NAMES, EnvConfig
-
-    name = "workcell"
-    for index in _under(run, "index.json"):
+def run_env_name(run_dir: str | Path) -> str | None:
+    """The environment a run's video index names (``index.json`` under the run), if any: the
+    caller makes its task set (this layer knows environments only through their specs)."""
+    for index in _under(Path(run_dir), "index.json"):
         env = (_read_json(index) or {}).get("env")
-        if env in ENV_NAMES:
-            name = env
-            break
-    return EnvConfig(name=name).spec().task_set
+        if isinstance(env, str) and env:
+            return env
+    return None
 
 
 def _composition_section(run: Path, task_set: TaskSet | None) -> str:
@@ -236,8 +235,12 @@ def _composition_section(run: Path, task_set: TaskSet | None) -> str:
         return _section(
             "composition", "Dataset composition", _missing("no episode log (RUN/log) in the run")
         )
+    if task_set is None:
+        return _section(
+            "composition", "Dataset composition", _missing("no task set given (pass --env)")
+        )
     try:
-        comp = dataset_composition(log, task_set or _default_task_set(run))
+        comp = dataset_composition(log, task_set)
     except Exception as exc:
         logger.warning("report: cannot read the log %s: %s", log, exc)
         return _section(

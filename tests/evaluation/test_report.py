@@ -76,7 +76,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(run_dir):
-    path = write_report(run_dir)
+    path = write_report(run_dir, task_set=TASK_SET)
     assert path == run_dir / "report.html"
     return path.read_text()
 
@@ -130,7 +130,7 @@ def test_headless_chromium_renders_the_page(page, tmp_path):
         f"--window-size={SIZE[0]},{SIZE[1]}",
     ]
     dom = subprocess.run(
-        [*flags, "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()],
+        [*flags, "--virtual-time-budget=15000", "--dump-dom", probed.as_uri()],
         capture_output=True,
         text=True,
         timeout=60,
@@ -158,3 +158,9 @@ def test_headless_chromium_renders_the_page(page, tmp_path):
     for colour in ((31, 119, 180), (255, 127, 14)):
         near = np.abs(image.astype(int) - colour).sum(axis=2) < 30
         assert near.sum() > 500, colour
+
+
+def test_without_a_task_set_the_composition_says_what_is_missing(run_dir, tmp_path):
+    page = write_report(run_dir, tmp_path / "r.html").read_text()
+    assert "no task set given (pass --env)" in page
+    assert page.count('class="task-row"') == len(TASKS)  # the other sections are unchanged

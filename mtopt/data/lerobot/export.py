@@ -122,6 +122,14 @@ def _own_success(ep: Episode) -> bool:
     )
 
 
+def _footer_rows(path: Path) -> int:
+    """Rows in a shard's parquet footer; 0 for a shard whose footer cannot be read."""
+    try:
+        return pq.read_metadata(path).num_rows
+    except (OSError, pa.ArrowException):
+        return 0
+
+
 def export_lerobot(config: LeRobotExportConfig, spec: EnvSpec | None = None) -> dict[str, Any]:
     """Write the episode log ``config.log`` as a LeRobot v3.0 dataset in ``config.out``.
 
@@ -142,8 +150,9 @@ def export_lerobot(config: LeRobotExportConfig, spec: EnvSpec | None = None) -> 
             ) from None
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1's banner: errors only
     reader = _RobotOrderReader(config.log)
-    # the footers' row counts, for the progress bar (the episodes are verified as they are read)
-    total = sum(pq.read_metadata(p).num_rows for p in reader.shard_paths())
+    # the footers' row counts, for the progress bar (the episodes are verified as they are read,
+    # and the reader skips a corrupt shard: it counts 0 here)
+    total = sum(_footer_rows(p) for p in reader.shard_paths())
     total = min(total, config.max_episodes or total)
     if total == 0:
         raise MtoptError(f"episode log {config.log!r} has no episodes to export")

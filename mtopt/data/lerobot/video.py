@@ -116,6 +116,7 @@ class _VideoReader:
         return np.stack(out)
 
     def close(self) -> None:
+        self.pending = []  # a frame read ahead belongs to the closed file
         if self.container is not None:
             self.container.close()
             self.container = None
