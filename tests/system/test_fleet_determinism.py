@@ -45,8 +45,9 @@ def _timed_robot_main(
     unstable_robot: int | None = None,
 ) -> None:
     """The fleet's robot process, with a process holding robot ``slow_robot`` slowed down
-    before each write and the second step of the first episode of a process holding robot
-    ``unstable_robot`` made numerically unstable."""
+    before each write (its first write waits for another robot's first shard) and the second
+    step of the first episode of a process holding robot ``unstable_robot`` made numerically
+    unstable."""
     from mtopt.data.log import EpisodeLogWriter
     from mtopt.envs.workcell import WorkcellEnv
     from mtopt.system import fleet as child_fleet  # the child's own, unpatched module
@@ -56,7 +57,18 @@ def _timed_robot_main(
         first = [True]
 
         def slow_append(self: EpisodeLogWriter, episode: Any) -> list[str]:
-            time.sleep(1.0 if first[0] else 0.05)
+            if first[0]:  # hold the first write until another robot's shard is in the log
+                mine = f"-r{slow_robot:04d}-"
+                deadline = time.monotonic() + 120.0  # a fixed sleep lost the race under load
+
+                def others() -> bool:
+                    shards = Path(config.out).glob("*.parquet")
+                    return any(mine not in p.name and not p.name.startswith(".") for p in shards)
+
+                while not others() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            else:
+                time.sleep(0.05)
             first[0] = False
             return append(self, episode)
 
