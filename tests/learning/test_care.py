@@ -7,11 +7,20 @@ import dataclasses
 
 import pytest
 import torch
+from architectures import (
+    COMBOS,
+    IDS,
+    POINTMASS,
+    WORKCELL,
+    assert_learns_a_task_dependent_target,
+    build,
+    random_obs,
+    small_config,
+)
 from fakes import fake_shape
 
 from mtopt.added_tasks import AddedTask, add_tasks
 from mtopt.config import to_dict
-from mtopt.envs import EnvConfig, make_spec
 from mtopt.envs.metaworld import metaworld_task_set
 from mtopt.learning.care import attribute_bucket, attribute_vectors
 from mtopt.learning.checkpoint import load_checkpoint, save_checkpoint
@@ -23,47 +32,21 @@ from mtopt.learning.networks import (
     resolve_network,
     stored_network,
 )
-from mtopt.learning.targets import q_log_loss
 from mtopt.policies import PolicyConfig
 from mtopt.policies.q_policy import load_q_policy
 from mtopt.system.builder import PipelineBuilder
 from mtopt.system.training_config import TrainConfig
 from mtopt.tasks import TaskSet, default_attributes
 
-WORKCELL = EnvConfig().spec()
-POINTMASS = make_spec("pointmass")
-SMALL = QNetworkConfig(
-    kind="mlp", mlp_width=32, fc_width=16, slot_action_width=8, architecture="care"
-)
-COMBOS = [
-    (WORKCELL, encoder, heads)
-    for encoder in ("flat", "objects", "objects-action")
-    for heads in ("single", "multi")
-] + [(POINTMASS, "flat", heads) for heads in ("single", "multi")]
-IDS = [f"{spec.name}-{encoder}-{heads}" for spec, encoder, heads in COMBOS]
-
-
-def _build(spec, config: QNetworkConfig, seed: int = 0):
-    config = resolve_network(config, spec)
-    shape = network_shape(config, spec)
-    torch.manual_seed(seed)
-    return build_q_network(config, shape).eval()
-
-
-def _obs(shape, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    obs = {"state": torch.randn(batch, shape.state_dim, generator=g)}
-    for key, width in shape.inputs:
-        obs[key] = torch.rand(batch, width, generator=g)
-    return obs
+SMALL = small_config("care")
 
 
 @pytest.mark.parametrize(("spec", "encoder", "heads"), COMBOS, ids=IDS)
 def test_shapes_and_cem_scoring(spec, encoder: str, heads: str) -> None:
-    net = _build(spec, dataclasses.replace(SMALL, state_encoder=encoder, heads=heads))
+    net = build(spec, dataclasses.replace(SMALL, state_encoder=encoder, heads=heads))
     assert len(net.care.encoders) == 3  # encoder 0 is the network's own (today's names)
     b, n, a = 3, 5, net.shape.action_dim
-    obs, task = _obs(net.shape, b), torch.tensor([0, 1, 2])
+    obs, task = random_obs(net.shape, b), torch.tensor([0, 1, 2])
     actions = torch.rand(b, n, a, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         emb = net.embed(obs, task)
@@ -79,7 +62,7 @@ def test_shapes_and_cem_scoring(spec, encoder: str, heads: str) -> None:
 
 
 def test_the_attention_is_a_distribution_that_follows_the_attributes() -> None:
-    net = _build(WORKCELL, dataclasses.replace(SMALL, state_encoder="objects-action"))
+    net = build(WORKCELL, dataclasses.replace(SMALL, state_encoder="objects-action"))
     with torch.no_grad():
         alpha = net.care.weights(net.care.context(torch.arange(16)))
     assert alpha.shape == (16, 4) and torch.all(alpha >= 0)
@@ -89,8 +72,8 @@ def test_the_attention_is_a_distribution_that_follows_the_attributes() -> None:
     # the mixture follows the weights: all on encoder 0, the features are those of the plain
     # network (encoder 0 keeps its parameter names and draws) plus the task context
     plain_config = dataclasses.replace(SMALL, state_encoder="objects-action", architecture="mtopt")
-    plain = _build(WORKCELL, plain_config)
-    obs, task = _obs(net.shape, 2), torch.tensor([1, 9])
+    plain = build(WORKCELL, plain_config)
+    obs, task = random_obs(net.shape, 2), torch.tensor([1, 9])
     with torch.no_grad():
         net.care.attention.weight.zero_()
         net.care.attention.bias.copy_(torch.tensor([50.0, 0, 0, 0]))
@@ -151,13 +134,13 @@ def test_only_care_reads_the_attributes() -> None:
 
 
 def test_a_stored_config_and_shape_rebuild_the_same_network() -> None:
-    net = _build(WORKCELL, dataclasses.replace(SMALL, state_encoder="objects", care_encoders=2))
+    net = build(WORKCELL, dataclasses.replace(SMALL, state_encoder="objects", care_encoders=2))
     config, shape = stored_network(to_dict(net.config), to_dict(net.shape))
     assert (config, shape) == (net.config, net.shape)
     torch.manual_seed(7)
     again = build_q_network(config, shape).eval()
     again.load_state_dict(net.state_dict())
-    obs, task, actions = _obs(shape, 2), torch.tensor([3, 11]), torch.rand(2, 6) * 2 - 1
+    obs, task, actions = random_obs(shape, 2), torch.tensor([3, 11]), torch.rand(2, 6) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(again(obs, actions, task), net(obs, actions, task))
 
@@ -225,32 +208,6 @@ def test_the_conv_trunk_and_a_shape_without_attributes_are_refused() -> None:
 
 def test_care_learns_a_task_dependent_target() -> None:
     """Q = 1 for task 0 when action[0] > 0, for task 1 when action[0] < 0."""
-    cfg = dataclasses.replace(SMALL, state_encoder="flat")
     table = (("reach", "left"), ("reach", "right"))
     shape = dataclasses.replace(fake_shape(), task_capacity=2, task_attributes=table)
-    torch.manual_seed(0)
-    net = build_q_network(cfg, shape)
-    g = torch.Generator().manual_seed(0)
-    b = 384
-    obs = _obs(shape, b, seed=1)
-    actions = torch.rand(b, 6, generator=g) * 2 - 1
-    task = torch.randint(0, 2, (b,), generator=g)
-    target = ((actions[:, 0] > 0) == (task == 0)).float()
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(250):
-        loss = q_log_loss(net.logits(obs, actions, task), target)
-        losses.append(loss.item())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert losses[-1] < 0.35 * losses[0], (losses[0], losses[-1])
-    probe = _obs(shape, 16, seed=2)
-    with torch.no_grad():
-        for slot, sign in ((0, 1.0), (1, -1.0)):
-            task = torch.full((16,), slot)
-            cand = torch.zeros(16, 2, 6)
-            cand[:, 0, 0], cand[:, 1, 0] = 0.8, -0.8
-            best = net.q_logits_from_embedding(net.embed(probe, task), cand).argmax(dim=1)
-            greedy = cand[torch.arange(16), best, 0]
-            assert torch.all(torch.sign(greedy) == sign), (slot, greedy)
+    assert_learns_a_task_dependent_target(SMALL, shape)
