@@ -356,7 +356,10 @@ class ContinuousRun:
                 for _, sample_future in batch:
                     self._submit_targets(s, sample_future)
                 continue
-            self.step = rep["step"]
+            # Ray's wait may hand back a later trainer call before an earlier one: the earlier
+            # report's step is then stale, and taking it would make _feed_learner submit
+            # batches past cfg.steps (seen once as step 61 of 60).
+            self.step = max(self.step, rep["step"])
             self.metrics.on_train(rep)
 
     def _log_state(self) -> tuple[int, dict[str, int]]:
